@@ -1,0 +1,139 @@
+//! The one top-level error: every failure maps to an HTTP status, a stable kebab-case `code`
+//! and a public message. Module errors keep their sources; only the public part is sent.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::options::OptionError;
+use crate::source::SourceError;
+use crate::transform::TransformError;
+use crate::url::UrlError;
+
+/// Every error a request can end in.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    #[error("invalid signature")]
+    InvalidSignature,
+    #[error("unsigned URLs are not accepted")]
+    InsecureNotAllowed,
+    #[error("this URL expired")]
+    Expired,
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Transform(#[from] TransformError),
+    #[error("too many requests are waiting for a worker")]
+    Busy { retry_after: u64 },
+    #[error("no worker became free in time")]
+    Overloaded { retry_after: u64 },
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("internal error")]
+    Internal(String),
+    /// An error shared by coalesced requests (each gets the same status and code).
+    #[error("{0}")]
+    Shared(std::sync::Arc<Error>),
+}
+
+impl Error {
+    /// The stable code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Url(_) => "invalid-url",
+            Error::InvalidSignature => "invalid-signature",
+            Error::InsecureNotAllowed => "invalid-signature",
+            Error::Expired => "url-expired",
+            Error::Option(e) => e.code(),
+            Error::Source(e) => e.code(),
+            Error::Transform(e) => e.code(),
+            Error::Busy { .. } => "busy",
+            Error::Overloaded { .. } => "overloaded",
+            Error::ShuttingDown => "shutting-down",
+            Error::NotFound => "not-found",
+            Error::MethodNotAllowed => "method-not-allowed",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::BadRequest(_) => "bad-request",
+            Error::Internal(_) => "internal",
+            Error::Shared(e) => e.code(),
+        }
+    }
+
+    /// The message sent to clients (never internal details).
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Internal(_) => "internal error".into(),
+            Error::Source(e) => e.public_message(),
+            Error::Transform(e) => e.public_message(),
+            Error::Shared(e) => e.public_message(),
+            other => other.to_string(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::Busy { retry_after } | Error::Overloaded { retry_after } => Some(*retry_after),
+            Error::ShuttingDown => Some(1),
+            Error::Source(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            Error::Transform(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            Error::Shared(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Error::Url(_) | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::InvalidSignature | Error::InsecureNotAllowed => StatusCode::FORBIDDEN,
+            Error::Expired => StatusCode::GONE,
+            Error::Option(_) => StatusCode::BAD_REQUEST,
+            Error::Source(e) => e.status(),
+            Error::Transform(e) => e.status(),
+            Error::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Overloaded { .. } | Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Shared(e) => e.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        crate::respond::error(self.status_code(), self.code(), &self.public_message(), self.retry_after())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_codes() {
+        let cases: Vec<(Error, u16, &str)> = vec![
+            (Error::InvalidSignature, 403, "invalid-signature"),
+            (Error::Expired, 410, "url-expired"),
+            (Error::Busy { retry_after: 1 }, 429, "busy"),
+            (Error::Overloaded { retry_after: 1 }, 503, "overloaded"),
+            (Error::Internal("secret detail".into()), 500, "internal"),
+        ];
+        for (e, status, code) in cases {
+            assert_eq!(e.status_code().as_u16(), status);
+            assert_eq!(e.code(), code);
+        }
+        assert!(!Error::Internal("secret detail".into()).public_message().contains("secret"));
+    }
+}

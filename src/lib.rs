@@ -1,0 +1,21 @@
+//! imago: a signed, device-aware image proxy (imgproxy-compatible URLs, libvips).
+//!
+//! One request flow, one module each: [`url`] → [`signature`] → [`options`] → [`negotiate`] →
+//! [`cache`] → [`source`] → [`transform`] (libvips only in [`vips`]) → [`respond`] → [`metrics`].
+
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod negotiate;
+pub mod options;
+pub mod respond;
+pub mod server;
+pub mod signature;
+pub mod source;
+pub mod transform;
+pub mod url;
+pub mod vips;
+
+pub use config::{Config, RawConfig};
+pub use error::Error;

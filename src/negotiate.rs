@@ -1,0 +1,271 @@
+//! `Accept` and Client Hints → a small features struct, the resolved device-pixel size, and the
+//! exact `Vary` of the response.
+//!
+//! The signed URL bounds what a hint can do: `w:` is the largest CSS width; DPR comes from the
+//! hint, capped; the target is `w × dpr` device pixels, or the `Width` hint when smaller, snapped
+//! *up* to the width ladder but never above `w × dpr`. `Viewport-Width × dpr` bounds the target
+//! when no `Width` is sent. Without hints the URL's numbers are used exactly.
+
+use actix_web::http::header::HeaderMap;
+use serde::Serialize;
+
+use crate::options::{FormatChoice, Options, Quality};
+
+/// `Accept` normalised to what matters for images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AcceptClass {
+    /// AVIF (and WebP: every AVIF browser decodes WebP).
+    Avif,
+    Webp,
+    #[default]
+    Legacy,
+}
+
+impl AcceptClass {
+    pub fn from_accept(accept: &str) -> AcceptClass {
+        let has = |mime: &str| {
+            accept.split(',').any(|part| {
+                let mut it = part.split(';');
+                let m = it.next().unwrap_or("").trim();
+                let q_zero = it.any(|p| {
+                    let p = p.trim();
+                    p.strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()).is_some_and(|q| q <= 0.0)
+                });
+                m.eq_ignore_ascii_case(mime) && !q_zero
+            })
+        };
+        if has("image/avif") {
+            AcceptClass::Avif
+        } else if has("image/webp") {
+            AcceptClass::Webp
+        } else {
+            AcceptClass::Legacy
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            AcceptClass::Avif => "avif",
+            AcceptClass::Webp => "webp",
+            AcceptClass::Legacy => "legacy",
+        }
+    }
+}
+
+/// The client hints a request carried.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Hints {
+    pub dpr: Option<f64>,
+    pub width: Option<u32>,
+    pub viewport_width: Option<u32>,
+    pub save_data: bool,
+}
+
+fn header<'a>(h: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
+    names.iter().find_map(|n| h.get(*n).and_then(|v| v.to_str().ok()))
+}
+
+impl Hints {
+    pub fn from_headers(h: &HeaderMap) -> Hints {
+        let num = |names: &[&str]| header(h, names).and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| v.is_finite() && *v > 0.0);
+        Hints {
+            dpr: num(&["sec-ch-dpr", "dpr"]),
+            width: num(&["sec-ch-width", "width"]).map(|v| v.ceil().min(100_000.0) as u32),
+            viewport_width: num(&["sec-ch-viewport-width", "viewport-width"]).map(|v| v.ceil().min(100_000.0) as u32),
+            save_data: header(h, &["save-data"]).is_some_and(|v| v.trim().eq_ignore_ascii_case("on")),
+        }
+    }
+}
+
+/// Request headers a response depended on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Vary {
+    pub accept: bool,
+    pub dpr: bool,
+    pub width: bool,
+    pub viewport_width: bool,
+    pub save_data: bool,
+}
+
+impl Vary {
+    /// The `Vary` header value, or None when nothing varied.
+    pub fn header_value(&self) -> Option<String> {
+        let mut v: Vec<&str> = Vec::new();
+        if self.accept {
+            v.push("Accept");
+        }
+        if self.dpr {
+            v.extend(["Sec-CH-DPR", "DPR"]);
+        }
+        if self.width {
+            v.extend(["Sec-CH-Width", "Width"]);
+        }
+        if self.viewport_width {
+            v.extend(["Sec-CH-Viewport-Width", "Viewport-Width"]);
+        }
+        if self.save_data {
+            v.push("Save-Data");
+        }
+        if v.is_empty() {
+            None
+        } else {
+            Some(v.join(", "))
+        }
+    }
+}
+
+/// Negotiation settings from the configuration.
+#[derive(Clone, Debug)]
+pub struct NegotiateSettings {
+    pub max_dpr: f64,
+    pub ladder: Vec<u32>,
+}
+
+/// The outcome of negotiation: options with the device-pixel ratio resolved, the Accept class,
+/// Save-Data, and the Vary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Negotiated {
+    pub options: Options,
+    pub accept: AcceptClass,
+    pub save_data: bool,
+    pub vary: Vary,
+    /// Device-pixel width targeted (0 when the URL has no width).
+    pub target_width: u32,
+}
+
+/// The smallest ladder width ≥ `w`, capped at `max` (and `w` itself past the ladder's top).
+pub fn snap_up(w: u32, ladder: &[u32], max: u32) -> u32 {
+    let snapped = ladder.iter().copied().find(|l| *l >= w).unwrap_or(w);
+    snapped.min(max).max(1)
+}
+
+/// Applies Accept and Client Hints to the URL's options.
+pub fn negotiate(mut o: Options, accept: &str, hints: &Hints, s: &NegotiateSettings) -> Negotiated {
+    let mut vary = Vary::default();
+    let format_negotiated = matches!(o.format, FormatChoice::Auto | FormatChoice::Unset);
+    let class = if format_negotiated {
+        vary.accept = true;
+        AcceptClass::from_accept(accept)
+    } else {
+        AcceptClass::Legacy
+    };
+    // Save-Data lowers quality unless the URL fixed it for every format.
+    let save_data = if matches!(o.quality, Quality::Fixed(_)) {
+        false
+    } else {
+        vary.save_data = true;
+        hints.save_data
+    };
+    let mut target_width = 0;
+    if o.dpr.is_none() && (o.width > 0 || o.height > 0) {
+        vary.dpr = true;
+        let dpr = hints.dpr.unwrap_or(1.0).clamp(1.0, s.max_dpr);
+        let mut eff = dpr;
+        if o.width > 0 {
+            vary.width = true;
+            vary.viewport_width = hints.width.is_none();
+            let full = (o.width as f64 * dpr).round() as u32;
+            let bound = match (hints.width, hints.viewport_width) {
+                (Some(w), _) => Some(w),
+                (None, Some(vw)) => Some((vw as f64 * dpr).round() as u32),
+                (None, None) => None,
+            };
+            let target = match bound {
+                Some(b) if b < full => snap_up(b, &s.ladder, full),
+                _ => full,
+            };
+            target_width = target;
+            eff = target as f64 / o.width as f64;
+        }
+        if eff != 1.0 {
+            o.dpr = Some(eff);
+        }
+    } else if let Some(d) = o.dpr {
+        target_width = (o.width as f64 * d).round() as u32;
+    } else {
+        target_width = o.width;
+    }
+    Negotiated { options: o, accept: class, save_data, vary, target_width }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::{parse, Presets};
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn settings() -> NegotiateSettings {
+        NegotiateSettings { max_dpr: 3.0, ladder: vec![16, 32, 48, 64, 96, 128, 256, 384, 640, 750, 828, 1080, 1200, 1920, 2048, 3840] }
+    }
+    fn opts(s: &str) -> Options {
+        let segs: Vec<&str> = s.split('/').filter(|x| !x.is_empty()).collect();
+        parse(&segs, None, &Presets::default()).unwrap()
+    }
+    fn hints(pairs: &[(&'static str, &'static str)]) -> Hints {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        Hints::from_headers(&h)
+    }
+
+    #[test]
+    fn accept_classes() {
+        let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+        let safari15 = "image/webp,image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5";
+        let old = "image/png,image/*;q=0.8,*/*;q=0.5";
+        assert_eq!(AcceptClass::from_accept(chrome), AcceptClass::Avif);
+        assert_eq!(AcceptClass::from_accept(safari15), AcceptClass::Webp);
+        assert_eq!(AcceptClass::from_accept(old), AcceptClass::Legacy);
+        assert_eq!(AcceptClass::from_accept("image/avif;q=0, image/webp"), AcceptClass::Webp);
+        assert_eq!(AcceptClass::from_accept(""), AcceptClass::Legacy);
+    }
+
+    #[test]
+    fn no_hints_use_url_numbers_exactly() {
+        let n = negotiate(opts("w:500"), "", &Hints::default(), &settings());
+        assert_eq!(n.options.dpr, None);
+        assert_eq!(n.target_width, 500);
+        assert!(n.vary.dpr && n.vary.width && n.vary.viewport_width);
+    }
+
+    #[test]
+    fn dpr_hint_is_capped() {
+        let n = negotiate(opts("w:500"), "", &hints(&[("sec-ch-dpr", "2")]), &settings());
+        assert_eq!((n.target_width, n.options.dpr), (1000, Some(2.0)));
+        let n = negotiate(opts("w:500"), "", &hints(&[("dpr", "5")]), &settings());
+        assert_eq!(n.target_width, 1500);
+    }
+
+    #[test]
+    fn width_hint_snaps_up_but_never_above_url_times_dpr() {
+        let n = negotiate(opts("w:1000"), "", &hints(&[("sec-ch-dpr", "2"), ("sec-ch-width", "700")]), &settings());
+        assert_eq!(n.target_width, 750);
+        assert!(!n.vary.viewport_width);
+        // Width larger than w × dpr cannot enlarge.
+        let n = negotiate(opts("w:300"), "", &hints(&[("sec-ch-width", "2000")]), &settings());
+        assert_eq!(n.target_width, 300);
+        // Snapping stops at w × dpr.
+        let n = negotiate(opts("w:700"), "", &hints(&[("width", "690")]), &settings());
+        assert_eq!(n.target_width, 700);
+    }
+
+    #[test]
+    fn viewport_bounds_when_no_width() {
+        let n = negotiate(opts("w:2000"), "", &hints(&[("sec-ch-viewport-width", "400"), ("sec-ch-dpr", "2")]), &settings());
+        assert_eq!(n.target_width, 828);
+    }
+
+    #[test]
+    fn explicit_things_do_not_vary() {
+        let n = negotiate(opts("w:500/dpr:2/f:webp/q:70"), "image/avif", &hints(&[("sec-ch-dpr", "3"), ("save-data", "on")]), &settings());
+        assert_eq!(n.vary, Vary::default());
+        assert_eq!(n.vary.header_value(), None);
+        assert_eq!(n.target_width, 1000);
+        assert!(!n.save_data);
+        let n = negotiate(opts(""), "image/avif", &hints(&[("save-data", "on")]), &settings());
+        assert_eq!(n.vary.header_value().as_deref(), Some("Accept, Save-Data"));
+        assert!(n.save_data);
+        assert_eq!(n.accept, AcceptClass::Avif);
+    }
+}

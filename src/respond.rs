@@ -1,0 +1,135 @@
+//! Building responses: the only place that sets Cache-Control, ETag and Vary.
+
+use std::time::SystemTime;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+
+use crate::cache::{Key, Outcome, Variant};
+use crate::negotiate::Vary;
+
+/// Client Hints imago uses, advertised with `Accept-CH`.
+pub const ACCEPT_CH: &str = "Sec-CH-DPR, Sec-CH-Width, Sec-CH-Viewport-Width, DPR, Width, Viewport-Width";
+
+/// Response settings from the configuration.
+#[derive(Clone, Debug)]
+pub struct RespondSettings {
+    pub cache_control: String,
+    pub debug_headers: bool,
+}
+
+/// The strong ETag of a resolved request.
+pub fn etag(key: &Key) -> String {
+    format!("\"{}\"", hex::encode(&key[..16]))
+}
+
+/// True when an `If-None-Match` value matches `etag` (weak comparison, as RFC 9110 asks for
+/// If-None-Match).
+pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    let bare = etag.trim_start_matches("W/");
+    if_none_match.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == bare)
+}
+
+fn cache_control(s: &RespondSettings, expires: Option<i64>) -> String {
+    match expires {
+        Some(exp) => {
+            let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+            let left = (exp - now).max(0);
+            format!("public, max-age={left}, s-maxage={left}")
+        }
+        None => s.cache_control.clone(),
+    }
+}
+
+fn common(b: &mut actix_web::HttpResponseBuilder, etag: &str, vary: &Vary, s: &RespondSettings, expires: Option<i64>) {
+    b.insert_header((header::CACHE_CONTROL, cache_control(s, expires)));
+    b.insert_header((header::ETAG, etag.to_string()));
+    if let Some(v) = vary.header_value() {
+        b.insert_header((header::VARY, v));
+    }
+    b.insert_header((header::HeaderName::from_static("accept-ch"), HeaderValue::from_static(ACCEPT_CH)));
+}
+
+/// 304 Not Modified: answered before any fetch or transform.
+pub fn not_modified(etag: &str, vary: &Vary, s: &RespondSettings, expires: Option<i64>) -> HttpResponse {
+    let mut b = HttpResponse::NotModified();
+    common(&mut b, etag, vary, s, expires);
+    if s.debug_headers {
+        b.insert_header(("x-imago-cache", Outcome::NotModified.name()));
+    }
+    b.finish()
+}
+
+/// 200 with the image.
+pub fn image(v: &Variant, etag: &str, vary: &Vary, s: &RespondSettings, outcome: Outcome, expires: Option<i64>, fetch_ms: f64, total_ms: f64) -> HttpResponse {
+    let mut b = HttpResponse::Ok();
+    common(&mut b, etag, vary, s, expires);
+    b.insert_header((header::CONTENT_TYPE, v.format.mime()));
+    b.insert_header((header::CONTENT_DISPOSITION, format!("inline; filename=\"image.{}\"", ext(v))));
+    b.insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    b.insert_header((header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox"));
+    b.insert_header((header::LAST_MODIFIED, httpdate::fmt_http_date(v.last_modified)));
+    if s.debug_headers {
+        b.insert_header(("x-imago-cache", outcome.name()));
+        b.insert_header((
+            "x-imago-variant",
+            format!("{} {}x{} q{}{}", v.format.name(), v.width, v.height, v.quality, if v.original { " original" } else { "" }),
+        ));
+        b.insert_header((
+            "server-timing",
+            format!(
+                "cache;desc={},fetch;dur={:.1},transform;dur={:.1},encode;dur={:.1},total;dur={:.1}",
+                outcome.name(),
+                fetch_ms,
+                v.transform_ms,
+                v.encode_ms,
+                total_ms
+            ),
+        ));
+    }
+    b.body(v.bytes.clone())
+}
+
+fn ext(v: &Variant) -> &'static str {
+    match v.format {
+        crate::options::Format::Jpeg => "jpg",
+        f => f.name(),
+    }
+}
+
+/// A JSON error: `{"code": …, "message": …}`, never cached.
+pub fn error(status: StatusCode, code: &str, message: &str, retry_after: Option<u64>) -> HttpResponse {
+    let mut b = HttpResponse::build(status);
+    b.insert_header((header::CACHE_CONTROL, "no-store"));
+    b.insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    if let Some(r) = retry_after {
+        b.insert_header((header::RETRY_AFTER, r.to_string()));
+    }
+    b.json(serde_json::json!({ "code": code, "message": message }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_matching() {
+        let e = etag(&[7u8; 32]);
+        assert!(e.starts_with('"') && e.len() == 34);
+        assert!(etag_matches(&e, &e));
+        assert!(etag_matches(&format!("\"x\", W/{e}"), &e));
+        assert!(etag_matches("*", &e));
+        assert!(!etag_matches("\"other\"", &e));
+    }
+
+    #[test]
+    fn expiring_urls_are_not_cached_past_expiry() {
+        let s = RespondSettings { cache_control: "public, max-age=31536000".into(), debug_headers: false };
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let cc = cache_control(&s, Some(now + 100));
+        let left: i64 = cc.split("max-age=").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+        assert!((98..=100).contains(&left), "{cc}");
+        assert_eq!(cache_control(&s, None), "public, max-age=31536000");
+    }
+}

@@ -1,0 +1,291 @@
+//! The HTTP server: routes, shared state and the image request flow
+//! (url → signature → options → negotiate → cache → source → transform → respond → metrics).
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use actix_web::http::header;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::cache::{self, Outcome, Variant, VariantCache};
+use crate::config::Config;
+use crate::error::Error;
+use crate::metrics::{dpr_bucket, width_bucket, Metrics};
+use crate::negotiate::{self, Hints, NegotiateSettings};
+use crate::options::{self, FormatChoice, Presets};
+use crate::respond::{self, RespondSettings};
+use crate::source::{self, Sources};
+use crate::transform::{EncodeSettings, Rejected, RenderRequest, Workers};
+
+/// Everything handlers share.
+pub struct AppState {
+    pub cfg: Arc<Config>,
+    pub presets: Presets,
+    pub sources: Sources,
+    pub cache: VariantCache,
+    pub workers: Workers,
+    pub enc: Arc<EncodeSettings>,
+    pub neg: NegotiateSettings,
+    pub respond: RespondSettings,
+    pub metrics: Metrics,
+    pub shutting_down: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(cfg: Config) -> Result<AppState, String> {
+        crate::vips::init(cfg.raw.vips_concurrency)?;
+        let r = &cfg.raw;
+        let enc = EncodeSettings {
+            jpeg_quality: r.jpeg_quality,
+            webp_quality: r.webp_quality,
+            avif_quality: r.avif_quality,
+            png_quality: r.png_quality,
+            gif_quality: r.gif_quality,
+            avif_effort: r.avif_effort,
+            webp_effort: r.webp_effort,
+            enable_avif: r.enable_avif,
+            enable_webp: r.enable_webp,
+            save_data_quality_step: r.save_data_quality_step,
+            max_src_megapixels: r.max_src_megapixels,
+            max_output_dimension: r.max_output_dimension,
+            max_animation_frames: r.max_animation_frames,
+        };
+        let metrics = Metrics::new();
+        metrics.workers.set(cfg.workers as i64);
+        Ok(AppState {
+            presets: Presets { map: r.presets.clone(), only: r.presets_only },
+            sources: Sources::new(&cfg)?,
+            cache: VariantCache::new(r.cache_size_mb * 1024 * 1024, Duration::from_secs(r.cache_ttl_secs)),
+            workers: Workers::new(
+                cfg.workers,
+                cfg.queue_size,
+                Duration::from_millis(r.queue_timeout_ms),
+                Duration::from_millis(r.transform_timeout_ms),
+            ),
+            enc: Arc::new(enc),
+            neg: NegotiateSettings { max_dpr: r.max_dpr, ladder: cfg.width_ladder.clone() },
+            respond: RespondSettings { cache_control: r.cache_control.clone(), debug_headers: r.debug_headers },
+            metrics,
+            shutting_down: AtomicBool::new(false),
+            cfg: Arc::new(cfg),
+        })
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// `GET|HEAD /{signature}/{options…}/{source}`.
+async fn image(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
+    let start = Instant::now();
+    let span = info_span!("image", path = %req.uri().path(), status = tracing::field::Empty);
+    let resp = async {
+        match image_flow(&req, &st, start).await {
+            Ok(r) => r,
+            Err(e) => {
+                if e.status_code().is_server_error() {
+                    warn!(error = %e, code = e.code(), "image request failed");
+                } else {
+                    info!(error = %e, code = e.code(), "image request refused");
+                }
+                e.error_response()
+            }
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    span.record("status", resp.status().as_u16());
+    st.metrics.http_requests.with_label_values(&["image", resp.status().as_str()]).inc();
+    st.metrics.request_seconds.with_label_values(&["image"]).observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+async fn image_flow(req: &HttpRequest, st: &AppState, start: Instant) -> Result<HttpResponse, Error> {
+    let split = crate::url::split(req.uri().path())?;
+    crate::signature::check(&split, &st.cfg.verifier, st.cfg.raw.allow_insecure)?;
+    let opts = options::parse(&split.options, split.extension.as_deref(), &st.presets)?;
+    if opts.expires.is_some_and(|e| e <= unix_now()) {
+        return Err(Error::Expired);
+    }
+    let src = source::parse(&split.source)?;
+    st.sources.authorize(&src)?;
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let hints = Hints::from_headers(req.headers());
+    let neg = negotiate::negotiate(opts, accept, &hints, &st.neg);
+    let key = cache::key(&split.source, &neg);
+    let etag = respond::etag(&key);
+    let expires = neg.options.expires;
+    if let Some(inm) = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        if respond::etag_matches(inm, &etag) {
+            record_image(st, &neg, None, Outcome::NotModified);
+            return Ok(respond::not_modified(&etag, &neg.vary, &st.respond, expires));
+        }
+    }
+    if st.shutting_down.load(Ordering::Relaxed) {
+        return Err(Error::ShuttingDown);
+    }
+    let render_req = RenderRequest { options: neg.options.clone(), accept: neg.accept, save_data: neg.save_data };
+    let make = make_variant(st, src, render_req);
+    let (variant, outcome) = st.cache.get_or_make(key, make).await.map_err(|e| unshare(&e))?;
+    record_image(st, &neg, Some(&variant), outcome);
+    let fetch_ms = if outcome == Outcome::Miss { variant.fetch_ms } else { 0.0 };
+    let total = start.elapsed().as_secs_f64() * 1000.0;
+    Ok(respond::image(&variant, &etag, &neg.vary, &st.respond, outcome, expires, fetch_ms, total))
+}
+
+/// Errors come back shared from the coalescing cache; rebuild an owned one with the same status,
+/// code and message.
+fn unshare(e: &Arc<Error>) -> Error {
+    match Arc::try_unwrap(e.clone()) {
+        Ok(owned) => owned,
+        Err(shared) => Error::Shared(shared),
+    }
+}
+
+async fn make_variant(st: &AppState, src: source::SourceRef, req: RenderRequest) -> Result<Variant, Error> {
+    let t = Instant::now();
+    let fetched = st.sources.fetch(&src).instrument(info_span!("fetch", kind = src.kind())).await?;
+    let fetch_s = t.elapsed().as_secs_f64();
+    st.metrics.fetches.inc();
+    st.metrics.fetch_seconds.observe(fetch_s);
+    st.metrics.source_bytes.inc_by(fetched.bytes.len() as u64);
+    let enc = st.enc.clone();
+    let bytes = fetched.bytes.clone();
+    st.metrics.queue_depth.set(st.workers.stats.waiting.load(Ordering::Relaxed) as i64);
+    let span = info_span!("transform");
+    let job = move || {
+        let _g = span.enter();
+        crate::vips::render(&bytes, &req, &enc)
+    };
+    let rendered = match st.workers.run(job).await {
+        Ok(r) => r,
+        Err(Rejected::QueueFull) => {
+            st.metrics.shed.with_label_values(&["queue_full"]).inc();
+            return Err(Error::Busy { retry_after: 1 });
+        }
+        Err(Rejected::QueueTimeout) => {
+            st.metrics.shed.with_label_values(&["queue_timeout"]).inc();
+            return Err(Error::Overloaded { retry_after: 2 });
+        }
+        Err(Rejected::Failed(e)) => return Err(e.into()),
+    };
+    st.metrics.transforms.inc();
+    st.metrics.transform_seconds.observe(rendered.decode_ms / 1000.0);
+    st.metrics.encode_seconds.observe(rendered.encode_ms / 1000.0);
+    Ok(Variant {
+        bytes: rendered.bytes.into(),
+        format: rendered.format,
+        width: rendered.width,
+        height: rendered.height,
+        quality: rendered.quality,
+        source_format: rendered.source.format,
+        source_bytes: fetched.bytes.len() as u64,
+        original: rendered.original,
+        last_modified: fetched.last_modified.unwrap_or_else(SystemTime::now),
+        fetch_ms: fetch_s * 1000.0,
+        transform_ms: rendered.decode_ms,
+        encode_ms: rendered.encode_ms,
+    })
+}
+
+fn record_image(st: &AppState, neg: &negotiate::Negotiated, v: Option<&Variant>, outcome: Outcome) {
+    let negotiated = matches!(neg.options.format, FormatChoice::Auto | FormatChoice::Unset);
+    let (out_fmt, src_fmt) = v.map(|v| (v.format.name(), v.source_format)).unwrap_or(("none", "none"));
+    st.metrics
+        .image_responses
+        .with_label_values(&[
+            out_fmt,
+            src_fmt,
+            dpr_bucket(neg.options.dpr),
+            width_bucket(neg.target_width),
+            if neg.save_data { "true" } else { "false" },
+            if negotiated { "true" } else { "false" },
+            outcome.name(),
+        ])
+        .inc();
+    if let Some(v) = v {
+        st.metrics.bytes_served.inc_by(v.bytes.len() as u64);
+        st.metrics.bytes_saved.inc_by(v.source_bytes.saturating_sub(v.bytes.len() as u64));
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).body("ok")
+}
+
+async fn readyz(st: web::Data<AppState>) -> HttpResponse {
+    let problem = if st.shutting_down.load(Ordering::Relaxed) {
+        Some("shutting down".to_string())
+    } else if st.workers.saturated() {
+        Some("workers saturated".to_string())
+    } else {
+        st.sources.ready().await.err()
+    };
+    match problem {
+        None => HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(serde_json::json!({"ready": true})),
+        Some(p) => HttpResponse::ServiceUnavailable()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(serde_json::json!({"ready": false, "reason": p})),
+    }
+}
+
+async fn metrics(st: web::Data<AppState>) -> HttpResponse {
+    st.metrics.queue_depth.set(st.workers.stats.waiting.load(Ordering::Relaxed) as i64);
+    st.metrics.in_flight.set(st.workers.stats.in_flight.load(Ordering::Relaxed) as i64);
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(st.metrics.render())
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    if req.method() != actix_web::http::Method::GET && req.method() != actix_web::http::Method::HEAD {
+        return Error::MethodNotAllowed.error_response();
+    }
+    Error::NotFound.error_response()
+}
+
+/// Registers every route on an app.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
+        .service(
+            web::resource("/{tail:.*}")
+                .route(web::get().to(image))
+                .route(web::head().to(image))
+                .default_service(web::to(not_found)),
+        );
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: web::Data<AppState>,
+    pub server: actix_web::dev::Server,
+}
+
+/// Binds and builds the server (not yet polled: await or spawn `server`).
+pub fn start(cfg: Config) -> Result<Running, String> {
+    let listener = TcpListener::bind(cfg.bind).map_err(|e| format!("cannot listen on {}: {e}", cfg.bind))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let http_workers = cfg.workers.max(1);
+    let state = web::Data::new(AppState::new(cfg)?);
+    let data = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::PathConfig::default())
+            .configure(routes)
+    })
+    .workers(http_workers)
+    .shutdown_timeout(25)
+    .listen(listener)
+    .map_err(|e| e.to_string())?
+    .run();
+    Ok(Running { addr, state, server })
+}

@@ -1,0 +1,614 @@
+//! The transform step: pure planning (geometry, gravity, format and quality choice) and the
+//! worker pool that runs libvips (in [`crate::vips`], the only file that touches it) inside one
+//! `spawn_blocking` per request under a semaphore with a bounded queue.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::negotiate::AcceptClass;
+use crate::options::{Format, FormatChoice, Gravity, GravityKind, Options, Quality, ResizingType};
+
+/// Bumped whenever output for the same URL could change; part of every ETag and cache key.
+pub const PIPELINE_VERSION: u32 = 1;
+
+/// Why a transform failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransformError {
+    #[error("unsupported source format: {0}")]
+    Unsupported(String),
+    #[error("the image cannot be decoded: {0}")]
+    Undecodable(String),
+    #[error("the image has {megapixels:.1} megapixels, more than the limit of {limit}")]
+    TooManyPixels { megapixels: f64, limit: f64 },
+    #[error("the image has {frames} frames, more than the limit of {limit}")]
+    TooManyFrames { frames: u32, limit: u32 },
+    #[error("the output would be {width}x{height}, larger than the limit of {limit}")]
+    OutputTooLarge { width: u64, height: u64, limit: u32 },
+    #[error("the transform took longer than {0:?}")]
+    Timeout(Duration),
+    #[error("encoding failed: {0}")]
+    Encode(String),
+    #[error("transform worker failed: {0}")]
+    Internal(String),
+}
+
+impl TransformError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            TransformError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            TransformError::Undecodable(_)
+            | TransformError::TooManyPixels { .. }
+            | TransformError::TooManyFrames { .. }
+            | TransformError::OutputTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            TransformError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            TransformError::Encode(_) | TransformError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    pub fn code(&self) -> &'static str {
+        match self {
+            TransformError::Unsupported(_) => "unsupported-format",
+            TransformError::Undecodable(_) => "invalid-image",
+            TransformError::TooManyPixels { .. } => "image-too-large",
+            TransformError::TooManyFrames { .. } => "too-many-frames",
+            TransformError::OutputTooLarge { .. } => "output-too-large",
+            TransformError::Timeout(_) => "transform-timeout",
+            TransformError::Encode(_) => "encode-failed",
+            TransformError::Internal(_) => "internal",
+        }
+    }
+    pub fn public_message(&self) -> String {
+        match self {
+            // libvips' messages can carry internal detail: keep them in logs only.
+            TransformError::Undecodable(_) => "the image cannot be decoded".into(),
+            TransformError::Encode(_) | TransformError::Internal(_) => "internal error".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Server-wide encoder and limit settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct EncodeSettings {
+    pub jpeg_quality: u8,
+    pub webp_quality: u8,
+    pub avif_quality: u8,
+    pub png_quality: u8,
+    pub gif_quality: u8,
+    pub avif_effort: u8,
+    pub webp_effort: u8,
+    pub enable_avif: bool,
+    pub enable_webp: bool,
+    pub save_data_quality_step: u8,
+    pub max_src_megapixels: f64,
+    pub max_output_dimension: u32,
+    pub max_animation_frames: u32,
+}
+
+/// Everything a render needs besides the source bytes.
+#[derive(Clone, Debug, Serialize)]
+pub struct RenderRequest {
+    /// Options with `dpr` resolved (URL or client hint).
+    pub options: Options,
+    pub accept: AcceptClass,
+    pub save_data: bool,
+}
+
+/// What the source turned out to be (header only).
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceInfo {
+    pub format: &'static str,
+    /// Upright dimensions (after EXIF orientation).
+    pub width: u32,
+    pub height: u32,
+    pub orientation: u8,
+    pub has_alpha: bool,
+    pub pages: u32,
+    pub has_metadata: bool,
+}
+
+/// A finished variant.
+#[derive(Clone, Debug)]
+pub struct Rendered {
+    pub bytes: Vec<u8>,
+    pub format: Format,
+    pub width: u32,
+    pub height: u32,
+    pub quality: u8,
+    pub source: SourceInfo,
+    /// The original bytes were served because they were not larger and acceptable.
+    pub original: bool,
+    pub decode_ms: f64,
+    pub encode_ms: f64,
+}
+
+/// The container of `buf` from its magic bytes, before any decoder sees it: `jpeg`, `png`,
+/// `gif`, `webp`, `heif` (AVIF/HEIC), `tiff` or `jxl`. Anything else is refused.
+pub fn sniff(buf: &[u8]) -> Option<&'static str> {
+    let starts = |m: &[u8]| buf.len() >= m.len() && &buf[..m.len()] == m;
+    if starts(&[0xFF, 0xD8, 0xFF]) {
+        Some("jpeg")
+    } else if starts(b"\x89PNG\r\n\x1a\n") {
+        Some("png")
+    } else if starts(b"GIF87a") || starts(b"GIF89a") {
+        Some("gif")
+    } else if buf.len() >= 12 && &buf[..4] == b"RIFF" && &buf[8..12] == b"WEBP" {
+        Some("webp")
+    } else if buf.len() >= 12 && &buf[4..8] == b"ftyp" {
+        let brand = &buf[8..12];
+        let brands: [&[u8]; 8] = [b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1"];
+        brands.contains(&brand).then_some("heif")
+    } else if starts(b"II*\0") || starts(b"MM\0*") {
+        Some("tiff")
+    } else if starts(&[0xFF, 0x0A]) || starts(&[0, 0, 0, 0x0C, b'J', b'X', b'L', b' ', 0x0D, 0x0A, 0x87, 0x0A]) {
+        Some("jxl")
+    } else {
+        None
+    }
+}
+
+/// The output format for a source: explicit, or negotiated from the Accept class.
+pub fn choose_format(choice: FormatChoice, accept: AcceptClass, enc: &EncodeSettings, alpha: bool, animated: bool) -> Format {
+    let avif = enc.enable_avif && accept == AcceptClass::Avif;
+    let webp = enc.enable_webp && matches!(accept, AcceptClass::Avif | AcceptClass::Webp);
+    match choice {
+        FormatChoice::Explicit(f) => f,
+        FormatChoice::Unset | FormatChoice::Auto => {
+            if animated {
+                if webp {
+                    Format::Webp
+                } else {
+                    Format::Gif
+                }
+            } else if avif {
+                Format::Avif
+            } else if webp {
+                Format::Webp
+            } else if alpha {
+                Format::Png
+            } else {
+                Format::Jpeg
+            }
+        }
+    }
+}
+
+/// The encoder quality for `format`: URL `q:` > URL `fq:` > configured default, lowered by the
+/// Save-Data step unless the URL fixed it.
+pub fn quality_for(format: Format, o: &Options, enc: &EncodeSettings, save_data: bool) -> u8 {
+    if let Quality::Fixed(q) = o.quality {
+        return q;
+    }
+    if let Some(q) = o.format_quality.get(&format) {
+        return *q;
+    }
+    let q = match format {
+        Format::Jpeg => enc.jpeg_quality,
+        Format::Webp => enc.webp_quality,
+        Format::Avif => enc.avif_quality,
+        Format::Png => enc.png_quality,
+        Format::Gif => enc.gif_quality,
+    };
+    if save_data && matches!(format, Format::Jpeg | Format::Webp | Format::Avif) {
+        q.saturating_sub(enc.save_data_quality_step).max(10)
+    } else {
+        q
+    }
+}
+
+/// A rectangle in pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Rect {
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+}
+
+/// Resize, crop and extend steps for one source size.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Geometry {
+    /// The whole (upright) source resized to this size.
+    pub resize_w: u32,
+    pub resize_h: u32,
+    /// `c:` crop region, in resized coordinates (None: the whole image).
+    pub crop: Option<Rect>,
+    /// Gravity of the crop when smart (`sm`): the crop is then found by libvips.
+    pub crop_smart: bool,
+    /// Fill: the box cut out of the (cropped) resized image.
+    pub fill: Option<(u32, u32)>,
+    pub fill_gravity: Gravity,
+    /// Extend the canvas to this size (with background), positioned by gravity.
+    pub extend: Option<(u32, u32, Gravity)>,
+    /// top, right, bottom, left (device pixels)
+    pub padding: [u32; 4],
+    /// Final output size.
+    pub out_w: u32,
+    pub out_h: u32,
+}
+
+fn resolve_len(v: f64, full: u32) -> u32 {
+    if v <= 0.0 {
+        full
+    } else if v < 1.0 {
+        ((v * full as f64).round() as u32).clamp(1, full)
+    } else {
+        (v.round() as u32).clamp(1, full)
+    }
+}
+
+/// Where a `bw×bh` box sits inside `w×h` for a gravity (offsets in device pixels).
+pub fn gravity_offset(g: Gravity, w: u32, h: u32, bw: u32, bh: u32, dpr: f64) -> (u32, u32) {
+    let (w, h, bw, bh) = (w as f64, h as f64, bw as f64, bh as f64);
+    let (ox, oy) = (g.x * dpr, g.y * dpr);
+    let (cx, cy) = ((w - bw) / 2.0, (h - bh) / 2.0);
+    let (x, y) = match g.kind {
+        GravityKind::Ce | GravityKind::Sm => (cx + ox, cy + oy),
+        GravityKind::No => (cx + ox, oy),
+        GravityKind::So => (cx + ox, h - bh - oy),
+        GravityKind::Ea => (w - bw - ox, cy + oy),
+        GravityKind::We => (ox, cy + oy),
+        GravityKind::Noea => (w - bw - ox, oy),
+        GravityKind::Nowe => (ox, oy),
+        GravityKind::Soea => (w - bw - ox, h - bh - oy),
+        GravityKind::Sowe => (ox, h - bh - oy),
+        GravityKind::Fp => (g.x * w - bw / 2.0, g.y * h - bh / 2.0),
+    };
+    let clamp = |v: f64, max: f64| v.round().clamp(0.0, max.max(0.0)) as u32;
+    (clamp(x, w - bw), clamp(y, h - bh))
+}
+
+/// Plans the geometry for an upright `src_w×src_h` source (imgproxy's semantics: crop, then
+/// resize by type, then fill-crop, then extend, then padding; all sizes × dpr).
+pub fn plan(src_w: u32, src_h: u32, o: &Options, max_dim: u32) -> Result<Geometry, TransformError> {
+    let dpr = o.dpr.unwrap_or(1.0);
+    let (cw, ch) = match &o.crop {
+        Some(c) => (resolve_len(c.width, src_w), resolve_len(c.height, src_h)),
+        None => (src_w, src_h),
+    };
+    let dst_w = (o.width as f64 * dpr).round();
+    let dst_h = (o.height as f64 * dpr).round();
+    let rt = match o.resizing_type {
+        ResizingType::Auto if dst_w > 0.0 && dst_h > 0.0 => {
+            if (cw >= ch) == (dst_w >= dst_h) {
+                ResizingType::Fill
+            } else {
+                ResizingType::Fit
+            }
+        }
+        ResizingType::Auto => ResizingType::Fit,
+        other => other,
+    };
+    let ws = if dst_w > 0.0 { dst_w / cw as f64 } else { 0.0 };
+    let hs = if dst_h > 0.0 { dst_h / ch as f64 } else { 0.0 };
+    let (mut sx, mut sy) = if ws == 0.0 && hs == 0.0 {
+        (1.0, 1.0)
+    } else if ws == 0.0 {
+        (hs, hs)
+    } else if hs == 0.0 {
+        (ws, ws)
+    } else {
+        match rt {
+            ResizingType::Fit => (ws.min(hs), ws.min(hs)),
+            ResizingType::Fill | ResizingType::FillDown => (ws.max(hs), ws.max(hs)),
+            ResizingType::Force => (ws, hs),
+            ResizingType::Auto => unreachable!("resolved above"),
+        }
+    };
+    if !o.enlarge {
+        sx = sx.min(1.0);
+        sy = sy.min(1.0);
+    }
+    let min_w = o.min_width as f64 * dpr;
+    let min_h = o.min_height as f64 * dpr;
+    if min_w > 0.0 && cw as f64 * sx < min_w {
+        let f = min_w / (cw as f64 * sx);
+        sx *= f;
+        if rt != ResizingType::Force {
+            sy *= f;
+        }
+    }
+    if min_h > 0.0 && ch as f64 * sy < min_h {
+        let f = min_h / (ch as f64 * sy);
+        sy *= f;
+        if rt != ResizingType::Force {
+            sx *= f;
+        }
+    }
+    let too_large = |w: f64, h: f64| w > max_dim as f64 || h > max_dim as f64;
+    let resize_w = ((src_w as f64 * sx).round()).max(1.0);
+    let resize_h = ((src_h as f64 * sy).round()).max(1.0);
+    // The whole source is resized before the crop, so bound it (enlarging a small crop).
+    if resize_w > (max_dim as f64) * 4.0 || resize_h > (max_dim as f64) * 4.0 {
+        return Err(TransformError::OutputTooLarge { width: resize_w as u64, height: resize_h as u64, limit: max_dim });
+    }
+    let (resize_w, resize_h) = (resize_w as u32, resize_h as u32);
+    let rcw = ((cw as f64 * sx).round() as u32).clamp(1, resize_w);
+    let rch = ((ch as f64 * sy).round() as u32).clamp(1, resize_h);
+    let mut crop_smart = false;
+    let crop = match &o.crop {
+        None => None,
+        Some(c) => {
+            let g = c.gravity.unwrap_or(o.gravity);
+            if g.kind == GravityKind::Sm {
+                crop_smart = true;
+                Some(Rect { x: 0, y: 0, w: rcw, h: rch })
+            } else {
+                let (x, y) = gravity_offset(g, resize_w, resize_h, rcw, rch, sx);
+                Some(Rect { x, y, w: rcw, h: rch })
+            }
+        }
+    };
+    let (mut out_w, mut out_h) = (rcw, rch);
+    let mut fill = None;
+    if matches!(rt, ResizingType::Fill | ResizingType::FillDown) && dst_w > 0.0 && dst_h > 0.0 {
+        let (mut bw, mut bh) = ((dst_w as u32).min(rcw), (dst_h as u32).min(rch));
+        if rt == ResizingType::FillDown && ((dst_w as u32) > rcw || (dst_h as u32) > rch) {
+            // Not enough pixels: keep the requested aspect ratio at the largest size that fits.
+            let aspect = dst_w / dst_h;
+            if rcw as f64 / rch as f64 > aspect {
+                bh = rch;
+                bw = ((rch as f64 * aspect).round() as u32).clamp(1, rcw);
+            } else {
+                bw = rcw;
+                bh = ((rcw as f64 / aspect).round() as u32).clamp(1, rch);
+            }
+        }
+        if (bw, bh) != (rcw, rch) {
+            fill = Some((bw, bh));
+            out_w = bw;
+            out_h = bh;
+        }
+    }
+    let mut extend = None;
+    if let Some(g) = o.extend {
+        if dst_w > 0.0 || dst_h > 0.0 {
+            let ew = (dst_w as u32).max(out_w);
+            let eh = (dst_h as u32).max(out_h);
+            if (ew, eh) != (out_w, out_h) {
+                extend = Some((ew, eh, g));
+                out_w = ew;
+                out_h = eh;
+            }
+        }
+    }
+    let padding = o.padding.map(|p| p.map(|v| (v as f64 * dpr).round() as u32)).unwrap_or([0; 4]);
+    out_w += padding[1] + padding[3];
+    out_h += padding[0] + padding[2];
+    if too_large(out_w as f64, out_h as f64) {
+        return Err(TransformError::OutputTooLarge { width: out_w as u64, height: out_h as u64, limit: max_dim });
+    }
+    Ok(Geometry { resize_w, resize_h, crop, crop_smart, fill, fill_gravity: o.gravity, extend, padding, out_w, out_h })
+}
+
+/// Counters the worker pool keeps (read by metrics and `/readyz`).
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    pub waiting: AtomicUsize,
+    pub in_flight: AtomicUsize,
+    pub transforms: AtomicUsize,
+}
+
+/// The worker pool: at most `workers` transforms at once, at most `queue` waiting.
+#[derive(Clone)]
+pub struct Workers {
+    sem: Arc<Semaphore>,
+    pub workers: usize,
+    queue: usize,
+    queue_timeout: Duration,
+    transform_timeout: Duration,
+    pub stats: Arc<PoolStats>,
+}
+
+/// Why a job was not run.
+#[derive(Debug)]
+pub enum Rejected {
+    QueueFull,
+    QueueTimeout,
+    Failed(TransformError),
+}
+
+impl Workers {
+    pub fn new(workers: usize, queue: usize, queue_timeout: Duration, transform_timeout: Duration) -> Self {
+        Workers {
+            sem: Arc::new(Semaphore::new(workers)),
+            workers,
+            queue,
+            queue_timeout,
+            transform_timeout,
+            stats: Arc::new(PoolStats::default()),
+        }
+    }
+
+    /// True when every worker is busy and the queue is at least half full.
+    pub fn saturated(&self) -> bool {
+        self.sem.available_permits() == 0 && self.stats.waiting.load(Ordering::Relaxed) * 2 >= self.queue
+    }
+
+    /// Runs `job` on a blocking thread once a worker is free.
+    pub async fn run<T, F>(&self, job: F) -> Result<T, Rejected>
+    where
+        F: FnOnce() -> Result<T, TransformError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let permit = match self.sem.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let waiting = self.stats.waiting.fetch_add(1, Ordering::SeqCst);
+                if waiting >= self.queue {
+                    self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(Rejected::QueueFull);
+                }
+                let acquired = tokio::time::timeout(self.queue_timeout, self.sem.clone().acquire_owned()).await;
+                self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
+                match acquired {
+                    Ok(Ok(p)) => p,
+                    Ok(Err(_)) => return Err(Rejected::Failed(TransformError::Internal("worker pool closed".into()))),
+                    Err(_) => return Err(Rejected::QueueTimeout),
+                }
+            }
+        };
+        let stats = self.stats.clone();
+        stats.in_flight.fetch_add(1, Ordering::SeqCst);
+        stats.transforms.fetch_add(1, Ordering::SeqCst);
+        let started = Instant::now();
+        let handle = tokio::task::spawn_blocking(move || {
+            let r = job();
+            drop(permit);
+            r
+        });
+        // The permit is released by the blocking thread itself, so a timed-out job still holds
+        // its worker until libvips returns: the pool never runs more than `workers` jobs.
+        let res = tokio::time::timeout(self.transform_timeout, handle).await;
+        stats.in_flight.fetch_sub(1, Ordering::SeqCst);
+        match res {
+            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Err(e))) => Err(Rejected::Failed(e)),
+            Ok(Err(join)) => Err(Rejected::Failed(TransformError::Internal(format!("worker panicked: {join}")))),
+            Err(_) => Err(Rejected::Failed(TransformError::Timeout(started.elapsed()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::{parse, Crop, Presets};
+
+    fn opts(s: &str) -> Options {
+        let segs: Vec<&str> = s.split('/').filter(|x| !x.is_empty()).collect();
+        parse(&segs, None, &Presets::default()).unwrap()
+    }
+    fn out(src: (u32, u32), s: &str) -> (u32, u32) {
+        let g = plan(src.0, src.1, &opts(s), 8192).unwrap();
+        (g.out_w, g.out_h)
+    }
+
+    #[test]
+    fn resize_types() {
+        assert_eq!(out((4000, 3000), "rs:fit:800:800"), (800, 600));
+        assert_eq!(out((4000, 3000), "w:800"), (800, 600));
+        assert_eq!(out((4000, 3000), "h:300"), (400, 300));
+        assert_eq!(out((4000, 3000), "rs:fill:800:800"), (800, 800));
+        assert_eq!(out((4000, 3000), "rs:force:800:100"), (800, 100));
+        assert_eq!(out((4000, 3000), "rs:auto:800:600"), (800, 600));
+        assert_eq!(out((4000, 3000), "rs:auto:600:800"), (600, 450));
+        // No enlarge by default; enlarge on request.
+        assert_eq!(out((400, 300), "w:800"), (400, 300));
+        assert_eq!(out((400, 300), "w:800/el:1"), (800, 600));
+        assert_eq!(out((400, 300), "rs:fill:800:800"), (400, 300));
+        // fill-down keeps the requested aspect ratio when the source is too small.
+        assert_eq!(out((400, 300), "rs:fill-down:800:400"), (400, 200));
+        assert_eq!(out((4000, 3000), "rs:fill-down:800:400"), (800, 400));
+        assert_eq!(out((4000, 3000), ""), (4000, 3000));
+    }
+
+    #[test]
+    fn dpr_min_extend_padding() {
+        assert_eq!(out((4000, 3000), "w:400/dpr:2"), (800, 600));
+        assert_eq!(out((4000, 3000), "w:100/mw:200"), (200, 150));
+        assert_eq!(out((400, 300), "rs:fit:800:800/ex:1"), (800, 800));
+        let g = plan(400, 300, &opts("rs:fit:800:800/ex:1:nowe"), 8192).unwrap();
+        assert_eq!(g.extend.map(|e| (e.0, e.1)), Some((800, 800)));
+        assert_eq!(out((400, 300), "pd:10:20"), (440, 320));
+        assert_eq!(out((400, 300), "pd:10/dpr:2"), (440, 340));
+    }
+
+    #[test]
+    fn crop_before_resize() {
+        let mut o = opts("w:100");
+        o.crop = Some(Crop { width: 1000.0, height: 500.0, gravity: None });
+        let g = plan(4000, 3000, &o, 8192).unwrap();
+        assert_eq!((g.out_w, g.out_h), (100, 50));
+        assert_eq!((g.resize_w, g.resize_h), (400, 300));
+        assert_eq!(g.crop, Some(Rect { x: 150, y: 125, w: 100, h: 50 }));
+        let g = plan(4000, 3000, &opts("c:0.5:0.5:nowe"), 8192).unwrap();
+        assert_eq!(g.crop, Some(Rect { x: 0, y: 0, w: 2000, h: 1500 }));
+    }
+
+    #[test]
+    fn limits() {
+        assert!(matches!(plan(4000, 3000, &opts("w:9000/el:1"), 8192), Err(TransformError::OutputTooLarge { .. })));
+        assert!(plan(4000, 3000, &opts("w:8192/el:1"), 8192).is_ok());
+    }
+
+    #[test]
+    fn gravity_math() {
+        let g = |k| Gravity { kind: k, x: 0.0, y: 0.0 };
+        assert_eq!(gravity_offset(g(GravityKind::Ce), 100, 50, 20, 10, 1.0), (40, 20));
+        assert_eq!(gravity_offset(g(GravityKind::No), 100, 50, 20, 10, 1.0), (40, 0));
+        assert_eq!(gravity_offset(g(GravityKind::So), 100, 50, 20, 10, 1.0), (40, 40));
+        assert_eq!(gravity_offset(g(GravityKind::Ea), 100, 50, 20, 10, 1.0), (80, 20));
+        assert_eq!(gravity_offset(g(GravityKind::We), 100, 50, 20, 10, 1.0), (0, 20));
+        assert_eq!(gravity_offset(g(GravityKind::Noea), 100, 50, 20, 10, 1.0), (80, 0));
+        assert_eq!(gravity_offset(g(GravityKind::Sowe), 100, 50, 20, 10, 1.0), (0, 40));
+        let off = Gravity { kind: GravityKind::Nowe, x: 5.0, y: 3.0 };
+        assert_eq!(gravity_offset(off, 100, 50, 20, 10, 2.0), (10, 6));
+        let fp = Gravity { kind: GravityKind::Fp, x: 1.0, y: 0.0 };
+        assert_eq!(gravity_offset(fp, 100, 50, 20, 10, 1.0), (80, 0));
+        let far = Gravity { kind: GravityKind::Ea, x: -500.0, y: 0.0 };
+        assert_eq!(gravity_offset(far, 100, 50, 20, 10, 1.0), (80, 20));
+    }
+
+    fn enc() -> EncodeSettings {
+        EncodeSettings {
+            jpeg_quality: 80,
+            webp_quality: 78,
+            avif_quality: 60,
+            png_quality: 100,
+            gif_quality: 100,
+            avif_effort: 2,
+            webp_effort: 4,
+            enable_avif: true,
+            enable_webp: true,
+            save_data_quality_step: 15,
+            max_src_megapixels: 60.0,
+            max_output_dimension: 8192,
+            max_animation_frames: 100,
+        }
+    }
+
+    #[test]
+    fn format_negotiation() {
+        let e = enc();
+        let auto = FormatChoice::Auto;
+        assert_eq!(choose_format(auto, AcceptClass::Avif, &e, false, false), Format::Avif);
+        assert_eq!(choose_format(auto, AcceptClass::Webp, &e, false, false), Format::Webp);
+        assert_eq!(choose_format(auto, AcceptClass::Legacy, &e, false, false), Format::Jpeg);
+        assert_eq!(choose_format(auto, AcceptClass::Legacy, &e, true, false), Format::Png);
+        assert_eq!(choose_format(auto, AcceptClass::Avif, &e, false, true), Format::Webp);
+        assert_eq!(choose_format(auto, AcceptClass::Legacy, &e, false, true), Format::Gif);
+        assert_eq!(choose_format(FormatChoice::Explicit(Format::Png), AcceptClass::Avif, &e, false, false), Format::Png);
+        let no_avif = EncodeSettings { enable_avif: false, ..enc() };
+        assert_eq!(choose_format(auto, AcceptClass::Avif, &no_avif, false, false), Format::Webp);
+    }
+
+    #[test]
+    fn sniffing() {
+        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some("jpeg"));
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), Some("png"));
+        assert_eq!(sniff(b"GIF89a"), Some("gif"));
+        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some("webp"));
+        assert_eq!(sniff(b"\0\0\0\x1cftypavif"), Some("heif"));
+        assert_eq!(sniff(b"\0\0\0\x1cftypisom"), None);
+        assert_eq!(sniff(b"<svg xmlns="), None);
+        assert_eq!(sniff(b"<html>"), None);
+        assert_eq!(sniff(b""), None);
+        assert_eq!(sniff(&[0xFF]), None);
+    }
+
+    #[test]
+    fn quality_rules() {
+        let e = enc();
+        assert_eq!(quality_for(Format::Jpeg, &opts(""), &e, false), 80);
+        assert_eq!(quality_for(Format::Avif, &opts(""), &e, false), 60);
+        assert_eq!(quality_for(Format::Jpeg, &opts(""), &e, true), 65);
+        assert_eq!(quality_for(Format::Jpeg, &opts("q:90"), &e, true), 90);
+        assert_eq!(quality_for(Format::Webp, &opts("fq:webp:55"), &e, false), 55);
+        assert_eq!(quality_for(Format::Jpeg, &opts("fq:webp:55"), &e, false), 80);
+    }
+}

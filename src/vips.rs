@@ -1,0 +1,779 @@
+//! The only file that touches libvips.
+//!
+//! Facts this file is built around (Debian's libvips 8.14 with the `libvips` crate 2.3): the
+//! crate's `*_with_opts` wrappers send options 8.14 lacks, so every call here goes through the
+//! crate's raw `bindings` with NULL-terminated varargs; `VipsImage` is not `Send`, so every image
+//! lives and dies inside one call of [`render`]/[`probe`] on one blocking thread, owned by [`Img`]
+//! (which unrefs exactly once and cannot be cloned); buffer-backed images borrow the caller's
+//! bytes, which outlive them; libvips' error buffer is global, so it is read and cleared under a
+//! lock; saved buffers come from glib's allocator and are copied out and `g_free`d.
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ptr::{null, null_mut};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use libvips::bindings as b;
+
+use crate::options::{Format, Gravity, GravityKind, Options};
+use crate::transform::{choose_format, plan, quality_for, EncodeSettings, Geometry, RenderRequest, Rendered, SourceInfo, TransformError};
+
+static APP: OnceLock<Result<libvips::VipsApp, String>> = OnceLock::new();
+static ERRORS: Mutex<()> = Mutex::new(());
+
+/// Starts libvips once: operation cache off, `concurrency` threads per image.
+pub fn init(concurrency: i32) -> Result<(), String> {
+    let r = APP.get_or_init(|| {
+        let app = libvips::VipsApp::new("imago", false).map_err(|e| format!("libvips failed to start: {e}"))?;
+        // SAFETY: plain setters on the initialised library.
+        unsafe {
+            b::vips_cache_set_max(0);
+            b::vips_cache_set_max_mem(0);
+            b::vips_cache_set_max_files(0);
+            b::vips_concurrency_set(concurrency);
+        }
+        Ok(app)
+    });
+    r.as_ref().map(|_| ()).map_err(Clone::clone)
+}
+
+/// libvips' version string.
+pub fn version() -> String {
+    // SAFETY: returns a static string.
+    unsafe { CStr::from_ptr(b::vips_version_string()).to_string_lossy().into_owned() }
+}
+
+fn take_error() -> String {
+    let _g = ERRORS.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: the buffer is a NUL-terminated static string until cleared, which we do under the lock.
+    unsafe {
+        let p = b::vips_error_buffer();
+        let s = if p.is_null() { String::new() } else { CStr::from_ptr(p).to_string_lossy().trim().to_string() };
+        b::vips_error_clear();
+        s
+    }
+}
+
+/// An owned libvips image: unrefs once on drop, never cloned, never sent across threads.
+struct Img(*mut b::VipsImage);
+
+impl Drop for Img {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: we hold exactly one reference.
+            unsafe { b::g_object_unref(self.0 as *mut c_void) };
+        }
+    }
+}
+
+const END: *const c_char = null();
+const TRUE: c_int = 1;
+const FALSE: c_int = 0;
+
+fn wrap(ret: c_int, out: *mut b::VipsImage) -> Result<Img, String> {
+    if ret != 0 || out.is_null() {
+        drop(Img(out));
+        return Err(take_error());
+    }
+    Ok(Img(out))
+}
+
+/// A libvips double array, released on drop.
+struct Doubles(*mut b::VipsArrayDouble);
+impl Doubles {
+    fn new(v: &[f64]) -> Doubles {
+        // SAFETY: copies `v`.
+        Doubles(unsafe { b::vips_array_double_new(v.as_ptr(), v.len() as c_int) })
+    }
+}
+impl Drop for Doubles {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: we own the one reference.
+            unsafe { b::vips_area_unref(self.0 as *mut b::VipsArea) };
+        }
+    }
+}
+
+impl Img {
+    fn from_buffer(buf: &[u8], options: &str) -> Result<Img, String> {
+        let opts = CString::new(options).map_err(|e| e.to_string())?;
+        // SAFETY: the image borrows `buf`, which outlives it (both live within one render call).
+        let p = unsafe { b::vips_image_new_from_buffer(buf.as_ptr() as *const c_void, buf.len() as b::size_t, opts.as_ptr(), END) };
+        wrap(0, p)
+    }
+    fn width(&self) -> u32 {
+        // SAFETY: valid image.
+        unsafe { b::vips_image_get_width(self.0) as u32 }
+    }
+    fn height(&self) -> u32 {
+        // SAFETY: valid image.
+        unsafe { b::vips_image_get_height(self.0) as u32 }
+    }
+    fn bands(&self) -> i32 {
+        // SAFETY: valid image.
+        unsafe { b::vips_image_get_bands(self.0) }
+    }
+    fn has_alpha(&self) -> bool {
+        // SAFETY: valid image.
+        unsafe { b::vips_image_hasalpha(self.0) != 0 }
+    }
+    fn interpretation(&self) -> b::VipsInterpretation {
+        // SAFETY: valid image.
+        unsafe { b::vips_image_get_interpretation(self.0) }
+    }
+    fn band_format(&self) -> b::VipsBandFormat {
+        // SAFETY: valid image.
+        unsafe { b::vips_image_get_format(self.0) }
+    }
+    fn has(&self, field: &CStr) -> bool {
+        // SAFETY: valid image and NUL-terminated name.
+        unsafe { b::vips_image_get_typeof(self.0, field.as_ptr()) != 0 }
+    }
+    fn get_int(&self, field: &CStr) -> Option<i32> {
+        if !self.has(field) {
+            return None;
+        }
+        let mut v: c_int = 0;
+        // SAFETY: valid image, out pointer to a local.
+        let r = unsafe { b::vips_image_get_int(self.0, field.as_ptr(), &mut v) };
+        if r == 0 {
+            Some(v)
+        } else {
+            take_error();
+            None
+        }
+    }
+    fn get_string(&self, field: &CStr) -> Option<String> {
+        if !self.has(field) {
+            return None;
+        }
+        let mut p: *const c_char = null();
+        // SAFETY: valid image; the string belongs to the image and is copied at once.
+        let r = unsafe { b::vips_image_get_string(self.0, field.as_ptr(), &mut p) };
+        if r == 0 && !p.is_null() {
+            Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+        } else {
+            take_error();
+            None
+        }
+    }
+    fn fields(&self) -> Vec<String> {
+        // SAFETY: returns a NULL-terminated, g_strfreev-owned array of strings.
+        unsafe {
+            let arr = b::vips_image_get_fields(self.0);
+            let mut out = Vec::new();
+            if arr.is_null() {
+                return out;
+            }
+            let mut i = 0;
+            while !(*arr.add(i)).is_null() {
+                out.push(CStr::from_ptr(*arr.add(i)).to_string_lossy().into_owned());
+                i += 1;
+            }
+            b::g_strfreev(arr);
+            out
+        }
+    }
+    fn remove(&self, field: &str) {
+        if let Ok(c) = CString::new(field) {
+            // SAFETY: valid image.
+            unsafe { b::vips_image_remove(self.0, c.as_ptr()) };
+        }
+    }
+    fn copy(&self) -> Result<Img, String> {
+        let mut out = null_mut();
+        // SAFETY: valid in/out.
+        let r = unsafe { b::vips_copy(self.0, &mut out, END) };
+        wrap(r, out)
+    }
+    fn copy_memory(&self) -> Result<Img, String> {
+        // SAFETY: valid image; returns a new reference or NULL.
+        let p = unsafe { b::vips_image_copy_memory(self.0) };
+        wrap(0, p)
+    }
+    fn extract(&self, x: u32, y: u32, w: u32, h: u32) -> Result<Img, String> {
+        let mut out = null_mut();
+        // SAFETY: valid in/out; ints as c_int varargs.
+        let r = unsafe { b::vips_extract_area(self.0, &mut out, x as c_int, y as c_int, w as c_int, h as c_int, END) };
+        wrap(r, out)
+    }
+    fn smartcrop(&self, w: u32, h: u32) -> Result<Img, String> {
+        let mut out = null_mut();
+        // SAFETY: valid in/out; enum as c_int.
+        let r = unsafe {
+            b::vips_smartcrop(self.0, &mut out, w as c_int, h as c_int, c"interesting".as_ptr(), b::VipsInteresting_VIPS_INTERESTING_ATTENTION as c_int, END)
+        };
+        wrap(r, out)
+    }
+    fn rot(&self, degrees: u16) -> Result<Img, String> {
+        let angle = match degrees {
+            90 => b::VipsAngle_VIPS_ANGLE_D90,
+            180 => b::VipsAngle_VIPS_ANGLE_D180,
+            270 => b::VipsAngle_VIPS_ANGLE_D270,
+            _ => b::VipsAngle_VIPS_ANGLE_D0,
+        };
+        let mut out = null_mut();
+        // SAFETY: valid in/out.
+        let r = unsafe { b::vips_rot(self.0, &mut out, angle, END) };
+        wrap(r, out)
+    }
+    fn flip(&self, horizontal: bool) -> Result<Img, String> {
+        let d = if horizontal { b::VipsDirection_VIPS_DIRECTION_HORIZONTAL } else { b::VipsDirection_VIPS_DIRECTION_VERTICAL };
+        let mut out = null_mut();
+        // SAFETY: valid in/out.
+        let r = unsafe { b::vips_flip(self.0, &mut out, d, END) };
+        wrap(r, out)
+    }
+    fn autorot(&self) -> Result<Img, String> {
+        let mut out = null_mut();
+        // SAFETY: valid in/out.
+        let r = unsafe { b::vips_autorot(self.0, &mut out, END) };
+        wrap(r, out)
+    }
+    fn gaussblur(&self, sigma: f64) -> Result<Img, String> {
+        let mut out = null_mut();
+        // SAFETY: valid in/out; double vararg.
+        let r = unsafe { b::vips_gaussblur(self.0, &mut out, sigma, END) };
+        wrap(r, out)
+    }
+    fn sharpen(&self, sigma: f64) -> Result<Img, String> {
+        let mut out = null_mut();
+        // SAFETY: valid in/out; named double option.
+        let r = unsafe { b::vips_sharpen(self.0, &mut out, c"sigma".as_ptr(), sigma, END) };
+        wrap(r, out)
+    }
+    fn embed(&self, x: u32, y: u32, w: u32, h: u32, bg: &[f64]) -> Result<Img, String> {
+        let arr = Doubles::new(bg);
+        let mut out = null_mut();
+        // SAFETY: valid in/out; the array lives until after the call.
+        let r = unsafe {
+            b::vips_embed(
+                self.0,
+                &mut out,
+                x as c_int,
+                y as c_int,
+                w as c_int,
+                h as c_int,
+                c"extend".as_ptr(),
+                b::VipsExtend_VIPS_EXTEND_BACKGROUND as c_int,
+                c"background".as_ptr(),
+                arr.0,
+                END,
+            )
+        };
+        wrap(r, out)
+    }
+    fn flatten(&self, bg: &[f64]) -> Result<Img, String> {
+        let arr = Doubles::new(bg);
+        let mut out = null_mut();
+        // SAFETY: valid in/out; the array lives until after the call.
+        let r = unsafe { b::vips_flatten(self.0, &mut out, c"background".as_ptr(), arr.0, END) };
+        wrap(r, out)
+    }
+    fn colourspace(&self, to: b::VipsInterpretation) -> Result<Img, String> {
+        let mut out = null_mut();
+        // SAFETY: valid in/out.
+        let r = unsafe { b::vips_colourspace(self.0, &mut out, to, END) };
+        wrap(r, out)
+    }
+    fn icc_to_srgb(&self) -> Result<Img, String> {
+        let mut out = null_mut();
+        let cmyk = self.interpretation() == b::VipsInterpretation_VIPS_INTERPRETATION_CMYK;
+        let fallback = if cmyk { c"cmyk" } else { c"srgb" };
+        // SAFETY: valid in/out; named string/int options.
+        let r = unsafe {
+            b::vips_icc_transform(
+                self.0,
+                &mut out,
+                c"srgb".as_ptr(),
+                c"embedded".as_ptr(),
+                TRUE,
+                c"input_profile".as_ptr(),
+                fallback.as_ptr(),
+                c"intent".as_ptr(),
+                b::VipsIntent_VIPS_INTENT_PERCEPTUAL as c_int,
+                END,
+            )
+        };
+        wrap(r, out)
+    }
+    fn resize(&self, hscale: f64, vscale: f64) -> Result<Img, String> {
+        let mut out = null_mut();
+        // SAFETY: valid in/out.
+        let r = unsafe { b::vips_resize(self.0, &mut out, hscale, c"vscale".as_ptr(), vscale, END) };
+        wrap(r, out)
+    }
+    fn find_trim(&self, threshold: f64, bg: Option<[u8; 3]>) -> Result<(u32, u32, u32, u32), String> {
+        let (mut l, mut t, mut w, mut h) = (0, 0, 0, 0);
+        let r = match bg {
+            Some(c) => {
+                let arr = Doubles::new(&[c[0] as f64, c[1] as f64, c[2] as f64]);
+                // SAFETY: valid image, out pointers to locals, array alive during the call.
+                unsafe { b::vips_find_trim(self.0, &mut l, &mut t, &mut w, &mut h, c"threshold".as_ptr(), threshold, c"background".as_ptr(), arr.0, END) }
+            }
+            // SAFETY: as above.
+            None => unsafe { b::vips_find_trim(self.0, &mut l, &mut t, &mut w, &mut h, c"threshold".as_ptr(), threshold, END) },
+        };
+        if r != 0 {
+            return Err(take_error());
+        }
+        Ok((l as u32, t as u32, w as u32, h as u32))
+    }
+    fn save(&self, suffix: &str) -> Result<Vec<u8>, String> {
+        let s = CString::new(suffix).map_err(|e| e.to_string())?;
+        let mut buf: *mut c_void = null_mut();
+        let mut len: b::size_t = 0;
+        // SAFETY: valid image; on success `buf` is a glib allocation of `len` bytes that we copy
+        // and free with g_free.
+        unsafe {
+            let r = b::vips_image_write_to_buffer(self.0, s.as_ptr(), &mut buf, &mut len, END);
+            if r != 0 || buf.is_null() {
+                if !buf.is_null() {
+                    b::g_free(buf);
+                }
+                return Err(take_error());
+            }
+            let v = std::slice::from_raw_parts(buf as *const u8, len as usize).to_vec();
+            b::g_free(buf);
+            Ok(v)
+        }
+    }
+}
+
+/// Which container the bytes are, from their first bytes (before any libvips loader runs).
+pub fn sniff(buf: &[u8]) -> Option<&'static str> {
+    crate::transform::sniff(buf)
+}
+
+fn source_format(img: &Img, sniffed: &'static str) -> &'static str {
+    if sniffed == "heif" {
+        return match img.get_string(c"heif-compression").as_deref() {
+            Some("av1") => "avif",
+            _ => "heic",
+        };
+    }
+    sniffed
+}
+
+const METADATA_FIELDS: [&CStr; 4] = [c"exif-data", c"xmp-data", c"iptc-data", c"photoshop-data"];
+
+/// Reads the header (no pixel decode) and checks it against the limits.
+pub fn probe(buf: &[u8], enc: &EncodeSettings) -> Result<SourceInfo, TransformError> {
+    let sniffed = sniff(buf).ok_or_else(|| TransformError::Unsupported("not a JPEG, PNG, GIF, WebP, AVIF/HEIC, TIFF or JPEG XL image".into()))?;
+    let img = Img::from_buffer(buf, "").map_err(TransformError::Undecodable)?;
+    let orientation = img.get_int(c"orientation").unwrap_or(1).clamp(1, 8) as u8;
+    let pages = img.get_int(c"n-pages").unwrap_or(1).max(1) as u32;
+    let (w, h) = (img.width(), img.height());
+    let (w, h) = if orientation >= 5 { (h, w) } else { (w, h) };
+    let info = SourceInfo {
+        format: source_format(&img, sniffed),
+        width: w,
+        height: h,
+        orientation,
+        has_alpha: img.has_alpha(),
+        pages,
+        has_metadata: METADATA_FIELDS.iter().any(|f| img.has(f)),
+    };
+    let mp = w as f64 * h as f64 / 1e6;
+    if mp > enc.max_src_megapixels {
+        return Err(TransformError::TooManyPixels { megapixels: mp, limit: enc.max_src_megapixels });
+    }
+    Ok(info)
+}
+
+fn fail(e: String) -> TransformError {
+    TransformError::Undecodable(e)
+}
+
+fn is_animated_format(f: &str) -> bool {
+    matches!(f, "gif" | "webp")
+}
+
+/// Decodes, transforms and encodes one image.
+pub fn render(buf: &[u8], req: &RenderRequest, enc: &EncodeSettings) -> Result<Rendered, TransformError> {
+    let t0 = Instant::now();
+    let info = probe(buf, enc)?;
+    let o = &req.options;
+    let animated_src = info.pages > 1 && is_animated_format(info.format);
+    let format = choose_format(o.format, req.accept, enc, info.has_alpha, animated_src);
+    let animated = animated_src && format.supports_animation();
+    if animated {
+        if info.pages > enc.max_animation_frames {
+            return Err(TransformError::TooManyFrames { frames: info.pages, limit: enc.max_animation_frames });
+        }
+        let mp = info.width as f64 * info.height as f64 * info.pages as f64 / 1e6;
+        if mp > enc.max_src_megapixels {
+            return Err(TransformError::TooManyPixels { megapixels: mp, limit: enc.max_src_megapixels });
+        }
+    }
+    let (up_w, up_h) = if o.auto_rotate { (info.width, info.height) } else if info.orientation >= 5 { (info.height, info.width) } else { (info.width, info.height) };
+
+    let (img, geo) = if animated {
+        let geo = plan(up_w, up_h, &strip_for_animation(o), enc.max_output_dimension)?;
+        let img = thumbnail(buf, geo.resize_w, geo.resize_h, o.auto_rotate, Some("n=-1")).map_err(fail)?;
+        (img, geo)
+    } else if o.trim.is_some() || info.format == "jpeg" && is_cmyk(buf) {
+        load_path(buf, o, enc)?
+    } else {
+        let geo = plan(up_w, up_h, o, enc.max_output_dimension)?;
+        let img = thumbnail(buf, geo.resize_w, geo.resize_h, o.auto_rotate, None).map_err(fail)?;
+        (img, geo)
+    };
+    let img = to_8bit_srgb(img).map_err(fail)?;
+    let img = if animated { img } else { apply_geometry(img, &geo, o, format)? };
+    let img = finish_alpha(img, o, format).map_err(fail)?;
+    let img = strip(img, o).map_err(fail)?;
+    let img = img.copy_memory().map_err(fail)?;
+    let decode_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let (width, height) = (img.width(), if animated { geo.out_h } else { img.height() });
+
+    let t1 = Instant::now();
+    let mut quality = quality_for(format, o, enc, req.save_data);
+    let mut bytes = img.save(&saver(format, quality, enc, o)).map_err(TransformError::Encode)?;
+    if let Some(max) = o.max_bytes {
+        while bytes.len() as u64 > max && quality > 10 && matches!(format, Format::Jpeg | Format::Webp | Format::Avif) {
+            quality = quality.saturating_sub(10).max(10);
+            bytes = img.save(&saver(format, quality, enc, o)).map_err(TransformError::Encode)?;
+        }
+    }
+    let encode_ms = t1.elapsed().as_secs_f64() * 1000.0;
+    let mut out = Rendered { bytes, format, width, height, quality, source: info.clone(), original: false, decode_ms, encode_ms };
+    if original_acceptable(&info, o, req, &geo, animated_src) && out.bytes.len() >= buf.len() {
+        if let Some(f) = Format::parse(info.format) {
+            out.bytes = buf.to_vec();
+            out.format = f;
+            out.original = true;
+        }
+    }
+    Ok(out)
+}
+
+/// Only resizing applies to animations: crops, rotation and padding are per-frame operations
+/// that would tear a frame strip apart.
+fn strip_for_animation(o: &Options) -> Options {
+    Options { crop: None, extend: None, padding: None, trim: None, ..o.clone() }
+}
+
+/// True when serving the original bytes is as good as the variant: same pixels, a format this
+/// client takes, nothing to strip.
+fn original_acceptable(info: &SourceInfo, o: &Options, req: &RenderRequest, geo: &Geometry, animated: bool) -> bool {
+    use crate::negotiate::AcceptClass;
+    use crate::options::FormatChoice;
+    let same_pixels = geo.out_w == info.width
+        && geo.out_h == info.height
+        && info.orientation == 1
+        && geo.crop.is_none()
+        && geo.fill.is_none()
+        && geo.extend.is_none()
+        && geo.padding == [0; 4]
+        && o.rotate == 0
+        && !o.flip_h
+        && !o.flip_v
+        && o.blur == 0.0
+        && o.sharpen == 0.0
+        && o.trim.is_none()
+        && o.background.is_none();
+    let clean = !(o.strip_metadata && info.has_metadata);
+    let format_ok = match o.format {
+        FormatChoice::Explicit(f) => f.name() == info.format,
+        FormatChoice::Auto | FormatChoice::Unset => match info.format {
+            "jpeg" | "png" | "gif" => true,
+            "webp" => req.accept != AcceptClass::Legacy,
+            "avif" => req.accept == AcceptClass::Avif,
+            _ => false,
+        },
+    };
+    same_pixels && clean && format_ok && (!animated || info.format != "jpeg")
+}
+
+fn is_cmyk(buf: &[u8]) -> bool {
+    // Cheap header look: a CMYK JPEG has a 4-component SOF.
+    Img::from_buffer(buf, "").map(|i| i.interpretation() == b::VipsInterpretation_VIPS_INTERPRETATION_CMYK).unwrap_or(false)
+}
+
+/// libvips' thumbnail: shrink-on-load, EXIF auto-rotate, colour-manage to sRGB (perceptual),
+/// exact resize to `w×h`.
+fn thumbnail(buf: &[u8], w: u32, h: u32, auto_rotate: bool, load_opts: Option<&str>) -> Result<Img, String> {
+    let mut out = null_mut();
+    let lo = match load_opts {
+        Some(o) => format!("{o},fail_on=truncated"),
+        None => "fail_on=truncated".to_string(),
+    };
+    let lo = CString::new(lo).map_err(|e| e.to_string())?;
+    // SAFETY: libvips reads `buf` (it does not write through the pointer) during the call and
+    // the lazily-evaluated result; `buf` outlives the returned image within `render`.
+    let r = unsafe {
+        b::vips_thumbnail_buffer(
+            buf.as_ptr() as *mut c_void,
+            buf.len() as b::size_t,
+            &mut out,
+            w as c_int,
+            c"height".as_ptr(),
+            h as c_int,
+            c"size".as_ptr(),
+            b::VipsSize_VIPS_SIZE_FORCE as c_int,
+            c"no_rotate".as_ptr(),
+            if auto_rotate { FALSE } else { TRUE },
+            c"export_profile".as_ptr(),
+            c"srgb".as_ptr(),
+            c"intent".as_ptr(),
+            b::VipsIntent_VIPS_INTENT_PERCEPTUAL as c_int,
+            c"option_string".as_ptr(),
+            lo.as_ptr(),
+            END,
+        )
+    };
+    wrap(r, out)
+}
+
+/// Full decode for trim and CMYK: load, rotate, colour-manage, trim, then plan and resize.
+fn load_path(buf: &[u8], o: &Options, enc: &EncodeSettings) -> Result<(Img, Geometry), TransformError> {
+    let mut img = Img::from_buffer(buf, "fail_on=truncated").map_err(fail)?;
+    if o.auto_rotate {
+        img = img.autorot().map_err(fail)?;
+    }
+    if img.has(c"icc-profile-data") || img.interpretation() == b::VipsInterpretation_VIPS_INTERPRETATION_CMYK {
+        img = img.icc_to_srgb().map_err(fail)?;
+    }
+    if let Some(t) = &o.trim {
+        let (l, tp, w, h) = img.find_trim(t.threshold, t.color).map_err(fail)?;
+        if w > 0 && h > 0 {
+            let (mut l, mut tp, mut w, mut h) = (l, tp, w, h);
+            if t.equal_hor {
+                let right = img.width() - (l + w);
+                let m = l.min(right);
+                l = m;
+                w = img.width() - 2 * m;
+            }
+            if t.equal_ver {
+                let bottom = img.height() - (tp + h);
+                let m = tp.min(bottom);
+                tp = m;
+                h = img.height() - 2 * m;
+            }
+            img = img.extract(l, tp, w, h).map_err(fail)?;
+        }
+    }
+    let geo = plan(img.width(), img.height(), o, enc.max_output_dimension)?;
+    let hs = geo.resize_w as f64 / img.width() as f64;
+    let vs = geo.resize_h as f64 / img.height() as f64;
+    if (geo.resize_w, geo.resize_h) != (img.width(), img.height()) {
+        img = img.resize(hs, vs).map_err(fail)?;
+        // Rounding in resize can be off by one: pin the exact size.
+        if (img.width(), img.height()) != (geo.resize_w, geo.resize_h) {
+            let (w, h) = (img.width().min(geo.resize_w), img.height().min(geo.resize_h));
+            img = img.extract(0, 0, w, h).map_err(fail)?;
+        }
+    }
+    Ok((img, geo))
+}
+
+/// 8-bit sRGB (or 8-bit grey) whatever came in (16-bit, Lab, CMYK leftovers).
+fn to_8bit_srgb(img: Img) -> Result<Img, String> {
+    let interp = img.interpretation();
+    let is_grey = matches!(interp, b::VipsInterpretation_VIPS_INTERPRETATION_B_W | b::VipsInterpretation_VIPS_INTERPRETATION_GREY16);
+    let eight = img.band_format() == b::VipsBandFormat_VIPS_FORMAT_UCHAR;
+    match (is_grey, eight, interp == b::VipsInterpretation_VIPS_INTERPRETATION_sRGB) {
+        (true, true, _) | (false, true, true) => Ok(img),
+        (true, false, _) => img.colourspace(b::VipsInterpretation_VIPS_INTERPRETATION_B_W),
+        _ => img.colourspace(b::VipsInterpretation_VIPS_INTERPRETATION_sRGB),
+    }
+}
+
+fn background(o: &Options, img: &Img, format: Format) -> Vec<f64> {
+    let alpha = img.has_alpha() && format.supports_alpha();
+    let grey = img.bands() <= 2;
+    let [r, g, bl] = o.background.unwrap_or([255, 255, 255]);
+    let a = if o.background.is_none() && alpha { 0.0 } else { 255.0 };
+    let mut v = if grey { vec![((r as f64) * 0.2126 + (g as f64) * 0.7152 + (bl as f64) * 0.0722).round()] } else { vec![r as f64, g as f64, bl as f64] };
+    if img.has_alpha() {
+        v.push(a);
+    }
+    v
+}
+
+fn apply_geometry(mut img: Img, geo: &Geometry, o: &Options, format: Format) -> Result<Img, TransformError> {
+    if let Some(c) = geo.crop {
+        img = if geo.crop_smart { img.smartcrop(c.w.min(img.width()), c.h.min(img.height())) } else { clamp_extract(&img, c.x, c.y, c.w, c.h) }
+            .map_err(fail)?;
+    }
+    if let Some((bw, bh)) = geo.fill {
+        let (bw, bh) = (bw.min(img.width()), bh.min(img.height()));
+        img = match geo.fill_gravity.kind {
+            GravityKind::Sm => img.smartcrop(bw, bh),
+            _ => {
+                let (x, y) = crate::transform::gravity_offset(geo.fill_gravity, img.width(), img.height(), bw, bh, o.dpr.unwrap_or(1.0));
+                clamp_extract(&img, x, y, bw, bh)
+            }
+        }
+        .map_err(fail)?;
+    }
+    if o.rotate != 0 {
+        img = img.rot(o.rotate).map_err(fail)?;
+    }
+    if o.flip_h {
+        img = img.flip(true).map_err(fail)?;
+    }
+    if o.flip_v {
+        img = img.flip(false).map_err(fail)?;
+    }
+    if o.blur > 0.0 {
+        img = img.gaussblur(o.blur).map_err(fail)?;
+    }
+    if o.sharpen > 0.0 {
+        img = img.sharpen(o.sharpen).map_err(fail)?;
+    }
+    if let Some((ew, eh, g)) = geo.extend {
+        let bg = background(o, &img, format);
+        let g = if g.kind == GravityKind::Sm { Gravity::default() } else { g };
+        let (x, y) = crate::transform::gravity_offset(g, ew, eh, img.width(), img.height(), o.dpr.unwrap_or(1.0));
+        img = img.embed(x, y, ew.max(img.width()), eh.max(img.height()), &bg).map_err(fail)?;
+    }
+    let [t, r, bt, l] = geo.padding;
+    if t + r + bt + l > 0 {
+        let bg = background(o, &img, format);
+        img = img.embed(l, t, img.width() + l + r, img.height() + t + bt, &bg).map_err(fail)?;
+    }
+    Ok(img)
+}
+
+fn clamp_extract(img: &Img, x: u32, y: u32, w: u32, h: u32) -> Result<Img, String> {
+    let w = w.clamp(1, img.width());
+    let h = h.clamp(1, img.height());
+    let x = x.min(img.width() - w);
+    let y = y.min(img.height() - h);
+    img.extract(x, y, w, h)
+}
+
+/// Flattens alpha onto the background when the output has none (or a background was asked for).
+fn finish_alpha(img: Img, o: &Options, format: Format) -> Result<Img, String> {
+    if img.has_alpha() && (!format.supports_alpha() || o.background.is_some()) {
+        let bg = background(o, &img, Format::Jpeg);
+        let bg = &bg[..bg.len().saturating_sub(1).max(1)];
+        return img.flatten(bg);
+    }
+    Ok(img)
+}
+
+/// Removes metadata on a private copy. libvips 8.14's savers write whatever `exif-data`,
+/// `xmp-data` and `iptc-data` hold (WebP's `strip` keeps EXIF), so the fields themselves go.
+fn strip(img: Img, o: &Options) -> Result<Img, String> {
+    let out = img.copy()?;
+    drop(img);
+    // The pixels are upright now: an orientation tag would rotate them again.
+    out.remove("orientation");
+    if o.strip_metadata {
+        for f in out.fields() {
+            let drop_it = f == "exif-data"
+                || f == "xmp-data"
+                || f == "iptc-data"
+                || f == "photoshop-data"
+                || f.starts_with("exif-")
+                || f.starts_with("xmp-")
+                || f.starts_with("iptc-")
+                || f.starts_with("png-comment")
+                || f == "gif-comment"
+                || f.starts_with("heif-");
+            if drop_it {
+                out.remove(&f);
+            }
+        }
+    } else if out.has(c"exif-data") {
+        // Keep EXIF but make its orientation agree with the upright pixels.
+        if let Ok(c) = CString::new("1") {
+            // SAFETY: valid image and strings.
+            unsafe { b::vips_image_set_string(out.0, c"exif-ifd0-Orientation".as_ptr(), c.as_ptr()) };
+        }
+    }
+    if o.strip_color_profile {
+        out.remove("icc-profile-data");
+    }
+    Ok(out)
+}
+
+fn saver(format: Format, q: u8, enc: &EncodeSettings, o: &Options) -> String {
+    // Metadata was removed field by field in `strip`; the savers' own strip flag additionally
+    // drops anything a saver would invent, but it also drops ICC, so only when that goes too.
+    let strip = if o.strip_metadata && o.strip_color_profile { "true" } else { "false" };
+    match format {
+        Format::Jpeg => format!(".jpg[Q={q},optimize_coding=true,interlace=true,strip={strip}]"),
+        Format::Webp => format!(".webp[Q={q},effort={},strip={strip}]", enc.webp_effort),
+        Format::Avif => format!(".avif[Q={q},effort={},strip={strip}]", enc.avif_effort),
+        Format::Png => {
+            if q < 100 {
+                format!(".png[compression=6,palette=true,Q={q},strip={strip}]")
+            } else {
+                format!(".png[compression=6,strip={strip}]")
+            }
+        }
+        Format::Gif => format!(".gif[strip={strip}]"),
+    }
+}
+
+/// In-process reference for the load benchmark: what a minimal libvips program does for
+/// `w:{width}` at quality `q` (thumbnail with shrink-on-load, strip, save).
+pub fn reference_thumbnail(buf: &[u8], width: u32, format: Format, q: u8) -> Result<Vec<u8>, String> {
+    let mut out = null_mut();
+    // SAFETY: as in `thumbnail`.
+    let r = unsafe { b::vips_thumbnail_buffer(buf.as_ptr() as *mut c_void, buf.len() as b::size_t, &mut out, width as c_int, c"height".as_ptr(), 100_000 as c_int, END) };
+    let img = wrap(r, out)?;
+    let suffix = match format {
+        Format::Webp => format!(".webp[Q={q},strip=true]"),
+        _ => format!(".jpg[Q={q},strip=true]"),
+    };
+    img.save(&suffix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::negotiate::AcceptClass;
+    use crate::options::{parse, Presets};
+
+    fn enc() -> EncodeSettings {
+        EncodeSettings {
+            jpeg_quality: 80,
+            webp_quality: 78,
+            avif_quality: 60,
+            png_quality: 100,
+            gif_quality: 100,
+            avif_effort: 2,
+            webp_effort: 4,
+            enable_avif: true,
+            enable_webp: true,
+            save_data_quality_step: 15,
+            max_src_megapixels: 60.0,
+            max_output_dimension: 8192,
+            max_animation_frames: 100,
+        }
+    }
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+    fn req(s: &str, ext: Option<&str>) -> RenderRequest {
+        let segs: Vec<&str> = s.split('/').filter(|x| !x.is_empty()).collect();
+        RenderRequest { options: parse(&segs, ext, &Presets::default()).unwrap(), accept: AcceptClass::Legacy, save_data: false }
+    }
+
+    #[test]
+    fn renders_exact_sizes_and_formats() {
+        init(1).unwrap();
+        let src = fixture("orientation/Landscape_6.jpg");
+        let r = render(&src, &req("rs:fill:300:200", Some("webp")), &enc()).unwrap();
+        assert_eq!((r.width, r.height, r.format), (300, 200, Format::Webp));
+        assert_eq!(&r.bytes[8..12], b"WEBP");
+        let r = render(&src, &req("w:100", Some("png")), &enc()).unwrap();
+        assert_eq!((r.width, r.height), (100, 67));
+        assert_eq!(&r.bytes[1..4], b"PNG");
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_crash() {
+        init(1).unwrap();
+        assert!(matches!(render(b"hello", &req("w:10", None), &enc()), Err(TransformError::Unsupported(_))));
+        let mut jpg = fixture("orientation/Landscape_1.jpg");
+        jpg.truncate(2000);
+        assert!(render(&jpg, &req("w:10", Some("jpg")), &enc()).is_err());
+    }
+}
