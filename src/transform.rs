@@ -109,6 +109,8 @@ pub struct SourceInfo {
     pub has_alpha: bool,
     pub pages: u32,
     pub has_metadata: bool,
+    /// An embedded ICC profile.
+    pub has_icc: bool,
 }
 
 /// A finished variant.
@@ -149,6 +151,47 @@ pub fn sniff(buf: &[u8]) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Removes EXIF and XMP (and ICC when `drop_icc`) chunks from a WebP file and clears their
+/// VP8X flags. libvips 8.14's WebP saver writes an EXIF chunk even with `strip`, so metadata
+/// stripping is finished here, on the container.
+pub fn webp_strip(webp: &[u8], drop_icc: bool) -> Option<Vec<u8>> {
+    if webp.len() < 12 || &webp[..4] != b"RIFF" || &webp[8..12] != b"WEBP" {
+        return None;
+    }
+    let mut out = Vec::with_capacity(webp.len());
+    out.extend_from_slice(b"RIFF\0\0\0\0WEBP");
+    let mut i = 12;
+    let mut vp8x_at = None;
+    while i + 8 <= webp.len() {
+        let id = &webp[i..i + 4];
+        let size = u32::from_le_bytes(webp[i + 4..i + 8].try_into().ok()?) as usize;
+        let end = i.checked_add(8)?.checked_add(size)?.checked_add(size & 1)?;
+        if end > webp.len() + (size & 1) {
+            return None;
+        }
+        let end = end.min(webp.len());
+        let drop = id == b"EXIF" || id == b"XMP " || (drop_icc && id == b"ICCP");
+        if !drop {
+            if id == b"VP8X" {
+                vp8x_at = Some(out.len());
+            }
+            out.extend_from_slice(&webp[i..end]);
+        }
+        i = end;
+    }
+    if let Some(at) = vp8x_at {
+        // Flags byte: ICC 0x20, alpha 0x10, EXIF 0x08, XMP 0x04, animation 0x02.
+        let mut mask = 0x08 | 0x04;
+        if drop_icc {
+            mask |= 0x20;
+        }
+        out[at + 8] &= !mask;
+    }
+    let riff = u32::try_from(out.len() - 8).ok()?;
+    out[4..8].copy_from_slice(&riff.to_le_bytes());
+    Some(out)
 }
 
 /// The output format for a source: explicit, or negotiated from the Accept class.
@@ -585,6 +628,40 @@ mod tests {
         assert_eq!(choose_format(FormatChoice::Explicit(Format::Png), AcceptClass::Avif, &e, false, false), Format::Png);
         let no_avif = EncodeSettings { enable_avif: false, ..enc() };
         assert_eq!(choose_format(auto, AcceptClass::Avif, &no_avif, false, false), Format::Webp);
+    }
+
+    #[test]
+    fn webp_strip_removes_exif_and_xmp_chunks() {
+        let chunk = |id: &[u8], data: &[u8]| {
+            let mut v = id.to_vec();
+            v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            v.extend_from_slice(data);
+            if data.len() % 2 == 1 {
+                v.push(0);
+            }
+            v
+        };
+        let mut body = b"WEBP".to_vec();
+        body.extend(chunk(b"VP8X", &[0x2C, 0, 0, 0, 9, 0, 0, 9, 0, 0]));
+        body.extend(chunk(b"ICCP", b"icc"));
+        body.extend(chunk(b"VP8 ", b"pixels"));
+        body.extend(chunk(b"EXIF", b"Exif\0\0GPS"));
+        body.extend(chunk(b"XMP ", b"<x:xmpmeta/>"));
+        let mut file = b"RIFF".to_vec();
+        file.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        file.extend(body);
+        let out = webp_strip(&file, false).unwrap();
+        assert!(!out.windows(4).any(|w| w == b"EXIF" || w == b"XMP "));
+        assert!(out.windows(4).any(|w| w == b"ICCP"));
+        assert_eq!(out[20], 0x20);
+        assert_eq!(u32::from_le_bytes(out[4..8].try_into().unwrap()) as usize, out.len() - 8);
+        let out = webp_strip(&file, true).unwrap();
+        assert!(!out.windows(4).any(|w| w == b"ICCP"));
+        assert_eq!(out[20], 0);
+        assert!(webp_strip(b"nope", false).is_none());
+        let mut truncated = file.clone();
+        truncated.truncate(30);
+        assert!(webp_strip(&truncated, false).is_none());
     }
 
     #[test]

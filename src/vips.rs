@@ -374,6 +374,7 @@ pub fn probe(buf: &[u8], enc: &EncodeSettings) -> Result<SourceInfo, TransformEr
         has_alpha: img.has_alpha(),
         pages,
         has_metadata: METADATA_FIELDS.iter().any(|f| img.has(f)),
+        has_icc: img.has(c"icc-profile-data"),
     };
     let mp = w as f64 * h as f64 / 1e6;
     if mp > enc.max_src_megapixels {
@@ -411,13 +412,13 @@ pub fn render(buf: &[u8], req: &RenderRequest, enc: &EncodeSettings) -> Result<R
 
     let (img, geo) = if animated {
         let geo = plan(up_w, up_h, &strip_for_animation(o), enc.max_output_dimension)?;
-        let img = thumbnail(buf, geo.resize_w, geo.resize_h, o.auto_rotate, Some("n=-1")).map_err(fail)?;
+        let img = thumbnail(buf, geo.resize_w, geo.resize_h, o.auto_rotate, info.has_icc, Some("n=-1")).map_err(fail)?;
         (img, geo)
     } else if o.trim.is_some() || info.format == "jpeg" && is_cmyk(buf) {
         load_path(buf, o, enc)?
     } else {
         let geo = plan(up_w, up_h, o, enc.max_output_dimension)?;
-        let img = thumbnail(buf, geo.resize_w, geo.resize_h, o.auto_rotate, None).map_err(fail)?;
+        let img = thumbnail(buf, geo.resize_w, geo.resize_h, o.auto_rotate, info.has_icc, None).map_err(fail)?;
         (img, geo)
     };
     let img = to_8bit_srgb(img).map_err(fail)?;
@@ -430,11 +431,11 @@ pub fn render(buf: &[u8], req: &RenderRequest, enc: &EncodeSettings) -> Result<R
 
     let t1 = Instant::now();
     let mut quality = quality_for(format, o, enc, req.save_data);
-    let mut bytes = img.save(&saver(format, quality, enc, o)).map_err(TransformError::Encode)?;
+    let mut bytes = encode(&img, format, quality, enc, o)?;
     if let Some(max) = o.max_bytes {
         while bytes.len() as u64 > max && quality > 10 && matches!(format, Format::Jpeg | Format::Webp | Format::Avif) {
             quality = quality.saturating_sub(10).max(10);
-            bytes = img.save(&saver(format, quality, enc, o)).map_err(TransformError::Encode)?;
+            bytes = encode(&img, format, quality, enc, o)?;
         }
     }
     let encode_ms = t1.elapsed().as_secs_f64() * 1000.0;
@@ -494,35 +495,56 @@ fn is_cmyk(buf: &[u8]) -> bool {
 
 /// libvips' thumbnail: shrink-on-load, EXIF auto-rotate, colour-manage to sRGB (perceptual),
 /// exact resize to `w×h`.
-fn thumbnail(buf: &[u8], w: u32, h: u32, auto_rotate: bool, load_opts: Option<&str>) -> Result<Img, String> {
+fn thumbnail(buf: &[u8], w: u32, h: u32, auto_rotate: bool, icc: bool, load_opts: Option<&str>) -> Result<Img, String> {
     let mut out = null_mut();
     let lo = match load_opts {
         Some(o) => format!("{o},fail_on=truncated"),
         None => "fail_on=truncated".to_string(),
     };
     let lo = CString::new(lo).map_err(|e| e.to_string())?;
+    // Only an embedded profile is converted here: libvips 8.14's thumbnail shifts colours of
+    // untagged 16-bit images when asked to export, and those need no profile conversion.
     // SAFETY: libvips reads `buf` (it does not write through the pointer) during the call and
-    // the lazily-evaluated result; `buf` outlives the returned image within `render`.
+    // the lazily-evaluated result; `buf` outlives the returned image within `render`. Each
+    // name/value pair matches the option's type.
     let r = unsafe {
-        b::vips_thumbnail_buffer(
-            buf.as_ptr() as *mut c_void,
-            buf.len() as b::size_t,
-            &mut out,
-            w as c_int,
-            c"height".as_ptr(),
-            h as c_int,
-            c"size".as_ptr(),
-            b::VipsSize_VIPS_SIZE_FORCE as c_int,
-            c"no_rotate".as_ptr(),
-            if auto_rotate { FALSE } else { TRUE },
-            c"export_profile".as_ptr(),
-            c"srgb".as_ptr(),
-            c"intent".as_ptr(),
-            b::VipsIntent_VIPS_INTENT_PERCEPTUAL as c_int,
-            c"option_string".as_ptr(),
-            lo.as_ptr(),
-            END,
-        )
+        if icc {
+            b::vips_thumbnail_buffer(
+                buf.as_ptr() as *mut c_void,
+                buf.len() as b::size_t,
+                &mut out,
+                w as c_int,
+                c"height".as_ptr(),
+                h as c_int,
+                c"size".as_ptr(),
+                b::VipsSize_VIPS_SIZE_FORCE as c_int,
+                c"no_rotate".as_ptr(),
+                if auto_rotate { FALSE } else { TRUE },
+                c"export_profile".as_ptr(),
+                c"srgb".as_ptr(),
+                c"intent".as_ptr(),
+                b::VipsIntent_VIPS_INTENT_PERCEPTUAL as c_int,
+                c"option_string".as_ptr(),
+                lo.as_ptr(),
+                END,
+            )
+        } else {
+            b::vips_thumbnail_buffer(
+                buf.as_ptr() as *mut c_void,
+                buf.len() as b::size_t,
+                &mut out,
+                w as c_int,
+                c"height".as_ptr(),
+                h as c_int,
+                c"size".as_ptr(),
+                b::VipsSize_VIPS_SIZE_FORCE as c_int,
+                c"no_rotate".as_ptr(),
+                if auto_rotate { FALSE } else { TRUE },
+                c"option_string".as_ptr(),
+                lo.as_ptr(),
+                END,
+            )
+        }
     };
     wrap(r, out)
 }
@@ -594,6 +616,12 @@ fn background(o: &Options, img: &Img, format: Format) -> Vec<f64> {
 }
 
 fn apply_geometry(mut img: Img, geo: &Geometry, o: &Options, format: Format) -> Result<Img, TransformError> {
+    // Smart crop, rotation and vertical flips read out of order: give them the (already
+    // resized) pixels in memory instead of the sequential decode.
+    let smart = geo.crop_smart || (geo.fill.is_some() && geo.fill_gravity.kind == GravityKind::Sm);
+    if smart || o.rotate != 0 || o.flip_v {
+        img = img.copy_memory().map_err(fail)?;
+    }
     if let Some(c) = geo.crop {
         img = if geo.crop_smart { img.smartcrop(c.w.min(img.width()), c.h.min(img.height())) } else { clamp_extract(&img, c.x, c.y, c.w, c.h) }
             .map_err(fail)?;
@@ -690,6 +718,14 @@ fn strip(img: Img, o: &Options) -> Result<Img, String> {
         out.remove("icc-profile-data");
     }
     Ok(out)
+}
+
+fn encode(img: &Img, format: Format, q: u8, enc: &EncodeSettings, o: &Options) -> Result<Vec<u8>, TransformError> {
+    let bytes = img.save(&saver(format, q, enc, o)).map_err(TransformError::Encode)?;
+    if format == Format::Webp && o.strip_metadata {
+        return crate::transform::webp_strip(&bytes, o.strip_color_profile).ok_or_else(|| TransformError::Encode("libvips wrote a malformed WebP".into()));
+    }
+    Ok(bytes)
 }
 
 fn saver(format: Format, q: u8, enc: &EncodeSettings, o: &Options) -> String {
