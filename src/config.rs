@@ -65,11 +65,7 @@ impl List {
             List::One(s) => vec![s.to_str()],
             List::Many(v) => v.iter().map(ListItem::to_str).collect(),
         };
-        raw.iter()
-            .flat_map(|s| s.split(','))
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect()
+        raw.iter().flat_map(|s| s.split(',')).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
     }
     pub fn from_strs(v: &[&str]) -> Self {
         List::Many(v.iter().map(|s| ListItem::Str(s.to_string())).collect())
@@ -203,25 +199,57 @@ pub struct Setting {
 /// without `IMAGO_`, lower-cased.
 pub const SETTINGS: &[Setting] = &[
     Setting { env: "IMAGO_BIND", default: "127.0.0.1:8080", help: "address to listen on" },
-    Setting { env: "IMAGO_KEY", default: "(none)", help: "hex HMAC key(s), comma-separated for rotation (first signs)" },
+    Setting {
+        env: "IMAGO_KEY",
+        default: "(none)",
+        help: "hex HMAC key(s), comma-separated for rotation (first signs)",
+    },
     Setting { env: "IMAGO_SALT", default: "(none)", help: "hex salt(s), paired one to one with IMAGO_KEY" },
     Setting { env: "IMAGO_KEY_FILE", default: "(none)", help: "file holding IMAGO_KEY (e.g. a mounted secret)" },
     Setting { env: "IMAGO_SALT_FILE", default: "(none)", help: "file holding IMAGO_SALT" },
     Setting { env: "IMAGO_SIGNATURE_SIZE", default: "32", help: "signature bytes before base64 (1-32; truncation)" },
     Setting { env: "IMAGO_ALLOW_INSECURE", default: "false", help: "accept unsigned URLs (signature `insecure`)" },
-    Setting { env: "IMAGO_DEV_KEYS_FILE", default: "./data/dev-keys.toml", help: "with no key set: development keys generated/read here" },
-    Setting { env: "IMAGO_LOCAL_ROOT", default: "./data/images", help: "embedded store root; local:///a/b.jpg is a/b.jpg under it" },
-    Setting { env: "IMAGO_ALLOWED_HOSTS", default: "(none)", help: "HTTP(S) origin hosts allowed as sources (`*.example.com` ok)" },
-    Setting { env: "IMAGO_ALLOW_PRIVATE_NETWORKS", default: "false", help: "let HTTP sources resolve to loopback/private/link-local" },
+    Setting {
+        env: "IMAGO_DEV_KEYS_FILE",
+        default: "./data/dev-keys.toml",
+        help: "with no key set: development keys generated/read here",
+    },
+    Setting {
+        env: "IMAGO_LOCAL_ROOT",
+        default: "./data/images",
+        help: "embedded store root; local:///a/b.jpg is a/b.jpg under it",
+    },
+    Setting {
+        env: "IMAGO_ALLOWED_HOSTS",
+        default: "(none)",
+        help: "HTTP(S) origin hosts allowed as sources (`*.example.com` ok)",
+    },
+    Setting {
+        env: "IMAGO_ALLOW_PRIVATE_NETWORKS",
+        default: "false",
+        help: "let HTTP sources resolve to loopback/private/link-local",
+    },
     Setting { env: "IMAGO_S3_ENDPOINT", default: "(none)", help: "S3 API endpoint URL (enables s3:// sources)" },
     Setting { env: "IMAGO_S3_REGION", default: "us-east-1", help: "S3 region (Garage: `garage`)" },
     Setting { env: "IMAGO_S3_BUCKET", default: "(none)", help: "default bucket (uploads, analytics)" },
-    Setting { env: "IMAGO_S3_ALLOWED_BUCKETS", default: "(the default bucket)", help: "buckets readable through s3:// sources" },
+    Setting {
+        env: "IMAGO_S3_ALLOWED_BUCKETS",
+        default: "(the default bucket)",
+        help: "buckets readable through s3:// sources",
+    },
     Setting { env: "IMAGO_S3_ACCESS_KEY_ID", default: "(none)", help: "S3 access key id" },
-    Setting { env: "IMAGO_S3_SECRET_ACCESS_KEY", default: "(none)", help: "S3 secret key (or IMAGO_S3_SECRET_ACCESS_KEY_FILE)" },
+    Setting {
+        env: "IMAGO_S3_SECRET_ACCESS_KEY",
+        default: "(none)",
+        help: "S3 secret key (or IMAGO_S3_SECRET_ACCESS_KEY_FILE)",
+    },
     Setting { env: "IMAGO_S3_PATH_STYLE", default: "true", help: "path-style bucket addressing" },
     Setting { env: "IMAGO_MAX_SRC_BYTES", default: "52428800", help: "largest source file accepted (413 above)" },
-    Setting { env: "IMAGO_MAX_SRC_MEGAPIXELS", default: "60", help: "largest source resolution, all frames (422 above), checked before decoding" },
+    Setting {
+        env: "IMAGO_MAX_SRC_MEGAPIXELS",
+        default: "60",
+        help: "largest source resolution, all frames (422 above), checked before decoding",
+    },
     Setting { env: "IMAGO_MAX_OUTPUT_DIMENSION", default: "8192", help: "largest output width or height" },
     Setting { env: "IMAGO_MAX_ANIMATION_FRAMES", default: "200", help: "most frames in an animated source" },
     Setting { env: "IMAGO_MAX_REDIRECTS", default: "3", help: "HTTP source redirects followed (each re-checked)" },
@@ -233,7 +261,11 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "IMAGO_VIPS_CONCURRENCY", default: "1", help: "libvips threads per image" },
     Setting { env: "IMAGO_CACHE_SIZE_MB", default: "256", help: "in-memory cache of finished variants (0 = off)" },
     Setting { env: "IMAGO_CACHE_TTL_SECS", default: "3600", help: "in-memory cache time to live" },
-    Setting { env: "IMAGO_CACHE_CONTROL", default: "public, max-age=31536000, s-maxage=31536000, immutable", help: "Cache-Control of signed variants" },
+    Setting {
+        env: "IMAGO_CACHE_CONTROL",
+        default: "public, max-age=31536000, s-maxage=31536000, immutable",
+        help: "Cache-Control of signed variants",
+    },
     Setting { env: "IMAGO_PRESETS", default: "(none)", help: "TOML table [presets] name = \"rs:fill:300:300/q:70\"" },
     Setting { env: "IMAGO_PRESETS_ONLY", default: "false", help: "only `pr:`/preset options are accepted" },
     Setting { env: "IMAGO_JPEG_QUALITY", default: "80", help: "default JPEG quality" },
@@ -246,7 +278,11 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "IMAGO_ENABLE_AVIF", default: "true", help: "negotiate AVIF for clients that accept it" },
     Setting { env: "IMAGO_ENABLE_WEBP", default: "true", help: "negotiate WebP for clients that accept it" },
     Setting { env: "IMAGO_AUTO_QUALITY", default: "false", help: "perceptual auto quality by default with f:auto" },
-    Setting { env: "IMAGO_SAVE_DATA_QUALITY_STEP", default: "15", help: "quality lowered for Save-Data: on / slow ECT" },
+    Setting {
+        env: "IMAGO_SAVE_DATA_QUALITY_STEP",
+        default: "15",
+        help: "quality lowered for Save-Data: on / slow ECT",
+    },
     Setting { env: "IMAGO_MAX_DPR", default: "3", help: "cap on the DPR client hint" },
     Setting { env: "IMAGO_WIDTH_LADDER", default: "16,32,...,3840", help: "widths hint-derived targets snap up to" },
     Setting { env: "IMAGO_DEBUG_HEADERS", default: "true", help: "send X-Imago-* and Server-Timing headers" },
@@ -304,9 +340,11 @@ pub struct Config {
 }
 
 fn read_secret_file(setting: &'static str, path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|source| ConfigError::File { setting, path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|source| ConfigError::File {
+        setting,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Dev keys file contents.
@@ -425,7 +463,9 @@ impl RawConfig {
                 let secret = match (&self.s3_secret_access_key, &self.s3_secret_access_key_file) {
                     (_, Some(p)) => read_secret_file("IMAGO_S3_SECRET_ACCESS_KEY_FILE", p)?,
                     (Some(s), None) => s.clone(),
-                    (None, None) => return Err(invalid("IMAGO_S3_SECRET_ACCESS_KEY", "required with IMAGO_S3_ENDPOINT")),
+                    (None, None) => {
+                        return Err(invalid("IMAGO_S3_SECRET_ACCESS_KEY", "required with IMAGO_S3_ENDPOINT"))
+                    }
                 };
                 let access = self
                     .s3_access_key_id
@@ -461,7 +501,10 @@ fn dev_keys_load(path: &Path, create: bool) -> Result<(String, String), ConfigEr
     if !create {
         return Err(invalid(
             "IMAGO_KEY",
-            format!("no key configured and no development keys at {} (run `imago serve` once, or set IMAGO_KEY/IMAGO_SALT)", path.display()),
+            format!(
+                "no key configured and no development keys at {} (run `imago serve` once, or set IMAGO_KEY/IMAGO_SALT)",
+                path.display()
+            ),
         ));
     }
     use rand::RngCore;
@@ -471,13 +514,21 @@ fn dev_keys_load(path: &Path, create: bool) -> Result<(String, String), ConfigEr
     rand::thread_rng().fill_bytes(&mut s);
     let keys = DevKeys { key: hex::encode(k), salt: hex::encode(s) };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| ConfigError::File { setting: "IMAGO_DEV_KEYS_FILE", path: dir.into(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| ConfigError::File {
+            setting: "IMAGO_DEV_KEYS_FILE",
+            path: dir.into(),
+            source,
+        })?;
     }
     let text = format!(
         "# Development keys generated by `imago serve` (no IMAGO_KEY was set). Not for production.\nkey = \"{}\"\nsalt = \"{}\"\n",
         keys.key, keys.salt
     );
-    write_private(path, &text).map_err(|source| ConfigError::File { setting: "IMAGO_DEV_KEYS_FILE", path: path.into(), source })?;
+    write_private(path, &text).map_err(|source| ConfigError::File {
+        setting: "IMAGO_DEV_KEYS_FILE",
+        path: path.into(),
+        source,
+    })?;
     Ok((keys.key, keys.salt))
 }
 
@@ -533,7 +584,8 @@ mod tests {
         assert!(e.to_string().contains("hex"), "{e}");
         let e = RawConfig { width_ladder: List::from_strs(&["10,x"]), ..with_keys() }.validate(false).unwrap_err();
         assert!(e.to_string().contains("IMAGO_WIDTH_LADDER"), "{e}");
-        let e = RawConfig { s3_endpoint: Some("http://127.0.0.1:3900".into()), ..with_keys() }.validate(false).unwrap_err();
+        let e =
+            RawConfig { s3_endpoint: Some("http://127.0.0.1:3900".into()), ..with_keys() }.validate(false).unwrap_err();
         assert!(e.to_string().contains("IMAGO_S3"), "{e}");
     }
 
@@ -557,6 +609,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
     fn layers_env_over_toml_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("imago.toml");

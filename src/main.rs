@@ -9,7 +9,11 @@ use imago_signing::builder::SourceEncoding;
 use imago_signing::UrlBuilder;
 
 #[derive(Parser)]
-#[command(name = "imago", version, about = "Signed, device-aware image proxy and upload service (imgproxy-compatible URLs, libvips)")]
+#[command(
+    name = "imago",
+    version,
+    about = "Signed, device-aware image proxy and upload service (imgproxy-compatible URLs, libvips)"
+)]
 struct Cli {
     /// TOML configuration file (settings below; environment variables override it).
     #[arg(long, global = true, env = "IMAGO_CONFIG")]
@@ -120,7 +124,8 @@ fn serve(raw: RawConfig) -> ExitCode {
                 tracing::warn!("could not write the sample photo: {e}");
             }
         }
-        let path = UrlBuilder::new().width(800).extension("webp").sign(&cfg.verifier.signer(), "local:///samples/photo.jpg");
+        let path =
+            UrlBuilder::new().width(800).extension("webp").sign(&cfg.verifier.signer(), "local:///samples/photo.jpg");
         tracing::warn!(keys = %cfg.raw.dev_keys_file.display(), "no IMAGO_KEY set: using development keys (not for production)");
         if let Ok(p) = path {
             eprintln!("\n  Development mode. Try:\n    curl -o out.webp http://{}{}\n    imago sign --width 800 --format webp local:///samples/photo.jpg\n", cfg.bind, p);
@@ -207,7 +212,8 @@ fn sign(raw: RawConfig, a: SignArgs) -> ExitCode {
         };
     }
     if let Some(s) = a.expires_in {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         b = b.expires(now + s);
     }
     for o in &a.options {

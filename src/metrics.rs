@@ -1,7 +1,9 @@
 //! Prometheus metrics (text exposition at `/metrics`). Labels stay low-cardinality: no image
 //! keys, only formats, buckets and outcomes.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 /// Every metric imago exports.
 #[derive(Clone)]
@@ -63,7 +65,11 @@ impl Metrics {
         ));
         must(registry.register(Box::new(request_seconds.clone())));
         Metrics {
-            http_requests: counter_vec("imago_http_requests_total", "HTTP requests by route and status", &["route", "status"]),
+            http_requests: counter_vec(
+                "imago_http_requests_total",
+                "HTTP requests by route and status",
+                &["route", "status"],
+            ),
             image_responses: counter_vec(
                 "imago_image_responses_total",
                 "Image responses by output format, source format, device class, negotiation and cache outcome",
@@ -71,7 +77,10 @@ impl Metrics {
             ),
             bytes_served: counter("imago_bytes_served_total", "Image body bytes served"),
             source_bytes: counter("imago_source_bytes_total", "Source bytes read from storage or origins"),
-            bytes_saved: counter("imago_bytes_saved_total", "Original bytes minus served bytes, summed over image responses"),
+            bytes_saved: counter(
+                "imago_bytes_saved_total",
+                "Original bytes minus served bytes, summed over image responses",
+            ),
             fetch_seconds: hist("imago_fetch_seconds", "Source fetch latency"),
             transform_seconds: hist("imago_transform_seconds", "Decode and transform latency"),
             encode_seconds: hist("imago_encode_seconds", "Encode latency"),

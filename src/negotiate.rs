@@ -67,7 +67,9 @@ fn header<'a>(h: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
 
 impl Hints {
     pub fn from_headers(h: &HeaderMap) -> Hints {
-        let num = |names: &[&str]| header(h, names).and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| v.is_finite() && *v > 0.0);
+        let num = |names: &[&str]| {
+            header(h, names).and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| v.is_finite() && *v > 0.0)
+        };
         Hints {
             dpr: num(&["sec-ch-dpr", "dpr"]),
             width: num(&["sec-ch-width", "width"]).map(|v| v.ceil().min(100_000.0) as u32),
@@ -195,7 +197,10 @@ mod tests {
     use actix_web::http::header::{HeaderName, HeaderValue};
 
     fn settings() -> NegotiateSettings {
-        NegotiateSettings { max_dpr: 3.0, ladder: vec![16, 32, 48, 64, 96, 128, 256, 384, 640, 750, 828, 1080, 1200, 1920, 2048, 3840] }
+        NegotiateSettings {
+            max_dpr: 3.0,
+            ladder: vec![16, 32, 48, 64, 96, 128, 256, 384, 640, 750, 828, 1080, 1200, 1920, 2048, 3840],
+        }
     }
     fn opts(s: &str) -> Options {
         let segs: Vec<&str> = s.split('/').filter(|x| !x.is_empty()).collect();
@@ -252,13 +257,23 @@ mod tests {
 
     #[test]
     fn viewport_bounds_when_no_width() {
-        let n = negotiate(opts("w:2000"), "", &hints(&[("sec-ch-viewport-width", "400"), ("sec-ch-dpr", "2")]), &settings());
+        let n = negotiate(
+            opts("w:2000"),
+            "",
+            &hints(&[("sec-ch-viewport-width", "400"), ("sec-ch-dpr", "2")]),
+            &settings(),
+        );
         assert_eq!(n.target_width, 828);
     }
 
     #[test]
     fn explicit_things_do_not_vary() {
-        let n = negotiate(opts("w:500/dpr:2/f:webp/q:70"), "image/avif", &hints(&[("sec-ch-dpr", "3"), ("save-data", "on")]), &settings());
+        let n = negotiate(
+            opts("w:500/dpr:2/f:webp/q:70"),
+            "image/avif",
+            &hints(&[("sec-ch-dpr", "3"), ("save-data", "on")]),
+            &settings(),
+        );
         assert_eq!(n.vary, Vary::default());
         assert_eq!(n.vary.header_value(), None);
         assert_eq!(n.target_width, 1000);

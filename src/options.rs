@@ -273,7 +273,12 @@ fn parse_gravity(option: &str, args: &[&str]) -> Result<Gravity, OptionError> {
         "sowe" => GravityKind::Sowe,
         "sm" => GravityKind::Sm,
         "fp" => GravityKind::Fp,
-        other => return Err(bad(option, format!("`{other}` is not a gravity (ce, no, so, ea, we, noea, nowe, soea, sowe, sm, fp:x:y)"))),
+        other => {
+            return Err(bad(
+                option,
+                format!("`{other}` is not a gravity (ce, no, so, ea, we, noea, nowe, soea, sowe, sm, fp:x:y)"),
+            ))
+        }
     };
     let mut g = Gravity { kind, x: 0.0, y: 0.0 };
     match kind {
@@ -372,7 +377,9 @@ pub fn parse(segments: &[&str], extension: Option<&str>, presets: &Presets) -> R
             o.format = if ext == "auto" {
                 FormatChoice::Auto
             } else {
-                FormatChoice::Explicit(Format::parse(ext).ok_or_else(|| bad("extension", format!("`{ext}` is not an output format (jpg, png, webp, avif, gif, auto)")))?)
+                FormatChoice::Explicit(Format::parse(ext).ok_or_else(|| {
+                    bad("extension", format!("`{ext}` is not an output format (jpg, png, webp, avif, gif, auto)"))
+                })?)
             };
         }
     }
@@ -518,7 +525,7 @@ pub fn apply(o: &mut Options, seg: &str, presets: &Presets, depth: u8) -> Result
             o.quality = parse_quality(name, a[0])?;
         }
         "format_quality" | "fq" => {
-            if a.is_empty() || a.len() % 2 != 0 {
+            if a.is_empty() || !a.len().is_multiple_of(2) {
                 return Err(bad(name, "expects format:quality pairs"));
             }
             for pair in a.chunks(2) {
@@ -536,9 +543,9 @@ pub fn apply(o: &mut Options, seg: &str, presets: &Presets, depth: u8) -> Result
             o.format = match a[0] {
                 "auto" => FormatChoice::Auto,
                 "" => FormatChoice::Unset,
-                s => FormatChoice::Explicit(
-                    Format::parse(s).ok_or_else(|| bad(name, format!("`{s}` is not an output format (jpg, png, webp, avif, gif, auto)")))?,
-                ),
+                s => FormatChoice::Explicit(Format::parse(s).ok_or_else(|| {
+                    bad(name, format!("`{s}` is not an output format (jpg, png, webp, avif, gif, auto)"))
+                })?),
             };
         }
         "strip_metadata" | "sm" => {
@@ -613,7 +620,7 @@ mod tests {
         let o = p("resize:fill-down:10").unwrap();
         assert_eq!((o.resizing_type, o.width, o.height), (ResizingType::FillDown, 10, 0));
         assert_eq!(p("s:5:6").unwrap().height, 6);
-        assert_eq!(p("size:5:6:t").unwrap().enlarge, true);
+        assert!(p("size:5:6:t").unwrap().enlarge);
         assert_eq!(p("rt:force").unwrap().resizing_type, ResizingType::Force);
         assert_eq!(p("resizing_type:auto").unwrap().resizing_type, ResizingType::Auto);
         assert_eq!(p("width:7/height:8").unwrap().height, 8);

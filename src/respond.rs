@@ -42,19 +42,27 @@ fn cache_control(s: &RespondSettings, expires: Option<i64>) -> String {
     }
 }
 
-fn common(b: &mut actix_web::HttpResponseBuilder, etag: &str, vary: &Vary, s: &RespondSettings, expires: Option<i64>) {
-    b.insert_header((header::CACHE_CONTROL, cache_control(s, expires)));
-    b.insert_header((header::ETAG, etag.to_string()));
-    if let Some(v) = vary.header_value() {
+/// What the cache headers of a variant depend on.
+pub struct CacheHeaders<'a> {
+    pub etag: &'a str,
+    pub vary: &'a Vary,
+    /// `exp:` of the URL: caches must not keep the response longer.
+    pub expires: Option<i64>,
+}
+
+fn common(b: &mut actix_web::HttpResponseBuilder, h: &CacheHeaders<'_>, s: &RespondSettings) {
+    b.insert_header((header::CACHE_CONTROL, cache_control(s, h.expires)));
+    b.insert_header((header::ETAG, h.etag.to_string()));
+    if let Some(v) = h.vary.header_value() {
         b.insert_header((header::VARY, v));
     }
     b.insert_header((header::HeaderName::from_static("accept-ch"), HeaderValue::from_static(ACCEPT_CH)));
 }
 
 /// 304 Not Modified: answered before any fetch or transform.
-pub fn not_modified(etag: &str, vary: &Vary, s: &RespondSettings, expires: Option<i64>) -> HttpResponse {
+pub fn not_modified(h: &CacheHeaders<'_>, s: &RespondSettings) -> HttpResponse {
     let mut b = HttpResponse::NotModified();
-    common(&mut b, etag, vary, s, expires);
+    common(&mut b, h, s);
     if s.debug_headers {
         b.insert_header(("x-imago-cache", Outcome::NotModified.name()));
     }
@@ -62,9 +70,16 @@ pub fn not_modified(etag: &str, vary: &Vary, s: &RespondSettings, expires: Optio
 }
 
 /// 200 with the image.
-pub fn image(v: &Variant, etag: &str, vary: &Vary, s: &RespondSettings, outcome: Outcome, expires: Option<i64>, fetch_ms: f64, total_ms: f64) -> HttpResponse {
+pub fn image(
+    v: &Variant,
+    h: &CacheHeaders<'_>,
+    s: &RespondSettings,
+    outcome: Outcome,
+    fetch_ms: f64,
+    total_ms: f64,
+) -> HttpResponse {
     let mut b = HttpResponse::Ok();
-    common(&mut b, etag, vary, s, expires);
+    common(&mut b, h, s);
     b.insert_header((header::CONTENT_TYPE, v.format.mime()));
     b.insert_header((header::CONTENT_DISPOSITION, format!("inline; filename=\"image.{}\"", ext(v))));
     b.insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
@@ -74,7 +89,14 @@ pub fn image(v: &Variant, etag: &str, vary: &Vary, s: &RespondSettings, outcome:
         b.insert_header(("x-imago-cache", outcome.name()));
         b.insert_header((
             "x-imago-variant",
-            format!("{} {}x{} q{}{}", v.format.name(), v.width, v.height, v.quality, if v.original { " original" } else { "" }),
+            format!(
+                "{} {}x{} q{}{}",
+                v.format.name(),
+                v.width,
+                v.height,
+                v.quality,
+                if v.original { " original" } else { "" }
+            ),
         ));
         b.insert_header((
             "server-timing",

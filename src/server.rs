@@ -118,11 +118,11 @@ async fn image_flow(req: &HttpRequest, st: &AppState, start: Instant) -> Result<
     let neg = negotiate::negotiate(opts, accept, &hints, &st.neg);
     let key = cache::key(&split.source, &neg);
     let etag = respond::etag(&key);
-    let expires = neg.options.expires;
+    let headers = respond::CacheHeaders { etag: &etag, vary: &neg.vary, expires: neg.options.expires };
     if let Some(inm) = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         if respond::etag_matches(inm, &etag) {
             record_image(st, &neg, None, Outcome::NotModified);
-            return Ok(respond::not_modified(&etag, &neg.vary, &st.respond, expires));
+            return Ok(respond::not_modified(&headers, &st.respond));
         }
     }
     if st.shutting_down.load(Ordering::Relaxed) {
@@ -134,7 +134,7 @@ async fn image_flow(req: &HttpRequest, st: &AppState, start: Instant) -> Result<
     record_image(st, &neg, Some(&variant), outcome);
     let fetch_ms = if outcome == Outcome::Miss { variant.fetch_ms } else { 0.0 };
     let total = start.elapsed().as_secs_f64() * 1000.0;
-    Ok(respond::image(&variant, &etag, &neg.vary, &st.respond, outcome, expires, fetch_ms, total))
+    Ok(respond::image(&variant, &headers, &st.respond, outcome, fetch_ms, total))
 }
 
 /// Errors come back shared from the coalescing cache; rebuild an owned one with the same status,
@@ -226,7 +226,9 @@ async fn readyz(st: web::Data<AppState>) -> HttpResponse {
         st.sources.ready().await.err()
     };
     match problem {
-        None => HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(serde_json::json!({"ready": true})),
+        None => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(serde_json::json!({"ready": true})),
         Some(p) => HttpResponse::ServiceUnavailable()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(serde_json::json!({"ready": false, "reason": p})),
@@ -277,10 +279,7 @@ pub fn start(cfg: Config) -> Result<Running, String> {
     let state = web::Data::new(AppState::new(cfg)?);
     let data = state.clone();
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .app_data(web::PathConfig::default())
-            .configure(routes)
+        App::new().app_data(data.clone()).app_data(web::PathConfig::default()).configure(routes)
     })
     .workers(http_workers)
     .shutdown_timeout(25)

@@ -71,7 +71,10 @@ impl SourceError {
 pub enum SourceRef {
     /// A clean relative path under the local root.
     Local(String),
-    S3 { bucket: String, key: String },
+    S3 {
+        bucket: String,
+        key: String,
+    },
     Http(url::Url),
 }
 
@@ -203,7 +206,8 @@ impl Resolve for GuardedResolver {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let ok: Vec<SocketAddr> = addrs.into_iter().filter(|a| allow || is_public_ip(a.ip())).collect();
             if ok.is_empty() {
-                return Err(Box::new(Blocked(format!("{host} resolves to no public address"))) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(Box::new(Blocked(format!("{host} resolves to no public address")))
+                    as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(ok.into_iter()) as Addrs)
         })
@@ -272,8 +276,10 @@ impl S3 {
 impl Sources {
     pub fn new(cfg: &Config) -> Result<Sources, String> {
         let r = &cfg.raw;
-        std::fs::create_dir_all(&r.local_root).map_err(|e| format!("IMAGO_LOCAL_ROOT {}: {e}", r.local_root.display()))?;
-        let local_root = std::fs::canonicalize(&r.local_root).map_err(|e| format!("IMAGO_LOCAL_ROOT {}: {e}", r.local_root.display()))?;
+        std::fs::create_dir_all(&r.local_root)
+            .map_err(|e| format!("IMAGO_LOCAL_ROOT {}: {e}", r.local_root.display()))?;
+        let local_root = std::fs::canonicalize(&r.local_root)
+            .map_err(|e| format!("IMAGO_LOCAL_ROOT {}: {e}", r.local_root.display()))?;
         let timeout = Duration::from_millis(r.fetch_timeout_ms);
         let allowed_hosts = Arc::new(cfg.allowed_hosts.clone());
         let (ah, ap, max_redirects) = (allowed_hosts.clone(), r.allow_private_networks, r.max_redirects);
@@ -306,7 +312,16 @@ impl Sources {
             let creds = Credentials::new(c.access_key_id.clone(), c.secret_access_key.clone());
             Arc::new(S3 { cfg: c, creds })
         });
-        Ok(Sources { local_root, http, store, s3, allowed_hosts, allow_private: r.allow_private_networks, max_bytes: r.max_src_bytes, timeout })
+        Ok(Sources {
+            local_root,
+            http,
+            store,
+            s3,
+            allowed_hosts,
+            allow_private: r.allow_private_networks,
+            max_bytes: r.max_src_bytes,
+            timeout,
+        })
     }
 
     /// The canonical local root.
@@ -324,13 +339,16 @@ impl Sources {
         match src {
             SourceRef::Local(_) => Ok(()),
             SourceRef::S3 { bucket, .. } => {
-                let s3 = self.s3.as_ref().ok_or_else(|| SourceError::NotAllowed("no object store is configured".into()))?;
+                let s3 =
+                    self.s3.as_ref().ok_or_else(|| SourceError::NotAllowed("no object store is configured".into()))?;
                 if !s3.cfg.allowed_buckets.iter().any(|b| b == bucket) {
                     return Err(SourceError::NotAllowed(format!("bucket {bucket} is not allowed")));
                 }
                 Ok(())
             }
-            SourceRef::Http(u) => check_url(u, &self.allowed_hosts, self.allow_private).map_err(SourceError::NotAllowed),
+            SourceRef::Http(u) => {
+                check_url(u, &self.allowed_hosts, self.allow_private).map_err(SourceError::NotAllowed)
+            }
         }
     }
 
@@ -442,7 +460,13 @@ impl Sources {
         let mut buf = BytesMut::with_capacity(resp.content_length().unwrap_or(64 * 1024).min(self.max_bytes) as usize);
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| if e.is_timeout() { SourceError::Timeout(self.timeout) } else { SourceError::Upstream(e.to_string()) })?;
+            let chunk = chunk.map_err(|e| {
+                if e.is_timeout() {
+                    SourceError::Timeout(self.timeout)
+                } else {
+                    SourceError::Upstream(e.to_string())
+                }
+            })?;
             if (buf.len() + chunk.len()) as u64 > self.max_bytes {
                 return Err(SourceError::TooLarge { limit: self.max_bytes });
             }
@@ -461,7 +485,13 @@ impl Sources {
             if let Some(bucket) = s3.cfg.bucket.as_deref().or(s3.cfg.allowed_buckets.first().map(String::as_str)) {
                 let b = s3.bucket(bucket).map_err(|e| e.to_string())?;
                 let url = b.head_bucket(Some(&s3.creds)).sign(Duration::from_secs(60));
-                let r = self.store.head(url).timeout(Duration::from_secs(2)).send().await.map_err(|e| format!("object store: {e}"))?;
+                let r = self
+                    .store
+                    .head(url)
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                    .map_err(|e| format!("object store: {e}"))?;
                 if r.status().is_server_error() {
                     return Err(format!("object store answered {}", r.status()));
                 }
@@ -502,7 +532,22 @@ mod tests {
 
     #[test]
     fn public_ip_rules() {
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "64:ff9b::a9fe:a9fe", "224.0.0.1", "255.255.255.255"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fc00::1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "224.0.0.1",
+            "255.255.255.255",
+        ] {
             assert!(!is_public_ip(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"] {

@@ -195,7 +195,13 @@ pub fn webp_strip(webp: &[u8], drop_icc: bool) -> Option<Vec<u8>> {
 }
 
 /// The output format for a source: explicit, or negotiated from the Accept class.
-pub fn choose_format(choice: FormatChoice, accept: AcceptClass, enc: &EncodeSettings, alpha: bool, animated: bool) -> Format {
+pub fn choose_format(
+    choice: FormatChoice,
+    accept: AcceptClass,
+    enc: &EncodeSettings,
+    alpha: bool,
+    animated: bool,
+) -> Format {
     let avif = enc.enable_avif && accept == AcceptClass::Avif;
     let webp = enc.enable_webp && matches!(accept, AcceptClass::Avif | AcceptClass::Webp);
     match choice {
@@ -625,7 +631,10 @@ mod tests {
         assert_eq!(choose_format(auto, AcceptClass::Legacy, &e, true, false), Format::Png);
         assert_eq!(choose_format(auto, AcceptClass::Avif, &e, false, true), Format::Webp);
         assert_eq!(choose_format(auto, AcceptClass::Legacy, &e, false, true), Format::Gif);
-        assert_eq!(choose_format(FormatChoice::Explicit(Format::Png), AcceptClass::Avif, &e, false, false), Format::Png);
+        assert_eq!(
+            choose_format(FormatChoice::Explicit(Format::Png), AcceptClass::Avif, &e, false, false),
+            Format::Png
+        );
         let no_avif = EncodeSettings { enable_avif: false, ..enc() };
         assert_eq!(choose_format(auto, AcceptClass::Avif, &no_avif, false, false), Format::Webp);
     }

@@ -65,10 +65,8 @@ pub fn split(path: &str) -> Result<SplitPath<'_>, UrlError> {
                 Some(i) if i > 0 => (&src[..i], Some(&src[i + 1..])),
                 _ => (src, None),
             };
-            let decoded = percent_encoding::percent_decode_str(src)
-                .decode_utf8()
-                .map_err(|_| UrlError::BadUtf8)?
-                .into_owned();
+            let decoded =
+                percent_encoding::percent_decode_str(src).decode_utf8().map_err(|_| UrlError::BadUtf8)?.into_owned();
             if !valid_percent(src) {
                 return Err(UrlError::BadPercentEncoding);
             }

@@ -16,7 +16,9 @@ use std::time::Instant;
 use libvips::bindings as b;
 
 use crate::options::{Format, Gravity, GravityKind, Options};
-use crate::transform::{choose_format, plan, quality_for, EncodeSettings, Geometry, RenderRequest, Rendered, SourceInfo, TransformError};
+use crate::transform::{
+    choose_format, plan, quality_for, EncodeSettings, Geometry, RenderRequest, Rendered, SourceInfo, TransformError,
+};
 
 static APP: OnceLock<Result<libvips::VipsApp, String>> = OnceLock::new();
 static ERRORS: Mutex<()> = Mutex::new(());
@@ -99,7 +101,9 @@ impl Img {
     fn from_buffer(buf: &[u8], options: &str) -> Result<Img, String> {
         let opts = CString::new(options).map_err(|e| e.to_string())?;
         // SAFETY: the image borrows `buf`, which outlives it (both live within one render call).
-        let p = unsafe { b::vips_image_new_from_buffer(buf.as_ptr() as *const c_void, buf.len() as b::size_t, opts.as_ptr(), END) };
+        let p = unsafe {
+            b::vips_image_new_from_buffer(buf.as_ptr() as *const c_void, buf.len() as b::size_t, opts.as_ptr(), END)
+        };
         wrap(0, p)
     }
     fn width(&self) -> u32 {
@@ -202,7 +206,15 @@ impl Img {
         let mut out = null_mut();
         // SAFETY: valid in/out; enum as c_int.
         let r = unsafe {
-            b::vips_smartcrop(self.0, &mut out, w as c_int, h as c_int, c"interesting".as_ptr(), b::VipsInteresting_VIPS_INTERESTING_ATTENTION as c_int, END)
+            b::vips_smartcrop(
+                self.0,
+                &mut out,
+                w as c_int,
+                h as c_int,
+                c"interesting".as_ptr(),
+                b::VipsInteresting_VIPS_INTERESTING_ATTENTION as c_int,
+                END,
+            )
         };
         wrap(r, out)
     }
@@ -219,7 +231,11 @@ impl Img {
         wrap(r, out)
     }
     fn flip(&self, horizontal: bool) -> Result<Img, String> {
-        let d = if horizontal { b::VipsDirection_VIPS_DIRECTION_HORIZONTAL } else { b::VipsDirection_VIPS_DIRECTION_VERTICAL };
+        let d = if horizontal {
+            b::VipsDirection_VIPS_DIRECTION_HORIZONTAL
+        } else {
+            b::VipsDirection_VIPS_DIRECTION_VERTICAL
+        };
         let mut out = null_mut();
         // SAFETY: valid in/out.
         let r = unsafe { b::vips_flip(self.0, &mut out, d, END) };
@@ -310,10 +326,25 @@ impl Img {
             Some(c) => {
                 let arr = Doubles::new(&[c[0] as f64, c[1] as f64, c[2] as f64]);
                 // SAFETY: valid image, out pointers to locals, array alive during the call.
-                unsafe { b::vips_find_trim(self.0, &mut l, &mut t, &mut w, &mut h, c"threshold".as_ptr(), threshold, c"background".as_ptr(), arr.0, END) }
+                unsafe {
+                    b::vips_find_trim(
+                        self.0,
+                        &mut l,
+                        &mut t,
+                        &mut w,
+                        &mut h,
+                        c"threshold".as_ptr(),
+                        threshold,
+                        c"background".as_ptr(),
+                        arr.0,
+                        END,
+                    )
+                }
             }
             // SAFETY: as above.
-            None => unsafe { b::vips_find_trim(self.0, &mut l, &mut t, &mut w, &mut h, c"threshold".as_ptr(), threshold, END) },
+            None => unsafe {
+                b::vips_find_trim(self.0, &mut l, &mut t, &mut w, &mut h, c"threshold".as_ptr(), threshold, END)
+            },
         };
         if r != 0 {
             return Err(take_error());
@@ -360,7 +391,9 @@ const METADATA_FIELDS: [&CStr; 4] = [c"exif-data", c"xmp-data", c"iptc-data", c"
 
 /// Reads the header (no pixel decode) and checks it against the limits.
 pub fn probe(buf: &[u8], enc: &EncodeSettings) -> Result<SourceInfo, TransformError> {
-    let sniffed = sniff(buf).ok_or_else(|| TransformError::Unsupported("not a JPEG, PNG, GIF, WebP, AVIF/HEIC, TIFF or JPEG XL image".into()))?;
+    let sniffed = sniff(buf).ok_or_else(|| {
+        TransformError::Unsupported("not a JPEG, PNG, GIF, WebP, AVIF/HEIC, TIFF or JPEG XL image".into())
+    })?;
     let img = Img::from_buffer(buf, "").map_err(TransformError::Undecodable)?;
     let orientation = img.get_int(c"orientation").unwrap_or(1).clamp(1, 8) as u8;
     let pages = img.get_int(c"n-pages").unwrap_or(1).max(1) as u32;
@@ -408,11 +441,18 @@ pub fn render(buf: &[u8], req: &RenderRequest, enc: &EncodeSettings) -> Result<R
             return Err(TransformError::TooManyPixels { megapixels: mp, limit: enc.max_src_megapixels });
         }
     }
-    let (up_w, up_h) = if o.auto_rotate { (info.width, info.height) } else if info.orientation >= 5 { (info.height, info.width) } else { (info.width, info.height) };
+    let (up_w, up_h) = if o.auto_rotate {
+        (info.width, info.height)
+    } else if info.orientation >= 5 {
+        (info.height, info.width)
+    } else {
+        (info.width, info.height)
+    };
 
     let (img, geo) = if animated {
         let geo = plan(up_w, up_h, &strip_for_animation(o), enc.max_output_dimension)?;
-        let img = thumbnail(buf, geo.resize_w, geo.resize_h, o.auto_rotate, info.has_icc, Some("n=-1")).map_err(fail)?;
+        let img =
+            thumbnail(buf, geo.resize_w, geo.resize_h, o.auto_rotate, info.has_icc, Some("n=-1")).map_err(fail)?;
         (img, geo)
     } else if o.trim.is_some() || info.format == "jpeg" && is_cmyk(buf) {
         load_path(buf, o, enc)?
@@ -439,7 +479,8 @@ pub fn render(buf: &[u8], req: &RenderRequest, enc: &EncodeSettings) -> Result<R
         }
     }
     let encode_ms = t1.elapsed().as_secs_f64() * 1000.0;
-    let mut out = Rendered { bytes, format, width, height, quality, source: info.clone(), original: false, decode_ms, encode_ms };
+    let mut out =
+        Rendered { bytes, format, width, height, quality, source: info.clone(), original: false, decode_ms, encode_ms };
     if original_acceptable(&info, o, req, &geo, animated_src) && out.bytes.len() >= buf.len() {
         if let Some(f) = Format::parse(info.format) {
             out.bytes = buf.to_vec();
@@ -490,7 +531,9 @@ fn original_acceptable(info: &SourceInfo, o: &Options, req: &RenderRequest, geo:
 
 fn is_cmyk(buf: &[u8]) -> bool {
     // Cheap header look: a CMYK JPEG has a 4-component SOF.
-    Img::from_buffer(buf, "").map(|i| i.interpretation() == b::VipsInterpretation_VIPS_INTERPRETATION_CMYK).unwrap_or(false)
+    Img::from_buffer(buf, "")
+        .map(|i| i.interpretation() == b::VipsInterpretation_VIPS_INTERPRETATION_CMYK)
+        .unwrap_or(false)
 }
 
 /// libvips' thumbnail: shrink-on-load, EXIF auto-rotate, colour-manage to sRGB (perceptual),
@@ -594,7 +637,10 @@ fn load_path(buf: &[u8], o: &Options, enc: &EncodeSettings) -> Result<(Img, Geom
 /// 8-bit sRGB (or 8-bit grey) whatever came in (16-bit, Lab, CMYK leftovers).
 fn to_8bit_srgb(img: Img) -> Result<Img, String> {
     let interp = img.interpretation();
-    let is_grey = matches!(interp, b::VipsInterpretation_VIPS_INTERPRETATION_B_W | b::VipsInterpretation_VIPS_INTERPRETATION_GREY16);
+    let is_grey = matches!(
+        interp,
+        b::VipsInterpretation_VIPS_INTERPRETATION_B_W | b::VipsInterpretation_VIPS_INTERPRETATION_GREY16
+    );
     let eight = img.band_format() == b::VipsBandFormat_VIPS_FORMAT_UCHAR;
     match (is_grey, eight, interp == b::VipsInterpretation_VIPS_INTERPRETATION_sRGB) {
         (true, true, _) | (false, true, true) => Ok(img),
@@ -608,7 +654,11 @@ fn background(o: &Options, img: &Img, format: Format) -> Vec<f64> {
     let grey = img.bands() <= 2;
     let [r, g, bl] = o.background.unwrap_or([255, 255, 255]);
     let a = if o.background.is_none() && alpha { 0.0 } else { 255.0 };
-    let mut v = if grey { vec![((r as f64) * 0.2126 + (g as f64) * 0.7152 + (bl as f64) * 0.0722).round()] } else { vec![r as f64, g as f64, bl as f64] };
+    let mut v = if grey {
+        vec![((r as f64) * 0.2126 + (g as f64) * 0.7152 + (bl as f64) * 0.0722).round()]
+    } else {
+        vec![r as f64, g as f64, bl as f64]
+    };
     if img.has_alpha() {
         v.push(a);
     }
@@ -623,15 +673,26 @@ fn apply_geometry(mut img: Img, geo: &Geometry, o: &Options, format: Format) -> 
         img = img.copy_memory().map_err(fail)?;
     }
     if let Some(c) = geo.crop {
-        img = if geo.crop_smart { img.smartcrop(c.w.min(img.width()), c.h.min(img.height())) } else { clamp_extract(&img, c.x, c.y, c.w, c.h) }
-            .map_err(fail)?;
+        img = if geo.crop_smart {
+            img.smartcrop(c.w.min(img.width()), c.h.min(img.height()))
+        } else {
+            clamp_extract(&img, c.x, c.y, c.w, c.h)
+        }
+        .map_err(fail)?;
     }
     if let Some((bw, bh)) = geo.fill {
         let (bw, bh) = (bw.min(img.width()), bh.min(img.height()));
         img = match geo.fill_gravity.kind {
             GravityKind::Sm => img.smartcrop(bw, bh),
             _ => {
-                let (x, y) = crate::transform::gravity_offset(geo.fill_gravity, img.width(), img.height(), bw, bh, o.dpr.unwrap_or(1.0));
+                let (x, y) = crate::transform::gravity_offset(
+                    geo.fill_gravity,
+                    img.width(),
+                    img.height(),
+                    bw,
+                    bh,
+                    o.dpr.unwrap_or(1.0),
+                );
                 clamp_extract(&img, x, y, bw, bh)
             }
         }
@@ -723,7 +784,8 @@ fn strip(img: Img, o: &Options) -> Result<Img, String> {
 fn encode(img: &Img, format: Format, q: u8, enc: &EncodeSettings, o: &Options) -> Result<Vec<u8>, TransformError> {
     let bytes = img.save(&saver(format, q, enc, o)).map_err(TransformError::Encode)?;
     if format == Format::Webp && o.strip_metadata {
-        return crate::transform::webp_strip(&bytes, o.strip_color_profile).ok_or_else(|| TransformError::Encode("libvips wrote a malformed WebP".into()));
+        return crate::transform::webp_strip(&bytes, o.strip_color_profile)
+            .ok_or_else(|| TransformError::Encode("libvips wrote a malformed WebP".into()));
     }
     Ok(bytes)
 }
@@ -752,7 +814,17 @@ fn saver(format: Format, q: u8, enc: &EncodeSettings, o: &Options) -> String {
 pub fn reference_thumbnail(buf: &[u8], width: u32, format: Format, q: u8) -> Result<Vec<u8>, String> {
     let mut out = null_mut();
     // SAFETY: as in `thumbnail`.
-    let r = unsafe { b::vips_thumbnail_buffer(buf.as_ptr() as *mut c_void, buf.len() as b::size_t, &mut out, width as c_int, c"height".as_ptr(), 100_000 as c_int, END) };
+    let r = unsafe {
+        b::vips_thumbnail_buffer(
+            buf.as_ptr() as *mut c_void,
+            buf.len() as b::size_t,
+            &mut out,
+            width as c_int,
+            c"height".as_ptr(),
+            100_000 as c_int,
+            END,
+        )
+    };
     let img = wrap(r, out)?;
     let suffix = match format {
         Format::Webp => format!(".webp[Q={q},strip=true]"),
@@ -789,7 +861,11 @@ mod tests {
     }
     fn req(s: &str, ext: Option<&str>) -> RenderRequest {
         let segs: Vec<&str> = s.split('/').filter(|x| !x.is_empty()).collect();
-        RenderRequest { options: parse(&segs, ext, &Presets::default()).unwrap(), accept: AcceptClass::Legacy, save_data: false }
+        RenderRequest {
+            options: parse(&segs, ext, &Presets::default()).unwrap(),
+            accept: AcceptClass::Legacy,
+            save_data: false,
+        }
     }
 
     #[test]

@@ -28,7 +28,13 @@ const ORIENT: [&str; 16] = [
 async fn all_sixteen_exif_orientations_come_out_upright() {
     let s = start(&ORIENT, |_| {}).await;
     for kind in ["Landscape", "Portrait"] {
-        let reference = decode(&s.get(&s.url("w:300", &format!("local:///orientation/{kind}_1.jpg"), Some("png"))).await.bytes().await.unwrap());
+        let reference = decode(
+            &s.get(&s.url("w:300", &format!("local:///orientation/{kind}_1.jpg"), Some("png")))
+                .await
+                .bytes()
+                .await
+                .unwrap(),
+        );
         let expect = if kind == "Landscape" { (300, 200) } else { (300, 450) };
         assert_eq!(reference.dimensions(), expect);
         for n in 2..=8 {
@@ -40,7 +46,13 @@ async fn all_sixteen_exif_orientations_come_out_upright() {
             assert!(d < 6.0, "{kind}_{n} differs from {kind}_1 by {d:.1} (not upright?)");
         }
         // ar:0 leaves the stored orientation: proves the check above can fail.
-        let raw = decode(&s.get(&s.url("w:300/ar:0", &format!("local:///orientation/{kind}_3.jpg"), Some("png"))).await.bytes().await.unwrap());
+        let raw = decode(
+            &s.get(&s.url("w:300/ar:0", &format!("local:///orientation/{kind}_3.jpg"), Some("png")))
+                .await
+                .bytes()
+                .await
+                .unwrap(),
+        );
         assert!(mean_abs_diff(&raw, &reference) > 15.0);
     }
 }
@@ -55,7 +67,10 @@ async fn colour_profiles_convert_to_srgb() {
         let resp = s.get(&s.url("", &format!("local:///{file}"), Some("png"))).await;
         assert_eq!(resp.status(), 200, "{name}");
         let img = decode(&resp.bytes().await.unwrap());
-        assert_eq!((img.width() as u64, img.height() as u64), (r["width"].as_u64().unwrap(), r["height"].as_u64().unwrap()));
+        assert_eq!(
+            (img.width() as u64, img.height() as u64),
+            (r["width"].as_u64().unwrap(), r["height"].as_u64().unwrap())
+        );
         let m = mean_rgb(&img);
         let want: Vec<f64> = r["mean_rgb_reference"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
         for c in 0..3 {
@@ -111,7 +126,8 @@ async fn alpha_is_kept_where_the_format_has_it_and_flattened_elsewhere() {
         let opaque = img.pixels().filter(|p| p[3] == 255).count();
         assert!(transparent > 1000 && opaque > 1000, "{ext}: {transparent} transparent, {opaque} opaque");
     }
-    let img = decode(&s.get(&s.url("w:200/bg:255:0:0", "local:///rose_alpha.png", Some("jpg"))).await.bytes().await.unwrap());
+    let img =
+        decode(&s.get(&s.url("w:200/bg:255:0:0", "local:///rose_alpha.png", Some("jpg"))).await.bytes().await.unwrap());
     assert!(img.pixels().all(|p| p[3] == 255));
     // The corner is transparent in the source: flattened onto the red background.
     let c = img.get_pixel(0, 0);
@@ -205,13 +221,19 @@ async fn every_error_code_is_reachable() {
     assert_error(s.get(&format!("{}/", s.base)).await, 400, "invalid-url").await;
     let tampered = good.replace("w:100", "w:101");
     assert_error(s.get(&tampered).await, 403, "invalid-signature").await;
-    assert_error(s.get(&format!("{}/insecure{}", s.base, &path[path[1..].find('/').unwrap() + 1..])).await, 403, "invalid-signature").await;
+    assert_error(
+        s.get(&format!("{}/insecure{}", s.base, &path[path[1..].find('/').unwrap() + 1..])).await,
+        403,
+        "invalid-signature",
+    )
+    .await;
     assert_error(s.get(&s.url("w:100/exp:1000", photo, None)).await, 410, "url-expired").await;
     assert_error(s.get(&s.url("zoom:2", photo, None)).await, 400, "unknown-option").await;
     let b = assert_error(s.get(&s.url("w:abc", photo, None)).await, 400, "invalid-option").await;
     assert!(b["message"].as_str().unwrap().contains("`w`"));
     // Plain sources with dot segments are normalised away by HTTP clients; base64 keeps them.
-    for evil in ["local:///../etc/passwd", "local:///a/../../etc/passwd", "local:////etc/passwd", "local:///a/./b.jpg"] {
+    for evil in ["local:///../etc/passwd", "local:///a/../../etc/passwd", "local:////etc/passwd", "local:///a/./b.jpg"]
+    {
         assert_error(s.get(&s.url_b64("w:1", evil)).await, 400, "invalid-source").await;
     }
     // Percent-decoding happens once (plain form only): a doubly encoded `..` is a literal name
@@ -219,7 +241,12 @@ async fn every_error_code_is_reachable() {
     assert_error(s.get(&s.url("w:1", "local:///%2e%2e/etc/passwd", None)).await, 404, "source-not-found").await;
     assert_error(s.get(&s.url("w:1", "ftp://example.com/a.jpg", None)).await, 400, "invalid-source").await;
     assert_error(s.get(&s.url("w:1", "local:///missing.jpg", None)).await, 404, "source-not-found").await;
-    assert_error(s.get(&s.url("w:1", "http://169.254.169.254/latest/meta-data", None)).await, 403, "source-not-allowed").await;
+    assert_error(
+        s.get(&s.url("w:1", "http://169.254.169.254/latest/meta-data", None)).await,
+        403,
+        "source-not-allowed",
+    )
+    .await;
     assert_error(s.get(&s.url("w:1", "s3://bucket/a.jpg", None)).await, 403, "source-not-allowed").await;
     assert_error(s.get(&s.url("w:1", "local:///notes.txt", None)).await, 415, "unsupported-format").await;
     assert_error(s.get(&s.url("w:100", "local:///trunc.jpg", Some("jpg"))).await, 422, "invalid-image").await;
@@ -284,14 +311,20 @@ async fn key_rotation_truncation_insecure_and_presets() {
     })
     .await;
     let old = imago_signing::Signer::new(imago_signing::KeyPair::from_hex(&old_key, &old_salt).unwrap());
-    let path = imago_signing::UrlBuilder::new().width(50).extension("png").sign(&old, "local:///orientation/Landscape_1.jpg").unwrap();
+    let path = imago_signing::UrlBuilder::new()
+        .width(50)
+        .extension("png")
+        .sign(&old, "local:///orientation/Landscape_1.jpg")
+        .unwrap();
     assert_eq!(s.get(&format!("{}{}", s.base, path)).await.status(), 200);
     let r = s.get(&format!("{}/insecure/pr:thumb/plain/local:///orientation/Landscape_1.jpg@png", s.base)).await;
     assert_eq!(r.status(), 200);
     assert_eq!(decode(&r.bytes().await.unwrap()).dimensions(), (64, 64));
 
     let t = start(&["orientation/Landscape_1.jpg"], |c| c.signature_size = 8).await;
-    let signer = imago_signing::Signer::new(imago_signing::KeyPair::from_hex(KEY, SALT).unwrap()).with_signature_size(8).unwrap();
+    let signer = imago_signing::Signer::new(imago_signing::KeyPair::from_hex(KEY, SALT).unwrap())
+        .with_signature_size(8)
+        .unwrap();
     let p = imago_signing::UrlBuilder::new().width(50).sign(&signer, "local:///orientation/Landscape_1.jpg").unwrap();
     assert_eq!(t.get(&format!("{}{}", t.base, p)).await.status(), 200);
     assert_eq!(t.get(&t.url("w:50", "local:///orientation/Landscape_1.jpg", None)).await.status(), 403);

@@ -8,7 +8,18 @@ use crate::Signer;
 
 /// Characters escaped in a `plain` source: imgproxy splits on `/`-free segments only for options,
 /// the source keeps its slashes, but `@` (extension separator), `%`, `?` and `#` must be escaped.
-const PLAIN_SOURCE: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'?').add(b'@').add(b'<').add(b'>').add(b'`').add(b'{').add(b'}');
+const PLAIN_SOURCE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'?')
+    .add(b'@')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
 
 /// Errors building a URL.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -53,7 +64,10 @@ impl UrlBuilder {
         for a in args {
             let a = a.as_ref();
             if a.contains('/') {
-                return Err(BuildError::InvalidOption { option: name.into(), reason: "arguments cannot contain `/`".into() });
+                return Err(BuildError::InvalidOption {
+                    option: name.into(),
+                    reason: "arguments cannot contain `/`".into(),
+                });
             }
             s.push(':');
             s.push_str(a);
@@ -157,7 +171,10 @@ mod tests {
         let path = b.path("http://example.com/images/curiosity.jpg").unwrap();
         assert_eq!(path, "/rs:fill:300:400:0/g:sm/aHR0cDovL2V4YW1w/bGUuY29tL2ltYWdl/cy9jdXJpb3NpdHku/anBn.png");
         let signer = Signer::new(KeyPair::new("secret", "hello"));
-        assert_eq!(b.sign(&signer, "http://example.com/images/curiosity.jpg").unwrap(), format!("/oKfUtW34Dvo2BGQehJFR4Nr0_rIjOtdtzJ3QFsUcXH8{path}"));
+        assert_eq!(
+            b.sign(&signer, "http://example.com/images/curiosity.jpg").unwrap(),
+            format!("/oKfUtW34Dvo2BGQehJFR4Nr0_rIjOtdtzJ3QFsUcXH8{path}")
+        );
     }
 
     #[test]

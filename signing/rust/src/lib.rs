@@ -65,9 +65,8 @@ impl KeyPair {
 
     /// Parses comma-separated hex key and salt lists that pair up one to one.
     pub fn parse_lists(keys: &str, salts: &str) -> Result<Vec<KeyPair>, KeyError> {
-        let split = |s: &str| -> Vec<String> {
-            s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
-        };
+        let split =
+            |s: &str| -> Vec<String> { s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect() };
         let (k, s) = (split(keys), split(salts));
         if k.len() != s.len() {
             return Err(KeyError::CountMismatch { keys: k.len(), salts: s.len() });
@@ -190,8 +189,7 @@ impl Verifier {
 mod tests {
     use super::*;
 
-    const VECTOR_PATH: &str =
-        "/rs:fill:300:400:0/g:sm/aHR0cDovL2V4YW1w/bGUuY29tL2ltYWdl/cy9jdXJpb3NpdHku/anBn.png";
+    const VECTOR_PATH: &str = "/rs:fill:300:400:0/g:sm/aHR0cDovL2V4YW1w/bGUuY29tL2ltYWdl/cy9jdXJpb3NpdHku/anBn.png";
 
     fn imgproxy_pair() -> KeyPair {
         KeyPair::from_hex(&hex::encode("secret"), &hex::encode("hello")).unwrap()

@@ -1,0 +1,33 @@
+# imago — `make run` starts the server with the embedded store; `make test` runs every test.
+CARGO ?= cargo
+IMAGO_BIND ?= 127.0.0.1:8080
+export IMAGO_BIND
+
+.PHONY: run build deps test test-rust test-sdk lint bench bench-load clean
+
+deps:
+	@scripts/deps.sh build
+
+build: deps
+	$(CARGO) build --release --locked -p imago
+
+run: build
+	./target/release/imago serve
+
+test:
+	@scripts/deps.sh test
+	@scripts/test.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+bench: deps
+	$(CARGO) bench --locked -p imago --bench signing
+	scripts/bench-load.sh
+
+bench-load: deps
+	scripts/bench-load.sh
+
+clean:
+	$(CARGO) clean
