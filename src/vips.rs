@@ -810,25 +810,17 @@ fn saver(format: Format, q: u8, enc: &EncodeSettings, o: &Options) -> String {
 }
 
 /// In-process reference for the load benchmark: what a minimal libvips program does for
-/// `w:{width}` at quality `q` (thumbnail with shrink-on-load, strip, save).
+/// `w:{width}` at quality `q`: thumbnail (shrink-on-load, colour-managed to sRGB) and save with
+/// the same saver options imago uses. No probe, no metadata pass, no HTTP.
 pub fn reference_thumbnail(buf: &[u8], width: u32, format: Format, q: u8) -> Result<Vec<u8>, String> {
-    let mut out = null_mut();
-    // SAFETY: as in `thumbnail`.
-    let r = unsafe {
-        b::vips_thumbnail_buffer(
-            buf.as_ptr() as *mut c_void,
-            buf.len() as b::size_t,
-            &mut out,
-            width as c_int,
-            c"height".as_ptr(),
-            100_000 as c_int,
-            END,
-        )
-    };
-    let img = wrap(r, out)?;
+    let head = Img::from_buffer(buf, "")?;
+    let height = ((width as f64) * head.height() as f64 / head.width() as f64).round().max(1.0) as u32;
+    let icc = head.has(c"icc-profile-data");
+    drop(head);
+    let img = thumbnail(buf, width, height, true, icc, None)?;
     let suffix = match format {
-        Format::Webp => format!(".webp[Q={q},strip=true]"),
-        _ => format!(".jpg[Q={q},strip=true]"),
+        Format::Webp => format!(".webp[Q={q},effort=4,strip=true]"),
+        _ => format!(".jpg[Q={q},optimize_coding=true,interlace=true,strip=true]"),
     };
     img.save(&suffix)
 }

@@ -1,0 +1,327 @@
+# Varnish as a load balancer in front of two imago processes on loopback, with
+# health probes and retry on the other backend. VCL 4.1, compiles as-is with
+# Debian bookworm's varnish 7.1:
+#     varnishd -C -f docker/varnish/lb.vcl > /dev/null
+# Run, e.g.:
+#     varnishd -F -a 127.0.0.1:16081 -f "$PWD/docker/varnish/lb.vcl" -s malloc,64m -n /tmp/varnish-lb
+vcl 4.1;
+
+import std;
+import directors;
+
+probe imago_healthz {
+    .url = "/healthz";
+    .expected_response = 200;
+    .timeout = 1s;
+    .interval = 1s;
+    .window = 3;
+    .threshold = 2;
+    .initial = 2;
+}
+
+backend imago1 {
+    .host = "127.0.0.1";
+    .port = "18081";
+    .probe = imago_healthz;
+    .connect_timeout = 1s;
+    .first_byte_timeout = 30s;
+    .between_bytes_timeout = 10s;
+}
+
+backend imago2 {
+    .host = "127.0.0.1";
+    .port = "18082";
+    .probe = imago_healthz;
+    .connect_timeout = 1s;
+    .first_byte_timeout = 30s;
+    .between_bytes_timeout = 10s;
+}
+
+sub vcl_init {
+    # Round robin over the backends the probes consider healthy.
+    new imago_rr = directors.round_robin();
+    imago_rr.add_backend(imago1);
+    imago_rr.add_backend(imago2);
+}
+
+# BEGIN imago-shared (identical in default.vcl and lb.vcl; .ci/lint-deploy.sh checks it)
+#
+# Request normalisation and cache policy for imago. The origin answers signed
+# variants with
+#   Cache-Control: public, max-age=31536000, s-maxage=31536000, immutable
+#   ETag: "<strong>"
+#   Vary: <exactly the request headers it used>, among Accept, Sec-CH-DPR, DPR,
+#         Sec-CH-Width, Width, Sec-CH-Viewport-Width, Viewport-Width, Save-Data
+# Varnish honours that Vary. imago_recv shrinks the number of distinct values those
+# headers can take, mirroring how the origin reads them (src/negotiate.rs), so that
+# one cached object serves every client that would have received the same bytes.
+# The one deliberate change of output is DPR rounding (below).
+
+# Who may read /metrics through the edge. Prometheus should scrape the origin (or its
+# metrics port) directly; this is only for debugging on the edge host itself.
+acl imago_metrics_clients {
+    "127.0.0.0"/8;
+    "::1";
+}
+
+sub imago_round_dpr {
+    if (std.real(req.http.X-Imago-Hint, 1.0) >= 2.5) {
+        set req.http.X-Imago-Hint = "3";
+    } elsif (std.real(req.http.X-Imago-Hint, 1.0) >= 1.5) {
+        set req.http.X-Imago-Hint = "2";
+    } else {
+        set req.http.X-Imago-Hint = "1";
+    }
+}
+
+sub imago_snap_width {
+    # IMAGO_WIDTH_LADDER default: 16,32,48,64,96,128,256,384,640,750,828,1080,1200,1920,2048,3840.
+    # If the origin runs another ladder, this list must contain all its steps (or
+    # delete the snapping in imago_recv); .ci/lint-deploy.sh compares it with the
+    # default in src/config.rs.
+    if (std.real(req.http.X-Imago-Hint, 0.0) <= 0.0) {
+        unset req.http.X-Imago-Hint;
+    } elsif (std.real(req.http.X-Imago-Hint, 0.0) <= 16.0) {
+        set req.http.X-Imago-Hint = "16";
+    } elsif (std.real(req.http.X-Imago-Hint, 0.0) <= 32.0) {
+        set req.http.X-Imago-Hint = "32";
+    } elsif (std.real(req.http.X-Imago-Hint, 0.0) <= 48.0) {
+        set req.http.X-Imago-Hint = "48";
+    } elsif (std.real(req.http.X-Imago-Hint, 0.0) <= 64.0) {
+        set req.http.X-Imago-Hint = "64";
+    } elsif (std.real(req.http.X-Imago-Hint, 0.0) <= 96.0) {
+        set req.http.X-Imago-Hint = "96";
+    } elsif (std.real(req.http.X-Imago-Hint, 0.0) <= 128.0) {
+        set req.http.X-Imago-Hint = "128";
+    } elsif (std.real(req.http.X-Imago-Hint, 0.0) <= 256.0) {
+        set req.http.X-Imago-Hint = "256";
+    } elsif (std.real(req.http.X-Imago-Hint, 0.0) <= 384.0) {
+        set req.http.X-Imago-Hint = "384";
+    } elsif (std.real(req.http.X-Imago-Hint, 0.0) <= 640.0) {
+        set req.http.X-Imago-Hint = "640";
+    } elsif (std.real(req.http.X-Imago-Hint, 0.0) <= 750.0) {
+        set req.http.X-Imago-Hint = "750";
+    } elsif (std.real(req.http.X-Imago-Hint, 0.0) <= 828.0) {
+        set req.http.X-Imago-Hint = "828";
+    } elsif (std.real(req.http.X-Imago-Hint, 0.0) <= 1080.0) {
+        set req.http.X-Imago-Hint = "1080";
+    } elsif (std.real(req.http.X-Imago-Hint, 0.0) <= 1200.0) {
+        set req.http.X-Imago-Hint = "1200";
+    } elsif (std.real(req.http.X-Imago-Hint, 0.0) <= 1920.0) {
+        set req.http.X-Imago-Hint = "1920";
+    } elsif (std.real(req.http.X-Imago-Hint, 0.0) <= 2048.0) {
+        set req.http.X-Imago-Hint = "2048";
+    } elsif (std.real(req.http.X-Imago-Hint, 0.0) <= 3840.0) {
+        set req.http.X-Imago-Hint = "3840";
+    }
+}
+
+sub imago_recv {
+    # Built-in Host handling (lower-case it; 400 for HTTP/1.1 without Host), which
+    # would otherwise be skipped by the return (hash) at the end.
+    call vcl_req_host;
+
+    # Never trust client-supplied copies of our own debug header.
+    unset req.http.X-Cache;
+
+    # Uploads (POST /v1/uploads, PUT /v1/uploads/{key}) and every other method:
+    # straight to the origin, request body streamed, nothing cached.
+    if (req.method != "GET" && req.method != "HEAD") {
+        return (pass);
+    }
+
+    # API, health and readiness: always fresh from the origin, headers untouched.
+    if (req.url ~ "^/v1/" || req.url ~ "^/(healthz|readyz)(\?.*)?$") {
+        return (pass);
+    }
+    if (req.url ~ "^/metrics(\?.*)?$") {
+        if (client.ip !~ imago_metrics_clients) {
+            return (synth(403, "Forbidden"));
+        }
+        return (pass);
+    }
+
+    # Everything else is an image read, /{signature}/{options}/{source}. Signed URLs
+    # carry all the authority a request needs: drop credentials and cookies so they
+    # can neither reach the origin nor make the request uncacheable.
+    unset req.http.Cookie;
+    unset req.http.Authorization;
+
+    # Accept -> one of three values, classified as the origin does: "image/avif" if
+    # a list element is the media type image/avif (any case) without q=0, else
+    # "image/webp" likewise, else "legacy". Browsers send dozens of distinct Accept
+    # strings; after this there are at most three variants per URL and hints.
+    if (req.http.Accept ~ "(?i)(^|,)\s*image/avif\s*(;\s*(?!q=(0+(\.0*)?|\.0+)\s*(;|,|$))[^;,]*)*(,|$)") {
+        set req.http.Accept = "image/avif";
+    } elsif (req.http.Accept ~ "(?i)(^|,)\s*image/webp\s*(;\s*(?!q=(0+(\.0*)?|\.0+)\s*(;|,|$))[^;,]*)*(,|$)") {
+        set req.http.Accept = "image/webp";
+    } else {
+        set req.http.Accept = "legacy";
+    }
+
+    # Device pixel ratio. The origin reads Sec-CH-DPR if present (else DPR) and
+    # ignores the other one, so that one is dropped. The value is rounded half up and
+    # clamped to 1..3 (IMAGO_MAX_DPR): 1.25 -> 1, 1.5 -> 2, 2.625 -> 3, unparseable
+    # -> 1 (as at the origin). This is the one normalisation that changes the bytes
+    # (slightly smaller or larger renditions), for 3 variants instead of dozens.
+    if (req.http.Sec-CH-DPR) {
+        unset req.http.DPR;
+        set req.http.X-Imago-Hint = req.http.Sec-CH-DPR;
+        call imago_round_dpr;
+        set req.http.Sec-CH-DPR = req.http.X-Imago-Hint;
+    } elsif (req.http.DPR) {
+        set req.http.X-Imago-Hint = req.http.DPR;
+        call imago_round_dpr;
+        set req.http.DPR = req.http.X-Imago-Hint;
+    }
+
+    # Width. The origin reads Sec-CH-Width if present (else Width), rounds it up to a
+    # whole pixel and snaps it up to IMAGO_WIDTH_LADDER (capped at w: x DPR). Snapping
+    # here to the same ladder hands the origin a value it snaps to the same target, so
+    # the bytes are identical and a URL has at most 16 width variants instead of one
+    # per distinct width a browser sends. Values the origin would ignore (not a
+    # positive number) are removed; values above the ladder are left to the origin.
+    if (req.http.Sec-CH-Width) {
+        unset req.http.Width;
+        set req.http.X-Imago-Hint = req.http.Sec-CH-Width;
+        call imago_snap_width;
+        if (req.http.X-Imago-Hint) {
+            set req.http.Sec-CH-Width = req.http.X-Imago-Hint;
+        } else {
+            unset req.http.Sec-CH-Width;
+        }
+    } elsif (req.http.Width) {
+        set req.http.X-Imago-Hint = req.http.Width;
+        call imago_snap_width;
+        if (req.http.X-Imago-Hint) {
+            set req.http.Width = req.http.X-Imago-Hint;
+        } else {
+            unset req.http.Width;
+        }
+    }
+
+    # Viewport width: used by the origin only when there is no width hint, and then
+    # multiplied by the DPR before snapping, so it cannot be snapped here; it is kept
+    # as sent (positive numbers only) and dropped when a width hint makes it moot.
+    if (req.http.Sec-CH-Width || req.http.Width) {
+        unset req.http.Sec-CH-Viewport-Width;
+        unset req.http.Viewport-Width;
+    } elsif (req.http.Sec-CH-Viewport-Width) {
+        unset req.http.Viewport-Width;
+        if (std.real(req.http.Sec-CH-Viewport-Width, 0.0) <= 0.0) {
+            unset req.http.Sec-CH-Viewport-Width;
+        }
+    } elsif (req.http.Viewport-Width) {
+        if (std.real(req.http.Viewport-Width, 0.0) <= 0.0) {
+            unset req.http.Viewport-Width;
+        }
+    }
+    unset req.http.X-Imago-Hint;
+
+    # Save-Data: "on" or absent (the origin only tests for "on").
+    if (req.http.Save-Data ~ "(?i)^\s*on\s*$") {
+        set req.http.Save-Data = "on";
+    } else {
+        unset req.http.Save-Data;
+    }
+
+    # While the origin is healthy, serve at most 10 s stale (and refresh in the
+    # background); when it is sick, the full beresp.grace applies.
+    if (std.healthy(req.backend_hint)) {
+        set req.grace = 10s;
+    }
+    return (hash);
+}
+
+sub imago_backend_response {
+    # Passed requests (API, uploads, health, metrics): deliver as-is.
+    if (bereq.uncacheable) {
+        return (deliver);
+    }
+
+    # Origin error. A background refresh that fails keeps the stale copy; otherwise
+    # deliver the error uncached, with a 1 s hit-for-miss so waiting requests are
+    # released at once instead of queueing on a failing fetch.
+    if (beresp.status >= 500) {
+        if (bereq.is_bgfetch) {
+            return (abandon);
+        }
+        set beresp.ttl = 1s;
+        set beresp.grace = 0s;
+        set beresp.uncacheable = true;
+        return (deliver);
+    }
+
+    # Client errors (bad signature, unknown source, ...) are cached briefly at most, so
+    # a flood of bad URLs is absorbed without pinning mistakes for long. The built-in
+    # logic that runs after this still turns no-store/private/Set-Cookie or a zero TTL
+    # into a hit-for-miss.
+    if (beresp.status >= 400) {
+        if (beresp.ttl > 60s) {
+            set beresp.ttl = 60s;
+        }
+        set beresp.grace = 0s;
+    } else {
+        # Success: the TTL comes from the origin's Cache-Control (s-maxage, then
+        # max-age).
+        # grace: how long a stale object may still be served while the origin's
+        #        probe reports it sick (matters when IMAGO_CACHE_CONTROL sets a TTL
+        #        shorter than the default year).
+        # keep:  how long an expired object is kept to revalidate with If-None-Match
+        #        against the origin's strong ETag (a 304 is far cheaper than a
+        #        transform).
+        set beresp.grace = 24h;
+        set beresp.keep = 7d;
+    }
+}
+
+sub imago_deliver {
+    if (obj.hits > 0) {
+        set resp.http.X-Cache = "HIT";
+    } else {
+        set resp.http.X-Cache = "MISS";
+    }
+}
+# END imago-shared
+
+sub vcl_recv {
+    set req.backend_hint = imago_rr.backend();
+    call imago_recv;
+}
+
+sub vcl_backend_fetch {
+    # Retry on the *other* backend. The director alone does not guarantee that
+    # (round robin is shared by all concurrent fetches), so the failed backend is
+    # remembered in bereq and the retry is pinned to its peer.
+    if (bereq.retries > 0) {
+        if (bereq.http.X-Imago-Failed-Backend == "imago1") {
+            set bereq.backend = imago2;
+        } elsif (bereq.http.X-Imago-Failed-Backend == "imago2") {
+            set bereq.backend = imago1;
+        }
+    }
+    unset bereq.http.X-Imago-Failed-Backend;
+}
+
+sub vcl_backend_response {
+    # 5xx (including the origin's own 503 load shedding): retry up to twice, idempotent
+    # methods only (a passed POST/PUT body cannot be replayed).
+    if (beresp.status >= 500 && bereq.retries < 2 &&
+        (bereq.method == "GET" || bereq.method == "HEAD")) {
+        set bereq.http.X-Imago-Failed-Backend = beresp.backend.name;
+        return (retry);
+    }
+    call imago_backend_response;
+}
+
+sub vcl_backend_error {
+    # Connection refused/reset, timeout, or no healthy backend: same retry budget.
+    if (bereq.retries < 2 && (bereq.method == "GET" || bereq.method == "HEAD")) {
+        set bereq.http.X-Imago-Failed-Backend = beresp.backend.name;
+        return (retry);
+    }
+}
+
+sub vcl_deliver {
+    call imago_deliver;
+}

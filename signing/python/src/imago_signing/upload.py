@@ -1,0 +1,158 @@
+"""Upload-ticket client (SPEC §10), standard library only."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Mapping, Optional, Union
+
+from .errors import ImagoApiError, ImagoOptionError, ImagoUploadError
+
+__all__ = ["UploadTicket", "request_upload", "upload_file"]
+
+
+@dataclass(frozen=True)
+class UploadTicket:
+    id: str
+    key: str
+    method: str
+    url: str
+    source: str
+    image_url: str
+    exists: bool
+    fields: Dict[str, str] = field(default_factory=dict)
+    headers: Dict[str, str] = field(default_factory=dict)
+    expires_at: str = ""
+    max_bytes: int = 0
+    info_url: str = ""
+    #: The full JSON answer (including fields unknown to this SDK version).
+    raw: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, o: Any, status: int = 502) -> "UploadTicket":
+        ok = (
+            isinstance(o, dict)
+            and all(isinstance(o.get(k), str) for k in ("id", "key", "url", "source", "image_url"))
+            and o.get("method") in ("PUT", "POST")
+            and isinstance(o.get("exists"), bool)
+        )
+        if not ok:
+            raise ImagoApiError(status, "invalid-response", "upload ticket response is missing required fields")
+        return cls(
+            id=o["id"], key=o["key"], method=o["method"], url=o["url"], source=o["source"],
+            image_url=o["image_url"], exists=o["exists"], fields=dict(o.get("fields") or {}),
+            headers=dict(o.get("headers") or {}), expires_at=o.get("expires_at") or "",
+            max_bytes=int(o.get("max_bytes") or 0), info_url=o.get("info_url") or "", raw=dict(o),
+        )
+
+
+def _validate(body: Mapping[str, Any]) -> None:
+    if not isinstance(body, Mapping):
+        raise ImagoOptionError("body", "upload request must be a mapping")
+    ct = body.get("content_type")
+    if not isinstance(ct, str) or not re.fullmatch(r"[\w.+-]+/[\w.+-]+", ct, re.ASCII):
+        raise ImagoOptionError("content_type", "content_type must be a MIME type like image/jpeg")
+    cl = body.get("content_length")
+    if cl is not None and (isinstance(cl, bool) or not isinstance(cl, int) or cl < 0):
+        raise ImagoOptionError("content_length", "content_length must be a non-negative integer")
+    sha = body.get("sha256")
+    if sha is not None and (not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha)):
+        raise ImagoOptionError("sha256", "sha256 must be 64 lower-case hex digits")
+    for k in ("filename", "prefix"):
+        if body.get(k) is not None and not isinstance(body.get(k), str):
+            raise ImagoOptionError(k, f"{k} must be a string")
+
+
+def _api_error(status: int, raw: bytes, reason: str) -> ImagoApiError:
+    text = raw.decode("utf-8", "replace")
+    try:
+        j = json.loads(text)
+    except ValueError:
+        j = None
+    code = j.get("code") if isinstance(j, dict) and isinstance(j.get("code"), str) else f"http-{status}"
+    msg = j.get("message") if isinstance(j, dict) and isinstance(j.get("message"), str) else (text or reason or f"HTTP {status}")
+    return ImagoApiError(status, code, msg)
+
+
+def request_upload(base_url: str, api_key: str, body: Mapping[str, Any], *, timeout: float = 30.0) -> UploadTicket:
+    """``POST {base_url}/v1/uploads`` → :class:`UploadTicket`; raises :class:`ImagoApiError` on non-2xx."""
+    if not isinstance(base_url, str) or not re.match(r"https?://", base_url):
+        raise ImagoOptionError("base_url", "base_url must be an http(s) URL")
+    if not isinstance(api_key, str) or not api_key:
+        raise ImagoOptionError("api_key", "api_key is required")
+    _validate(body)
+    data = json.dumps({k: v for k, v in body.items() if v is not None}).encode("utf-8")
+    req = urllib.request.Request(
+        base_url.rstrip("/") + "/v1/uploads", data=data, method="POST",
+        headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json", "Accept": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as res:  # noqa: S310 - caller-provided API URL
+            status, raw = res.status, res.read()
+    except urllib.error.HTTPError as e:
+        raise _api_error(e.code, e.read() or b"", e.reason if isinstance(e.reason, str) else "") from None
+    try:
+        j = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        raise ImagoApiError(status, "invalid-response", "upload ticket response is not JSON") from None
+    return UploadTicket.from_json(j, status)
+
+
+def _multipart(fields: Mapping[str, str], data: bytes, filename: str, content_type: str) -> tuple:
+    boundary = "----imago" + uuid.uuid4().hex
+    parts = []
+    for k, v in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode("utf-8"))
+    safe = filename.replace('"', "%22").replace("\r", "").replace("\n", "")
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n".encode("utf-8") + data + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode("ascii"))
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def upload_file(ticket: UploadTicket, data: Union[bytes, bytearray, str, "os.PathLike[str]"], *,
+                filename: Optional[str] = None, content_type: str = "application/octet-stream",
+                retries: int = 2, retry_delay: float = 0.5, timeout: float = 60.0,
+                sleep: Callable[[float], None] = time.sleep) -> UploadTicket:
+    """Upload ``data`` (bytes or a file path) with a ticket. Retries network errors and 5xx
+    (``retry_delay`` doubled each time), never 4xx. Returns the ticket."""
+    if ticket.exists:
+        return ticket
+    if isinstance(data, (bytes, bytearray)):
+        payload = bytes(data)
+    else:
+        with open(os.fspath(data), "rb") as fh:
+            payload = fh.read()
+        filename = filename or os.path.basename(os.fspath(data))
+    if ticket.max_bytes and len(payload) > ticket.max_bytes:
+        raise ImagoUploadError(f"file is {len(payload)} bytes, ticket allows {ticket.max_bytes}", 413, 0)
+    if ticket.method == "PUT":
+        body, headers = payload, dict(ticket.headers)
+    else:
+        ct = ticket.headers.get("Content-Type") or content_type
+        body, mct = _multipart(ticket.fields, payload, filename or "upload", ct)
+        headers = {"Content-Type": mct}
+    attempt = 0
+    while True:
+        attempt += 1
+        req = urllib.request.Request(ticket.url, data=body, method=ticket.method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as res:  # noqa: S310 - ticket URL from the server
+                res.read()
+            return ticket
+        except urllib.error.HTTPError as e:
+            err = ImagoUploadError(f"upload failed with HTTP {e.code}", e.code, attempt)
+            retryable = e.code >= 500
+        except (urllib.error.URLError, OSError) as e:
+            err = ImagoUploadError(f"network error during upload: {e}", 0, attempt)
+            retryable = True
+        if not retryable or attempt > retries:
+            raise err
+        sleep(retry_delay * 2 ** (attempt - 1))
