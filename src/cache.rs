@@ -131,6 +131,49 @@ impl VariantCache {
     }
 }
 
+/// A small cache of original bytes (so several sizes of one image fetch it once), coalescing
+/// concurrent fetches of one source too.
+#[derive(Clone)]
+pub struct SourceCache {
+    inner: Option<moka::future::Cache<String, crate::source::Fetched>>,
+}
+
+impl SourceCache {
+    pub fn new(capacity_bytes: u64, ttl: Duration) -> SourceCache {
+        if capacity_bytes == 0 {
+            return SourceCache { inner: None };
+        }
+        let c = moka::future::Cache::builder()
+            .max_capacity(capacity_bytes)
+            .weigher(|k: &String, v: &crate::source::Fetched| {
+                u32::try_from(v.bytes.len() + k.len()).unwrap_or(u32::MAX)
+            })
+            .time_to_live(ttl)
+            .build();
+        SourceCache { inner: Some(c) }
+    }
+
+    /// The cached bytes for `key`, or the result of `fetch` (once for concurrent callers).
+    /// The flag tells whether this call fetched.
+    pub async fn get_or_fetch<F>(&self, key: &str, fetch: F) -> Result<(crate::source::Fetched, bool), Arc<Error>>
+    where
+        F: std::future::Future<Output = Result<crate::source::Fetched, Error>>,
+    {
+        let Some(c) = &self.inner else {
+            return fetch.await.map(|f| (f, true)).map_err(Arc::new);
+        };
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        let f = c
+            .try_get_with(key.to_string(), async move {
+                flag.store(true, Ordering::SeqCst);
+                fetch.await
+            })
+            .await?;
+        Ok((f, ran.load(Ordering::SeqCst)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,6 +108,7 @@ pub struct RawConfig {
     pub vips_concurrency: i32,
     pub cache_size_mb: u64,
     pub cache_ttl_secs: u64,
+    pub source_cache_mb: u64,
     pub cache_control: String,
     pub presets: BTreeMap<String, String>,
     pub presets_only: bool,
@@ -121,6 +122,8 @@ pub struct RawConfig {
     pub enable_avif: bool,
     pub enable_webp: bool,
     pub auto_quality: bool,
+    pub auto_quality_target: f64,
+    pub auto_quality_trials: u8,
     pub save_data_quality_step: u8,
     pub max_dpr: f64,
     pub width_ladder: List,
@@ -163,6 +166,7 @@ impl Default for RawConfig {
             vips_concurrency: 1,
             cache_size_mb: 256,
             cache_ttl_secs: 3600,
+            source_cache_mb: 64,
             cache_control: "public, max-age=31536000, s-maxage=31536000, immutable".into(),
             presets: BTreeMap::new(),
             presets_only: false,
@@ -175,7 +179,9 @@ impl Default for RawConfig {
             webp_effort: 4,
             enable_avif: true,
             enable_webp: true,
-            auto_quality: false,
+            auto_quality: true,
+            auto_quality_target: 70.0,
+            auto_quality_trials: 4,
             save_data_quality_step: 15,
             max_dpr: 3.0,
             width_ladder: List::from_strs(&[
@@ -262,6 +268,11 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "IMAGO_CACHE_SIZE_MB", default: "256", help: "in-memory cache of finished variants (0 = off)" },
     Setting { env: "IMAGO_CACHE_TTL_SECS", default: "3600", help: "in-memory cache time to live" },
     Setting {
+        env: "IMAGO_SOURCE_CACHE_MB",
+        default: "64",
+        help: "in-memory cache of original bytes, so one original is fetched once for all its sizes (0 = off)",
+    },
+    Setting {
         env: "IMAGO_CACHE_CONTROL",
         default: "public, max-age=31536000, s-maxage=31536000, immutable",
         help: "Cache-Control of signed variants",
@@ -277,7 +288,17 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "IMAGO_WEBP_EFFORT", default: "4", help: "WebP effort 0-6" },
     Setting { env: "IMAGO_ENABLE_AVIF", default: "true", help: "negotiate AVIF for clients that accept it" },
     Setting { env: "IMAGO_ENABLE_WEBP", default: "true", help: "negotiate WebP for clients that accept it" },
-    Setting { env: "IMAGO_AUTO_QUALITY", default: "false", help: "perceptual auto quality by default with f:auto" },
+    Setting {
+        env: "IMAGO_AUTO_QUALITY",
+        default: "true",
+        help: "perceptual auto quality (q:auto) by default when the format is negotiated",
+    },
+    Setting {
+        env: "IMAGO_AUTO_QUALITY_TARGET",
+        default: "70",
+        help: "SSIMULACRA2 score q:auto aims for (Save-Data: 10 lower)",
+    },
+    Setting { env: "IMAGO_AUTO_QUALITY_TRIALS", default: "4", help: "most trial encodes q:auto makes per variant" },
     Setting {
         env: "IMAGO_SAVE_DATA_QUALITY_STEP",
         default: "15",
@@ -440,6 +461,12 @@ impl RawConfig {
         }
         if self.max_src_bytes == 0 || self.max_src_megapixels <= 0.0 || self.max_output_dimension == 0 {
             return Err(invalid("IMAGO_MAX_*", "limits must be positive"));
+        }
+        if !(10.0..=95.0).contains(&self.auto_quality_target) {
+            return Err(invalid("IMAGO_AUTO_QUALITY_TARGET", "must be between 10 and 95"));
+        }
+        if !(1..=8).contains(&self.auto_quality_trials) {
+            return Err(invalid("IMAGO_AUTO_QUALITY_TRIALS", "must be 1-8"));
         }
         if !(1..=64).contains(&self.vips_concurrency) {
             return Err(invalid("IMAGO_VIPS_CONCURRENCY", "must be 1-64"));

@@ -26,6 +26,7 @@ pub struct AppState {
     pub presets: Presets,
     pub sources: Sources,
     pub cache: VariantCache,
+    pub source_cache: cache::SourceCache,
     pub workers: Workers,
     pub enc: Arc<EncodeSettings>,
     pub neg: NegotiateSettings,
@@ -52,6 +53,9 @@ impl AppState {
             max_src_megapixels: r.max_src_megapixels,
             max_output_dimension: r.max_output_dimension,
             max_animation_frames: r.max_animation_frames,
+            auto_quality: r.auto_quality,
+            auto_quality_target: r.auto_quality_target,
+            auto_quality_trials: r.auto_quality_trials,
         };
         let metrics = Metrics::new();
         metrics.workers.set(cfg.workers as i64);
@@ -59,6 +63,10 @@ impl AppState {
             presets: Presets { map: r.presets.clone(), only: r.presets_only },
             sources: Sources::new(&cfg)?,
             cache: VariantCache::new(r.cache_size_mb * 1024 * 1024, Duration::from_secs(r.cache_ttl_secs)),
+            source_cache: cache::SourceCache::new(
+                r.source_cache_mb * 1024 * 1024,
+                Duration::from_secs(r.cache_ttl_secs.min(600)),
+            ),
             workers: Workers::new(
                 cfg.workers,
                 cfg.queue_size,
@@ -148,11 +156,15 @@ fn unshare(e: &Arc<Error>) -> Error {
 
 async fn make_variant(st: &AppState, src: source::SourceRef, req: RenderRequest) -> Result<Variant, Error> {
     let t = Instant::now();
-    let fetched = st.sources.fetch(&src).instrument(info_span!("fetch", kind = src.kind())).await?;
+    let fetch = async {
+        let f = st.sources.fetch(&src).instrument(info_span!("fetch", kind = src.kind())).await?;
+        st.metrics.fetches.inc();
+        st.metrics.fetch_seconds.observe(t.elapsed().as_secs_f64());
+        st.metrics.source_bytes.inc_by(f.bytes.len() as u64);
+        Ok(f)
+    };
+    let (fetched, _) = st.source_cache.get_or_fetch(&src.key_string(), fetch).await.map_err(|e| unshare(&e))?;
     let fetch_s = t.elapsed().as_secs_f64();
-    st.metrics.fetches.inc();
-    st.metrics.fetch_seconds.observe(fetch_s);
-    st.metrics.source_bytes.inc_by(fetched.bytes.len() as u64);
     let enc = st.enc.clone();
     let bytes = fetched.bytes.clone();
     st.metrics.queue_depth.set(st.workers.stats.waiting.load(Ordering::Relaxed) as i64);

@@ -87,6 +87,15 @@ impl SourceRef {
             SourceRef::Http(_) => "http",
         }
     }
+    /// A unique string for this source (cache key).
+    pub fn key_string(&self) -> String {
+        match self {
+            SourceRef::Local(k) => format!("local:///{k}"),
+            SourceRef::S3 { bucket, key } => format!("s3://{bucket}/{key}"),
+            SourceRef::Http(u) => u.to_string(),
+        }
+    }
+
     /// The image key used in analytics (never in metric labels).
     pub fn key(&self) -> String {
         match self {

@@ -87,6 +87,12 @@ pub struct EncodeSettings {
     pub max_src_megapixels: f64,
     pub max_output_dimension: u32,
     pub max_animation_frames: u32,
+    /// Perceptual auto quality by default when the format is negotiated.
+    pub auto_quality: bool,
+    /// SSIMULACRA2 score auto quality aims for (Save-Data lowers it).
+    pub auto_quality_target: f64,
+    /// Most trial encodes per image.
+    pub auto_quality_trials: u8,
 }
 
 /// Everything a render needs besides the source bytes.
@@ -247,6 +253,82 @@ pub fn quality_for(format: Format, o: &Options, enc: &EncodeSettings, save_data:
     } else {
         q
     }
+}
+
+/// True when this request's quality is chosen perceptually.
+pub fn wants_auto_quality(o: &Options, format: Format, enc: &EncodeSettings) -> bool {
+    if !matches!(format, Format::Jpeg | Format::Webp | Format::Avif) {
+        return false;
+    }
+    match o.quality {
+        Quality::Auto => true,
+        Quality::Fixed(_) => false,
+        Quality::Default => {
+            enc.auto_quality
+                && matches!(o.format, FormatChoice::Auto | FormatChoice::Unset)
+                && !o.format_quality.contains_key(&format)
+        }
+    }
+}
+
+/// The quality range searched per format.
+pub fn auto_quality_range(format: Format) -> (u8, u8) {
+    match format {
+        Format::Avif => (25, 80),
+        _ => (35, 92),
+    }
+}
+
+/// Finds the lowest quality whose score reaches `target` with at most `max_trials` calls of
+/// `score` (a bisection seeded at `seed`). Returns the chosen quality and every trial made.
+pub fn search_quality<E>(
+    range: (u8, u8),
+    seed: u8,
+    target: f64,
+    max_trials: u8,
+    mut score: impl FnMut(u8) -> Result<f64, E>,
+) -> Result<(u8, Vec<(u8, f64)>), E> {
+    let (mut lo, mut hi) = range;
+    let mut trials: Vec<(u8, f64)> = Vec::new();
+    let mut best: Option<u8> = None;
+    let mut q = seed.clamp(lo, hi);
+    for _ in 0..max_trials.max(1) {
+        let s = score(q)?;
+        trials.push((q, s));
+        if s >= target {
+            best = Some(best.map_or(q, |b| b.min(q)));
+            hi = q;
+        } else {
+            lo = q;
+        }
+        if hi.saturating_sub(lo) <= 2 {
+            break;
+        }
+        q = lo + (hi - lo) / 2;
+        if trials.iter().any(|(t, _)| *t == q) {
+            break;
+        }
+    }
+    // Nothing reached the target: the highest quality tried is the closest.
+    let chosen = best.unwrap_or_else(|| trials.iter().map(|(q, _)| *q).max().unwrap_or(range.1));
+    Ok((chosen, trials))
+}
+
+/// SSIMULACRA2 between two same-size 8-bit sRGB images (RGB interleaved).
+pub fn ssimulacra2(reference: &[u8], distorted: &[u8], w: u32, h: u32) -> Option<f64> {
+    use ssimulacra2::{compute_frame_ssimulacra2, ColorPrimaries, Rgb, TransferCharacteristic};
+    let n = (w as usize) * (h as usize);
+    if reference.len() != n * 3 || distorted.len() != n * 3 || w < 8 || h < 8 {
+        return None;
+    }
+    let conv = |b: &[u8]| -> Vec<[f32; 3]> {
+        b.chunks_exact(3).map(|p| [p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0]).collect()
+    };
+    let a =
+        Rgb::new(conv(reference), w as usize, h as usize, TransferCharacteristic::SRGB, ColorPrimaries::BT709).ok()?;
+    let b =
+        Rgb::new(conv(distorted), w as usize, h as usize, TransferCharacteristic::SRGB, ColorPrimaries::BT709).ok()?;
+    compute_frame_ssimulacra2(a, b).ok()
 }
 
 /// A rectangle in pixels.
@@ -618,7 +700,46 @@ mod tests {
             max_src_megapixels: 60.0,
             max_output_dimension: 8192,
             max_animation_frames: 100,
+            auto_quality: true,
+            auto_quality_target: 70.0,
+            auto_quality_trials: 4,
         }
+    }
+
+    #[test]
+    fn quality_search_is_bounded_and_finds_the_threshold() {
+        // A monotonic score: 40 + q/2 reaches 70 at q = 60.
+        let mut calls = 0;
+        let (q, trials) = search_quality::<()>((35, 92), 80, 70.0, 4, |q| {
+            calls += 1;
+            Ok(40.0 + q as f64 / 2.0)
+        })
+        .unwrap();
+        assert!(calls <= 4 && trials.len() == calls);
+        assert!((60..=66).contains(&q), "{q} {trials:?}");
+        assert!(40.0 + q as f64 / 2.0 >= 70.0);
+        // Unreachable target: the highest tried.
+        let (q, _) = search_quality::<()>((35, 92), 80, 200.0, 3, |q| Ok(q as f64)).unwrap();
+        assert_eq!(q, 92.min(q.max(80)));
+        let auto = opts("f:auto");
+        assert!(wants_auto_quality(&auto, Format::Webp, &enc()));
+        assert!(!wants_auto_quality(&opts("f:auto/q:80"), Format::Webp, &enc()));
+        assert!(!wants_auto_quality(&opts("f:webp"), Format::Webp, &enc()));
+        assert!(wants_auto_quality(&opts("f:webp/q:auto"), Format::Webp, &enc()));
+        assert!(!wants_auto_quality(&auto, Format::Png, &enc()));
+    }
+
+    #[test]
+    fn ssimulacra2_orders_distortions() {
+        let (w, h) = (64u32, 64u32);
+        let img: Vec<u8> = (0..w * h).flat_map(|i| [(i % 64 * 4) as u8, (i / 64 * 4) as u8, 128]).collect();
+        let same = ssimulacra2(&img, &img, w, h).unwrap();
+        let noisy: Vec<u8> = img.iter().enumerate().map(|(i, v)| v.saturating_add((i % 7) as u8 * 3)).collect();
+        let worse: Vec<u8> = img.iter().enumerate().map(|(i, v)| v.saturating_add((i % 7) as u8 * 12)).collect();
+        let a = ssimulacra2(&img, &noisy, w, h).unwrap();
+        let b = ssimulacra2(&img, &worse, w, h).unwrap();
+        assert!(same > 95.0 && a > b, "{same} {a} {b}");
+        assert!(ssimulacra2(&img, &img[3..], w, h).is_none());
     }
 
     #[test]

@@ -17,7 +17,8 @@ use libvips::bindings as b;
 
 use crate::options::{Format, Gravity, GravityKind, Options};
 use crate::transform::{
-    choose_format, plan, quality_for, EncodeSettings, Geometry, RenderRequest, Rendered, SourceInfo, TransformError,
+    auto_quality_range, choose_format, plan, quality_for, search_quality, ssimulacra2, wants_auto_quality,
+    EncodeSettings, Geometry, RenderRequest, Rendered, SourceInfo, TransformError,
 };
 
 static APP: OnceLock<Result<libvips::VipsApp, String>> = OnceLock::new();
@@ -351,6 +352,38 @@ impl Img {
         }
         Ok((l as u32, t as u32, w as u32, h as u32))
     }
+    /// 8-bit sRGB pixels without alpha (flattened on white), for perceptual comparison.
+    fn to_rgb8(&self) -> Result<(Vec<u8>, u32, u32), String> {
+        let mut img = if self.has_alpha() { self.flatten(&[255.0; 3]) } else { self.copy() }?;
+        if img.bands() < 3 || img.interpretation() != b::VipsInterpretation_VIPS_INTERPRETATION_sRGB {
+            img = img.colourspace(b::VipsInterpretation_VIPS_INTERPRETATION_sRGB)?;
+        }
+        if img.bands() > 3 {
+            let mut out = null_mut();
+            // SAFETY: valid in/out; named int option.
+            let r = unsafe { b::vips_extract_band(img.0, &mut out, 0, c"n".as_ptr(), 3 as c_int, END) };
+            img = wrap(r, out)?;
+        }
+        if img.band_format() != b::VipsBandFormat_VIPS_FORMAT_UCHAR {
+            let mut out = null_mut();
+            // SAFETY: valid in/out.
+            let r = unsafe { b::vips_cast_uchar(img.0, &mut out, END) };
+            img = wrap(r, out)?;
+        }
+        let (w, h) = (img.width(), img.height());
+        let mut size: b::size_t = 0;
+        // SAFETY: returns a g_malloc'd copy of the pixels (or NULL), which we copy and free.
+        unsafe {
+            let p = b::vips_image_write_to_memory(img.0, &mut size);
+            if p.is_null() {
+                return Err(take_error());
+            }
+            let v = std::slice::from_raw_parts(p as *const u8, size as usize).to_vec();
+            b::g_free(p);
+            Ok((v, w, h))
+        }
+    }
+
     fn save(&self, suffix: &str) -> Result<Vec<u8>, String> {
         let s = CString::new(suffix).map_err(|e| e.to_string())?;
         let mut buf: *mut c_void = null_mut();
@@ -471,7 +504,14 @@ pub fn render(buf: &[u8], req: &RenderRequest, enc: &EncodeSettings) -> Result<R
 
     let t1 = Instant::now();
     let mut quality = quality_for(format, o, enc, req.save_data);
-    let mut bytes = encode(&img, format, quality, enc, o)?;
+    let mut bytes = if !animated && wants_auto_quality(o, format, enc) {
+        let target = enc.auto_quality_target - if req.save_data { 10.0 } else { 0.0 };
+        let (q, b) = auto_quality(&img, format, quality, target, enc, o)?;
+        quality = q;
+        b
+    } else {
+        encode(&img, format, quality, enc, o)?
+    };
     if let Some(max) = o.max_bytes {
         while bytes.len() as u64 > max && quality > 10 && matches!(format, Format::Jpeg | Format::Webp | Format::Avif) {
             quality = quality.saturating_sub(10).max(10);
@@ -781,6 +821,35 @@ fn strip(img: Img, o: &Options) -> Result<Img, String> {
     Ok(out)
 }
 
+/// Perceptual auto quality: a bounded bisection over the format's quality range for the lowest
+/// quality whose SSIMULACRA2 score against the resized, unencoded pixels reaches `target`.
+fn auto_quality(
+    img: &Img,
+    format: Format,
+    seed: u8,
+    target: f64,
+    enc: &EncodeSettings,
+    o: &Options,
+) -> Result<(u8, Vec<u8>), TransformError> {
+    let (reference, w, h) = img.to_rgb8().map_err(TransformError::Encode)?;
+    let mut encoded: Vec<(u8, Vec<u8>)> = Vec::new();
+    let (q, _trials) = search_quality(auto_quality_range(format), seed, target, enc.auto_quality_trials, |q| {
+        let bytes = encode(img, format, q, enc, o)?;
+        let decoded = Img::from_buffer(&bytes, "").and_then(|d| d.to_rgb8()).map_err(TransformError::Encode)?;
+        let score = if (decoded.1, decoded.2) == (w, h) {
+            ssimulacra2(&reference, &decoded.0, w, h).unwrap_or(100.0)
+        } else {
+            100.0
+        };
+        encoded.push((q, bytes));
+        Ok::<f64, TransformError>(score)
+    })?;
+    match encoded.into_iter().find(|(eq, _)| *eq == q) {
+        Some((_, b)) => Ok((q, b)),
+        None => Ok((q, encode(img, format, q, enc, o)?)),
+    }
+}
+
 fn encode(img: &Img, format: Format, q: u8, enc: &EncodeSettings, o: &Options) -> Result<Vec<u8>, TransformError> {
     let bytes = img.save(&saver(format, q, enc, o)).map_err(TransformError::Encode)?;
     if format == Format::Webp && o.strip_metadata {
@@ -846,6 +915,9 @@ mod tests {
             max_src_megapixels: 60.0,
             max_output_dimension: 8192,
             max_animation_frames: 100,
+            auto_quality: true,
+            auto_quality_target: 70.0,
+            auto_quality_trials: 4,
         }
     }
     fn fixture(name: &str) -> Vec<u8> {

@@ -1,0 +1,191 @@
+//! Device-aware delivery: Accept and Client Hints negotiation, Vary, Save-Data, never-bigger,
+//! max_bytes, perceptual auto quality, cache and coalescing — against the real server.
+
+mod common;
+
+use common::*;
+
+const CHROME: &str = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+const SAFARI15: &str = "image/webp,image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5";
+const OLD: &str = "image/png,image/*;q=0.8,*/*;q=0.5";
+const PHOTO: &str = "local:///nasa_large.jpg";
+
+fn header(r: &reqwest::Response, name: &str) -> String {
+    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+}
+
+fn variant_width(r: &reqwest::Response) -> u32 {
+    // "webp 800x526 q78"
+    let v = header(r, "x-imago-variant");
+    v.split_whitespace().nth(1).and_then(|d| d.split('x').next()).and_then(|w| w.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_permutations_pick_the_format_and_vary_on_accept_only_when_negotiated() {
+    let s = start(&["nasa_large.jpg", "rose_alpha.png", "earth_anim.gif"], |c| c.auto_quality = false).await;
+    let cases = [
+        (PHOTO, CHROME, "image/avif"),
+        (PHOTO, SAFARI15, "image/webp"),
+        (PHOTO, OLD, "image/jpeg"),
+        (PHOTO, "", "image/jpeg"),
+        ("local:///rose_alpha.png", OLD, "image/png"),
+        ("local:///rose_alpha.png", SAFARI15, "image/webp"),
+        ("local:///earth_anim.gif", CHROME, "image/webp"),
+        ("local:///earth_anim.gif", OLD, "image/gif"),
+    ];
+    for (src, accept, want) in cases {
+        for url in [s.url("w:200", src, None), s.url("w:200/f:auto", src, None)] {
+            let r = s.get_with(&url, &[("accept", accept)]).await;
+            assert_eq!(r.status(), 200);
+            assert_eq!(header(&r, "content-type"), want, "{src} with {accept}");
+            assert!(header(&r, "vary").contains("Accept"), "{src}");
+        }
+    }
+    // Explicit format: no Accept in Vary, whatever the client sends.
+    let r = s.get_with(&s.url("w:200", PHOTO, Some("webp")), &[("accept", OLD)]).await;
+    assert_eq!(header(&r, "content-type"), "image/webp");
+    assert!(!header(&r, "vary").contains("Accept"));
+    // Config can switch AVIF off.
+    let no_avif = start(&["nasa_large.jpg"], |c| c.enable_avif = false).await;
+    let r = no_avif.get_with(&no_avif.url("w:200/f:auto", PHOTO, None), &[("accept", CHROME)]).await;
+    assert_eq!(header(&r, "content-type"), "image/webp");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_hints_size_the_image_within_the_urls_bounds() {
+    let s = start(&["nasa_large.jpg"], |_| {}).await;
+    let url = s.url("w:400", PHOTO, Some("jpg"));
+    // Without hints the URL's numbers are used exactly, and Vary names the hints consulted.
+    let r = s.get(&url).await;
+    assert_eq!(variant_width(&r), 400);
+    let vary = header(&r, "vary");
+    for h in ["Sec-CH-DPR", "DPR", "Sec-CH-Width", "Width", "Sec-CH-Viewport-Width", "Viewport-Width"] {
+        assert!(vary.split(", ").any(|v| v == h), "{h} in {vary}");
+    }
+    assert!(!vary.contains("Accept"));
+    // DPR 2: twice the pixels; capped at 3.
+    assert_eq!(variant_width(&s.get_with(&url, &[("sec-ch-dpr", "2")]).await), 800);
+    assert_eq!(variant_width(&s.get_with(&url, &[("dpr", "9")]).await), 1200);
+    // A Width hint smaller than w × dpr snaps up to the ladder (500 → 640), never above w × dpr.
+    assert_eq!(variant_width(&s.get_with(&url, &[("sec-ch-dpr", "2"), ("sec-ch-width", "500")]).await), 640);
+    assert_eq!(variant_width(&s.get_with(&url, &[("sec-ch-dpr", "2"), ("sec-ch-width", "790")]).await), 800);
+    assert_eq!(variant_width(&s.get_with(&url, &[("sec-ch-width", "3000")]).await), 400);
+    // Viewport-Width × DPR bounds the target when no Width is sent.
+    let r = s.get_with(&url, &[("sec-ch-dpr", "3"), ("sec-ch-viewport-width", "200")]).await;
+    assert_eq!(variant_width(&r), 640);
+    // Never above the source width unless enlarge: 5250 px source, w:4000 at DPR 3.
+    let big = s.url("w:4000", PHOTO, Some("jpg"));
+    assert_eq!(variant_width(&s.get_with(&big, &[("sec-ch-dpr", "3")]).await), 5250);
+    // An explicit dpr in the URL ignores the hint and does not vary on it.
+    let r = s.get_with(&s.url("w:400/dpr:1", PHOTO, Some("jpg")), &[("sec-ch-dpr", "3")]).await;
+    assert_eq!(variant_width(&r), 400);
+    assert!(!header(&r, "vary").contains("DPR"));
+    // Accept-CH asks browsers for the hints.
+    assert!(header(&r, "accept-ch").contains("Sec-CH-DPR"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_data_lowers_quality_and_is_in_vary() {
+    let s = start(&["nasa_large.jpg"], |c| c.auto_quality = false).await;
+    let url = s.url("w:600", PHOTO, Some("jpg"));
+    let normal = s.get(&url).await;
+    assert!(header(&normal, "vary").contains("Save-Data"));
+    assert!(header(&normal, "x-imago-variant").ends_with("q80"), "{}", header(&normal, "x-imago-variant"));
+    let n = normal.bytes().await.unwrap().len();
+    let lite = s.get_with(&url, &[("save-data", "on")]).await;
+    assert!(header(&lite, "x-imago-variant").ends_with("q65"), "{}", header(&lite, "x-imago-variant"));
+    assert!(lite.bytes().await.unwrap().len() < n);
+    // q: in the URL fixes quality: no Save-Data effect, no Vary on it.
+    let fixed = s.get_with(&s.url("w:600/q:80", PHOTO, Some("jpg")), &[("save-data", "on")]).await;
+    assert!(header(&fixed, "x-imago-variant").ends_with("q80"));
+    assert!(!header(&fixed, "vary").contains("Save-Data"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_bigger_than_the_original_and_max_bytes() {
+    let s = start(&["nasa_large.jpg"], |c| c.auto_quality = false).await;
+    // A small, heavily compressed original without metadata.
+    let small = s.get(&s.url("w:300/q:20", PHOTO, Some("jpg"))).await.bytes().await.unwrap();
+    s.put("small.jpg", &small);
+    let r = s.get_with(&s.url("", "local:///small.jpg", None), &[("accept", OLD)]).await;
+    assert!(header(&r, "x-imago-variant").contains("original"), "{}", header(&r, "x-imago-variant"));
+    assert_eq!(r.bytes().await.unwrap(), small);
+    // Explicitly asking for another format is honoured even when bigger.
+    let r = s.get(&s.url("", "local:///small.jpg", Some("png"))).await;
+    assert_eq!(header(&r, "content-type"), "image/png");
+    // max_bytes steps quality down until the result fits.
+    let r = s.get(&s.url("w:1200/q:95/mb:40000", PHOTO, Some("jpg"))).await;
+    let v = header(&r, "x-imago-variant");
+    let b = r.bytes().await.unwrap();
+    assert!(b.len() <= 40_000, "{} bytes ({v})", b.len());
+    assert!(!v.ends_with("q95"), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn perceptual_auto_quality_picks_a_per_image_quality() {
+    let s = start(&["nasa_large.jpg", "orientation/Landscape_1.jpg"], |_| {}).await;
+    let mut qualities = Vec::new();
+    for src in [PHOTO, "local:///orientation/Landscape_1.jpg"] {
+        let r = s.get(&s.url("w:600/q:auto", src, Some("webp"))).await;
+        assert_eq!(r.status(), 200);
+        let v = header(&r, "x-imago-variant");
+        let q: u8 = v.rsplit('q').next().unwrap().parse().unwrap();
+        assert!((35..=92).contains(&q), "{v}");
+        qualities.push(q);
+        let auto_len = r.bytes().await.unwrap().len();
+        let hi = s.get(&s.url("w:600/q:92", src, Some("webp"))).await.bytes().await.unwrap().len();
+        assert!(auto_len < hi, "auto {auto_len} vs q92 {hi}");
+    }
+    // Negotiated format uses auto quality by default; a fixed q does not.
+    let r = s.get_with(&s.url("w:600", PHOTO, None), &[("accept", SAFARI15)]).await;
+    assert!(!header(&r, "x-imago-variant").ends_with("q78"), "{}", header(&r, "x-imago-variant"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_identical_requests_do_one_transform() {
+    let s = start(&["nasa_large.jpg"], |_| {}).await;
+    let url = s.url("w:700", PHOTO, Some("webp"));
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (c, u) = (s.client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = c.get(&u).send().await.unwrap();
+            (r.status().as_u16(), header(&r, "x-imago-cache"), r.bytes().await.unwrap().len())
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    assert!(outcomes.iter().all(|o| o.0 == 200));
+    assert_eq!(s.transforms(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| o.1 == "miss").count(), 1);
+    assert!(outcomes.iter().all(|o| o.2 == outcomes[0].2));
+    // Another size of the same original reuses the cached source bytes.
+    let fetches_before = s.state.metrics.fetches.get();
+    assert_eq!(s.get(&s.url("w:300", PHOTO, Some("webp"))).await.status(), 200);
+    assert_eq!(s.state.metrics.fetches.get(), fetches_before);
+    assert_eq!(s.transforms(), 2);
+    // A hit does no work.
+    let r = s.get(&url).await;
+    assert_eq!(header(&r, "x-imago-cache"), "hit");
+    assert_eq!(s.transforms(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_never_grows_past_its_capacity_and_does_not_keep_errors() {
+    let s = start(&["nasa_large.jpg"], |c| {
+        c.cache_size_mb = 1;
+        c.auto_quality = false;
+    })
+    .await;
+    for w in (100..2000).step_by(150) {
+        assert_eq!(s.get(&s.url(&format!("w:{w}"), PHOTO, Some("png"))).await.status(), 200);
+    }
+    assert!(s.state.cache.weighted_size().await <= 1024 * 1024);
+    // An error is not cached: once the source appears, the same URL works.
+    let url = s.url("w:50", "local:///later.jpg", Some("jpg"));
+    assert_eq!(s.get(&url).await.status(), 404);
+    s.put("later.jpg", &fixture("nasa_large.jpg"));
+    assert_eq!(s.get(&url).await.status(), 200);
+}
