@@ -3,7 +3,7 @@ CARGO ?= cargo
 IMAGO_BIND ?= 127.0.0.1:8080
 export IMAGO_BIND
 
-.PHONY: run build deps test test-rust test-sdk lint bench bench-load clean
+.PHONY: run build deps test test-rust test-sdk sdk-prepare lint bench bench-load clean
 
 deps:
 	@scripts/deps.sh build
@@ -18,12 +18,19 @@ test:
 	@scripts/deps.sh test
 	@scripts/test.sh
 
+# npm packages, signing/js/dist and the Python venv (tests/imgproxy_interop.rs and
+# tests/sdk_crosscheck.rs use them); `make test` does this before `cargo test`.
+sdk-prepare:
+	signing/test.sh --prepare
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 bench: deps
 	$(CARGO) bench --locked -p imago --bench signing
+	$(CARGO) bench --locked -p imago --bench upload_ticket
+	$(CARGO) bench --locked -p imago --bench upload_load
 	scripts/bench-load.sh
 
 bench-load: deps

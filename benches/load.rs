@@ -78,7 +78,10 @@ fn main() {
     });
     imago::vips::init(1).unwrap();
     println!("imago load benchmark: 4080x3072 Display-P3 JPEG (tests/fixtures/phone12mp.jpg) -> w:800 q80, {n} requests per format, concurrency {conc}");
-    println!("{:<6} {:>14} {:>16} {:>8} {:>10} {:>10} {:>10}", "format", "imago cpu/img", "libvips cpu/img", "ratio", "req/s", "p50 ms", "p99 ms");
+    println!(
+        "{:<6} {:>14} {:>16} {:>8} {:>10} {:>10} {:>10}",
+        "format", "imago cpu/img", "libvips cpu/img", "ratio", "req/s", "p50 ms", "p99 ms"
+    );
     for (format, ext) in [(Format::Jpeg, "jpg"), (Format::Webp, "webp")] {
         // Warm-up (page cache, allocator, connection pool).
         let warm = UrlBuilder::new().width(800).quality(80).extension(ext).sign(&signer, "local:///phone.jpg").unwrap();
@@ -135,5 +138,25 @@ fn main() {
             p50,
             p99
         );
+    }
+    // CPU of the other encoders imago negotiates (no in-process reference: informational).
+    for (label, opts, ext) in [("avif", "q:60", "avif"), ("webp-auto", "q:auto", "webp"), ("avif-auto", "q:auto", "avif")] {
+        let cpu0 = cpu_seconds(&pid);
+        let m = (n / 2).max(4);
+        rt.block_on(async {
+            for i in 0..m {
+                let mut b = UrlBuilder::new().width(800);
+                for o in opts.split('/') {
+                    let mut p = o.split(':');
+                    let name = p.next().unwrap();
+                    b = b.option(name, p).unwrap();
+                }
+                let url = b.option("cb", [format!("x{i}")]).unwrap().extension(ext).sign(&signer, "local:///phone.jpg").unwrap();
+                let r = client.get(format!("{base}{url}")).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                r.bytes().await.unwrap();
+            }
+        });
+        println!("{:<10} {:>8.1} ms server CPU per image (w:800, {opts})", label, (cpu_seconds(&pid) - cpu0) / m as f64 * 1000.0);
     }
 }

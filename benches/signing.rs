@@ -14,7 +14,10 @@ fn benches(c: &mut Criterion) {
     let source = "local:///uploads/2026/11/28/01JDXQ7Z8Y3N4M5K6J7H8G9F0E.jpg";
     let path = builder.sign(&signer, source).unwrap();
     let presets = Presets::default();
-    let neg = NegotiateSettings { max_dpr: 3.0, ladder: vec![16, 32, 48, 64, 96, 128, 256, 384, 640, 750, 828, 1080, 1200, 1920, 2048, 3840] };
+    let neg = NegotiateSettings {
+        max_dpr: 3.0,
+        ladder: vec![16, 32, 48, 64, 96, 128, 256, 384, 640, 750, 828, 1080, 1200, 1920, 2048, 3840],
+    };
 
     c.bench_function("sign_url", |b| b.iter(|| builder.sign(&signer, black_box(source)).unwrap()));
     c.bench_function("split_path", |b| b.iter(|| imago::url::split(black_box(&path)).unwrap()));

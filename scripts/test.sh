@@ -6,6 +6,27 @@ cd "$(dirname "$0")/.."
 echo "== cargo fmt / clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -q -- -D warnings
+if [ -x signing/test.sh ]; then
+  # npm packages, js/dist and the Python venv: used by tests/imgproxy_interop.rs and tests/sdk_crosscheck.rs.
+  echo "== SDK install/build"
+  signing/test.sh --prepare
+fi
+# A throwaway Garage for the S3 upload tests (they read IMAGO_TEST_S3_*), stopped on exit.
+echo "== Garage (S3 upload tests)"
+if garage_env="$(scripts/garage.sh start)"; then
+  eval "$garage_env"
+  trap 'scripts/garage.sh stop' EXIT
+elif [ "${CI:-}" = "true" ]; then
+  echo "Garage did not start (scripts/deps.sh test installs it)" >&2
+  exit 1
+else
+  echo "warning: Garage did not start: the S3 upload tests will be skipped" >&2
+fi
+# npm packages of the browser upload test (tests/uploads_browser.rs), when missing.
+if [ ! -d tests/browser/node_modules ]; then
+  echo "== npm ci (tests/browser)"
+  (cd tests/browser && npm ci --no-audit --no-fund)
+fi
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast
 if [ -x signing/test.sh ]; then

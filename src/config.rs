@@ -106,6 +106,7 @@ pub struct RawConfig {
     pub workers: usize,
     pub queue_size: usize,
     pub vips_concurrency: i32,
+    pub memory_limit_mb: u64,
     pub cache_size_mb: u64,
     pub cache_ttl_secs: u64,
     pub source_cache_mb: u64,
@@ -129,6 +130,28 @@ pub struct RawConfig {
     pub width_ladder: List,
     pub debug_headers: bool,
     pub log_format: String,
+    // Uploads (src/upload.rs).
+    pub api_keys: List,
+    pub public_url: Option<String>,
+    pub upload_prefixes: List,
+    pub upload_max_bytes: u64,
+    pub upload_ttl_secs: u64,
+    pub upload_allow_svg: bool,
+    pub upload_rate_per_sec: f64,
+    pub upload_burst: u32,
+    pub upload_fsync: bool,
+    pub upload_body_timeout_secs: u64,
+    pub upload_s3_if_none_match: bool,
+    pub cors_origins: List,
+    pub info_max_age_secs: u64,
+    // Observability and analytics (src/telemetry.rs, src/analytics/).
+    pub metrics_bind: Option<String>,
+    pub analytics: bool,
+    pub analytics_dir: PathBuf,
+    pub analytics_flush_secs: u64,
+    pub analytics_flush_events: usize,
+    pub analytics_channel: usize,
+    pub analytics_report_max_days: u64,
 }
 
 impl Default for RawConfig {
@@ -164,6 +187,7 @@ impl Default for RawConfig {
             workers: 0,
             queue_size: 0,
             vips_concurrency: 1,
+            memory_limit_mb: 0,
             cache_size_mb: 256,
             cache_ttl_secs: 3600,
             source_cache_mb: 64,
@@ -190,6 +214,26 @@ impl Default for RawConfig {
             ]),
             debug_headers: true,
             log_format: "auto".into(),
+            api_keys: List::Empty,
+            public_url: None,
+            upload_prefixes: List::from_strs(&["uploads"]),
+            upload_max_bytes: 25 * 1024 * 1024,
+            upload_ttl_secs: 900,
+            upload_allow_svg: false,
+            upload_rate_per_sec: 10.0,
+            upload_burst: 20,
+            upload_fsync: true,
+            upload_body_timeout_secs: 300,
+            upload_s3_if_none_match: true,
+            cors_origins: List::from_strs(&["*"]),
+            info_max_age_secs: 300,
+            metrics_bind: None,
+            analytics: true,
+            analytics_dir: "./data/analytics".into(),
+            analytics_flush_secs: 60,
+            analytics_flush_events: 10_000,
+            analytics_channel: 65_536,
+            analytics_report_max_days: 92,
         }
     }
 }
@@ -265,6 +309,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "IMAGO_WORKERS", default: "number of cores", help: "concurrent transforms" },
     Setting { env: "IMAGO_QUEUE_SIZE", default: "8 x workers", help: "transforms waiting for a worker before 429" },
     Setting { env: "IMAGO_VIPS_CONCURRENCY", default: "1", help: "libvips threads per image" },
+    Setting { env: "IMAGO_MEMORY_LIMIT_MB", default: "0 (off)", help: "shed new transforms with 503 while resident memory is above this" },
     Setting { env: "IMAGO_CACHE_SIZE_MB", default: "256", help: "in-memory cache of finished variants (0 = off)" },
     Setting { env: "IMAGO_CACHE_TTL_SECS", default: "3600", help: "in-memory cache time to live" },
     Setting {
@@ -308,6 +353,74 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "IMAGO_WIDTH_LADDER", default: "16,32,...,3840", help: "widths hint-derived targets snap up to" },
     Setting { env: "IMAGO_DEBUG_HEADERS", default: "true", help: "send X-Imago-* and Server-Timing headers" },
     Setting { env: "IMAGO_LOG_FORMAT", default: "auto", help: "json | pretty | auto (pretty on a terminal)" },
+    Setting {
+        env: "IMAGO_API_KEYS",
+        default: "(none: uploads off)",
+        help: "API keys for /v1/uploads and /v1/images (Bearer), comma-separated for rotation, 16+ chars",
+    },
+    Setting {
+        env: "IMAGO_PUBLIC_URL",
+        default: "http://{IMAGO_BIND}",
+        help: "base URL clients reach imago at (upload targets, image_url, info_url)",
+    },
+    Setting {
+        env: "IMAGO_UPLOAD_PREFIXES",
+        default: "uploads",
+        help: "key prefixes a ticket may ask for; the first is the default",
+    },
+    Setting { env: "IMAGO_UPLOAD_MAX_BYTES", default: "26214400", help: "largest upload (413 above)" },
+    Setting { env: "IMAGO_UPLOAD_TTL_SECS", default: "900", help: "upload ticket lifetime (1-604800)" },
+    Setting { env: "IMAGO_UPLOAD_ALLOW_SVG", default: "false", help: "accept image/svg+xml uploads" },
+    Setting {
+        env: "IMAGO_UPLOAD_RATE_PER_SEC",
+        default: "10",
+        help: "tickets per second per API key (token bucket; 0 = no limit; 429 above)",
+    },
+    Setting { env: "IMAGO_UPLOAD_BURST", default: "20", help: "token bucket size per API key" },
+    Setting {
+        env: "IMAGO_UPLOAD_FSYNC",
+        default: "true",
+        help: "embedded uploads: fsync file and directory before answering",
+    },
+    Setting {
+        env: "IMAGO_UPLOAD_BODY_TIMEOUT_SECS",
+        default: "300",
+        help: "embedded uploads: longest time to receive a body (408 after)",
+    },
+    Setting {
+        env: "IMAGO_UPLOAD_S3_IF_NONE_MATCH",
+        default: "true",
+        help: "S3 PUT tickets sign If-None-Match: * (stores that honour it refuse overwrites)",
+    },
+    Setting {
+        env: "IMAGO_CORS_ORIGINS",
+        default: "*",
+        help: "origins allowed to upload from browsers (embedded targets), comma-separated",
+    },
+    Setting { env: "IMAGO_INFO_MAX_AGE_SECS", default: "300", help: "Cache-Control max-age of /v1/images/{key}/info" },
+    Setting {
+        env: "IMAGO_METRICS_BIND",
+        default: "(none: /metrics on IMAGO_BIND)",
+        help: "separate listener for /metrics (e.g. 0.0.0.0:9090); /metrics then leaves IMAGO_BIND",
+    },
+    Setting { env: "IMAGO_ANALYTICS", default: "true", help: "write one event per image request (docs/analytics.md)" },
+    Setting {
+        env: "IMAGO_ANALYTICS_DIR",
+        default: "./data/analytics",
+        help: "embedded mode: event files here (outside IMAGO_LOCAL_ROOT); S3 mode: the bucket's analytics/",
+    },
+    Setting { env: "IMAGO_ANALYTICS_FLUSH_SECS", default: "60", help: "write buffered events at least this often" },
+    Setting { env: "IMAGO_ANALYTICS_FLUSH_EVENTS", default: "10000", help: "write as soon as this many are buffered" },
+    Setting {
+        env: "IMAGO_ANALYTICS_CHANNEL",
+        default: "65536",
+        help: "events buffered in memory; beyond it events are dropped and counted, never waited for",
+    },
+    Setting {
+        env: "IMAGO_ANALYTICS_REPORT_MAX_DAYS",
+        default: "92",
+        help: "longest from..to range GET /v1/analytics reads",
+    },
 ];
 
 /// The help text listing every setting.
@@ -395,6 +508,7 @@ impl RawConfig {
         let red = |l: &List| if l.strings().is_empty() { List::Empty } else { List::from_strs(&["[redacted]"]) };
         r.key = red(&r.key);
         r.salt = red(&r.salt);
+        r.api_keys = red(&r.api_keys);
         if r.s3_secret_access_key.is_some() {
             r.s3_secret_access_key = Some("[redacted]".into());
         }
@@ -482,6 +596,8 @@ impl RawConfig {
                 return Err(invalid("IMAGO_PRESETS", format!("preset `{name}` is empty")));
             }
         }
+        crate::upload::UploadSettings::from_raw(&self).map_err(|(s, m)| invalid(s, m))?;
+        crate::analytics::Settings::from_raw(&self).map_err(|(s, m)| invalid(s, m))?;
         let allowed_hosts = self.allowed_hosts.strings().into_iter().map(|h| h.to_ascii_lowercase()).collect();
         let s3 = match &self.s3_endpoint {
             None => None,

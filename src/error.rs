@@ -42,6 +42,8 @@ pub enum Error {
     BadRequest(String),
     #[error("internal error")]
     Internal(String),
+    #[error(transparent)]
+    Upload(#[from] crate::upload::UploadError),
     /// An error shared by coalesced requests (each gets the same status and code).
     #[error("{0}")]
     Shared(std::sync::Arc<Error>),
@@ -51,7 +53,7 @@ impl Error {
     /// The stable code clients match on.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Url(_) => "invalid-url",
+            Error::Url(e) => e.code(),
             Error::InvalidSignature => "invalid-signature",
             Error::InsecureNotAllowed => "invalid-signature",
             Error::Expired => "url-expired",
@@ -67,6 +69,7 @@ impl Error {
             Error::BadRequest(_) => "bad-request",
             Error::Internal(_) => "internal",
             Error::Shared(e) => e.code(),
+            Error::Upload(e) => e.code(),
         }
     }
 
@@ -77,6 +80,7 @@ impl Error {
             Error::Source(e) => e.public_message(),
             Error::Transform(e) => e.public_message(),
             Error::Shared(e) => e.public_message(),
+            Error::Upload(e) => e.public_message(),
             other => other.to_string(),
         }
     }
@@ -88,7 +92,19 @@ impl Error {
             Error::Source(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => Some(1),
             Error::Transform(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => Some(1),
             Error::Shared(e) => e.retry_after(),
+            Error::Upload(e) => e.retry_after(),
             _ => None,
+        }
+    }
+}
+
+impl From<crate::transform::Rejected> for Error {
+    fn from(r: crate::transform::Rejected) -> Error {
+        use crate::transform::Rejected;
+        match r {
+            Rejected::QueueFull => Error::Busy { retry_after: 1 },
+            Rejected::MemoryPressure | Rejected::QueueTimeout => Error::Overloaded { retry_after: 2 },
+            Rejected::Failed(e) => Error::Transform(e),
         }
     }
 }
@@ -109,6 +125,7 @@ impl ResponseError for Error {
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Shared(e) => e.status_code(),
+            Error::Upload(e) => e.status(),
         }
     }
 
@@ -129,6 +146,22 @@ mod tests {
             (Error::Busy { retry_after: 1 }, 429, "busy"),
             (Error::Overloaded { retry_after: 1 }, 503, "overloaded"),
             (Error::Internal("secret detail".into()), 500, "internal"),
+            (Error::InsecureNotAllowed, 403, "invalid-signature"),
+            (Error::Url(UrlError::MissingSignature), 400, "invalid-url"),
+            (Error::Url(UrlError::TooLong(9000)), 400, "invalid-url"),
+            (Error::Url(UrlError::BadBase64), 400, "invalid-source"),
+            (Error::Url(UrlError::BadPercentEncoding), 400, "invalid-source"),
+            (Error::Url(UrlError::BadUtf8), 400, "invalid-source"),
+            (Error::Url(UrlError::MissingSource), 400, "invalid-source"),
+            (Error::Url(UrlError::BadExtension("tiff".into())), 400, "invalid-source"),
+            (Error::Option(OptionError::Unknown("zoom".into())), 400, "unknown-option"),
+            (
+                Error::Option(OptionError::UnknownPreset { option: "pr".into(), preset: "x".into() }),
+                400,
+                "invalid-option",
+            ),
+            (Error::Source(SourceError::Invalid("ftp".into())), 400, "invalid-source"),
+            (Error::Source(SourceError::NotAllowed("s3".into())), 403, "source-not-allowed"),
         ];
         for (e, status, code) in cases {
             assert_eq!(e.status_code().as_u16(), status);

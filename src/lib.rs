@@ -3,6 +3,7 @@
 //! One request flow, one module each: [`url`] → [`signature`] → [`options`] → [`negotiate`] →
 //! [`cache`] → [`source`] → [`transform`] (libvips only in [`vips`]) → [`respond`] → [`metrics`].
 
+pub mod analytics;
 pub mod cache;
 pub mod config;
 pub mod error;
@@ -13,7 +14,10 @@ pub mod respond;
 pub mod server;
 pub mod signature;
 pub mod source;
+pub mod store;
+pub mod telemetry;
 pub mod transform;
+pub mod upload;
 pub mod url;
 pub mod vips;
 

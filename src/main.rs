@@ -1,4 +1,4 @@
-//! The `imago` command: `serve`, `sign`, `healthcheck`.
+//! The `imago` command: `serve`, `sign`, `presign`, `analytics`, `healthcheck`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +29,12 @@ enum Cmd {
     Serve,
     /// Print a signed path (or URL with --base-url) for a source, using the configured key.
     Sign(SignArgs),
+    /// Print an upload ticket (JSON) computed locally from the configuration: the same code
+    /// path as `POST /v1/uploads`, without an API key.
+    Presign(PresignArgs),
+    /// Report on the request events in the analytics store (IMAGO_ANALYTICS_DIR, or the bucket's
+    /// analytics/ in S3 mode): requests, images, formats, devices, cache, savings, latency.
+    Analytics(imago::analytics::cli::AnalyticsArgs),
     /// Exit 0 when the server at --url answers /healthz (for container health checks).
     Healthcheck {
         #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
@@ -71,22 +77,6 @@ struct SignArgs {
     base_url: Option<String>,
 }
 
-fn init_logging(format: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = match format {
-        "json" => true,
-        "pretty" => false,
-        _ => !std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    };
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
-        b.json().flatten_event(true).init();
-    } else {
-        b.init();
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let raw = match RawConfig::load(cli.config.as_deref()) {
@@ -99,6 +89,8 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Serve => serve(raw),
         Cmd::Sign(a) => sign(raw, a),
+        Cmd::Presign(a) => presign(raw, a),
+        Cmd::Analytics(a) => imago::analytics::cli::run(raw, a),
         Cmd::Healthcheck { url } => healthcheck(&url),
     }
 }
@@ -107,7 +99,14 @@ fn main() -> ExitCode {
 const SAMPLE: &[u8] = include_bytes!("../tests/fixtures/orientation/Landscape_1.jpg");
 
 fn serve(raw: RawConfig) -> ExitCode {
-    init_logging(&raw.log_format);
+    // Logs and (with OTEL_EXPORTER_OTLP_*) trace export; flushed when `telemetry` is shut down.
+    let telemetry = imago::telemetry::init(&raw.log_format, imago::telemetry::Otlp::from_env());
+    let code = serve_with(raw);
+    telemetry.shutdown();
+    code
+}
+
+fn serve_with(raw: RawConfig) -> ExitCode {
     tracing::info!(config = ?raw.redacted(), "starting imago {}", env!("CARGO_PKG_VERSION"));
     let cfg = match raw.validate(true) {
         Ok(c) => c,
@@ -146,7 +145,7 @@ fn serve(raw: RawConfig) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(addr = %running.addr, libvips = %imago::vips::version(), "listening");
+        tracing::info!(addr = %running.addr, metrics = ?running.metrics_addr, libvips = %imago::vips::version(), "listening");
         let state = running.state.clone();
         let handle = running.server.handle();
         tokio::spawn(async move {
@@ -155,7 +154,12 @@ fn serve(raw: RawConfig) -> ExitCode {
             tracing::info!("shutting down: draining in-flight requests");
             handle.stop(true).await;
         });
-        match running.server.await {
+        let served = running.server.await;
+        // The drain is over: every request has queued its event. Write them, then stop the
+        // metrics listener.
+        let flushed = running.state.shutdown().await;
+        tracing::info!(events = flushed.events, files = flushed.files, failed = flushed.failed, "analytics flushed");
+        match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("imago: {e}");
@@ -251,6 +255,64 @@ fn check_path(path: &str, cfg: &imago::Config) -> Result<(), String> {
     imago::options::parse(&split.options, split.extension.as_deref(), &presets).map_err(|e| e.to_string())?;
     imago::source::parse(&split.source).map_err(|e| e.to_string())?;
     Ok(())
+}
+
+#[derive(clap::Args)]
+struct PresignArgs {
+    /// MIME type of the file (image/jpeg, image/png, image/webp, image/avif, image/heic, …).
+    #[arg(long)]
+    content_type: String,
+    /// PUT (default) or POST (form upload).
+    #[arg(long, value_parser = ["put", "post", "PUT", "POST"])]
+    method: Option<String>,
+    /// Lower-case hex SHA-256 of the file: dedup key and checksum-verified upload.
+    #[arg(long)]
+    sha256: Option<String>,
+    /// Key prefix (one of IMAGO_UPLOAD_PREFIXES).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Exact size in bytes (signed into the upload).
+    #[arg(long)]
+    content_length: Option<u64>,
+    /// Original file name (extension and Content-Disposition only).
+    #[arg(long)]
+    filename: Option<String>,
+}
+
+fn presign(raw: RawConfig, a: PresignArgs) -> ExitCode {
+    let cfg = match raw.validate(false) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let uploads = match imago::upload::Uploads::new(&cfg) {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    let req = imago::upload::TicketRequest {
+        content_type: a.content_type,
+        content_length: a.content_length,
+        filename: a.filename,
+        prefix: a.prefix,
+        sha256: a.sha256,
+        method: a.method,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    match rt.block_on(uploads.issue(&req, &jiff::Timestamp::now())) {
+        Ok(t) => match serde_json::to_string_pretty(&t) {
+            Ok(s) => {
+                println!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        Err(e) => {
+            eprintln!("imago: {} ({})", e, e.code());
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn fail(e: impl std::fmt::Display) -> ExitCode {

@@ -24,6 +24,9 @@ pub struct Metrics {
     pub transforms: IntCounter,
     pub fetches: IntCounter,
     pub shed: IntCounterVec,
+    pub upload_tickets: IntCounterVec,
+    pub upload_bytes: IntCounter,
+    pub upload_refusals: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -91,6 +94,17 @@ impl Metrics {
             transforms: counter("imago_transforms_total", "Transforms run (cache misses that reached libvips)"),
             fetches: counter("imago_fetches_total", "Source fetches"),
             shed: counter_vec("imago_shed_total", "Requests shed by reason", &["reason"]),
+            upload_tickets: counter_vec(
+                "imago_upload_tickets_total",
+                "Upload tickets issued by store mode (embedded, s3) and method (PUT, POST)",
+                &["mode", "method"],
+            ),
+            upload_bytes: counter("imago_upload_bytes_total", "Bytes stored by embedded-mode uploads"),
+            upload_refusals: counter_vec(
+                "imago_upload_refusals_total",
+                "Upload, ticket, info and delete requests refused, by error code",
+                &["reason"],
+            ),
             registry,
         }
     }

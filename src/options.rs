@@ -11,8 +11,8 @@ pub enum OptionError {
     Unknown(String),
     #[error("option `{option}`: {reason}")]
     Invalid { option: String, reason: String },
-    #[error("unknown preset `{0}`")]
-    UnknownPreset(String),
+    #[error("option `{option}`: unknown preset `{preset}`")]
+    UnknownPreset { option: String, preset: String },
     #[error("only presets are accepted here, got `{0}`")]
     PresetsOnly(String),
 }
@@ -22,7 +22,8 @@ impl OptionError {
         match self {
             OptionError::Unknown(_) => "unknown-option",
             OptionError::Invalid { .. } => "invalid-option",
-            OptionError::UnknownPreset(_) => "unknown-preset",
+            // SPEC §4: an unknown preset name is a bad argument of `pr`.
+            OptionError::UnknownPreset { .. } => "invalid-option",
             OptionError::PresetsOnly(_) => "presets-only",
         }
     }
@@ -224,26 +225,44 @@ impl Default for Options {
 /// Largest width/height/padding a URL may ask for (the server's own output limit applies too).
 pub const MAX_DIMENSION: u32 = 65_535;
 
-fn parse_u32(option: &str, s: &str, max: u32) -> Result<u32, OptionError> {
-    let v: u32 = s.parse().map_err(|_| bad(option, format!("`{s}` is not a non-negative integer")))?;
-    if v > max {
-        return Err(bad(option, format!("{v} is larger than {max}")));
+/// `[0-9]+` (ASCII digits only: no sign, no spaces, no Unicode digits) as u64.
+fn parse_uint(option: &str, s: &str) -> Result<u64, OptionError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(option, format!("`{s}` is not a non-negative integer")));
     }
-    Ok(v)
+    s.parse().map_err(|_| bad(option, format!("`{s}` is too large")))
 }
 
+fn parse_u32(option: &str, s: &str, max: u32) -> Result<u32, OptionError> {
+    let v = parse_uint(option, s)?;
+    if v > max as u64 {
+        return Err(bad(option, format!("{v} is larger than {max}")));
+    }
+    Ok(v as u32)
+}
+
+/// A decimal `-?([0-9]+(\.[0-9]*)?|\.[0-9]+)` (no exponent, `inf` or `nan`) within `min..=max`.
 fn parse_f64(option: &str, s: &str, min: f64, max: f64) -> Result<f64, OptionError> {
-    let v: f64 = s.parse().map_err(|_| bad(option, format!("`{s}` is not a number")))?;
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = body.split_once('.').map_or((body, None), |(i, f)| (i, Some(f)));
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    let well_formed =
+        digits(int) && frac.is_none_or(digits) && (!int.is_empty() || frac.is_some_and(|f| !f.is_empty()));
+    let v: f64 = match s.parse() {
+        Ok(v) if well_formed => v,
+        _ => return Err(bad(option, format!("`{s}` is not a decimal number"))),
+    };
     if !v.is_finite() || v < min || v > max {
         return Err(bad(option, format!("{s} is outside {min}..={max}")));
     }
-    Ok(v)
+    Ok(if v == 0.0 { 0.0 } else { v })
 }
 
+/// Go's `strconv.ParseBool`, as imgproxy.
 fn parse_bool(option: &str, s: &str) -> Result<bool, OptionError> {
     match s {
-        "1" | "t" | "true" => Ok(true),
-        "0" | "f" | "false" | "" => Ok(false),
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
         _ => Err(bad(option, format!("`{s}` is not a boolean (1/t/true or 0/f/false)"))),
     }
 }
@@ -259,8 +278,8 @@ fn parse_resizing_type(option: &str, s: &str) -> Result<ResizingType, OptionErro
     })
 }
 
-/// Parses `type[:x:y]` gravity arguments.
-fn parse_gravity(option: &str, args: &[&str]) -> Result<Gravity, OptionError> {
+/// Parses gravity arguments: `type[:x:y]` (empty offsets = 0), `sm`, `fp:x:y`.
+fn parse_gravity(option: &str, args: &[&str], allow_smart: bool) -> Result<Gravity, OptionError> {
     let kind = match args.first().copied().unwrap_or("") {
         "ce" => GravityKind::Ce,
         "no" => GravityKind::No,
@@ -271,7 +290,8 @@ fn parse_gravity(option: &str, args: &[&str]) -> Result<Gravity, OptionError> {
         "nowe" => GravityKind::Nowe,
         "soea" => GravityKind::Soea,
         "sowe" => GravityKind::Sowe,
-        "sm" => GravityKind::Sm,
+        "sm" if allow_smart => GravityKind::Sm,
+        "sm" => return Err(bad(option, "smart gravity cannot position an extend")),
         "fp" => GravityKind::Fp,
         other => {
             return Err(bad(
@@ -298,19 +318,30 @@ fn parse_gravity(option: &str, args: &[&str]) -> Result<Gravity, OptionError> {
             if args.len() > 3 {
                 return Err(bad(option, "too many arguments"));
             }
-            if let Some(x) = args.get(1) {
-                g.x = parse_f64(option, x, -(MAX_DIMENSION as f64), MAX_DIMENSION as f64)?;
+            let limit = MAX_DIMENSION as f64;
+            if let Some(x) = args.get(1).filter(|x| !x.is_empty()) {
+                g.x = parse_f64(option, x, -limit, limit)?;
             }
-            if let Some(y) = args.get(2) {
-                g.y = parse_f64(option, y, -(MAX_DIMENSION as f64), MAX_DIMENSION as f64)?;
+            if let Some(y) = args.get(2).filter(|y| !y.is_empty()) {
+                g.y = parse_f64(option, y, -limit, limit)?;
             }
         }
     }
     Ok(g)
 }
 
+/// `extend[:gravity…]` (the extend bool is required; no smart gravity).
+fn parse_extend(option: &str, args: &[&str]) -> Result<Option<Gravity>, OptionError> {
+    if args.len() > 4 {
+        return Err(bad(option, "extend takes at most 4 arguments (extend:gravity:x:y)"));
+    }
+    let on = parse_bool(option, args.first().copied().unwrap_or(""))?;
+    let gravity = if args.len() > 1 { parse_gravity(option, &args[1..], false)? } else { Gravity::default() };
+    Ok(on.then_some(gravity))
+}
+
+/// A 3- or 6-digit hex colour (no `#`).
 fn parse_hex_color(option: &str, s: &str) -> Result<[u8; 3], OptionError> {
-    let s = s.trim_start_matches('#');
     let expand = |c: u8| c * 17;
     let digit = |c: char| c.to_digit(16).map(|d| d as u8);
     let digits: Option<Vec<u8>> = s.chars().map(digit).collect();
@@ -343,6 +374,12 @@ fn expect_args(option: &str, args: &[&str], min: usize, max: usize) -> Result<()
     Ok(())
 }
 
+/// The single required argument of a scalar option.
+fn single<'a>(option: &str, args: &[&'a str]) -> Result<&'a str, OptionError> {
+    expect_args(option, args, 1, 1)?;
+    Ok(args[0])
+}
+
 fn parse_quality(option: &str, s: &str) -> Result<Quality, OptionError> {
     if s == "auto" {
         return Ok(Quality::Auto);
@@ -358,12 +395,49 @@ pub struct Presets {
     pub only: bool,
 }
 
+/// Every accepted option name (SPEC §4 aliases, plus `min_width`/`min_height`) → canonical name.
+pub fn canonical_name(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "ar" | "auto_rotate" => "auto_rotate",
+        "bg" | "background" => "background",
+        "bl" | "blur" => "blur",
+        "cb" | "cachebuster" => "cachebuster",
+        "c" | "crop" => "crop",
+        "dpr" => "dpr",
+        "el" | "enlarge" => "enlarge",
+        "exp" | "expires" => "expires",
+        "ex" | "extend" => "extend",
+        "fl" | "flip" => "flip",
+        "f" | "format" | "ext" => "format",
+        "fq" | "format_quality" => "format_quality",
+        "g" | "gravity" => "gravity",
+        "h" | "height" => "height",
+        "kcr" | "keep_copyright" => "keep_copyright",
+        "mb" | "max_bytes" => "max_bytes",
+        "mh" | "min-height" | "min_height" => "min_height",
+        "mw" | "min-width" | "min_width" => "min_width",
+        "pd" | "padding" => "padding",
+        "pr" | "preset" => "preset",
+        "q" | "quality" => "quality",
+        "rs" | "resize" => "resize",
+        "rt" | "resizing_type" => "resizing_type",
+        "rot" | "rotate" => "rotate",
+        "sh" | "sharpen" => "sharpen",
+        "s" | "size" => "size",
+        "scp" | "strip_color_profile" => "strip_color_profile",
+        "sm" | "strip_metadata" => "strip_metadata",
+        "t" | "trim" => "trim",
+        "w" | "width" => "width",
+        _ => return None,
+    })
+}
+
 /// Parses option segments (with presets expanded) into [`Options`]. The `extension` from the URL
-/// sets the format unless `f:` does.
+/// (`@ext` / `.ext`) sets the output format and overrides any `f` option (SPEC §3.3).
 pub fn parse(segments: &[&str], extension: Option<&str>, presets: &Presets) -> Result<Options, OptionError> {
     let mut o = Options::default();
     if let Some(def) = presets.map.get("default") {
-        apply_preset(&mut o, "default", def, presets, 0)?;
+        apply_preset(&mut o, "pr", "default", def, presets, 0)?;
     }
     for seg in segments {
         let (name, _) = seg.split_once(':').unwrap_or((seg, ""));
@@ -373,22 +447,27 @@ pub fn parse(segments: &[&str], extension: Option<&str>, presets: &Presets) -> R
         apply(&mut o, seg, presets, 0)?;
     }
     if let Some(ext) = extension {
-        if o.format == FormatChoice::Unset {
-            o.format = if ext == "auto" {
-                FormatChoice::Auto
-            } else {
-                FormatChoice::Explicit(Format::parse(ext).ok_or_else(|| {
-                    bad("extension", format!("`{ext}` is not an output format (jpg, png, webp, avif, gif, auto)"))
-                })?)
-            };
-        }
+        o.format = if ext == "auto" {
+            FormatChoice::Auto
+        } else {
+            FormatChoice::Explicit(Format::parse(ext).ok_or_else(|| {
+                bad("extension", format!("`{ext}` is not an output format (jpg, png, webp, avif, gif, auto)"))
+            })?)
+        };
     }
     Ok(o)
 }
 
-fn apply_preset(o: &mut Options, name: &str, body: &str, presets: &Presets, depth: u8) -> Result<(), OptionError> {
+fn apply_preset(
+    o: &mut Options,
+    option: &str,
+    name: &str,
+    body: &str,
+    presets: &Presets,
+    depth: u8,
+) -> Result<(), OptionError> {
     if depth > 4 {
-        return Err(bad("preset", format!("preset `{name}` nests too deeply")));
+        return Err(bad(option, format!("preset `{name}` nests too deeply")));
     }
     for seg in body.split('/').filter(|s| !s.is_empty()) {
         apply(o, seg, presets, depth + 1)?;
@@ -396,140 +475,109 @@ fn apply_preset(o: &mut Options, name: &str, body: &str, presets: &Presets, dept
     Ok(())
 }
 
-/// Applies one `name:arg:arg` segment.
+/// Applies one `name:arg:arg` segment (SPEC §4): trailing empty arguments are ignored, an option
+/// whose arguments are all empty is invalid, inner empty arguments mean "not set".
 pub fn apply(o: &mut Options, seg: &str, presets: &Presets, depth: u8) -> Result<(), OptionError> {
     let mut parts = seg.split(':');
     let name = parts.next().unwrap_or_default();
-    let args: Vec<&str> = parts.collect();
+    let mut args: Vec<&str> = parts.collect();
+    while args.last().is_some_and(|a| a.is_empty()) {
+        args.pop();
+    }
+    let key = canonical_name(name).ok_or_else(|| OptionError::Unknown(name.to_string()))?;
+    if args.is_empty() {
+        return Err(bad(name, "needs at least one non-empty argument"));
+    }
     let a = args.as_slice();
-    match name {
-        "resize" | "rs" => {
-            expect_args(name, a, 1, 5)?;
-            o.resizing_type = parse_resizing_type(name, a[0])?;
+    match key {
+        "resize" => {
+            if a.len() > 8 {
+                return Err(bad(name, format!("expects at most 8 arguments, got {}", a.len())));
+            }
+            if !a[0].is_empty() {
+                o.resizing_type = parse_resizing_type(name, a[0])?;
+            }
             set_size(o, name, &a[1..])?;
         }
-        "size" | "s" => {
-            expect_args(name, a, 1, 4)?;
+        "size" => {
+            if a.len() > 7 {
+                return Err(bad(name, format!("expects at most 7 arguments, got {}", a.len())));
+            }
             set_size(o, name, a)?;
         }
-        "resizing_type" | "rt" => {
-            expect_args(name, a, 1, 1)?;
-            o.resizing_type = parse_resizing_type(name, a[0])?;
-        }
-        "width" | "w" => {
-            expect_args(name, a, 1, 1)?;
-            o.width = parse_u32(name, a[0], MAX_DIMENSION)?;
-        }
-        "height" | "h" => {
-            expect_args(name, a, 1, 1)?;
-            o.height = parse_u32(name, a[0], MAX_DIMENSION)?;
-        }
-        "min-width" | "min_width" | "mw" => {
-            expect_args(name, a, 1, 1)?;
-            o.min_width = parse_u32(name, a[0], MAX_DIMENSION)?;
-        }
-        "min-height" | "min_height" | "mh" => {
-            expect_args(name, a, 1, 1)?;
-            o.min_height = parse_u32(name, a[0], MAX_DIMENSION)?;
-        }
+        "resizing_type" => o.resizing_type = parse_resizing_type(name, single(name, a)?)?,
+        "width" => o.width = parse_u32(name, single(name, a)?, MAX_DIMENSION)?,
+        "height" => o.height = parse_u32(name, single(name, a)?, MAX_DIMENSION)?,
+        "min_width" => o.min_width = parse_u32(name, single(name, a)?, MAX_DIMENSION)?,
+        "min_height" => o.min_height = parse_u32(name, single(name, a)?, MAX_DIMENSION)?,
         "dpr" => {
-            expect_args(name, a, 1, 1)?;
-            let d = parse_f64(name, a[0], 0.0, 10.0)?;
+            let d = parse_f64(name, single(name, a)?, 0.0, 10.0)?;
             if d <= 0.0 {
                 return Err(bad(name, "must be greater than 0"));
             }
             o.dpr = Some(d);
         }
-        "enlarge" | "el" => {
-            expect_args(name, a, 1, 1)?;
-            o.enlarge = parse_bool(name, a[0])?;
-        }
-        "extend" | "ex" => {
-            expect_args(name, a, 1, 4)?;
-            o.extend = if parse_bool(name, a[0])? {
-                Some(if a.len() > 1 { parse_gravity(name, &a[1..])? } else { Gravity::default() })
-            } else {
-                None
-            };
-            if o.extend.is_some_and(|g| g.kind == GravityKind::Sm) {
-                return Err(bad(name, "smart gravity cannot position an extend"));
-            }
-        }
-        "gravity" | "g" => {
-            expect_args(name, a, 1, 3)?;
-            o.gravity = parse_gravity(name, a)?;
-        }
-        "crop" | "c" => {
+        "enlarge" => o.enlarge = parse_bool(name, single(name, a)?)?,
+        "extend" => o.extend = parse_extend(name, a)?,
+        "gravity" => o.gravity = parse_gravity(name, a, true)?,
+        "crop" => {
             expect_args(name, a, 2, 5)?;
             let w = parse_f64(name, a[0], 0.0, MAX_DIMENSION as f64)?;
             let h = parse_f64(name, a[1], 0.0, MAX_DIMENSION as f64)?;
-            let gravity = if a.len() > 2 { Some(parse_gravity(name, &a[2..])?) } else { None };
+            let gravity = if a.len() > 2 { Some(parse_gravity(name, &a[2..], true)?) } else { None };
             o.crop = if w == 0.0 && h == 0.0 { None } else { Some(Crop { width: w, height: h, gravity }) };
         }
-        "trim" | "t" => {
+        "trim" => {
             expect_args(name, a, 1, 4)?;
             let threshold = parse_f64(name, a[0], 0.0, 255.0)?;
             let color = match a.get(1) {
                 Some(c) if !c.is_empty() => Some(parse_hex_color(name, c)?),
                 _ => None,
             };
-            let equal_hor = a.get(2).map(|b| parse_bool(name, b)).transpose()?.unwrap_or(false);
-            let equal_ver = a.get(3).map(|b| parse_bool(name, b)).transpose()?.unwrap_or(false);
+            let flag = |i: usize| a.get(i).filter(|b| !b.is_empty()).map(|b| parse_bool(name, b)).transpose();
+            let (equal_hor, equal_ver) = (flag(2)?.unwrap_or(false), flag(3)?.unwrap_or(false));
             o.trim = if threshold > 0.0 { Some(Trim { threshold, color, equal_hor, equal_ver }) } else { None };
         }
-        "padding" | "pd" => {
+        "padding" => {
             expect_args(name, a, 1, 4)?;
-            let v: Vec<u32> = a.iter().map(|s| parse_u32(name, s, MAX_DIMENSION)).collect::<Result<_, _>>()?;
-            let p = match v.len() {
-                1 => [v[0]; 4],
-                2 => [v[0], v[1], v[0], v[1]],
-                3 => [v[0], v[1], v[2], v[1]],
-                _ => [v[0], v[1], v[2], v[3]],
-            };
+            let side =
+                |i: usize| a.get(i).filter(|s| !s.is_empty()).map(|s| parse_u32(name, s, MAX_DIMENSION)).transpose();
+            // CSS defaults: right ← top, bottom ← top, left ← right.
+            let top = side(0)?.unwrap_or(0);
+            let right = side(1)?.unwrap_or(top);
+            let bottom = side(2)?.unwrap_or(top);
+            let left = side(3)?.unwrap_or(right);
+            let p = [top, right, bottom, left];
             o.padding = if p == [0; 4] { None } else { Some(p) };
         }
-        "rotate" | "rot" => {
-            expect_args(name, a, 1, 1)?;
-            let r: i64 = a[0].parse().map_err(|_| bad(name, format!("`{}` is not an integer", a[0])))?;
-            if r % 90 != 0 {
-                return Err(bad(name, "only multiples of 90 degrees"));
+        "rotate" => {
+            let r = parse_uint(name, single(name, a)?)?;
+            if !matches!(r, 0 | 90 | 180 | 270) {
+                return Err(bad(name, format!("{r} is not one of 0, 90, 180, 270")));
             }
-            o.rotate = r.rem_euclid(360) as u16;
+            o.rotate = r as u16;
         }
-        "auto_rotate" | "ar" => {
-            expect_args(name, a, 1, 1)?;
-            o.auto_rotate = parse_bool(name, a[0])?;
-        }
-        "flip" | "fl" => {
+        "auto_rotate" => o.auto_rotate = parse_bool(name, single(name, a)?)?,
+        "flip" => {
             expect_args(name, a, 1, 2)?;
-            o.flip_h = parse_bool(name, a[0])?;
-            o.flip_v = a.get(1).map(|b| parse_bool(name, b)).transpose()?.unwrap_or(false);
+            let flag = |i: usize| a.get(i).filter(|b| !b.is_empty()).map(|b| parse_bool(name, b)).transpose();
+            o.flip_h = flag(0)?.unwrap_or(false);
+            o.flip_v = flag(1)?.unwrap_or(false);
         }
-        "background" | "bg" => {
-            if a.is_empty() || (a.len() == 1 && a[0].is_empty()) {
-                o.background = None;
-            } else {
-                o.background = Some(parse_color(name, a)?);
-            }
-        }
-        "blur" | "bl" => {
-            expect_args(name, a, 1, 1)?;
-            o.blur = parse_f64(name, a[0], 0.0, 100.0)?;
-        }
-        "sharpen" | "sh" => {
-            expect_args(name, a, 1, 1)?;
-            o.sharpen = parse_f64(name, a[0], 0.0, 100.0)?;
-        }
-        "quality" | "q" => {
-            expect_args(name, a, 1, 1)?;
-            o.quality = parse_quality(name, a[0])?;
-        }
-        "format_quality" | "fq" => {
-            if a.is_empty() || !a.len().is_multiple_of(2) {
+        "background" => o.background = Some(parse_color(name, a)?),
+        "blur" => o.blur = parse_f64(name, single(name, a)?, 0.0, 100.0)?,
+        "sharpen" => o.sharpen = parse_f64(name, single(name, a)?, 0.0, 100.0)?,
+        "quality" => o.quality = parse_quality(name, single(name, a)?)?,
+        "format_quality" => {
+            if !a.len().is_multiple_of(2) {
                 return Err(bad(name, "expects format:quality pairs"));
             }
             for pair in a.chunks(2) {
-                let f = Format::parse(pair[0]).ok_or_else(|| bad(name, format!("`{}` is not a format", pair[0])))?;
+                let f = match pair[0] {
+                    "jpg" | "png" | "webp" | "avif" | "gif" => Format::parse(pair[0]),
+                    _ => None,
+                }
+                .ok_or_else(|| bad(name, format!("`{}` is not a format (jpg, png, webp, avif, gif)", pair[0])))?;
                 let q = parse_u32(name, pair[1], 100)?;
                 if q == 0 {
                     o.format_quality.remove(&f);
@@ -538,67 +586,60 @@ pub fn apply(o: &mut Options, seg: &str, presets: &Presets, depth: u8) -> Result
                 }
             }
         }
-        "format" | "f" | "ext" => {
-            expect_args(name, a, 1, 1)?;
-            o.format = match a[0] {
+        "format" => {
+            o.format = match single(name, a)? {
                 "auto" => FormatChoice::Auto,
-                "" => FormatChoice::Unset,
                 s => FormatChoice::Explicit(Format::parse(s).ok_or_else(|| {
                     bad(name, format!("`{s}` is not an output format (jpg, png, webp, avif, gif, auto)"))
                 })?),
             };
         }
-        "strip_metadata" | "sm" => {
-            expect_args(name, a, 1, 1)?;
-            o.strip_metadata = parse_bool(name, a[0])?;
-        }
-        "keep_copyright" | "kcr" => {
-            expect_args(name, a, 1, 1)?;
-            o.keep_copyright = parse_bool(name, a[0])?;
-        }
-        "strip_color_profile" | "scp" => {
-            expect_args(name, a, 1, 1)?;
-            o.strip_color_profile = parse_bool(name, a[0])?;
-        }
-        "max_bytes" | "mb" => {
-            expect_args(name, a, 1, 1)?;
-            let v: u64 = a[0].parse().map_err(|_| bad(name, format!("`{}` is not a byte count", a[0])))?;
+        "strip_metadata" => o.strip_metadata = parse_bool(name, single(name, a)?)?,
+        "keep_copyright" => o.keep_copyright = parse_bool(name, single(name, a)?)?,
+        "strip_color_profile" => o.strip_color_profile = parse_bool(name, single(name, a)?)?,
+        "max_bytes" => {
+            let v = parse_uint(name, single(name, a)?)?;
             o.max_bytes = if v == 0 { None } else { Some(v) };
         }
-        "cachebuster" | "cb" => {
-            o.cachebuster = Some(a.join(":")).filter(|s| !s.is_empty());
+        "cachebuster" => o.cachebuster = Some(single(name, a)?.to_string()),
+        "expires" => {
+            // 0 = no expiry (imgproxy).
+            let v = parse_uint(name, single(name, a)?)?;
+            let v = i64::try_from(v).map_err(|_| bad(name, format!("{v} is too large")))?;
+            o.expires = if v == 0 { None } else { Some(v) };
         }
-        "expires" | "exp" => {
-            expect_args(name, a, 1, 1)?;
-            let v: i64 = a[0].parse().map_err(|_| bad(name, format!("`{}` is not a unix timestamp", a[0])))?;
-            o.expires = Some(v);
-        }
-        "preset" | "pr" => {
-            if a.is_empty() {
-                return Err(bad(name, "expects preset names"));
+        "preset" => {
+            if a.iter().any(|p| p.is_empty()) {
+                return Err(bad(name, "preset names must be non-empty"));
             }
             for p in a {
-                let body = presets.map.get(*p).ok_or_else(|| OptionError::UnknownPreset((*p).to_string()))?;
-                apply_preset(o, p, body, presets, depth)?;
+                let body = presets
+                    .map
+                    .get(*p)
+                    .ok_or_else(|| OptionError::UnknownPreset { option: name.to_string(), preset: (*p).to_string() })?;
+                apply_preset(o, name, p, body, presets, depth)?;
             }
         }
-        other => return Err(OptionError::Unknown(other.to_string())),
+        _ => return Err(OptionError::Unknown(name.to_string())),
     }
     Ok(())
 }
 
+/// `width:height:enlarge:extend…` (the tail of `rs`, all of `s`); empty arguments leave the
+/// current value.
 fn set_size(o: &mut Options, name: &str, a: &[&str]) -> Result<(), OptionError> {
-    if let Some(w) = a.first() {
+    let present = |i: usize| a.get(i).copied().filter(|s| !s.is_empty());
+    if let Some(w) = present(0) {
         o.width = parse_u32(name, w, MAX_DIMENSION)?;
     }
-    if let Some(h) = a.get(1) {
+    if let Some(h) = present(1) {
         o.height = parse_u32(name, h, MAX_DIMENSION)?;
     }
-    if let Some(e) = a.get(2) {
+    if let Some(e) = present(2) {
         o.enlarge = parse_bool(name, e)?;
     }
-    if let Some(x) = a.get(3) {
-        o.extend = if parse_bool(name, x)? { Some(Gravity::default()) } else { None };
+    if a.len() > 3 {
+        o.extend = parse_extend(name, &a[3..])?;
     }
     Ok(())
 }
@@ -661,8 +702,10 @@ mod tests {
 
     #[test]
     fn misc_options() {
-        assert_eq!(p("rot:-90").unwrap().rotate, 270);
-        assert!(p("rot:45").is_err());
+        assert_eq!(p("rot:270").unwrap().rotate, 270);
+        for bad in ["rot:-90", "rot:45", "rot:360", "rot:+90"] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
         assert!(!p("ar:0").unwrap().auto_rotate);
         let o = p("fl:1:1").unwrap();
         assert!(o.flip_h && o.flip_v);
@@ -716,7 +759,8 @@ mod tests {
         }
         let e = p("zoom:2").unwrap_err();
         assert_eq!((e.code(), e.to_string()), ("unknown-option", "unknown option `zoom`".to_string()));
-        assert_eq!(p("pr:nope").unwrap_err().code(), "unknown-preset");
+        let e = p("pr:nope").unwrap_err();
+        assert_eq!((e.code(), e.to_string()), ("invalid-option", "option `pr`: unknown preset `nope`".to_string()));
     }
 
     #[test]
@@ -736,11 +780,128 @@ mod tests {
     }
 
     #[test]
-    fn extension_sets_format_unless_f_given() {
+    fn extension_sets_and_overrides_format() {
         let none = Presets::default();
         assert_eq!(parse(&[], Some("png"), &none).unwrap().format, FormatChoice::Explicit(Format::Png));
-        assert_eq!(parse(&["f:webp"], Some("png"), &none).unwrap().format, FormatChoice::Explicit(Format::Webp));
+        // The extension overrides `f` (SPEC §3.3, as imgproxy).
+        assert_eq!(parse(&["f:webp"], Some("png"), &none).unwrap().format, FormatChoice::Explicit(Format::Png));
+        assert_eq!(parse(&["f:webp"], Some("auto"), &none).unwrap().format, FormatChoice::Auto);
         assert_eq!(parse(&[], None, &none).unwrap().format, FormatChoice::Unset);
         assert_eq!(parse(&[], Some("bmp"), &none).unwrap_err().code(), "invalid-option");
+    }
+
+    #[test]
+    fn go_parse_bool_booleans() {
+        for t in ["1", "t", "T", "true", "TRUE", "True"] {
+            assert!(p(&format!("el:{t}")).unwrap().enlarge, "{t}");
+        }
+        for f in ["0", "f", "F", "false", "FALSE", "False"] {
+            assert!(!p(&format!("el:1/el:{f}")).unwrap().enlarge, "{f}");
+        }
+        for bad in ["el:yes", "el:tRUE", "el:2", "sm:on", "el:", "el: t"] {
+            assert_eq!(p(bad).unwrap_err().code(), "invalid-option", "{bad}");
+        }
+    }
+
+    #[test]
+    fn empty_arguments_mean_not_set() {
+        let o = p("rs::300").unwrap();
+        assert_eq!((o.resizing_type, o.width, o.height), (ResizingType::Fit, 300, 0));
+        // Empty arguments keep what an earlier option set.
+        let o = p("rs:fill:100:200/rs::300").unwrap();
+        assert_eq!((o.resizing_type, o.width, o.height), (ResizingType::Fill, 300, 200));
+        assert_eq!(p("rs:auto::250").unwrap().height, 250);
+        assert_eq!(p("s:10:::t").unwrap().extend, Some(Gravity::default()));
+        assert_eq!(p("rs:fit:10::").unwrap(), p("rs:fit:10").unwrap());
+        assert_eq!(p("pd:1:::3").unwrap().padding, Some([1, 1, 1, 3]));
+        assert_eq!(p("pd::5").unwrap().padding, Some([0, 5, 0, 5]));
+        let g = p("g:we::5").unwrap().gravity;
+        assert_eq!((g.kind, g.x, g.y), (GravityKind::We, 0.0, 5.0));
+        let t = p("t:1:::t").unwrap().trim.unwrap();
+        assert_eq!((t.color, t.equal_hor, t.equal_ver), (None, false, true));
+        assert!(p("fl::t").unwrap().flip_v);
+        for bad in ["w:", "rs:", "rs:::", "g:", "g::5", "bg:1::3", "pr:a::b", "cb:", "fq:webp:", "c:100", "c::100"] {
+            assert_eq!(p(bad).unwrap_err().code(), "invalid-option", "{bad}");
+        }
+    }
+
+    #[test]
+    fn extend_with_gravity_in_resize_and_size() {
+        let o = p("rs:fit:100:100:t:t:so:0:10").unwrap();
+        let e = o.extend.unwrap();
+        assert_eq!((o.enlarge, e.kind, e.x, e.y), (true, GravityKind::So, 0.0, 10.0));
+        assert_eq!(p("s:10:20:t:t:no:1:2").unwrap().extend.unwrap().kind, GravityKind::No);
+        assert_eq!(p("ex:t:fp:0.25:0.75").unwrap().extend.unwrap().kind, GravityKind::Fp);
+        assert_eq!(p("ex:1/ex:f:so").unwrap().extend, None);
+        for bad in ["rs:fit:1:1:t:t:no:1:1:9", "s:1:1:t:t:no:1:1:9", "rs:fit:1:1:t::so", "rs:fit:1:1:t:t:sm"] {
+            assert_eq!(p(bad).unwrap_err().code(), "invalid-option", "{bad}");
+        }
+    }
+
+    #[test]
+    fn zero_means_default() {
+        assert_eq!(p("exp:0").unwrap().expires, None);
+        assert_eq!(p("q:0").unwrap().quality, Quality::Default);
+        assert_eq!(p("q:80/q:0").unwrap().quality, Quality::Default);
+        assert_eq!(p("mb:0").unwrap().max_bytes, None);
+        assert_eq!(p("exp:4102444800").unwrap().expires, Some(4_102_444_800));
+    }
+
+    #[test]
+    fn strict_numbers() {
+        for bad in ["w:+5", "w: 5", "w:1e3", "w:١٢", "dpr:NaN", "dpr:inf", "dpr:1e0", "bl:+1", "sh:inf", "g:no:1e2:0"]
+        {
+            assert_eq!(p(bad).unwrap_err().code(), "invalid-option", "{bad}");
+        }
+        assert_eq!(p("dpr:.5").unwrap().dpr, Some(0.5));
+        assert_eq!(p("dpr:2.").unwrap().dpr, Some(2.0));
+        assert_eq!(p("g:so:-1.25:0.5").unwrap().gravity.x, -1.25);
+        assert_eq!(p("width:0300").unwrap().width, 300);
+    }
+
+    fn vectors() -> serde_json::Value {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/signing/test-vectors.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn vector_presets() -> Presets {
+        let mut presets = Presets::default();
+        for name in ["thumb", "sharp", "a", "b", "p"] {
+            presets.map.insert(name.into(), "q:70".into());
+        }
+        presets
+    }
+
+    /// The parser accepts the options of every `build` vector (SPEC test vectors).
+    #[test]
+    fn accepts_every_build_vector() {
+        let v = vectors();
+        let cases = v["build"].as_array().unwrap();
+        assert!(cases.len() > 50);
+        for c in cases {
+            let path = format!("/sig{}", c["expected_path"].as_str().unwrap());
+            let split = crate::url::split(&path).unwrap();
+            assert_eq!(split.source_error, None, "{}", c["name"]);
+            assert_eq!(split.source, c["source"].as_str().unwrap(), "{}", c["name"]);
+            let o = parse(&split.options, split.extension.as_deref(), &vector_presets());
+            assert!(o.is_ok(), "{}: {:?}", c["name"], o.unwrap_err());
+        }
+    }
+
+    /// Option errors of the `invalid` vectors: code and the option as written.
+    #[test]
+    fn refuses_invalid_vector_options() {
+        let v = vectors();
+        let mut checked = 0;
+        for c in v["invalid"].as_array().unwrap() {
+            let Some(option) = c["option"].as_str() else { continue };
+            let path = format!("/sig{}", c["path"].as_str().unwrap());
+            let split = crate::url::split(&path).unwrap();
+            let e = parse(&split.options, split.extension.as_deref(), &vector_presets()).unwrap_err();
+            assert_eq!(e.code(), c["error_code"].as_str().unwrap(), "{}", c["name"]);
+            assert!(e.to_string().contains(&format!("`{option}`")), "{}: {e}", c["name"]);
+            checked += 1;
+        }
+        assert!(checked > 40, "{checked}");
     }
 }

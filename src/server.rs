@@ -18,7 +18,7 @@ use crate::negotiate::{self, Hints, NegotiateSettings};
 use crate::options::{self, FormatChoice, Presets};
 use crate::respond::{self, RespondSettings};
 use crate::source::{self, Sources};
-use crate::transform::{EncodeSettings, Rejected, RenderRequest, Workers};
+use crate::transform::{EncodeSettings, RenderRequest, Workers};
 
 /// Everything handlers share.
 pub struct AppState {
@@ -33,6 +33,9 @@ pub struct AppState {
     pub respond: RespondSettings,
     pub metrics: Metrics,
     pub shutting_down: AtomicBool,
+    pub uploads: crate::upload::Uploads,
+    /// Request events, and the metrics listener (src/analytics/).
+    pub analytics: crate::analytics::Analytics,
 }
 
 impl AppState {
@@ -59,9 +62,11 @@ impl AppState {
         };
         let metrics = Metrics::new();
         metrics.workers.set(cfg.workers as i64);
+        let sources = Sources::new(&cfg)?;
+        let analytics = crate::analytics::Analytics::start(&cfg, &metrics, sources.store_client())?;
         Ok(AppState {
             presets: Presets { map: r.presets.clone(), only: r.presets_only },
-            sources: Sources::new(&cfg)?,
+            sources,
             cache: VariantCache::new(r.cache_size_mb * 1024 * 1024, Duration::from_secs(r.cache_ttl_secs)),
             source_cache: cache::SourceCache::new(
                 r.source_cache_mb * 1024 * 1024,
@@ -72,14 +77,23 @@ impl AppState {
                 cfg.queue_size,
                 Duration::from_millis(r.queue_timeout_ms),
                 Duration::from_millis(r.transform_timeout_ms),
-            ),
+            )
+            .with_memory_limit(r.memory_limit_mb * 1024 * 1024),
             enc: Arc::new(enc),
             neg: NegotiateSettings { max_dpr: r.max_dpr, ladder: cfg.width_ladder.clone() },
             respond: RespondSettings { cache_control: r.cache_control.clone(), debug_headers: r.debug_headers },
             metrics,
             shutting_down: AtomicBool::new(false),
+            uploads: crate::upload::Uploads::new(&cfg)?,
+            analytics,
             cfg: Arc::new(cfg),
         })
+    }
+
+    /// After the HTTP drain: writes buffered analytics events and stops the metrics listener.
+    pub async fn shutdown(&self) -> crate::analytics::Flushed {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.analytics.shutdown().await
     }
 }
 
@@ -95,6 +109,7 @@ async fn image(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
         match image_flow(&req, &st, start).await {
             Ok(r) => r,
             Err(e) => {
+                st.analytics.note_error(&req, e.code());
                 if e.status_code().is_server_error() {
                     warn!(error = %e, code = e.code(), "image request failed");
                 } else {
@@ -109,6 +124,7 @@ async fn image(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
     span.record("status", resp.status().as_u16());
     st.metrics.http_requests.with_label_values(&["image", resp.status().as_str()]).inc();
     st.metrics.request_seconds.with_label_values(&["image"]).observe(start.elapsed().as_secs_f64());
+    st.analytics.emit(&req, &resp, start);
     resp
 }
 
@@ -120,16 +136,19 @@ async fn image_flow(req: &HttpRequest, st: &AppState, start: Instant) -> Result<
         return Err(Error::Expired);
     }
     let src = source::parse(&split.source)?;
+    st.analytics.note_source(req, &src);
     st.sources.authorize(&src)?;
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let hints = Hints::from_headers(req.headers());
     let neg = negotiate::negotiate(opts, accept, &hints, &st.neg);
+    st.analytics.note_negotiated(req, &neg);
     let key = cache::key(&split.source, &neg);
     let etag = respond::etag(&key);
     let headers = respond::CacheHeaders { etag: &etag, vary: &neg.vary, expires: neg.options.expires };
     if let Some(inm) = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         if respond::etag_matches(inm, &etag) {
             record_image(st, &neg, None, Outcome::NotModified);
+            st.analytics.note_outcome(req, None, Outcome::NotModified);
             return Ok(respond::not_modified(&headers, &st.respond));
         }
     }
@@ -140,6 +159,7 @@ async fn image_flow(req: &HttpRequest, st: &AppState, start: Instant) -> Result<
     let make = make_variant(st, src, render_req);
     let (variant, outcome) = st.cache.get_or_make(key, make).await.map_err(|e| unshare(&e))?;
     record_image(st, &neg, Some(&variant), outcome);
+    st.analytics.note_outcome(req, Some(&variant), outcome);
     let fetch_ms = if outcome == Outcome::Miss { variant.fetch_ms } else { 0.0 };
     let total = start.elapsed().as_secs_f64() * 1000.0;
     Ok(respond::image(&variant, &headers, &st.respond, outcome, fetch_ms, total))
@@ -175,15 +195,12 @@ async fn make_variant(st: &AppState, src: source::SourceRef, req: RenderRequest)
     };
     let rendered = match st.workers.run(job).await {
         Ok(r) => r,
-        Err(Rejected::QueueFull) => {
-            st.metrics.shed.with_label_values(&["queue_full"]).inc();
-            return Err(Error::Busy { retry_after: 1 });
+        Err(rejected) => {
+            if let Some(reason) = rejected.shed_reason() {
+                st.metrics.shed.with_label_values(&[reason]).inc();
+            }
+            return Err(rejected.into());
         }
-        Err(Rejected::QueueTimeout) => {
-            st.metrics.shed.with_label_values(&["queue_timeout"]).inc();
-            return Err(Error::Overloaded { retry_after: 2 });
-        }
-        Err(Rejected::Failed(e)) => return Err(e.into()),
     };
     st.metrics.transforms.inc();
     st.metrics.transform_seconds.observe(rendered.decode_ms / 1000.0);
@@ -248,6 +265,15 @@ async fn readyz(st: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn metrics(st: web::Data<AppState>) -> HttpResponse {
+    // With IMAGO_METRICS_BIND, /metrics is served on that listener only.
+    if st.cfg.raw.metrics_bind.as_deref().is_some_and(|b| !b.trim().is_empty()) {
+        return Error::NotFound.error_response();
+    }
+    metrics_response(&st)
+}
+
+/// The Prometheus text exposition (also served by the metrics listener).
+pub(crate) fn metrics_response(st: &AppState) -> HttpResponse {
     st.metrics.queue_depth.set(st.workers.stats.waiting.load(Ordering::Relaxed) as i64);
     st.metrics.in_flight.set(st.workers.stats.in_flight.load(Ordering::Relaxed) as i64);
     HttpResponse::Ok()
@@ -268,17 +294,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
-        .service(
-            web::resource("/{tail:.*}")
-                .route(web::get().to(image))
-                .route(web::head().to(image))
-                .default_service(web::to(not_found)),
-        );
+        .configure(crate::upload::handlers::routes)
+        .configure(crate::analytics::handlers::routes);
+}
+
+/// Everything that is not a named route is an image path. It is the app's default service rather
+/// than a `/{tail:.*}` pattern so no regex runs on the hot path.
+async fn image_or_not_allowed(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
+    if req.method() == actix_web::http::Method::GET || req.method() == actix_web::http::Method::HEAD {
+        image(req, st).await
+    } else {
+        not_found(req).await
+    }
 }
 
 /// A running server.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The metrics listener (`IMAGO_METRICS_BIND`), when configured.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: web::Data<AppState>,
     pub server: actix_web::dev::Server,
 }
@@ -288,15 +322,27 @@ pub fn start(cfg: Config) -> Result<Running, String> {
     let listener = TcpListener::bind(cfg.bind).map_err(|e| format!("cannot listen on {}: {e}", cfg.bind))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let http_workers = cfg.workers.max(1);
+    // Upload tickets point at imago itself: without IMAGO_PUBLIC_URL, use the bound address.
+    let mut cfg = cfg;
+    if cfg.raw.public_url.is_none() {
+        cfg.raw.public_url = Some(format!("http://{addr}"));
+    }
+    let metrics_listener = crate::telemetry::metrics_listener(&cfg)?;
     let state = web::Data::new(AppState::new(cfg)?);
+    let metrics_addr = crate::telemetry::serve_metrics(metrics_listener, &state)?;
     let data = state.clone();
     let server = HttpServer::new(move || {
-        App::new().app_data(data.clone()).app_data(web::PathConfig::default()).configure(routes)
+        App::new()
+            .wrap(actix_web::middleware::from_fn(crate::telemetry::middleware))
+            .app_data(data.clone())
+            .app_data(web::PathConfig::default())
+            .configure(routes)
+            .default_service(web::to(image_or_not_allowed))
     })
     .workers(http_workers)
     .shutdown_timeout(25)
     .listen(listener)
     .map_err(|e| e.to_string())?
     .run();
-    Ok(Running { addr, state, server })
+    Ok(Running { addr, metrics_addr, state, server })
 }

@@ -1,5 +1,6 @@
 //! Signature check of a split path (HMAC-SHA256 over salt ‖ path, every configured pair, constant
-//! time; unsigned `insecure` URLs only when enabled).
+//! time; unsigned `insecure` URLs only when enabled). Source errors found while splitting are
+//! reported here, once the signature passed (SPEC §8: signature 403 → parse 400).
 
 use imago_signing::Verifier;
 
@@ -11,18 +12,22 @@ pub const INSECURE: [&str; 2] = ["insecure", "_"];
 
 pub fn check(split: &SplitPath<'_>, verifier: &Verifier, allow_insecure: bool) -> Result<(), Error> {
     if INSECURE.contains(&split.signature) {
-        return if allow_insecure { Ok(()) } else { Err(Error::InsecureNotAllowed) };
+        if !allow_insecure {
+            return Err(Error::InsecureNotAllowed);
+        }
+    } else if !verifier.verify(split.signature, split.signed) {
+        return Err(Error::InvalidSignature);
     }
-    if verifier.verify(split.signature, split.signed) {
-        Ok(())
-    } else {
-        Err(Error::InvalidSignature)
+    match &split.source_error {
+        Some(e) => Err(Error::Url(e.clone())),
+        None => Ok(()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::ResponseError;
     use imago_signing::{KeyPair, Signer};
 
     #[test]
@@ -40,5 +45,24 @@ mod tests {
         // Re-encoding the path (percent-encoding a character) breaks the signature.
         let reenc = path.replace("local:///a.jpg", "local:///%61.jpg");
         assert!(check(&crate::url::split(&reenc).unwrap(), &v, false).is_err());
+    }
+
+    #[test]
+    fn signature_first_then_source_errors() {
+        let pair = KeyPair::from_hex("aa11", "bb22").unwrap();
+        let v = Verifier::new(vec![pair.clone()]).unwrap();
+        let signed = Signer::new(pair).signed_path("/w:1/plain/a%zz");
+        let e = check(&crate::url::split(&signed).unwrap(), &v, false).unwrap_err();
+        assert_eq!((e.code(), e.status_code().as_u16()), ("invalid-source", 400));
+        // Unsigned: 403, the parser is not consulted.
+        let forged = signed.replace(&signed[1..signed[1..].find('/').unwrap_or(1) + 1], "AAAA");
+        assert!(matches!(check(&crate::url::split(&forged).unwrap(), &v, false), Err(Error::InvalidSignature)));
+        let e = check(&crate::url::split("/insecure/w:1/aHR0c$$.jpg").unwrap(), &v, true).unwrap_err();
+        assert_eq!(e.code(), "invalid-source");
+        // Empty and padded signatures never verify.
+        assert!(matches!(
+            check(&crate::url::split("//w:1/plain/local:///a").unwrap(), &v, false),
+            Err(Error::InvalidSignature)
+        ));
     }
 }

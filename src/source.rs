@@ -365,6 +365,10 @@ impl Sources {
     /// symlinks).
     pub fn local_path(&self, key: &str) -> Result<PathBuf, SourceError> {
         let key = clean_key(key)?;
+        // Upload temp files are never readable.
+        if key.split('/').next() == Some(crate::upload::INCOMING_DIR) {
+            return Err(SourceError::NotFound);
+        }
         let p = self.local_root.join(&key);
         if p.components().any(|c| matches!(c, Component::ParentDir)) || !p.starts_with(&self.local_root) {
             return Err(SourceError::NotAllowed("path escapes the store".into()));

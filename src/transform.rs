@@ -166,6 +166,10 @@ pub fn webp_strip(webp: &[u8], drop_icc: bool) -> Option<Vec<u8>> {
     if webp.len() < 12 || &webp[..4] != b"RIFF" || &webp[8..12] != b"WEBP" {
         return None;
     }
+    let declared = u32::from_le_bytes(webp[4..8].try_into().ok()?) as usize;
+    if declared.checked_add(8)? != webp.len() {
+        return None;
+    }
     let mut out = Vec::with_capacity(webp.len());
     out.extend_from_slice(b"RIFF\0\0\0\0WEBP");
     let mut i = 12;
@@ -174,10 +178,9 @@ pub fn webp_strip(webp: &[u8], drop_icc: bool) -> Option<Vec<u8>> {
         let id = &webp[i..i + 4];
         let size = u32::from_le_bytes(webp[i + 4..i + 8].try_into().ok()?) as usize;
         let end = i.checked_add(8)?.checked_add(size)?.checked_add(size & 1)?;
-        if end > webp.len() + (size & 1) {
+        if end > webp.len() {
             return None;
         }
-        let end = end.min(webp.len());
         let drop = id == b"EXIF" || id == b"XMP " || (drop_icc && id == b"ICCP");
         if !drop {
             if id == b"VP8X" {
@@ -532,15 +535,37 @@ pub struct Workers {
     queue: usize,
     queue_timeout: Duration,
     transform_timeout: Duration,
+    /// Shed new transforms while the process's resident memory is above this (0 = off).
+    memory_limit: u64,
     pub stats: Arc<PoolStats>,
+}
+
+/// Resident set size of this process in bytes (Linux; 0 elsewhere).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    pages * 4096
 }
 
 /// Why a job was not run.
 #[derive(Debug)]
 pub enum Rejected {
     QueueFull,
+    MemoryPressure,
     QueueTimeout,
     Failed(TransformError),
+}
+
+impl Rejected {
+    /// The `imago_shed_total` reason, when the job was shed rather than failed.
+    pub fn shed_reason(&self) -> Option<&'static str> {
+        match self {
+            Rejected::QueueFull => Some("queue_full"),
+            Rejected::MemoryPressure => Some("memory"),
+            Rejected::QueueTimeout => Some("queue_timeout"),
+            Rejected::Failed(_) => None,
+        }
+    }
 }
 
 impl Workers {
@@ -551,8 +576,15 @@ impl Workers {
             queue,
             queue_timeout,
             transform_timeout,
+            memory_limit: 0,
             stats: Arc::new(PoolStats::default()),
         }
+    }
+
+    /// Sheds new transforms while RSS is above `bytes` (0 = off).
+    pub fn with_memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = bytes;
+        self
     }
 
     /// True when every worker is busy and the queue is at least half full.
@@ -566,6 +598,9 @@ impl Workers {
         F: FnOnce() -> Result<T, TransformError> + Send + 'static,
         T: Send + 'static,
     {
+        if self.memory_limit > 0 && rss_bytes() > self.memory_limit {
+            return Err(Rejected::MemoryPressure);
+        }
         let permit = match self.sem.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {

@@ -1,13 +1,20 @@
-//! Splitting an imgproxy-format path into signature, options and source.
+//! Splitting an imgproxy-format path into signature, options and source (SPEC §2, §3).
 //!
 //! `/{signature}/{options…}/plain/{percent-encoded source}@{ext}` or
 //! `/{signature}/{options…}/{base64url source, may be /-chunked}.{ext}`.
+//!
+//! Option segments are the segments that contain a `:`; the first segment without one starts the
+//! source. Source problems do not fail [`split`]: they are kept in [`SplitPath::source_error`]
+//! and reported by [`crate::signature::check`] after the signature passed, so unsigned requests
+//! learn nothing about the parser (SPEC §8: signature → parse → expiry → fetch).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
 use base64::Engine;
 
 /// Why a path could not be split.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UrlError {
     #[error("the path is too long ({0} bytes)")]
     TooLong(usize),
@@ -21,82 +28,147 @@ pub enum UrlError {
     BadUtf8,
     #[error("the source is not correctly percent-encoded")]
     BadPercentEncoding,
+    #[error("`{0}` is not an output extension (jpg, png, webp, avif, gif)")]
+    BadExtension(String),
+}
+
+impl UrlError {
+    /// The error code answered (SPEC §8): every source problem is `invalid-source`; a path that
+    /// is not an image URL at all (too long, no signature segment) is `invalid-url`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            UrlError::TooLong(_) | UrlError::MissingSignature => "invalid-url",
+            UrlError::MissingSource
+            | UrlError::BadBase64
+            | UrlError::BadUtf8
+            | UrlError::BadPercentEncoding
+            | UrlError::BadExtension(_) => "invalid-source",
+        }
+    }
 }
 
 /// Longest path accepted.
 pub const MAX_PATH_LEN: usize = 8192;
 
+/// Extensions accepted after `@`/`.` (compared lower-cased). SPEC §3.3 lists `jpg png webp avif
+/// gif`; imago also takes `jpeg` and `auto` (negotiated, like `f:auto`; `imago sign --format auto`).
+pub const EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "webp", "avif", "gif", "auto"];
+
+/// base64url without padding; like Go's `RawURLEncoding` (imgproxy) it ignores non-zero
+/// trailing bits.
+const B64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
+
 /// A split request path. Borrowed parts point into the raw path.
 #[derive(Debug, PartialEq, Eq)]
 pub struct SplitPath<'a> {
-    /// The first segment (a signature, or `insecure`/`_`).
+    /// The first segment (a signature, or `insecure`/`_`; may be empty, which never verifies).
     pub signature: &'a str,
     /// Everything the signature covers: the path after the signature, with its leading `/`.
     pub signed: &'a str,
     /// Option segments (`name:arg:arg`), in order.
     pub options: Vec<&'a str>,
-    /// The decoded source string (`local:///…`, `s3://…`, `http(s)://…`).
+    /// The decoded source string (`local:///…`, `s3://…`, `http(s)://…`); empty when
+    /// `source_error` is set.
     pub source: String,
     /// The extension after `@` (plain) or `.` (base64), lower-cased.
     pub extension: Option<String>,
+    /// A malformed source part (`invalid-source`), reported after the signature check.
+    pub source_error: Option<UrlError>,
 }
 
-/// Splits a raw (not percent-decoded) request path.
+/// Splits a raw (not percent-decoded) request path. Fails only when the path has no signature
+/// segment or is too long; source errors are in [`SplitPath::source_error`].
 pub fn split(path: &str) -> Result<SplitPath<'_>, UrlError> {
     if path.len() > MAX_PATH_LEN {
         return Err(UrlError::TooLong(path.len()));
     }
     let rest = path.strip_prefix('/').unwrap_or(path);
     let (signature, after) = rest.split_once('/').ok_or(UrlError::MissingSignature)?;
-    if signature.is_empty() {
-        return Err(UrlError::MissingSignature);
-    }
     let signed = &path[path.len() - after.len() - 1..];
     let mut options = Vec::new();
-    let mut remaining = after;
-    loop {
-        let (seg, next) = match remaining.split_once('/') {
+    let mut remaining = Some(after);
+    while let Some(r) = remaining {
+        let (seg, next) = match r.split_once('/') {
             Some((s, n)) => (s, Some(n)),
-            None => (remaining, None),
+            None => (r, None),
         };
-        if seg == "plain" {
-            let src = next.ok_or(UrlError::MissingSource)?;
-            let (src, ext) = match src.rfind('@') {
-                Some(i) if i > 0 => (&src[..i], Some(&src[i + 1..])),
-                _ => (src, None),
-            };
-            let decoded =
-                percent_encoding::percent_decode_str(src).decode_utf8().map_err(|_| UrlError::BadUtf8)?.into_owned();
-            if !valid_percent(src) {
-                return Err(UrlError::BadPercentEncoding);
-            }
-            if decoded.is_empty() {
-                return Err(UrlError::MissingSource);
-            }
-            return Ok(SplitPath { signature, signed, options, source: decoded, extension: ext_of(ext) });
+        if !seg.contains(':') {
+            break;
         }
-        if seg.contains(':') && next.is_some() {
-            options.push(seg);
-            remaining = next.unwrap_or_default();
-            continue;
+        options.push(seg);
+        remaining = next;
+    }
+    let mut out = SplitPath { signature, signed, options, source: String::new(), extension: None, source_error: None };
+    match remaining.map(parse_source).unwrap_or(Err(UrlError::MissingSource)) {
+        Ok((source, extension)) => {
+            out.source = source;
+            out.extension = extension;
         }
-        // The base64 source: this segment and everything after it.
-        let joined: String = remaining.split('/').collect();
-        let (b64, ext) = match joined.rfind('.') {
-            Some(i) => (&joined[..i], Some(&joined[i + 1..])),
-            None => (joined.as_str(), None),
-        };
-        if b64.is_empty() {
-            return Err(UrlError::MissingSource);
+        Err(e) => out.source_error = Some(e),
+    }
+    Ok(out)
+}
+
+impl SplitPath<'_> {
+    /// The source, or the source error.
+    pub fn checked_source(&self) -> Result<&str, UrlError> {
+        match &self.source_error {
+            Some(e) => Err(e.clone()),
+            None => Ok(&self.source),
         }
-        let bytes = URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=')).map_err(|_| UrlError::BadBase64)?;
-        let source = String::from_utf8(bytes).map_err(|_| UrlError::BadUtf8)?;
-        return Ok(SplitPath { signature, signed, options, source, extension: ext_of(ext) });
     }
 }
 
-fn ext_of(e: Option<&str>) -> Option<String> {
-    e.filter(|e| !e.is_empty()).map(|e| e.to_ascii_lowercase())
+/// Parses the source part (everything from the first non-option segment on).
+fn parse_source(part: &str) -> Result<(String, Option<String>), UrlError> {
+    if let Some(src) = part.strip_prefix("plain/").or(if part == "plain" { Some("") } else { None }) {
+        let (src, ext) = match src.rfind('@') {
+            Some(i) => (&src[..i], Some(&src[i + 1..])),
+            None => (src, None),
+        };
+        if !valid_percent(src) {
+            return Err(UrlError::BadPercentEncoding);
+        }
+        let decoded =
+            percent_encoding::percent_decode_str(src).decode_utf8().map_err(|_| UrlError::BadUtf8)?.into_owned();
+        if decoded.is_empty() {
+            return Err(UrlError::MissingSource);
+        }
+        return Ok((decoded, checked_extension(ext)?));
+    }
+    // base64: the chunks joined without separators.
+    let joined: String = part.split('/').collect();
+    let (b64, ext) = match joined.rfind('.') {
+        Some(i) => (&joined[..i], Some(&joined[i + 1..])),
+        None => (joined.as_str(), None),
+    };
+    let b64 = b64.trim_end_matches('=');
+    if b64.is_empty() {
+        return Err(UrlError::MissingSource);
+    }
+    let bytes = B64.decode(b64).map_err(|_| UrlError::BadBase64)?;
+    let source = String::from_utf8(bytes).map_err(|_| UrlError::BadUtf8)?;
+    Ok((source, checked_extension(ext)?))
+}
+
+fn checked_extension(e: Option<&str>) -> Result<Option<String>, UrlError> {
+    match e {
+        None => Ok(None),
+        Some(e) => {
+            let lower = e.to_ascii_lowercase();
+            if EXTENSIONS.contains(&lower.as_str()) {
+                Ok(Some(lower))
+            } else {
+                Err(UrlError::BadExtension(e.to_string()))
+            }
+        }
+    }
 }
 
 fn valid_percent(s: &str) -> bool {
@@ -118,6 +190,11 @@ fn valid_percent(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn source_err(p: &str) -> UrlError {
+        split(p).unwrap().source_error.unwrap_or_else(|| panic!("{p}: no source error"))
+    }
 
     #[test]
     fn imgproxy_base64_example() {
@@ -128,6 +205,7 @@ mod tests {
         assert_eq!(s.options, vec!["rs:fill:300:400:0", "g:sm"]);
         assert_eq!(s.source, "http://example.com/images/curiosity.jpg");
         assert_eq!(s.extension.as_deref(), Some("png"));
+        assert_eq!(s.source_error, None);
     }
 
     #[test]
@@ -140,29 +218,52 @@ mod tests {
         assert!(s.options.is_empty());
         assert_eq!(s.extension, None);
         assert_eq!(s.signed, "/plain/http://example.com/x.jpg");
+        // Lower-case escapes decode too.
+        assert_eq!(split("/sig/plain/local:///%c3%bc.jpg").unwrap().source, "local:///ü.jpg");
     }
 
     #[test]
-    fn base64_without_extension_and_no_options() {
+    fn base64_forms() {
         let enc = URL_SAFE_NO_PAD.encode("local:///a.jpg");
         let p = format!("/_/{enc}");
         let s = split(&p).unwrap();
-        assert_eq!(s.source, "local:///a.jpg");
-        assert_eq!(s.extension, None);
+        assert_eq!((s.source.as_str(), s.extension.as_deref()), ("local:///a.jpg", None));
+        // Padding and chunks are accepted.
+        let padded = base64::engine::general_purpose::URL_SAFE.encode("local:///abc.jpg");
+        assert!(padded.ends_with('='));
+        assert_eq!(split(&format!("/_/{padded}.gif")).unwrap().source, "local:///abc.jpg");
+        let (a, b) = enc.split_at(5);
+        assert_eq!(split(&format!("/_/w:1/{a}/{b}.auto")).unwrap().extension.as_deref(), Some("auto"));
     }
 
     #[test]
-    fn errors() {
+    fn signature_errors_fail_the_split() {
         assert_eq!(split("/").unwrap_err(), UrlError::MissingSignature);
         assert_eq!(split("/sig").unwrap_err(), UrlError::MissingSignature);
-        assert_eq!(split("//w:1/plain/x").unwrap_err(), UrlError::MissingSignature);
-        assert_eq!(split("/sig/w:1/plain").unwrap_err(), UrlError::MissingSource);
-        assert_eq!(split("/sig/w:1/plain/").unwrap_err(), UrlError::MissingSource);
-        assert_eq!(split("/sig/w:1/!!!.jpg").unwrap_err(), UrlError::BadBase64);
-        assert_eq!(split("/sig/plain/a%2").unwrap_err(), UrlError::BadPercentEncoding);
-        assert_eq!(split("/sig/plain/a%zzb").unwrap_err(), UrlError::BadPercentEncoding);
-        assert_eq!(split("/sig/plain/%ff%fe").unwrap_err(), UrlError::BadUtf8);
         assert!(matches!(split(&format!("/s/{}", "a".repeat(9000))).unwrap_err(), UrlError::TooLong(_)));
-        assert_eq!(split("/sig/w:1/.png").unwrap_err(), UrlError::MissingSource);
+        // An empty signature splits; the signature check refuses it.
+        let s = split("//w:1/plain/local:///x").unwrap();
+        assert_eq!((s.signature, s.signed), ("", "/w:1/plain/local:///x"));
+    }
+
+    #[test]
+    fn source_errors_are_deferred() {
+        assert_eq!(source_err("/sig/w:1/plain"), UrlError::MissingSource);
+        assert_eq!(source_err("/sig/w:1/plain/"), UrlError::MissingSource);
+        assert_eq!(source_err("/sig/w:100"), UrlError::MissingSource);
+        assert_eq!(source_err("/sig/w:1/!!!.jpg"), UrlError::BadBase64);
+        assert_eq!(source_err("/sig/w:100/aHR0c$$.jpg"), UrlError::BadBase64);
+        assert_eq!(source_err("/sig/w:100/aHR0cDovL2V4YW1wbGUuY29tL2EuanBnX"), UrlError::BadBase64);
+        assert_eq!(source_err("/sig/plain/a%2"), UrlError::BadPercentEncoding);
+        assert_eq!(source_err("/sig/plain/a%zzb"), UrlError::BadPercentEncoding);
+        assert_eq!(source_err("/sig/plain/%ff%fe"), UrlError::BadUtf8);
+        assert_eq!(source_err("/sig/w:1/.png"), UrlError::MissingSource);
+        assert_eq!(source_err("/sig/plain/local:///a.jpg@tiff"), UrlError::BadExtension("tiff".into()));
+        assert_eq!(source_err("/sig/plain/local:///a.jpg@"), UrlError::BadExtension("".into()));
+        assert_eq!(source_err("/sig/bG9jYWw6Ly8vYS5qcGc.bmp"), UrlError::BadExtension("bmp".into()));
+        for e in [UrlError::MissingSource, UrlError::BadBase64, UrlError::BadExtension("x".into())] {
+            assert_eq!(e.code(), "invalid-source");
+        }
+        assert_eq!(UrlError::MissingSignature.code(), "invalid-url");
     }
 }

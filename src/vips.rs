@@ -460,6 +460,7 @@ fn is_animated_format(f: &str) -> bool {
 /// Decodes, transforms and encodes one image.
 pub fn render(buf: &[u8], req: &RenderRequest, enc: &EncodeSettings) -> Result<Rendered, TransformError> {
     let t0 = Instant::now();
+    let decode_span = tracing::info_span!("decode").entered();
     let info = probe(buf, enc)?;
     let o = &req.options;
     let animated_src = info.pages > 1 && is_animated_format(info.format);
@@ -500,9 +501,11 @@ pub fn render(buf: &[u8], req: &RenderRequest, enc: &EncodeSettings) -> Result<R
     let img = strip(img, o).map_err(fail)?;
     let img = img.copy_memory().map_err(fail)?;
     let decode_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    drop(decode_span);
     let (width, height) = (img.width(), if animated { geo.out_h } else { img.height() });
 
     let t1 = Instant::now();
+    let encode_span = tracing::info_span!("encode", format = format.name()).entered();
     let mut quality = quality_for(format, o, enc, req.save_data);
     let mut bytes = if !animated && wants_auto_quality(o, format, enc) {
         let target = enc.auto_quality_target - if req.save_data { 10.0 } else { 0.0 };
@@ -519,6 +522,7 @@ pub fn render(buf: &[u8], req: &RenderRequest, enc: &EncodeSettings) -> Result<R
         }
     }
     let encode_ms = t1.elapsed().as_secs_f64() * 1000.0;
+    drop(encode_span);
     let mut out =
         Rendered { bytes, format, width, height, quality, source: info.clone(), original: false, decode_ms, encode_ms };
     if original_acceptable(&info, o, req, &geo, animated_src) && out.bytes.len() >= buf.len() {
@@ -893,6 +897,170 @@ pub fn reference_thumbnail(buf: &[u8], width: u32, format: Format, q: u8) -> Res
     };
     img.save(&suffix)
 }
+
+/// Benchmark support: the upright, resized, unencoded sRGB pixels of `buf` at `width` (the
+/// reference perceptual scores are measured against).
+pub fn reference_pixels(buf: &[u8], width: u32, enc: &EncodeSettings) -> Result<(Vec<u8>, u32, u32), String> {
+    // The same pipeline as every variant, encoded losslessly.
+    let opts = Options { width, format: crate::options::FormatChoice::Explicit(Format::Png), ..Options::default() };
+    let req = RenderRequest { options: opts, accept: crate::negotiate::AcceptClass::Legacy, save_data: false };
+    let png = render(buf, &req, enc).map_err(|e| e.to_string())?;
+    Img::from_buffer(&png.bytes, "")?.to_rgb8()
+}
+
+/// Benchmark support: SSIMULACRA2 of an encoded image against reference pixels.
+pub fn score_encoded(encoded: &[u8], reference: &(Vec<u8>, u32, u32)) -> Option<f64> {
+    let d = Img::from_buffer(encoded, "").and_then(|i| i.to_rgb8()).ok()?;
+    if (d.1, d.2) != (reference.1, reference.2) {
+        return None;
+    }
+    ssimulacra2(&reference.0, &d.0, d.1, d.2)
+}
+
+// ─────────────────────────────────────────────────────────────────────────────────────────────
+// Uploads: image info (`GET /v1/images/{key}/info`). Header facts from a header-only load and a
+// tiny upright sRGB RGBA thumbnail (for the thumbhash and the dominant colour, computed in
+// `upload::info`). Same rules as above: raw bindings, NULL-terminated varargs, `Img` owns.
+// ─────────────────────────────────────────────────────────────────────────────────────────────
+
+/// What `/info` reports from libvips.
+#[derive(Clone, Debug)]
+pub struct InfoFacts {
+    pub format: &'static str,
+    /// Pixel dimensions as stored (before EXIF orientation).
+    pub stored_width: u32,
+    pub stored_height: u32,
+    /// Upright dimensions (after EXIF orientation): what the proxy serves.
+    pub width: u32,
+    pub height: u32,
+    pub orientation: u8,
+    pub has_alpha: bool,
+    pub frames: u32,
+    pub bands: i32,
+    /// libvips interpretation nickname: `srgb`, `cmyk`, `b-w`, `rgb16`, `grey16`, …
+    pub interpretation: String,
+    /// Sample format nickname: `uchar`, `ushort`, `float`, …
+    pub band_format: String,
+    /// The embedded ICC profile, if any.
+    pub icc: Option<Vec<u8>>,
+    pub thumb_width: u32,
+    pub thumb_height: u32,
+    /// `thumb_width × thumb_height × 4` bytes of upright sRGB RGBA.
+    pub thumb_rgba: Vec<u8>,
+}
+
+fn enum_nick(gtype: b::GType, value: c_int) -> String {
+    // SAFETY: returns a static string (or NULL for an unknown value).
+    let p = unsafe { b::vips_enum_nick(gtype, value) };
+    if p.is_null() {
+        return "unknown".into();
+    }
+    // SAFETY: non-NULL, NUL-terminated, static.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+impl Img {
+    fn get_blob(&self, field: &CStr) -> Option<Vec<u8>> {
+        if !self.has(field) {
+            return None;
+        }
+        let mut data: *const c_void = null();
+        let mut len: b::size_t = 0;
+        // SAFETY: valid image; the blob belongs to the image and is copied at once.
+        let r = unsafe { b::vips_image_get_blob(self.0, field.as_ptr(), &mut data, &mut len) };
+        if r != 0 || data.is_null() {
+            take_error();
+            return None;
+        }
+        // SAFETY: libvips says `data` holds `len` bytes.
+        Some(unsafe { std::slice::from_raw_parts(data as *const u8, len as usize) }.to_vec())
+    }
+    fn bandjoin_const(&self, c: f64) -> Result<Img, String> {
+        let mut out = null_mut();
+        // SAFETY: valid in/out; double vararg.
+        let r = unsafe { b::vips_bandjoin_const1(self.0, &mut out, c, END) };
+        wrap(r, out)
+    }
+    /// The pixels as one packed buffer (copied out of glib's allocation).
+    fn raw_pixels(&self) -> Result<Vec<u8>, String> {
+        let mut len: b::size_t = 0;
+        // SAFETY: valid image; on success a g_malloc'd buffer of `len` bytes that we copy and free.
+        unsafe {
+            let p = b::vips_image_write_to_memory(self.0, &mut len);
+            if p.is_null() {
+                return Err(take_error());
+            }
+            let v = std::slice::from_raw_parts(p as *const u8, len as usize).to_vec();
+            b::g_free(p);
+            Ok(v)
+        }
+    }
+}
+
+/// Header facts (no pixel decode) plus an upright sRGB RGBA thumbnail that fits in
+/// `thumb_box`×`thumb_box`, refusing sources above `max_megapixels` before any decode.
+pub fn info_facts(buf: &[u8], thumb_box: u32, max_megapixels: f64) -> Result<InfoFacts, TransformError> {
+    let sniffed = sniff(buf).ok_or_else(|| {
+        TransformError::Unsupported("not a JPEG, PNG, GIF, WebP, AVIF/HEIC, TIFF or JPEG XL image".into())
+    })?;
+    let head = Img::from_buffer(buf, "").map_err(TransformError::Undecodable)?;
+    let orientation = head.get_int(c"orientation").unwrap_or(1).clamp(1, 8) as u8;
+    let frames = head.get_int(c"n-pages").unwrap_or(1).max(1) as u32;
+    let (sw, sh) = (head.width(), head.height());
+    let (w, h) = if orientation >= 5 { (sh, sw) } else { (sw, sh) };
+    let mp = w as f64 * h as f64 / 1e6;
+    if mp > max_megapixels {
+        return Err(TransformError::TooManyPixels { megapixels: mp, limit: max_megapixels });
+    }
+    let interp = head.interpretation();
+    // SAFETY: plain GType getters.
+    let (interp_type, format_type) = unsafe { (b::vips_interpretation_get_type(), b::vips_band_format_get_type()) };
+    let icc = head.get_blob(c"icc-profile-data");
+    let cmyk = interp == b::VipsInterpretation_VIPS_INTERPRETATION_CMYK;
+    let mut facts = InfoFacts {
+        format: source_format(&head, sniffed),
+        stored_width: sw,
+        stored_height: sh,
+        width: w,
+        height: h,
+        orientation,
+        has_alpha: head.has_alpha(),
+        frames,
+        bands: head.bands(),
+        interpretation: enum_nick(interp_type, interp as c_int),
+        band_format: enum_nick(format_type, head.band_format() as c_int),
+        icc,
+        thumb_width: 0,
+        thumb_height: 0,
+        thumb_rgba: Vec::new(),
+    };
+    drop(head);
+    let scale = (thumb_box as f64 / w.max(h) as f64).min(1.0);
+    let tw = ((w as f64 * scale).round() as u32).clamp(1, thumb_box);
+    let th = ((h as f64 * scale).round() as u32).clamp(1, thumb_box);
+    let mut img = thumbnail(buf, tw, th, true, facts.icc.is_some() || cmyk, None).map_err(fail)?;
+    img = to_8bit_srgb(img).map_err(fail)?;
+    if img.bands() < 3 {
+        img = img.colourspace(b::VipsInterpretation_VIPS_INTERPRETATION_sRGB).map_err(fail)?;
+    }
+    if img.bands() == 3 {
+        img = img.bandjoin_const(255.0).map_err(fail)?;
+    }
+    if img.bands() != 4 || img.band_format() != b::VipsBandFormat_VIPS_FORMAT_UCHAR {
+        return Err(TransformError::Undecodable(format!("thumbnail has {} bands", img.bands())));
+    }
+    let (tw, th) = (img.width(), img.height());
+    let px = img.raw_pixels().map_err(fail)?;
+    if px.len() != (tw * th * 4) as usize {
+        return Err(TransformError::Undecodable("thumbnail size mismatch".into()));
+    }
+    facts.thumb_width = tw;
+    facts.thumb_height = th;
+    facts.thumb_rgba = px;
+    Ok(facts)
+}
+
+// ─────────────────────────────── end of the uploads section ────────────────────────────────
 
 #[cfg(test)]
 mod tests {

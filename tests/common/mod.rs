@@ -45,6 +45,7 @@ pub async fn start(files: &[&str], tweak: impl FnOnce(&mut RawConfig)) -> TestSe
         salt: List::from_strs(&[SALT]),
         local_root: root.clone(),
         dev_keys_file: dir.path().join("dev-keys.toml"),
+        analytics_dir: dir.path().join("analytics"),
         workers: 2,
         ..RawConfig::default()
     };

@@ -14,8 +14,18 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 pub mod builder;
+pub mod options;
+pub mod srcset;
 
-pub use builder::{BuildError, UrlBuilder};
+pub use builder::{build_path, encode_source, is_valid_source, BuildError, SourceEncoding, UrlBuilder};
+pub use options::{
+    Background, Compass, Crop, Extend, Flip, Format, FormatQuality, Gravity, OptionError, Options, Padding, Quality,
+    Resize, ResizingType, Size, Trim,
+};
+pub use srcset::{sizes, srcset_widths, Breakpoint, CssSize, SrcsetOptions, LADDER};
+
+/// The spec version this crate implements (`"version"` in `signing/test-vectors.json`).
+pub const SPEC_VERSION: u32 = 1;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -167,9 +177,10 @@ impl Verifier {
         Signer { pair: self.pairs[0].clone(), size: self.size }
     }
 
-    /// True when `signature` is valid for `path` under any configured pair.
+    /// True when `signature` is valid for `path` under any configured pair. The signature must be
+    /// unpadded base64url of exactly the configured size.
     pub fn verify(&self, signature: &str, path: &str) -> bool {
-        let Ok(given) = URL_SAFE_NO_PAD.decode(signature.trim_end_matches('=')) else {
+        let Ok(given) = URL_SAFE_NO_PAD.decode(signature) else {
             return false;
         };
         if given.len() != self.size {
@@ -182,6 +193,19 @@ impl Verifier {
             ok |= mac[..self.size].ct_eq(&given);
         }
         ok.into()
+    }
+
+    /// Verifies a full URL path `/{signature}/{path…}` as received (no query string). The literal
+    /// signature `insecure` passes only when `allow_insecure` is true.
+    pub fn verify_url_path(&self, url_path: &str, allow_insecure: bool) -> bool {
+        let Some((signature, rest)) = url_path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
+            return false;
+        };
+        let path = &url_path[url_path.len() - rest.len() - 1..];
+        if signature == "insecure" {
+            return allow_insecure;
+        }
+        self.verify(signature, path)
     }
 }
 
@@ -239,6 +263,18 @@ mod tests {
         assert_eq!(KeyPair::parse_lists("aa", "q").unwrap_err(), KeyError::SaltNotHex { index: 0 });
         assert_eq!(KeyPair::parse_lists("", "").unwrap_err(), KeyError::NoKeys);
         assert!(!Verifier::new(vec![imgproxy_pair()]).unwrap().verify("not base64!", "/x"));
+    }
+
+    #[test]
+    fn padded_signature_and_url_paths() {
+        let v = Verifier::new(vec![imgproxy_pair()]).unwrap();
+        let sig = "oKfUtW34Dvo2BGQehJFR4Nr0_rIjOtdtzJ3QFsUcXH8";
+        assert!(!v.verify(&format!("{sig}="), VECTOR_PATH));
+        assert!(v.verify_url_path(&format!("/{sig}{VECTOR_PATH}"), false));
+        assert!(!v.verify_url_path(&format!("/{sig}={VECTOR_PATH}"), false));
+        assert!(!v.verify_url_path(&format!("/insecure{VECTOR_PATH}"), false));
+        assert!(v.verify_url_path(&format!("/insecure{VECTOR_PATH}"), true));
+        assert!(!v.verify_url_path("/", true));
     }
 
     #[test]

@@ -1,0 +1,2 @@
+//! Analytics on/off throughput benchmark (being written).
+fn main() {}

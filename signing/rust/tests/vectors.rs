@@ -1,0 +1,157 @@
+//! Runs every `sign`, `verify`, `build`, `srcset` and `sizes` vector of
+//! `signing/test-vectors.json` (SPEC §1) against this crate.
+
+use imago_signing::{
+    sizes, Breakpoint, CssSize, KeyPair, Options, Signer, SourceEncoding, SrcsetOptions, UrlBuilder, Verifier, LADDER,
+    SPEC_VERSION,
+};
+use serde_json::Value;
+
+fn vectors() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../test-vectors.json");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn list<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
+    let l = v[key].as_array().unwrap_or_else(|| panic!("no `{key}` list"));
+    assert!(!l.is_empty(), "`{key}` is empty");
+    l
+}
+
+fn name(c: &Value) -> &str {
+    c["name"].as_str().unwrap()
+}
+
+/// The signing pair of a vector: `key`/`salt`, or `pairs[0]`.
+fn first_pair(c: &Value) -> KeyPair {
+    let p = if c["pairs"].is_array() { &c["pairs"][0] } else { c };
+    KeyPair::from_hex(p["key"].as_str().unwrap(), p["salt"].as_str().unwrap()).unwrap()
+}
+
+fn signer(c: &Value) -> Signer {
+    let s = Signer::new(first_pair(c));
+    match c["signature_size"].as_u64() {
+        Some(n) => s.with_signature_size(n as usize).unwrap(),
+        None => s,
+    }
+}
+
+fn encoding(c: &Value) -> SourceEncoding {
+    match c["encoding"].as_str() {
+        Some("plain") => SourceEncoding::Plain,
+        Some("base64") | None => SourceEncoding::Base64,
+        Some(other) => panic!("{}: encoding {other}", name(c)),
+    }
+}
+
+fn builder(c: &Value) -> UrlBuilder {
+    let opts = Options::from_json(&c["options"]).unwrap_or_else(|e| panic!("{}: {e}", name(c)));
+    let mut b = UrlBuilder::from_options(opts).encoding(encoding(c)).check_source(true);
+    if let Some(e) = c["extension"].as_str() {
+        b = b.extension(e);
+    }
+    if let Some(n) = c["chunk_size"].as_u64() {
+        b = b.chunk_size(n as usize);
+    }
+    b
+}
+
+#[test]
+fn version_and_ladder() {
+    let v = vectors();
+    assert_eq!(v["version"].as_u64(), Some(SPEC_VERSION as u64));
+    let ladder: Vec<u32> = list(&v, "ladder").iter().map(|w| w.as_u64().unwrap() as u32).collect();
+    assert_eq!(ladder, LADDER.to_vec());
+}
+
+#[test]
+fn sign_vectors() {
+    let v = vectors();
+    for c in list(&v, "sign") {
+        let path = c["path"].as_str().unwrap();
+        assert_eq!(signer(c).sign(path), c["signature"].as_str().unwrap(), "{}", name(c));
+    }
+}
+
+#[test]
+fn verify_vectors() {
+    let v = vectors();
+    for c in list(&v, "verify") {
+        let pairs: Vec<KeyPair> = c["pairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| KeyPair::from_hex(p["key"].as_str().unwrap(), p["salt"].as_str().unwrap()).unwrap())
+            .collect();
+        let mut verifier = Verifier::new(pairs).unwrap();
+        if let Some(n) = c["signature_size"].as_u64() {
+            verifier = verifier.with_signature_size(n as usize).unwrap();
+        }
+        let allow_insecure = c["allow_insecure"].as_bool().unwrap_or(false);
+        let got = verifier.verify_url_path(c["url_path"].as_str().unwrap(), allow_insecure);
+        assert_eq!(got, c["valid"].as_bool().unwrap(), "{}", name(c));
+    }
+}
+
+#[test]
+fn build_vectors() {
+    let v = vectors();
+    for c in list(&v, "build") {
+        let b = builder(c);
+        let source = c["source"].as_str().unwrap();
+        assert_eq!(b.path(source).unwrap(), c["expected_path"].as_str().unwrap(), "{}", name(c));
+        assert_eq!(b.sign(&signer(c), source).unwrap(), c["expected_url_path"].as_str().unwrap(), "{}", name(c));
+        // Re-serialising the typed options is stable.
+        let again = Options::from_json(&c["options"]).unwrap();
+        assert_eq!(&again, b.options(), "{}", name(c));
+    }
+}
+
+#[test]
+fn srcset_vectors() {
+    let v = vectors();
+    for c in list(&v, "srcset") {
+        let opts = SrcsetOptions {
+            max_width: c["max_width"].as_u64().map(|w| w as u32),
+            widths: c["widths"].as_array().map(|a| a.iter().map(|w| w.as_u64().unwrap() as u32).collect()),
+        };
+        let expected_widths: Vec<u32> =
+            c["expected_widths"].as_array().unwrap().iter().map(|w| w.as_u64().unwrap() as u32).collect();
+        assert_eq!(imago_signing::srcset_widths(&opts).unwrap(), expected_widths, "{}", name(c));
+        let got = builder(c)
+            .srcset(&signer(c), c["base_url"].as_str().unwrap(), c["source"].as_str().unwrap(), &opts)
+            .unwrap_or_else(|e| panic!("{}: {e}", name(c)));
+        assert_eq!(got, c["expected"].as_str().unwrap(), "{}", name(c));
+    }
+}
+
+fn css(v: &Value) -> CssSize {
+    match v {
+        Value::String(s) => CssSize::from(s.as_str()),
+        Value::Number(n) => CssSize::Px(n.as_f64().unwrap()),
+        other => panic!("size {other}"),
+    }
+}
+
+#[test]
+fn sizes_vectors() {
+    let v = vectors();
+    for c in list(&v, "sizes") {
+        let bps: Vec<Breakpoint> = c["breakpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| Breakpoint { max_width: b["max_width"].as_u64().unwrap() as u32, size: css(&b["size"]) })
+            .collect();
+        let default = (!c["default"].is_null()).then(|| css(&c["default"]));
+        assert_eq!(sizes(&bps, default).unwrap(), c["expected"].as_str().unwrap(), "{}", name(c));
+    }
+}
+
+/// SDK option objects reject unknown keys (SPEC §4), naming the key.
+#[test]
+fn unknown_json_keys_are_refused() {
+    let e = Options::from_json(&serde_json::json!({"wd": 100})).unwrap_err();
+    assert_eq!(e.option, "wd");
+}

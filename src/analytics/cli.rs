@@ -1,0 +1,116 @@
+//! `imago analytics`: the report from the command line (text, `--json`, `--html FILE`).
+
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::{List, RawConfig};
+
+use super::html::{bytes, num};
+use super::report::{self, Report};
+use super::Store;
+
+/// Arguments of `imago analytics`.
+#[derive(clap::Args, Debug)]
+pub struct AnalyticsArgs {
+    /// Start: RFC 3339, YYYY-MM-DD, YYYY-MM-DDTHH (UTC), or an age like 24h, 7d [default: 24h before --to]
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End (exclusive), same forms [default: now]
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Print the report as JSON (the same document as GET /v1/analytics).
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the HTML report (charts, self-contained) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+/// A short text summary.
+pub fn text(r: &Report) -> String {
+    let mut s = String::new();
+    let pct = |x: Option<f64>| x.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "-".into());
+    let ms = |x: Option<f64>| x.map(|v| format!("{v:.1} ms")).unwrap_or_else(|| "-".into());
+    let _ = writeln!(s, "imago analytics {} .. {} (UTC), {} file(s) in {}", r.from, r.to, r.files, r.store);
+    let _ = writeln!(s, "  requests        {} ({} errors)", num(r.requests), num(r.errors));
+    let _ = writeln!(s, "  unique images   {}", num(r.unique_images));
+    let _ = writeln!(s, "  cache hit ratio {} ({} without a transform)", pct(r.cache_hit_ratio), pct(r.no_transform_ratio));
+    let _ = writeln!(
+        s,
+        "  bytes           {} served; images {} from {} of originals: {} saved ({})",
+        bytes(r.bytes_served as i64),
+        bytes(r.image_bytes_served as i64),
+        bytes(r.original_bytes as i64),
+        bytes(r.bytes_saved),
+        pct(r.savings_ratio)
+    );
+    let _ = writeln!(s, "  latency         p50 {}  p95 {}  p99 {}", ms(r.latency_ms.p50), ms(r.latency_ms.p95), ms(r.latency_ms.p99));
+    let mix = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter().map(|(k, v)| format!("{k} {}", num(*v))).collect::<Vec<_>>().join(", ")
+    };
+    let _ = writeln!(s, "  formats         {}", mix(&r.formats));
+    let _ = writeln!(s, "  dpr             {}", mix(&r.dpr));
+    let _ = writeln!(s, "  widths          {}", mix(&r.widths));
+    let _ = writeln!(s, "  cache           {}", mix(&r.cache));
+    let _ = writeln!(s, "  status          {}", mix(&r.status));
+    if !r.top_images_by_requests.is_empty() {
+        let _ = writeln!(s, "  top images by requests:");
+        for t in r.top_images_by_requests.iter().take(10) {
+            let _ = writeln!(s, "    {:>8}  {:>10}  {}", num(t.requests), bytes(t.bytes as i64), t.key);
+        }
+    }
+    s
+}
+
+/// Runs the command.
+pub fn run(raw: RawConfig, a: AnalyticsArgs) -> ExitCode {
+    let fail = |e: String| {
+        eprintln!("imago: {e}");
+        ExitCode::from(2)
+    };
+    // Reading events needs no signing key: validate with a placeholder when none is configured.
+    let mut raw = raw;
+    if raw.key.strings().is_empty() && raw.key_file.is_none() {
+        raw.key = List::from_strs(&["00".repeat(32).as_str()]);
+        raw.salt = List::from_strs(&["00".repeat(16).as_str()]);
+        raw.salt_file = None;
+    }
+    let cfg = match raw.validate(false) {
+        Ok(c) => c,
+        Err(e) => return fail(e.to_string()),
+    };
+    let range = match report::range(a.from.as_deref(), a.to.as_deref(), jiff::Timestamp::now()) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let store = match Store::from_config(&cfg, None) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
+    };
+    let rep = match rt.block_on(report::build(&store, range)) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("reading {}: {e}", store.describe())),
+    };
+    if let Some(path) = &a.html {
+        if let Err(e) = std::fs::write(path, super::html::render(&rep)) {
+            return fail(format!("{}: {e}", path.display()));
+        }
+    }
+    if a.json {
+        match serde_json::to_string_pretty(&rep) {
+            Ok(s) => println!("{s}"),
+            Err(e) => return fail(e.to_string()),
+        }
+    } else {
+        print!("{}", text(&rep));
+        if let Some(path) = &a.html {
+            println!("  HTML report: {}", path.display());
+        }
+    }
+    ExitCode::SUCCESS
+}

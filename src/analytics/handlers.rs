@@ -1,0 +1,132 @@
+//! `GET /v1/analytics` (JSON) and `GET /v1/analytics/report` (HTML), behind an API key
+//! (`Authorization: Bearer`, one of `IMAGO_API_KEYS`, compared in constant time).
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::report::{self, Report};
+use super::{html, Settings, Store};
+use crate::error::Error;
+use crate::server::AppState;
+
+/// Registers the routes (before the image catch-all).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/analytics")
+            .route(web::get().to(json_report))
+            .route(web::head().to(json_report))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/analytics/report")
+            .route(web::get().to(html_report))
+            .route(web::head().to(html_report))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    Error::MethodNotAllowed.error_response()
+}
+
+/// Whether `authorization` carries one of `keys` as a Bearer token. Every key is compared (by
+/// SHA-256 digest, so lengths do not leak either) without an early exit.
+pub fn api_key_ok(keys: &[String], authorization: Option<&str>) -> bool {
+    let Some(given) = authorization.and_then(|h| {
+        let (scheme, rest) = h.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|k| !k.is_empty())
+    }) else {
+        return false;
+    };
+    let digest = Sha256::digest(given.as_bytes());
+    let mut ok = subtle::Choice::from(0u8);
+    for k in keys {
+        ok |= Sha256::digest(k.as_bytes()).ct_eq(&digest);
+    }
+    bool::from(ok)
+}
+
+#[derive(Deserialize)]
+struct Query {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn unauthorized(why: &'static str) -> HttpResponse {
+    let mut r = Error::Unauthorized(why).error_response();
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    r
+}
+
+async fn build(req: &HttpRequest, st: &AppState, q: &Query) -> Result<Report, HttpResponse> {
+    let keys = st.cfg.raw.api_keys.strings();
+    if keys.is_empty() {
+        return Err(unauthorized("no API keys are configured (IMAGO_API_KEYS)"));
+    }
+    let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if !api_key_ok(&keys, auth) {
+        return Err(unauthorized("send `Authorization: Bearer <API key>`"));
+    }
+    let settings = Settings::from_raw(&st.cfg.raw).map_err(|(_, m)| Error::Internal(m).error_response())?;
+    let range = report::range(q.from.as_deref(), q.to.as_deref(), jiff::Timestamp::now())
+        .map_err(|e| Error::BadRequest(e).error_response())?;
+    let days = range.to.duration_since(range.from).as_secs() as f64 / 86_400.0;
+    if days > settings.report_max_days as f64 {
+        return Err(Error::BadRequest(format!(
+            "the range is {days:.1} days; at most {} (IMAGO_ANALYTICS_REPORT_MAX_DAYS)",
+            settings.report_max_days
+        ))
+        .error_response());
+    }
+    let store = Store::from_config(&st.cfg, Some(st.sources.store_client().clone()))
+        .map_err(|e| Error::Internal(e).error_response())?;
+    report::build(&store, range).await.map_err(|e| {
+        tracing::warn!(error = %e, "analytics report failed");
+        crate::respond::error(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "analytics-unavailable",
+            "the analytics store cannot be read",
+            None,
+        )
+    })
+}
+
+async fn json_report(req: HttpRequest, q: web::Query<Query>, st: web::Data<AppState>) -> HttpResponse {
+    match build(&req, &st, &q).await {
+        Ok(r) => HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(r),
+        Err(resp) => resp,
+    }
+}
+
+async fn html_report(req: HttpRequest, q: web::Query<Query>, st: web::Data<AppState>) -> HttpResponse {
+    match build(&req, &st, &q).await {
+        Ok(r) => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::CONTENT_SECURITY_POLICY, html::CSP))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .insert_header((header::REFERRER_POLICY, "no-referrer"))
+            .body(html::render(&r)),
+        Err(resp) => resp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_keys() {
+        let keys = vec!["key-one-0123456789".to_string(), "key-two-0123456789".to_string()];
+        assert!(api_key_ok(&keys, Some("Bearer key-one-0123456789")));
+        assert!(api_key_ok(&keys, Some("bearer  key-two-0123456789 ")));
+        assert!(!api_key_ok(&keys, Some("Bearer key-three")));
+        assert!(!api_key_ok(&keys, Some("Basic key-one-0123456789")));
+        assert!(!api_key_ok(&keys, Some("Bearer ")));
+        assert!(!api_key_ok(&keys, None));
+        assert!(!api_key_ok(&[], Some("Bearer key-one-0123456789")));
+    }
+}

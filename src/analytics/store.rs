@@ -1,0 +1,349 @@
+//! Where event files live: a local directory (embedded mode) or the bucket under `analytics/`
+//! (S3 mode), with the same relative layout `dt=YYYY-MM-DD/hour=HH/{instance}-{ulid}.jsonl.gz`.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+
+use super::Event;
+use crate::config::Config;
+
+/// Key prefix of event files in the bucket.
+pub const S3_PREFIX: &str = "analytics/";
+/// Extension of event files.
+pub const EXT: &str = ".jsonl.gz";
+
+/// An event file store.
+#[derive(Clone)]
+pub enum Store {
+    Local { dir: PathBuf },
+    S3 { bucket: Bucket, creds: Credentials, client: reqwest::Client },
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// The hour partition (`dt=YYYY-MM-DD/hour=HH`) of an RFC 3339 UTC timestamp.
+pub fn partition_of(ts: &str) -> Option<String> {
+    let (date, hour) = (ts.get(0..10)?, ts.get(11..13)?);
+    let ok = date.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() })
+        && hour.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| format!("dt={date}/hour={hour}"))
+}
+
+/// Groups events by hour partition (events keep their order within a partition).
+pub fn partition_events(events: Vec<Event>) -> BTreeMap<String, Vec<Event>> {
+    let mut out: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    for e in events {
+        let p = partition_of(&e.ts).unwrap_or_else(|| "dt=1970-01-01/hour=00".into());
+        out.entry(p).or_default().push(e);
+    }
+    out
+}
+
+/// A new file name in `partition` for `instance` (ULIDs sort by creation time).
+pub fn file_name(partition: &str, instance: &str) -> String {
+    format!("{partition}/{instance}-{}{EXT}", super::new_ulid().to_ascii_lowercase())
+}
+
+/// JSON lines, gzip-compressed (level 6: the batch is written once and read many times).
+pub fn encode(events: &[Event]) -> Result<Vec<u8>, String> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(events.len() * 120), flate2::Compression::new(6));
+    for e in events {
+        serde_json::to_writer(&mut gz, e).map_err(|e| e.to_string())?;
+        gz.write_all(b"\n").map_err(|e| e.to_string())?;
+    }
+    gz.finish().map_err(|e| e.to_string())
+}
+
+/// Decompresses a file (gzip; multi-member files too, as `cat a.gz b.gz` makes).
+pub fn decode(bytes: &[u8], limit: u64) -> Result<String, String> {
+    let mut out = String::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .take(limit)
+        .read_to_string(&mut out)
+        .map_err(|e| format!("not gzip JSON lines: {e}"))?;
+    Ok(out)
+}
+
+/// Hour partitions overlapping `[from, to)`, as `(dt=…, hour=…)` names grouped by day.
+pub fn partitions(from: Timestamp, to: Timestamp) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if to <= from {
+        return out;
+    }
+    let z = from.to_zoned(TimeZone::UTC);
+    let Ok(mut h) = z.round(jiff::ZonedRound::new().smallest(jiff::Unit::Hour).mode(jiff::RoundMode::Trunc)) else {
+        return out;
+    };
+    // Bounded: at most ten years of hours.
+    for _ in 0..(24 * 366 * 10) {
+        if h.timestamp() >= to {
+            break;
+        }
+        out.entry(format!("dt={}", h.strftime("%Y-%m-%d"))).or_default().push(format!("hour={}", h.strftime("%H")));
+        h = match h.checked_add(1.hour()) {
+            Ok(n) => n,
+            Err(_) => break,
+        };
+    }
+    out
+}
+
+impl Store {
+    /// The store for a configuration: the bucket in S3 mode, else `IMAGO_ANALYTICS_DIR`.
+    /// `client`: the shared store client (a new one when `None`).
+    pub fn from_config(cfg: &Config, client: Option<reqwest::Client>) -> Result<Store, String> {
+        match (&cfg.s3, &cfg.raw.s3_bucket) {
+            (Some(s3), Some(name)) => {
+                let style = if s3.path_style { UrlStyle::Path } else { UrlStyle::VirtualHost };
+                let bucket = Bucket::new(s3.endpoint.clone(), style, name.clone(), s3.region.clone())
+                    .map_err(|e| format!("analytics bucket {name}: {e}"))?;
+                let creds = Credentials::new(s3.access_key_id.clone(), s3.secret_access_key.clone());
+                let client = match client {
+                    Some(c) => c,
+                    None => reqwest::Client::builder()
+                        .timeout(Duration::from_millis(cfg.raw.fetch_timeout_ms.max(1000)))
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                };
+                Ok(Store::S3 { bucket, creds, client })
+            }
+            _ => Ok(Store::Local { dir: cfg.raw.analytics_dir.clone() }),
+        }
+    }
+
+    /// Where files go, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Local { dir } => dir.display().to_string(),
+            Store::S3 { bucket, .. } => format!("s3://{}/{S3_PREFIX}", bucket.name()),
+        }
+    }
+
+    /// Writes one file atomically (readers never see a partial file).
+    pub async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), String> {
+        match self {
+            Store::Local { dir } => {
+                let (dir, name) = (dir.clone(), name.to_string());
+                tokio::task::spawn_blocking(move || write_local(&dir, &name, &body))
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+            Store::S3 { bucket, creds, client } => {
+                let key = format!("{S3_PREFIX}{name}");
+                let url = bucket.put_object(Some(creds), &key).sign(Duration::from_secs(300));
+                let resp = client
+                    .put(url)
+                    .header("content-type", "application/gzip")
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| format!("PUT {key}: {e}"))?;
+                if resp.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(format!("PUT {key}: the store answered {}", resp.status()))
+                }
+            }
+        }
+    }
+
+    /// Relative names of the files in the hour partitions overlapping `[from, to)`, sorted.
+    pub async fn list(&self, from: Timestamp, to: Timestamp) -> Result<Vec<String>, String> {
+        let parts = partitions(from, to);
+        match self {
+            Store::Local { dir } => {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || list_local(&dir, &parts)).await.map_err(|e| e.to_string())?
+            }
+            Store::S3 { bucket, creds, client } => {
+                let mut out = Vec::new();
+                for (day, hours) in &parts {
+                    let prefix = format!("{S3_PREFIX}{day}/");
+                    let mut token: Option<String> = None;
+                    loop {
+                        let mut action = bucket.list_objects_v2(Some(creds));
+                        action.with_prefix(prefix.as_str());
+                        if let Some(t) = &token {
+                            action.with_continuation_token(t.as_str());
+                        }
+                        let url = action.sign(Duration::from_secs(300));
+                        let resp = client.get(url).send().await.map_err(|e| format!("list {prefix}: {e}"))?;
+                        if !resp.status().is_success() {
+                            return Err(format!("list {prefix}: the store answered {}", resp.status()));
+                        }
+                        let text = resp.text().await.map_err(|e| format!("list {prefix}: {e}"))?;
+                        let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&text)
+                            .map_err(|e| format!("list {prefix}: {e}"))?;
+                        for c in parsed.contents {
+                            let Some(rel) = c.key.strip_prefix(S3_PREFIX) else { continue };
+                            let hour_ok = rel
+                                .split('/')
+                                .nth(1)
+                                .is_some_and(|h| hours.iter().any(|x| x == h));
+                            if hour_ok && rel.ends_with(EXT) {
+                                out.push(rel.to_string());
+                            }
+                        }
+                        match parsed.next_continuation_token {
+                            Some(t) if !t.is_empty() => token = Some(t),
+                            _ => break,
+                        }
+                    }
+                }
+                out.sort();
+                Ok(out)
+            }
+        }
+    }
+
+    /// Reads one file (at most `limit` bytes).
+    pub async fn get(&self, name: &str, limit: u64) -> Result<Vec<u8>, String> {
+        if name.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+            return Err(format!("bad file name {name}"));
+        }
+        match self {
+            Store::Local { dir } => {
+                let p = dir.join(name);
+                tokio::task::spawn_blocking(move || {
+                    let f = std::fs::File::open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                    let mut buf = Vec::new();
+                    f.take(limit).read_to_end(&mut buf).map_err(|e| format!("{}: {e}", p.display()))?;
+                    Ok(buf)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
+            Store::S3 { bucket, creds, client } => {
+                let key = format!("{S3_PREFIX}{name}");
+                let url = bucket.get_object(Some(creds), &key).sign(Duration::from_secs(300));
+                let resp = client.get(url).send().await.map_err(|e| format!("GET {key}: {e}"))?;
+                if !resp.status().is_success() {
+                    return Err(format!("GET {key}: the store answered {}", resp.status()));
+                }
+                let b = resp.bytes().await.map_err(|e| format!("GET {key}: {e}"))?;
+                if b.len() as u64 > limit {
+                    return Err(format!("{key} is larger than {limit} bytes"));
+                }
+                Ok(b.to_vec())
+            }
+        }
+    }
+}
+
+fn write_local(dir: &Path, name: &str, body: &[u8]) -> Result<(), String> {
+    let path = dir.join(name);
+    let parent = path.parent().ok_or_else(|| format!("bad file name {name}"))?;
+    std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // Not matched by `*.jsonl.gz` globs while it is being written.
+    let tmp = parent.join(format!(".{file_name}.tmp"));
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(body)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        // The rename itself is durable once the directory is synced.
+        if let Ok(d) = std::fs::File::open(parent) {
+            let _ = d.sync_all();
+        }
+        Ok::<(), std::io::Error>(())
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("{}: {e}", path.display()));
+    }
+    Ok(())
+}
+
+fn list_local(dir: &Path, parts: &BTreeMap<String, Vec<String>>) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for (day, hours) in parts {
+        for hour in hours {
+            let d = dir.join(day).join(hour);
+            let entries = match std::fs::read_dir(&d) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(format!("{}: {e}", d.display())),
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.ends_with(EXT) && !name.starts_with('.') {
+                    out.push(format!("{day}/{hour}/{name}"));
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_cover_the_range() {
+        let from: Timestamp = "2025-03-01T22:30:00Z".parse().unwrap();
+        let to: Timestamp = "2025-03-02T01:00:00Z".parse().unwrap();
+        let p = partitions(from, to);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p["dt=2025-03-01"], vec!["hour=22", "hour=23"]);
+        assert_eq!(p["dt=2025-03-02"], vec!["hour=00"]);
+        assert!(partitions(to, from).is_empty());
+        assert_eq!(partition_of("2025-03-01T22:30:00.000Z").as_deref(), Some("dt=2025-03-01/hour=22"));
+        assert_eq!(partition_of("garbage"), None);
+    }
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let e = Event { ts: "2025-03-01T22:30:00.000Z".into(), status: 200, key: Some("a/b.jpg".into()), ..Default::default() };
+        let bytes = encode(&[e.clone(), e.clone()]).unwrap();
+        assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip magic");
+        let text = decode(&bytes, 1 << 20).unwrap();
+        let lines: Vec<Event> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines, vec![e.clone(), e]);
+        assert!(decode(b"not gzip", 100).is_err());
+    }
+
+    #[tokio::test]
+    async fn local_store_writes_atomically_and_lists_by_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::Local { dir: dir.path().to_path_buf() };
+        let name = file_name("dt=2025-03-01/hour=22", "host-1");
+        assert!(name.starts_with("dt=2025-03-01/hour=22/host-1-") && name.ends_with(EXT), "{name}");
+        s.put(&name, b"x".to_vec()).await.unwrap();
+        s.put(&file_name("dt=2025-03-02/hour=05", "host-1"), b"y".to_vec()).await.unwrap();
+        let from: Timestamp = "2025-03-01T22:59:00Z".parse().unwrap();
+        let to: Timestamp = "2025-03-02T05:00:00Z".parse().unwrap();
+        assert_eq!(s.list(from, to).await.unwrap(), vec![name.clone()]);
+        let to: Timestamp = "2025-03-02T05:00:01Z".parse().unwrap();
+        assert_eq!(s.list(from, to).await.unwrap().len(), 2);
+        assert_eq!(s.get(&name, 10).await.unwrap(), b"x");
+        assert!(s.get("../etc/passwd", 10).await.is_err());
+        let leftovers: Vec<_> = walk(dir.path()).into_iter().filter(|p| p.ends_with(".tmp")).collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    fn walk(p: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(p).unwrap().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path.display().to_string());
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,315 @@
+//! The object store as the upload side sees it: presigned `PUT` URLs with signed headers
+//! (Content-Type, Content-Length, checksum, If-None-Match; `rusty-s3`), presigned `POST` forms
+//! with a SigV4 policy (AWS's documented browser-upload algorithm, with `hmac`/`sha2`: no crate
+//! does it), and `HEAD`/`DELETE` through presigned URLs on the shared store client.
+//!
+//! The bytes of an upload never pass through imago in this mode: the browser sends them to the
+//! store, which checks the signature, the size and the checksum itself.
+
+use std::time::{Duration, SystemTime};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use jiff::Timestamp;
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use sha2::Sha256;
+
+use crate::config::S3Config;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What the store could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("object store: {0}")]
+    Unavailable(String),
+    #[error("object store refused: {0}")]
+    Refused(String),
+}
+
+/// One object to be uploaded, as the ticket describes it.
+#[derive(Clone, Debug)]
+pub struct ObjectSpec<'a> {
+    pub key: &'a str,
+    pub content_type: &'a str,
+    /// Exact length, when the ticket request declared one (signed as `Content-Length`).
+    pub length: Option<u64>,
+    /// Largest accepted length (`content-length-range` upper bound for POST).
+    pub max_bytes: u64,
+    /// Base64 SHA-256 of the body (`x-amz-checksum-sha256`).
+    pub sha256_b64: Option<String>,
+    /// `Content-Disposition` stored with the object.
+    pub disposition: Option<&'a str>,
+    /// Sign `If-None-Match: *` (stores that honour it refuse to overwrite an existing key).
+    pub no_overwrite: bool,
+}
+
+/// A presigned PUT: the URL and every header the client must send with exactly these values.
+#[derive(Clone, Debug)]
+pub struct PutTarget {
+    pub url: url::Url,
+    /// Headers for the client (Content-Length is signed too but set by every HTTP client itself).
+    pub headers: Vec<(String, String)>,
+}
+
+/// A presigned POST form: the URL and the fields to send before the file.
+#[derive(Clone, Debug)]
+pub struct PostTarget {
+    pub url: url::Url,
+    pub fields: Vec<(String, String)>,
+}
+
+/// What a HEAD told about an object.
+#[derive(Clone, Debug)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub etag: String,
+    pub last_modified: Option<SystemTime>,
+}
+
+/// The upload side of one bucket.
+#[derive(Clone)]
+pub struct S3Store {
+    bucket: Bucket,
+    creds: Credentials,
+    region: String,
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Store").field("bucket", &self.bucket.name()).field("region", &self.region).finish()
+    }
+}
+
+/// `YYYYMMDD` and `YYYYMMDDTHHMMSSZ` of a time (UTC).
+fn amz_dates(t: &Timestamp) -> (String, String) {
+    (t.strftime("%Y%m%d").to_string(), t.strftime("%Y%m%dT%H%M%SZ").to_string())
+}
+
+fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    // HMAC takes keys of any length.
+    let mut m = match HmacSha256::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC accepts any key length"),
+    };
+    m.update(msg);
+    m.finalize().into_bytes().to_vec()
+}
+
+/// The SigV4 signing key: `HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), "s3"), "aws4_request")`.
+pub fn signing_key(secret: &str, yyyymmdd: &str, region: &str) -> Vec<u8> {
+    let k = hmac(format!("AWS4{secret}").as_bytes(), yyyymmdd.as_bytes());
+    let k = hmac(&k, region.as_bytes());
+    let k = hmac(&k, b"s3");
+    hmac(&k, b"aws4_request")
+}
+
+/// Builds and signs a POST policy (AWS "Browser-based uploads using POST, Signature Version 4"):
+/// the policy is base64 JSON, its signature `hex(HMAC(signing key, base64 policy))`.
+#[allow(clippy::too_many_arguments)]
+pub fn sign_post_policy(
+    bucket: &str,
+    access_key: &str,
+    secret: &str,
+    region: &str,
+    spec: &ObjectSpec<'_>,
+    ttl: Duration,
+    now: &Timestamp,
+) -> Vec<(String, String)> {
+    let (day, amz_date) = amz_dates(now);
+    let credential = format!("{access_key}/{day}/{region}/s3/aws4_request");
+    let expiration = now
+        .checked_add(jiff::SignedDuration::from_secs(ttl.as_secs() as i64))
+        .unwrap_or(*now)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let (min, max) = match spec.length {
+        Some(l) => (l, l),
+        None => (1, spec.max_bytes),
+    };
+    let mut conditions = vec![
+        serde_json::json!({ "bucket": bucket }),
+        serde_json::json!(["eq", "$key", spec.key]),
+        serde_json::json!(["eq", "$Content-Type", spec.content_type]),
+        serde_json::json!(["content-length-range", min, max]),
+    ];
+    let mut fields: Vec<(String, String)> =
+        vec![("key".into(), spec.key.into()), ("Content-Type".into(), spec.content_type.into())];
+    if let Some(d) = spec.disposition {
+        conditions.push(serde_json::json!(["eq", "$Content-Disposition", d]));
+        fields.push(("Content-Disposition".into(), d.into()));
+    }
+    if let Some(sum) = &spec.sha256_b64 {
+        conditions.push(serde_json::json!({ "x-amz-checksum-algorithm": "SHA256" }));
+        conditions.push(serde_json::json!({ "x-amz-checksum-sha256": sum }));
+        fields.push(("x-amz-checksum-algorithm".into(), "SHA256".into()));
+        fields.push(("x-amz-checksum-sha256".into(), sum.clone()));
+    }
+    conditions.push(serde_json::json!({ "x-amz-algorithm": "AWS4-HMAC-SHA256" }));
+    conditions.push(serde_json::json!({ "x-amz-credential": credential }));
+    conditions.push(serde_json::json!({ "x-amz-date": amz_date }));
+    let policy = serde_json::json!({ "expiration": expiration, "conditions": conditions });
+    let policy_b64 = B64.encode(policy.to_string());
+    let signature = hex::encode(hmac(&signing_key(secret, &day, region), policy_b64.as_bytes()));
+    fields.push(("x-amz-algorithm".into(), "AWS4-HMAC-SHA256".into()));
+    fields.push(("x-amz-credential".into(), credential));
+    fields.push(("x-amz-date".into(), amz_date));
+    fields.push(("policy".into(), policy_b64));
+    fields.push(("x-amz-signature".into(), signature));
+    fields
+}
+
+impl S3Store {
+    /// The store for `bucket` with the connection settings of `cfg`.
+    pub fn new(cfg: &S3Config, bucket: &str, client: reqwest::Client) -> Result<S3Store, String> {
+        let style = if cfg.path_style { UrlStyle::Path } else { UrlStyle::VirtualHost };
+        let b = Bucket::new(cfg.endpoint.clone(), style, bucket.to_string(), cfg.region.clone())
+            .map_err(|e| format!("bucket {bucket}: {e}"))?;
+        Ok(S3Store {
+            bucket: b,
+            creds: Credentials::new(cfg.access_key_id.clone(), cfg.secret_access_key.clone()),
+            region: cfg.region.clone(),
+            client,
+        })
+    }
+
+    pub fn bucket_name(&self) -> &str {
+        self.bucket.name()
+    }
+
+    /// A presigned PUT of `spec` valid for `ttl` from `now`.
+    pub fn presign_put(&self, spec: &ObjectSpec<'_>, ttl: Duration, now: &Timestamp) -> PutTarget {
+        let mut action = self.bucket.put_object(Some(&self.creds), spec.key);
+        let mut headers = vec![("Content-Type".to_string(), spec.content_type.to_string())];
+        let len = spec.length.map(|l| l.to_string());
+        {
+            let h = action.headers_mut();
+            h.insert("content-type", spec.content_type.to_string());
+            if let Some(l) = &len {
+                h.insert("content-length", l.clone());
+            }
+            if let Some(d) = spec.disposition {
+                h.insert("content-disposition", d.to_string());
+                headers.push(("Content-Disposition".into(), d.into()));
+            }
+            if let Some(sum) = &spec.sha256_b64 {
+                h.insert("x-amz-checksum-sha256", sum.clone());
+                headers.push(("x-amz-checksum-sha256".into(), sum.clone()));
+            }
+            if spec.no_overwrite {
+                h.insert("if-none-match", "*");
+                headers.push(("If-None-Match".into(), "*".into()));
+            }
+        }
+        PutTarget { url: action.sign_with_time(ttl, now), headers }
+    }
+
+    /// A presigned POST form for `spec` valid for `ttl` from `now`.
+    pub fn presign_post(&self, spec: &ObjectSpec<'_>, ttl: Duration, now: &Timestamp) -> PostTarget {
+        let fields =
+            sign_post_policy(self.bucket.name(), self.creds.key(), self.creds.secret(), &self.region, spec, ttl, now);
+        PostTarget { url: self.bucket.base_url().clone(), fields }
+    }
+
+    /// A presigned GET (reads go through [`crate::source::Sources`]; tests and tools use this).
+    pub fn presign_get(&self, key: &str, ttl: Duration) -> url::Url {
+        self.bucket.get_object(Some(&self.creds), key).sign(ttl)
+    }
+
+    /// The object's size and ETag, or `None` when there is none.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        let url = self.bucket.head_object(Some(&self.creds), key).sign(Duration::from_secs(60));
+        let resp = self.client.head(url).send().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        match resp.status() {
+            s if s.is_success() => {}
+            reqwest::StatusCode::NOT_FOUND => return Ok(None),
+            s if s.is_server_error() => return Err(StoreError::Unavailable(format!("HEAD answered {s}"))),
+            s => return Err(StoreError::Refused(format!("HEAD answered {s}"))),
+        }
+        let h = resp.headers();
+        let size = h
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let etag = h.get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let last_modified = h
+            .get(reqwest::header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok());
+        Ok(Some(ObjectMeta { size, etag, last_modified }))
+    }
+
+    /// Deletes the object (S3 answers 204 whether or not it existed).
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let url = self.bucket.delete_object(Some(&self.creds), key).sign(Duration::from_secs(60));
+        let resp = self.client.delete(url).send().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        match resp.status() {
+            s if s.is_success() || s == reqwest::StatusCode::NOT_FOUND => Ok(()),
+            s if s.is_server_error() => Err(StoreError::Unavailable(format!("DELETE answered {s}"))),
+            s => Err(StoreError::Refused(format!("DELETE answered {s}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// AWS's published example for browser POST uploads with SigV4: the signing key derivation
+    /// and the policy signature are checked against it.
+    #[test]
+    fn aws_signing_key_example() {
+        // From "Examples: Signature Calculations in AWS Signature Version 4" (IAM docs):
+        // secret wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY, 20120215, us-east-1, iam.
+        let k = hmac(b"AWS4wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", b"20120215");
+        let k = hmac(&k, b"us-east-1");
+        let k = hmac(&k, b"iam");
+        let k = hmac(&k, b"aws4_request");
+        assert_eq!(hex::encode(k), "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d");
+    }
+
+    #[test]
+    fn aws_post_policy_example() {
+        // S3 docs, "Example: Browser-Based Upload using HTTP POST (Using AWS Signature Version 4)":
+        // the base64 policy below signed with the example secret on 20151229 in us-east-1.
+        let policy = "eyAiZXhwaXJhdGlvbiI6ICIyMDE1LTEyLTMwVDEyOjAwOjAwLjAwMFoiLA0KICAiY29uZGl0aW9ucyI6IFsNCiAgICB7ImJ1Y2tldCI6ICJzaWd2NGV4YW1wbGVidWNrZXQifSwNCiAgICBbInN0YXJ0cy13aXRoIiwgIiRrZXkiLCAidXNlci91c2VyMS8iXSwNCiAgICB7ImFjbCI6ICJwdWJsaWMtcmVhZCJ9LA0KICAgIHsic3VjY2Vzc19hY3Rpb25fcmVkaXJlY3QiOiAiaHR0cDovL3NpZ3Y0ZXhhbXBsZWJ1Y2tldC5zMy5hbWF6b25hd3MuY29tL3N1Y2Nlc3NmdWxfdXBsb2FkLmh0bWwifSwNCiAgICBbInN0YXJ0cy13aXRoIiwgIiRDb250ZW50LVR5cGUiLCAiaW1hZ2UvIl0sDQogICAgeyJ4LWFtei1tZXRhLXV1aWQiOiAiMTQzNjUxMjM2NTEyNzQifSwNCiAgICB7IngtYW16LXNlcnZlci1zaWRlLWVuY3J5cHRpb24iOiAiQUVTMjU2In0sDQogICAgWyJzdGFydHMtd2l0aCIsICIkeC1hbXotbWV0YS10YWciLCAiIl0sDQoNCiAgICB7IngtYW16LWNyZWRlbnRpYWwiOiAiQUtJQUlPU0ZPRE5ON0VYQU1QTEUvMjAxNTEyMjkvdXMtZWFzdC0xL3MzL2F3czRfcmVxdWVzdCJ9LA0KICAgIHsieC1hbXotYWxnb3JpdGhtIjogIkFXUzQtSE1BQy1TSEEyNTYifSwNCiAgICB7IngtYW16LWRhdGUiOiAiMjAxNTEyMjlUMDAwMDAwWiIgfQ0KICBdDQp9";
+        let key = signing_key("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "20151229", "us-east-1");
+        assert_eq!(
+            hex::encode(hmac(&key, policy.as_bytes())),
+            "8afdbf4008c03f22c2cd3cdb72e4afbb1f6a588f3255ac628749a66d7f09699e"
+        );
+    }
+
+    #[test]
+    fn post_policy_pins_key_type_size_and_checksum() {
+        let now = Timestamp::from_second(1_700_000_000).unwrap();
+        let spec = ObjectSpec {
+            key: "uploads/2023/11/14/x.jpg",
+            content_type: "image/jpeg",
+            length: None,
+            max_bytes: 1000,
+            sha256_b64: Some("n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=".into()),
+            disposition: None,
+            no_overwrite: false,
+        };
+        let fields = sign_post_policy("bk", "AK", "SK", "garage", &spec, Duration::from_secs(900), &now);
+        let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
+        let policy: serde_json::Value = serde_json::from_slice(&B64.decode(get("policy")).unwrap()).unwrap();
+        assert_eq!(policy["expiration"], "2023-11-14T22:28:20Z");
+        let c = policy["conditions"].to_string();
+        for want in [
+            r#"["eq","$key","uploads/2023/11/14/x.jpg"]"#,
+            r#"["eq","$Content-Type","image/jpeg"]"#,
+            r#"["content-length-range",1,1000]"#,
+            r#"{"x-amz-checksum-sha256":"n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="}"#,
+            r#"{"x-amz-credential":"AK/20231114/garage/s3/aws4_request"}"#,
+        ] {
+            assert!(c.contains(want), "{want} missing from {c}");
+        }
+        assert_eq!(get("x-amz-date"), "20231114T221320Z");
+        assert_eq!(fields.last().unwrap().0, "x-amz-signature");
+    }
+}

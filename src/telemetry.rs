@@ -1,0 +1,391 @@
+//! Logs, traces and request ids.
+//!
+//! * **Logs**: `tracing` events as JSON lines (one object per event, with the span list, so every
+//!   line inside a request carries its `request_id`) or human-readable text on a terminal
+//!   (`IMAGO_LOG_FORMAT`), on stderr, filtered by `RUST_LOG` (default `info`).
+//! * **Traces**: when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set,
+//!   every `tracing` span also becomes an OpenTelemetry span exported over OTLP/HTTP (protobuf)
+//!   by a batch processor on its own thread. One `request` span per HTTP request (server kind,
+//!   continuing an incoming W3C `traceparent`), with `image` → `fetch`, `transform` → `decode`,
+//!   `encode` below it. Without those variables no OpenTelemetry layer is installed at all.
+//! * **Request ids**: `X-Request-Id` is taken from the request when it is sane (1-128 visible
+//!   ASCII characters out of `A-Za-z0-9._:-`), generated (a ULID) otherwise, and sent back on
+//!   every response. It is a field of the `request` span and of analytics events.
+//!
+//! [`middleware`] is wrapped around every app (the main listener and the metrics listener): it
+//! also counts requests of the routes whose handlers do not count themselves in
+//! `imago_http_requests_total` (health, readiness, metrics, analytics, unmatched methods).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::{field, info_span, Instrument, Span};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+use crate::server::AppState;
+
+/// The request id header.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The request id of the current request (in the request's extensions).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// Set once OpenTelemetry export is installed: only then is `traceparent` read.
+static OTEL_ON: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported (W3C trace context is only extracted then).
+pub fn otel_enabled() -> bool {
+    OTEL_ON.load(Ordering::Relaxed)
+}
+
+/// Where spans go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Otlp {
+    /// No export (no OpenTelemetry layer).
+    Off,
+    /// OTLP/HTTP configured by the standard `OTEL_EXPORTER_OTLP_*` variables.
+    FromEnv,
+    /// OTLP/HTTP to this full traces URL (e.g. `http://127.0.0.1:4318/v1/traces`).
+    Endpoint(String),
+}
+
+impl Otlp {
+    /// Reads the standard variables through `var` (export is on when either endpoint variable is
+    /// non-empty, unless `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Otlp {
+        let set = |n: &str| var(n).is_some_and(|v| !v.trim().is_empty());
+        if var("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+            || var("OTEL_TRACES_EXPORTER").is_some_and(|v| v.trim().eq_ignore_ascii_case("none"))
+        {
+            return Otlp::Off;
+        }
+        if set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || set("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            Otlp::FromEnv
+        } else {
+            Otlp::Off
+        }
+    }
+
+    /// [`Otlp::from_vars`] over the process environment.
+    pub fn from_env() -> Otlp {
+        Otlp::from_vars(|n| std::env::var(n).ok())
+    }
+}
+
+/// Flushes and stops the exporter when shut down (or dropped).
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Whether spans are being exported.
+    pub fn exporting(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// Exports what is buffered now (blocks: call from a blocking context).
+    pub fn flush(&self) {
+        if let Some(p) = &self.provider {
+            if let Err(e) = p.force_flush() {
+                eprintln!("imago: trace export flush: {e}");
+            }
+        }
+    }
+
+    /// Exports what is buffered and stops the exporter (blocks: call outside async code, e.g.
+    /// after the runtime returned, or in `spawn_blocking`).
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(p) = self.provider.take() {
+            OTEL_ON.store(false, Ordering::Relaxed);
+            if let Err(e) = p.shutdown() {
+                eprintln!("imago: trace export shutdown: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn use_json(format: &str) -> bool {
+    match format {
+        "json" => true,
+        "pretty" => false,
+        _ => !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    }
+}
+
+fn provider(otlp: &Otlp) -> Result<Option<SdkTracerProvider>, String> {
+    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    let endpoint = match otlp {
+        Otlp::Off => return Ok(None),
+        Otlp::FromEnv => None,
+        Otlp::Endpoint(u) => Some(u.clone()),
+    };
+    if let Ok(p) = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+    {
+        if p.trim() != "http/protobuf" && !p.trim().is_empty() {
+            eprintln!("imago: OTEL_EXPORTER_OTLP_PROTOCOL={p} is not supported: exporting http/protobuf (port 4318)");
+        }
+    }
+    let mut b = opentelemetry_otlp::SpanExporter::builder().with_http().with_protocol(Protocol::HttpBinary);
+    if let Some(u) = endpoint {
+        b = b.with_endpoint(u);
+    }
+    let exporter = b.build().map_err(|e| format!("OTLP exporter: {e}"))?;
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    let named = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|v| !v.is_empty())
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| v.contains("service.name="));
+    if !named {
+        resource = resource.with_service_name("imago");
+    }
+    let resource = resource
+        .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build();
+    Ok(Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build()))
+}
+
+/// Installs the global subscriber: logs in `log_format` (`json`, `pretty`, `auto`) and, when
+/// `otlp` says so, OpenTelemetry export. Call once, before any runtime starts (the exporter's
+/// HTTP client is a blocking one); a second call leaves the first subscriber in place.
+pub fn init(log_format: &str, otlp: Otlp) -> Telemetry {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = use_json(log_format);
+    let json_layer =
+        json.then(|| tracing_subscriber::fmt::layer().json().flatten_event(true).with_writer(std::io::stderr));
+    let text_layer = (!json).then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    let provider = match provider(&otlp) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("imago: traces are not exported: {e}");
+            None
+        }
+    };
+    let otel_layer = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("imago")).with_tracked_inactivity(false));
+    let installed =
+        tracing_subscriber::registry().with(filter).with(json_layer).with(text_layer).with(otel_layer).try_init();
+    if installed.is_err() {
+        // A subscriber was installed earlier (tests): spans would not reach this exporter.
+        return Telemetry { provider: None };
+    }
+    if provider.is_some() {
+        opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+        OTEL_ON.store(true, Ordering::Relaxed);
+    }
+    Telemetry { provider }
+}
+
+/// A request id from the client when it is sane, else a new ULID.
+pub fn request_id(given: Option<&HeaderValue>) -> String {
+    if let Some(v) = given.and_then(|v| v.to_str().ok()) {
+        let ok = (1..=128).contains(&v.len())
+            && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        if ok {
+            return v.to_string();
+        }
+    }
+    crate::analytics::new_ulid()
+}
+
+struct HeaderExtractor<'a>(&'a actix_web::http::header::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Continues the trace of an incoming `traceparent` (only when exporting).
+fn set_remote_parent(span: &Span, headers: &actix_web::http::header::HeaderMap) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if headers.get("traceparent").is_none() {
+        return;
+    }
+    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    let _ = span.set_parent(cx);
+}
+
+/// The `imago_http_requests_total` route label for requests whose handlers do not count
+/// themselves (`None`: the handler does).
+fn route_label(pattern: Option<&str>, method: &actix_web::http::Method) -> Option<&'static str> {
+    use actix_web::http::Method;
+    match pattern {
+        Some("/healthz") => Some("healthz"),
+        Some("/readyz") => Some("readyz"),
+        Some("/metrics") => Some("metrics"),
+        Some(p) if p.starts_with("/v1/analytics") => Some("analytics"),
+        // Image paths (the app's default service: no pattern): the image handler counts GET
+        // and HEAD; anything else there is a 405.
+        Some("/{tail:.*}") | None if method == Method::GET || method == Method::HEAD => None,
+        Some("/{tail:.*}") | None => Some("other"),
+        // Upload and image-info handlers count themselves.
+        Some(_) => None,
+    }
+}
+
+fn quiet(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+/// Request id, request span (with trace-context propagation) and route counting.
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+    let start = Instant::now();
+    let id = request_id(req.headers().get(REQUEST_ID));
+    req.extensions_mut().insert(RequestId(id.clone()));
+    // Probes and scrapes get no span (they would drown the traces).
+    let span = if quiet(req.path()) {
+        Span::none()
+    } else {
+        let s = info_span!(
+            "request",
+            otel.kind = "server",
+            otel.name = field::Empty,
+            http.request.method = %req.method(),
+            http.route = field::Empty,
+            http.response.status_code = field::Empty,
+            request_id = %id,
+        );
+        if otel_enabled() {
+            set_remote_parent(&s, req.headers());
+        }
+        s
+    };
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let mut res = next.call(req).instrument(span.clone()).await?;
+    let status = res.status();
+    let pattern = res.request().match_pattern();
+    let method = res.request().method().clone();
+    if !span.is_none() {
+        let route = pattern.as_deref().unwrap_or("/{signature}/{options}/{source}");
+        span.record("http.route", route);
+        span.record("otel.name", format!("{method} {route}"));
+        span.record("http.response.status_code", status.as_u16());
+    }
+    if let (Some(st), Some(label)) = (state, route_label(pattern.as_deref(), &method)) {
+        st.metrics.http_requests.with_label_values(&[label, status.as_str()]).inc();
+        st.metrics.request_seconds.with_label_values(&[label]).observe(start.elapsed().as_secs_f64());
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), v);
+    }
+    Ok(res)
+}
+
+/// Binds the metrics listener (`IMAGO_METRICS_BIND`) when configured.
+pub fn metrics_listener(cfg: &crate::config::Config) -> Result<Option<std::net::TcpListener>, String> {
+    let s = crate::analytics::Settings::from_raw(&cfg.raw).map_err(|(k, m)| format!("{k}: {m}"))?;
+    match s.metrics_bind {
+        None => Ok(None),
+        Some(a) => std::net::TcpListener::bind(a)
+            .map(Some)
+            .map_err(|e| format!("cannot listen on {a} (IMAGO_METRICS_BIND): {e}")),
+    }
+}
+
+async fn metrics_only(st: web::Data<AppState>) -> actix_web::HttpResponse {
+    crate::server::metrics_response(&st)
+}
+
+async fn metrics_not_found() -> actix_web::HttpResponse {
+    actix_web::ResponseError::error_response(&crate::error::Error::NotFound)
+}
+
+/// Serves `GET /metrics` on its own small server (one worker, no signal handling of its own: it
+/// is stopped last, by [`AppState::shutdown`], so Prometheus can scrape during the drain).
+pub fn serve_metrics(
+    listener: Option<std::net::TcpListener>,
+    state: &web::Data<AppState>,
+) -> Result<Option<std::net::SocketAddr>, String> {
+    let Some(listener) = listener else { return Ok(None) };
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Handle::try_current().map_err(|_| "the metrics listener needs a Tokio runtime")?;
+    let data = state.clone();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .wrap(actix_web::middleware::from_fn(middleware))
+            .app_data(data.clone())
+            .route("/metrics", web::get().to(metrics_only))
+            .default_service(web::to(metrics_not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(listener)
+    .map_err(|e| e.to_string())?
+    .run();
+    state.analytics.set_metrics_server(server.handle());
+    rt.spawn(server);
+    Ok(Some(addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn otlp_from_vars() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())
+        };
+        assert_eq!(Otlp::from_vars(vars(&[])), Otlp::Off);
+        assert_eq!(Otlp::from_vars(vars(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "")])), Otlp::Off);
+        assert_eq!(Otlp::from_vars(vars(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")])), Otlp::FromEnv);
+        assert_eq!(Otlp::from_vars(vars(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c/v1/traces")])), Otlp::FromEnv);
+        assert_eq!(
+            Otlp::from_vars(vars(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_SDK_DISABLED", "true")])),
+            Otlp::Off
+        );
+        assert_eq!(
+            Otlp::from_vars(vars(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_TRACES_EXPORTER", "none")])),
+            Otlp::Off
+        );
+    }
+
+    #[test]
+    fn request_ids_are_kept_or_made() {
+        let kept = request_id(Some(&HeaderValue::from_static("abc-123_x.y:z")));
+        assert_eq!(kept, "abc-123_x.y:z");
+        let made = request_id(Some(&HeaderValue::from_static("has space")));
+        assert_eq!(made.len(), 26, "{made}");
+        assert_ne!(request_id(None), request_id(None));
+        let long = "a".repeat(129);
+        assert_eq!(request_id(Some(&HeaderValue::from_str(&long).unwrap())).len(), 26);
+    }
+
+    #[test]
+    fn route_labels() {
+        use actix_web::http::Method;
+        assert_eq!(route_label(Some("/healthz"), &Method::GET), Some("healthz"));
+        assert_eq!(route_label(Some("/v1/analytics/report"), &Method::GET), Some("analytics"));
+        assert_eq!(route_label(Some("/{tail:.*}"), &Method::GET), None);
+        assert_eq!(route_label(Some("/{tail:.*}"), &Method::POST), Some("other"));
+        assert_eq!(route_label(Some("/v1/uploads"), &Method::POST), None);
+        assert_eq!(route_label(None, &Method::GET), None);
+        assert_eq!(route_label(None, &Method::DELETE), Some("other"));
+    }
+}

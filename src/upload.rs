@@ -1,0 +1,973 @@
+//! Uploads (SPEC §10): upload tickets, the embedded store's presigned targets, image info and
+//! delete.
+//!
+//! * `POST /v1/uploads` (API key) issues a ticket: the **server** picks the object key
+//!   (`{prefix}/{yyyy}/{mm}/{dd}/{ulid}.{ext}`, or `{prefix}/sha256/{hex}.{ext}` when the client
+//!   sends the file's digest), so clients can never choose or overwrite a path.
+//! * S3 mode (`IMAGO_S3_ENDPOINT` + `IMAGO_S3_BUCKET`): the ticket is a presigned PUT (signed
+//!   Content-Type, Content-Length, checksum) or a presigned POST policy; the bytes go straight
+//!   to the store ([`crate::store`]).
+//! * Embedded mode (the local store, the default): imago hosts the presigned target itself
+//!   (`PUT /v1/uploads/{key}?…&signature=…`, `POST /v1/uploads/form`), checks the signature,
+//!   expiry, size, type and magic bytes before anything is stored, and commits the file with an
+//!   atomic no-replace rename ([`ingest`]).
+//!
+//! [`Uploads::issue`] is the one ticket code path: the HTTP handler and `imago presign` both call
+//! it. Handlers live in [`handlers`], the embedded writer in [`ingest`], `/info` in [`info`].
+
+pub mod handlers;
+pub mod info;
+pub mod ingest;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use actix_web::http::StatusCode;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
+use base64::Engine;
+use governor::clock::{Clock, DefaultClock};
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use hmac::{Hmac, Mac};
+use imago_signing::{Signer, UrlBuilder};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use subtle::{ConditionallySelectable, ConstantTimeEq};
+
+use crate::config::{Config, RawConfig};
+use crate::store::{ObjectSpec, S3Store};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Temp files of embedded uploads live here, under the local root; reads never reach it
+/// ([`crate::source::Sources::local_path`] refuses keys under it).
+pub const INCOMING_DIR: &str = ".incoming";
+
+/// Why an upload request was refused. Each has a stable code (SPEC §10).
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("the upload is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("unsupported content type `{0}` (allowed: {1})")]
+    UnsupportedContentType(String, String),
+    #[error("Content-Type must be `{0}`, as in the ticket")]
+    ContentTypeMismatch(String),
+    #[error("the body is not a {0} image")]
+    NotAnImage(String),
+    #[error("too many upload tickets for this API key: retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    #[error("this upload ticket expired")]
+    Expired,
+    #[error("invalid upload signature")]
+    InvalidSignature,
+    #[error("a different object already exists at this key")]
+    Exists,
+    #[error("the body does not match the ticket's sha256")]
+    ChecksumMismatch,
+    #[error("the body has {got} bytes, the ticket says {expected}")]
+    LengthMismatch { expected: u64, got: u64 },
+    #[error("the upload body ended early")]
+    Incomplete,
+    #[error("the upload body did not arrive within {0} s")]
+    Timeout(u64),
+    #[error("no image at this key")]
+    NotFound,
+    #[error("storage failed: {0}")]
+    Storage(String),
+}
+
+impl UploadError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            UploadError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            UploadError::InvalidRequest(_) | UploadError::LengthMismatch { .. } | UploadError::Incomplete => {
+                StatusCode::BAD_REQUEST
+            }
+            UploadError::Forbidden(_) | UploadError::Expired | UploadError::InvalidSignature => StatusCode::FORBIDDEN,
+            UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            UploadError::UnsupportedContentType(..) | UploadError::ContentTypeMismatch(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            UploadError::NotAnImage(_) | UploadError::ChecksumMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            UploadError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            UploadError::Exists => StatusCode::CONFLICT,
+            UploadError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            UploadError::NotFound => StatusCode::NOT_FOUND,
+            UploadError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            UploadError::Unauthorized(_) => "unauthorized",
+            UploadError::InvalidRequest(_) => "invalid-request",
+            UploadError::Forbidden(_) => "forbidden",
+            UploadError::TooLarge { .. } => "too-large",
+            UploadError::UnsupportedContentType(..) => "unsupported-content-type",
+            UploadError::ContentTypeMismatch(_) => "content-type-mismatch",
+            UploadError::NotAnImage(_) => "not-an-image",
+            UploadError::RateLimited { .. } => "rate-limited",
+            UploadError::Expired => "upload-expired",
+            UploadError::InvalidSignature => "invalid-signature",
+            UploadError::Exists => "exists",
+            UploadError::ChecksumMismatch => "checksum-mismatch",
+            UploadError::LengthMismatch { .. } => "length-mismatch",
+            UploadError::Incomplete => "incomplete-body",
+            UploadError::Timeout(_) => "upload-timeout",
+            UploadError::NotFound => "not-found",
+            UploadError::Storage(_) => "storage-unavailable",
+        }
+    }
+
+    pub fn public_message(&self) -> String {
+        match self {
+            UploadError::Storage(_) => "storage is unavailable".into(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            UploadError::RateLimited { retry_after } => Some(*retry_after),
+            UploadError::Storage(_) => Some(1),
+            _ => None,
+        }
+    }
+}
+
+/// One accepted content type.
+#[derive(Debug)]
+pub struct ImageType {
+    pub mime: &'static str,
+    /// Extension used in keys.
+    pub ext: &'static str,
+    /// Other extensions a filename may carry for this type (kept in the key when given).
+    pub alt_ext: &'static [&'static str],
+    /// What [`crate::transform::sniff`] says for these bytes (`svg` is checked separately).
+    pub sniff: &'static str,
+}
+
+/// Every type uploads accept (SVG only with `IMAGO_UPLOAD_ALLOW_SVG`).
+pub const IMAGE_TYPES: &[ImageType] = &[
+    ImageType { mime: "image/jpeg", ext: "jpg", alt_ext: &["jpeg", "jpe"], sniff: "jpeg" },
+    ImageType { mime: "image/png", ext: "png", alt_ext: &[], sniff: "png" },
+    ImageType { mime: "image/webp", ext: "webp", alt_ext: &[], sniff: "webp" },
+    ImageType { mime: "image/avif", ext: "avif", alt_ext: &[], sniff: "heif" },
+    ImageType { mime: "image/heic", ext: "heic", alt_ext: &[], sniff: "heif" },
+    ImageType { mime: "image/heif", ext: "heif", alt_ext: &["heic"], sniff: "heif" },
+    ImageType { mime: "image/gif", ext: "gif", alt_ext: &[], sniff: "gif" },
+    ImageType { mime: "image/jxl", ext: "jxl", alt_ext: &[], sniff: "jxl" },
+    ImageType { mime: "image/tiff", ext: "tiff", alt_ext: &["tif"], sniff: "tiff" },
+    ImageType { mime: "image/svg+xml", ext: "svg", alt_ext: &[], sniff: "svg" },
+];
+
+/// Checks the first bytes of a body against the declared type: `Ok` when they are that kind of
+/// image. Runs before anything is stored.
+pub fn check_magic(t: &ImageType, head: &[u8]) -> Result<(), UploadError> {
+    if t.sniff == "svg" {
+        let text = String::from_utf8_lossy(&head[..head.len().min(4096)]).to_ascii_lowercase();
+        let t = text.trim_start_matches('\u{feff}').trim_start();
+        if (t.starts_with("<?xml") || t.starts_with("<svg") || t.starts_with("<!--")) && text.contains("<svg") {
+            return Ok(());
+        }
+        return Err(UploadError::NotAnImage("SVG".into()));
+    }
+    match crate::transform::sniff(head) {
+        Some(s) if s == t.sniff => Ok(()),
+        Some(s) => Err(UploadError::ContentTypeMismatch(format!("{} (the body is {s})", t.mime))),
+        None => Err(UploadError::NotAnImage(t.mime.trim_start_matches("image/").to_uppercase())),
+    }
+}
+
+/// Upload settings, validated once at start-up.
+#[derive(Clone, Debug)]
+pub struct UploadSettings {
+    pub api_keys: Vec<String>,
+    pub public_url: String,
+    pub prefixes: Vec<String>,
+    pub max_bytes: u64,
+    pub ttl: Duration,
+    pub allow_svg: bool,
+    pub rate_per_sec: f64,
+    pub burst: u32,
+    pub fsync: bool,
+    pub body_timeout: Duration,
+    pub cors_origins: Vec<String>,
+    pub info_max_age: u64,
+    pub s3_if_none_match: bool,
+}
+
+fn clean_prefix(p: &str) -> Option<String> {
+    let p = p.trim().trim_matches('/');
+    let ok = !p.is_empty()
+        && p.len() <= 200
+        && p.split('/').all(|s| {
+            !s.is_empty()
+                && !s.starts_with('.')
+                && s != "sha256"
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        });
+    ok.then(|| p.to_string())
+}
+
+impl UploadSettings {
+    /// Reads and checks the upload settings; errors name the setting.
+    pub fn from_raw(r: &RawConfig) -> Result<UploadSettings, (&'static str, String)> {
+        let api_keys = r.api_keys.strings();
+        if let Some(k) = api_keys.iter().find(|k| k.len() < 16) {
+            let _ = k;
+            return Err(("IMAGO_API_KEYS", "each API key must be at least 16 characters".into()));
+        }
+        let public_url = match &r.public_url {
+            Some(u) => {
+                let parsed =
+                    url::Url::parse(u).map_err(|e| ("IMAGO_PUBLIC_URL", format!("`{u}` is not a URL: {e}")))?;
+                if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
+                    return Err(("IMAGO_PUBLIC_URL", "must be an http(s) URL without a query".into()));
+                }
+                u.trim_end_matches('/').to_string()
+            }
+            None => format!("http://{}", r.bind),
+        };
+        let mut prefixes = Vec::new();
+        for p in r.upload_prefixes.strings() {
+            let c = clean_prefix(&p).ok_or((
+                "IMAGO_UPLOAD_PREFIXES",
+                format!("`{p}` is not a key prefix (segments of A-Z a-z 0-9 - _ ., not starting with `.`)"),
+            ))?;
+            if !prefixes.contains(&c) {
+                prefixes.push(c);
+            }
+        }
+        if prefixes.is_empty() {
+            return Err(("IMAGO_UPLOAD_PREFIXES", "at least one prefix is needed".into()));
+        }
+        if r.upload_max_bytes == 0 {
+            return Err(("IMAGO_UPLOAD_MAX_BYTES", "must be positive".into()));
+        }
+        if !(1..=7 * 24 * 3600).contains(&r.upload_ttl_secs) {
+            return Err(("IMAGO_UPLOAD_TTL_SECS", "must be 1 to 604800 (S3's presign limit)".into()));
+        }
+        if !r.upload_rate_per_sec.is_finite() || r.upload_rate_per_sec < 0.0 {
+            return Err(("IMAGO_UPLOAD_RATE_PER_SEC", "must be 0 (no limit) or positive".into()));
+        }
+        if r.upload_burst == 0 {
+            return Err(("IMAGO_UPLOAD_BURST", "must be at least 1".into()));
+        }
+        if r.upload_body_timeout_secs == 0 {
+            return Err(("IMAGO_UPLOAD_BODY_TIMEOUT_SECS", "must be positive".into()));
+        }
+        let cors_origins = r.cors_origins.strings();
+        for o in &cors_origins {
+            if o != "*" && url::Url::parse(o).map(|u| u.origin().ascii_serialization() != *o).unwrap_or(true) {
+                return Err((
+                    "IMAGO_CORS_ORIGINS",
+                    format!("`{o}` is not an origin like https://app.example.com (or `*`)"),
+                ));
+            }
+        }
+        Ok(UploadSettings {
+            api_keys,
+            public_url,
+            prefixes,
+            max_bytes: r.upload_max_bytes,
+            ttl: Duration::from_secs(r.upload_ttl_secs),
+            allow_svg: r.upload_allow_svg,
+            rate_per_sec: r.upload_rate_per_sec,
+            burst: r.upload_burst,
+            fsync: r.upload_fsync,
+            body_timeout: Duration::from_secs(r.upload_body_timeout_secs),
+            cors_origins,
+            info_max_age: r.info_max_age_secs,
+            s3_if_none_match: r.upload_s3_if_none_match,
+        })
+    }
+
+    fn image_type(&self, content_type: &str) -> Result<&'static ImageType, UploadError> {
+        let ct = content_type.trim().to_ascii_lowercase();
+        IMAGE_TYPES.iter().find(|t| t.mime == ct && (t.sniff != "svg" || self.allow_svg)).ok_or_else(|| {
+            let allowed: Vec<&str> =
+                IMAGE_TYPES.iter().filter(|t| t.sniff != "svg" || self.allow_svg).map(|t| t.mime).collect();
+            UploadError::UnsupportedContentType(content_type.to_string(), allowed.join(", "))
+        })
+    }
+}
+
+/// `POST /v1/uploads` body.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketRequest {
+    pub content_type: String,
+    #[serde(default)]
+    pub content_length: Option<u64>,
+    #[serde(default)]
+    pub filename: Option<String>,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// `PUT` (default) or `POST`.
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// Name/value pairs that serialize as a JSON object in their order (S3 wants the file last,
+/// and clients send `fields` in object order).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pairs(pub Vec<(String, String)>);
+
+impl Serialize for Pairs {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl Pairs {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// An upload ticket (the `201` body). Its `method`/`url`/`fields`/`headers` are exactly what a
+/// browser sends, so it also is a valid return value of Uppy's `getUploadParameters`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ticket {
+    pub id: String,
+    pub key: String,
+    pub method: &'static str,
+    pub url: String,
+    pub fields: Pairs,
+    pub headers: Pairs,
+    pub expires_at: String,
+    pub max_bytes: u64,
+    pub source: String,
+    pub image_url: String,
+    pub info_url: String,
+    pub exists: bool,
+}
+
+/// Upload method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Put,
+    Post,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Put => "PUT",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// Where uploads go.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// The embedded store: imago receives the bytes into the local root.
+    Local,
+    /// The object store's default bucket: the client sends the bytes there.
+    S3(S3Store),
+}
+
+impl Backend {
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Backend::Local => "embedded",
+            Backend::S3(_) => "s3",
+        }
+    }
+}
+
+/// The ticket plan: everything decided before any I/O.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub id: String,
+    pub key: String,
+    pub image_type: &'static ImageType,
+    pub method: Method,
+    pub length: Option<u64>,
+    pub max_bytes: u64,
+    pub sha256: Option<[u8; 32]>,
+    pub disposition: Option<String>,
+}
+
+/// What an embedded upload target carries (query string of the PUT, fields of the POST form),
+/// all covered by the signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmbeddedGrant {
+    pub method: Method,
+    pub key: String,
+    pub content_type: String,
+    pub max_bytes: u64,
+    pub length: Option<u64>,
+    pub expires: i64,
+    pub sha256: Option<String>,
+}
+
+impl EmbeddedGrant {
+    /// The signed string: one field per line, fixed order, versioned.
+    fn canonical(&self) -> String {
+        format!(
+            "imago-upload-v1\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+            self.method.name(),
+            self.key,
+            self.content_type,
+            self.max_bytes,
+            self.length.map(|l| l.to_string()).unwrap_or_default(),
+            self.expires,
+            self.sha256.as_deref().unwrap_or("")
+        )
+    }
+
+    /// The fields that travel with it, in order (`signature` last).
+    pub fn fields(&self, signature: &str) -> Vec<(String, String)> {
+        let mut v = vec![("ct".to_string(), self.content_type.clone()), ("max".to_string(), self.max_bytes.to_string())];
+        if let Some(l) = self.length {
+            v.push(("len".into(), l.to_string()));
+        }
+        if let Some(s) = &self.sha256 {
+            v.push(("sha256".into(), s.clone()));
+        }
+        v.push(("expires".into(), self.expires.to_string()));
+        v.push(("signature".into(), signature.to_string()));
+        v
+    }
+}
+
+/// The key that signs embedded upload targets: derived from imago's first URL key pair with a
+/// label no image path can equal (image paths start with `/`), so an upload signature is never
+/// a valid image URL signature and vice versa.
+#[derive(Clone)]
+pub struct GrantKey([u8; 32]);
+
+impl std::fmt::Debug for GrantKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GrantKey([redacted])")
+    }
+}
+
+impl GrantKey {
+    pub fn derive(signer: &Signer) -> Result<GrantKey, String> {
+        let full = signer.clone().with_signature_size(32).map_err(|e| e.to_string())?;
+        let mac = URL_SAFE_NO_PAD.decode(full.sign("imago-upload-grant-key-v1")).map_err(|e| e.to_string())?;
+        let arr: [u8; 32] = mac.try_into().map_err(|_| "derived key is not 32 bytes".to_string())?;
+        Ok(GrantKey(arr))
+    }
+
+    fn mac(&self, g: &EmbeddedGrant) -> [u8; 32] {
+        let mut m = match HmacSha256::new_from_slice(&self.0) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC accepts any key length"),
+        };
+        m.update(g.canonical().as_bytes());
+        m.finalize().into_bytes().into()
+    }
+
+    pub fn sign(&self, g: &EmbeddedGrant) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac(g))
+    }
+
+    /// Constant-time check of a signature.
+    pub fn verify(&self, g: &EmbeddedGrant, signature: &str) -> bool {
+        let Ok(given) = URL_SAFE_NO_PAD.decode(signature.trim_end_matches('=')) else {
+            return false;
+        };
+        let want = self.mac(g);
+        given.len() == want.len() && bool::from(want.ct_eq(&given[..]))
+    }
+}
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
+
+/// Everything the upload endpoints share (one field of `AppState`).
+pub struct Uploads {
+    pub settings: UploadSettings,
+    pub backend: Backend,
+    pub grant_key: GrantKey,
+    signer: Signer,
+    /// SHA-256 of each API key (compared in constant time).
+    key_digests: Vec<[u8; 32]>,
+    limiters: Vec<Limiter>,
+    pub ingest: ingest::Ingest,
+}
+
+impl std::fmt::Debug for Uploads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Uploads").field("backend", &self.backend).field("api_keys", &self.key_digests.len()).finish()
+    }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// RFC 6266 `inline` Content-Disposition with an ASCII fallback and the UTF-8 name.
+fn content_disposition(name: &str) -> String {
+    const ATTR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'!')
+        .remove(b'#')
+        .remove(b'$')
+        .remove(b'&')
+        .remove(b'+')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'^')
+        .remove(b'_')
+        .remove(b'`')
+        .remove(b'|')
+        .remove(b'~');
+    let ascii: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' }).collect();
+    let enc = percent_encoding::utf8_percent_encode(name, ATTR);
+    format!("inline; filename=\"{ascii}\"; filename*=UTF-8''{enc}")
+}
+
+impl Uploads {
+    /// Builds the upload state (creates the local root and `.incoming/` when missing).
+    pub fn new(cfg: &Config) -> Result<Uploads, String> {
+        let settings = UploadSettings::from_raw(&cfg.raw).map_err(|(s, m)| format!("{s}: {m}"))?;
+        let r = &cfg.raw;
+        std::fs::create_dir_all(&r.local_root)
+            .map_err(|e| format!("IMAGO_LOCAL_ROOT {}: {e}", r.local_root.display()))?;
+        let local_root = std::fs::canonicalize(&r.local_root)
+            .map_err(|e| format!("IMAGO_LOCAL_ROOT {}: {e}", r.local_root.display()))?;
+        let timeout = Duration::from_millis(r.fetch_timeout_ms);
+        let store_client = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
+        let backend = match (&cfg.s3, &cfg.raw.s3_bucket) {
+            (Some(s3), Some(bucket)) => Backend::S3(S3Store::new(s3, bucket, store_client)?),
+            _ => Backend::Local,
+        };
+        let signer = cfg.verifier.signer();
+        let grant_key = GrantKey::derive(&signer)?;
+        let key_digests = settings.api_keys.iter().map(|k| Sha256::digest(k.as_bytes()).into()).collect();
+        let limiters = match settings.rate_per_sec {
+            r if r > 0.0 => {
+                let period = Duration::from_secs_f64(1.0 / r).max(Duration::from_nanos(1));
+                let burst = NonZeroU32::new(settings.burst).unwrap_or(NonZeroU32::MIN);
+                let quota = Quota::with_period(period).ok_or("IMAGO_UPLOAD_RATE_PER_SEC: too high")?.allow_burst(burst);
+                settings.api_keys.iter().map(|_| RateLimiter::direct(quota)).collect()
+            }
+            _ => Vec::new(),
+        };
+        let ingest = ingest::Ingest::new(local_root, settings.fsync, settings.body_timeout)?;
+        Ok(Uploads { settings, backend, grant_key, signer, key_digests, limiters, ingest })
+    }
+
+    /// Which API key (index) the `Authorization: Bearer …` header carries. Every configured key
+    /// is compared (constant time, no early exit).
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<usize, UploadError> {
+        if self.key_digests.is_empty() {
+            return Err(UploadError::Unauthorized("no API keys are configured (IMAGO_API_KEYS)"));
+        }
+        let given = authorization
+            .and_then(|h| {
+                let (scheme, rest) = h.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            })
+            .filter(|k| !k.is_empty())
+            .ok_or(UploadError::Unauthorized("send `Authorization: Bearer <API key>`"))?;
+        let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+        let mut found = subtle::Choice::from(0u8);
+        let mut index = 0u32;
+        for (i, k) in self.key_digests.iter().enumerate() {
+            let eq = k.ct_eq(&digest);
+            index = u32::conditional_select(&index, &(i as u32), eq);
+            found |= eq;
+        }
+        if bool::from(found) {
+            Ok(index as usize)
+        } else {
+            Err(UploadError::Unauthorized("unknown API key"))
+        }
+    }
+
+    /// Takes one ticket from the key's token bucket.
+    pub fn take_token(&self, key_index: usize) -> Result<(), UploadError> {
+        let Some(lim) = self.limiters.get(key_index) else {
+            return Ok(());
+        };
+        lim.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            UploadError::RateLimited { retry_after: wait.as_secs_f64().ceil().max(1.0) as u64 }
+        })
+    }
+
+    /// The proxy source string of a key.
+    pub fn source_of(&self, key: &str) -> String {
+        match &self.backend {
+            Backend::Local => format!("local:///{key}"),
+            Backend::S3(s) => format!("s3://{}/{key}", s.bucket_name()),
+        }
+    }
+
+    /// A signed read URL (no options) of a key.
+    pub fn image_url(&self, key: &str) -> Result<String, UploadError> {
+        let path = UrlBuilder::new()
+            .sign(&self.signer, &self.source_of(key))
+            .map_err(|e| UploadError::InvalidRequest(e.to_string()))?;
+        Ok(format!("{}{}", self.settings.public_url, path))
+    }
+
+    /// Decides the key, method and limits of a ticket (pure: no I/O).
+    pub fn plan(&self, req: &TicketRequest, now: &Timestamp) -> Result<Plan, UploadError> {
+        let s = &self.settings;
+        let image_type = s.image_type(&req.content_type)?;
+        let prefix = match &req.prefix {
+            None => s.prefixes[0].clone(),
+            Some(p) => {
+                let c = clean_prefix(p)
+                    .ok_or_else(|| UploadError::InvalidRequest(format!("prefix `{p}` is not a key prefix")))?;
+                if !s.prefixes.contains(&c) {
+                    return Err(UploadError::Forbidden(format!(
+                        "prefix `{c}` is not allowed (IMAGO_UPLOAD_PREFIXES: {})",
+                        s.prefixes.join(", ")
+                    )));
+                }
+                c
+            }
+        };
+        if let Some(l) = req.content_length {
+            if l > s.max_bytes {
+                return Err(UploadError::TooLarge { limit: s.max_bytes });
+            }
+            if l == 0 {
+                return Err(UploadError::InvalidRequest("content_length must be at least 1".into()));
+            }
+        }
+        let sha256 = match &req.sha256 {
+            None => None,
+            Some(h) => {
+                let bytes = hex::decode(h.trim()).ok().filter(|b| b.len() == 32).ok_or_else(|| {
+                    UploadError::InvalidRequest("sha256 must be 64 hex digits (the file's SHA-256)".into())
+                })?;
+                let mut a = [0u8; 32];
+                a.copy_from_slice(&bytes);
+                Some(a)
+            }
+        };
+        let method = match req.method.as_deref().map(str::to_ascii_uppercase).as_deref() {
+            None => {
+                // Only a POST policy can bound the size of an upload of unknown length to S3.
+                if matches!(self.backend, Backend::S3(_)) && req.content_length.is_none() {
+                    Method::Post
+                } else {
+                    Method::Put
+                }
+            }
+            Some("PUT") => Method::Put,
+            Some("POST") => Method::Post,
+            Some(other) => {
+                return Err(UploadError::InvalidRequest(format!("method must be PUT or POST, not `{other}`")))
+            }
+        };
+        if method == Method::Put && matches!(self.backend, Backend::S3(_)) && req.content_length.is_none() {
+            return Err(UploadError::InvalidRequest(
+                "content_length is required for PUT uploads to the object store (or use method POST)".into(),
+            ));
+        }
+        let mut ext = image_type.ext;
+        let mut disposition = None;
+        if let Some(name) = &req.filename {
+            if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) || name.contains(['/', '\\'])
+            {
+                return Err(UploadError::InvalidRequest(
+                    "filename must be 1-255 bytes without control characters or slashes".into(),
+                ));
+            }
+            if let Some((_, e)) = name.rsplit_once('.') {
+                let e = e.to_ascii_lowercase();
+                if let Some(alt) = image_type.alt_ext.iter().find(|a| **a == e) {
+                    ext = alt;
+                }
+            }
+            disposition = Some(content_disposition(name));
+        }
+        let millis = now.as_millisecond().max(0) as u64;
+        let ulid = ulid::Ulid::from_parts(millis, rand::random::<u128>());
+        let key = match &sha256 {
+            Some(d) => format!("{prefix}/sha256/{}.{ext}", hex::encode(d)),
+            None => {
+                let day = now.strftime("%Y/%m/%d");
+                format!("{prefix}/{day}/{}.{ext}", ulid.to_string().to_ascii_lowercase())
+            }
+        };
+        Ok(Plan {
+            id: format!("upl_{ulid}"),
+            key,
+            image_type,
+            method,
+            length: req.content_length,
+            max_bytes: req.content_length.unwrap_or(s.max_bytes),
+            sha256,
+            disposition,
+        })
+    }
+
+    /// Builds the ticket of a plan (pure: no I/O).
+    pub fn ticket(&self, plan: &Plan, exists: bool, now: &Timestamp) -> Result<Ticket, UploadError> {
+        let s = &self.settings;
+        let expires = now.as_second() + s.ttl.as_secs() as i64;
+        let (url, fields, headers) = match &self.backend {
+            Backend::S3(store) => {
+                let spec = ObjectSpec {
+                    key: &plan.key,
+                    content_type: plan.image_type.mime,
+                    length: plan.length,
+                    max_bytes: plan.max_bytes,
+                    sha256_b64: plan.sha256.map(|d| B64.encode(d)),
+                    disposition: plan.disposition.as_deref(),
+                    // Digest keys may be rewritten with the same (checksum-verified) bytes.
+                    no_overwrite: s.s3_if_none_match && plan.sha256.is_none(),
+                };
+                match plan.method {
+                    Method::Put => {
+                        let t = store.presign_put(&spec, s.ttl, now);
+                        (t.url.to_string(), Pairs::default(), Pairs(t.headers))
+                    }
+                    Method::Post => {
+                        let t = store.presign_post(&spec, s.ttl, now);
+                        (t.url.to_string(), Pairs(t.fields), Pairs::default())
+                    }
+                }
+            }
+            Backend::Local => {
+                let grant = EmbeddedGrant {
+                    method: plan.method,
+                    key: plan.key.clone(),
+                    content_type: plan.image_type.mime.to_string(),
+                    max_bytes: plan.max_bytes,
+                    length: plan.length,
+                    expires,
+                    sha256: plan.sha256.map(hex::encode),
+                };
+                let sig = self.grant_key.sign(&grant);
+                match plan.method {
+                    Method::Put => {
+                        let mut u = url::Url::parse(&format!("{}/v1/uploads/{}", s.public_url, plan.key))
+                            .map_err(|e| UploadError::InvalidRequest(e.to_string()))?;
+                        u.query_pairs_mut().extend_pairs(grant.fields(&sig));
+                        let headers = Pairs(vec![("Content-Type".into(), grant.content_type.clone())]);
+                        (u.to_string(), Pairs::default(), headers)
+                    }
+                    Method::Post => {
+                        let mut f = vec![("key".to_string(), plan.key.clone())];
+                        f.extend(grant.fields(&sig).into_iter().map(|(k, v)| match k.as_str() {
+                            "ct" => ("Content-Type".to_string(), v),
+                            _ => (k, v),
+                        }));
+                        (format!("{}/v1/uploads/form", s.public_url), Pairs(f), Pairs::default())
+                    }
+                }
+            }
+        };
+        let expires_at = Timestamp::from_second(expires)
+            .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .map_err(|e| UploadError::InvalidRequest(e.to_string()))?;
+        Ok(Ticket {
+            id: plan.id.clone(),
+            key: plan.key.clone(),
+            method: plan.method.name(),
+            url,
+            fields,
+            headers,
+            expires_at,
+            max_bytes: plan.max_bytes,
+            source: self.source_of(&plan.key),
+            image_url: self.image_url(&plan.key)?,
+            info_url: format!("{}/v1/images/{}/info", s.public_url, plan.key),
+            exists,
+        })
+    }
+
+    /// True when an object exists at `key` (local file or S3 object).
+    pub async fn exists(&self, key: &str) -> Result<bool, UploadError> {
+        match &self.backend {
+            Backend::Local => Ok(self.ingest.stat(key).await?.is_some()),
+            Backend::S3(s) => s.head(key).await.map(|m| m.is_some()).map_err(|e| UploadError::Storage(e.to_string())),
+        }
+    }
+
+    /// The ticket code path shared by `POST /v1/uploads` and `imago presign`: plan, then (with a
+    /// digest) look for an existing object, then sign.
+    pub async fn issue(&self, req: &TicketRequest, now: &Timestamp) -> Result<Ticket, UploadError> {
+        let plan = self.plan(req, now)?;
+        let exists = if plan.sha256.is_some() { self.exists(&plan.key).await? } else { false };
+        self.ticket(&plan, exists, now)
+    }
+}
+
+/// Shared state handle for handlers.
+pub type SharedUploads = Arc<Uploads>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::List;
+
+    fn cfg(tweak: impl FnOnce(&mut RawConfig)) -> Config {
+        let dir = std::env::temp_dir().join(format!("imago-upload-unit-{}", rand::random::<u64>()));
+        let mut raw = RawConfig {
+            key: List::from_strs(&["aa11"]),
+            salt: List::from_strs(&["bb22"]),
+            api_keys: List::from_strs(&["key-one-0123456789", "key-two-0123456789"]),
+            local_root: dir,
+            ..Default::default()
+        };
+        tweak(&mut raw);
+        raw.validate(false).unwrap()
+    }
+
+    fn uploads(tweak: impl FnOnce(&mut RawConfig)) -> Uploads {
+        Uploads::new(&cfg(tweak)).unwrap()
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_700_000_000).unwrap()
+    }
+
+    #[test]
+    fn keys_are_chosen_by_the_server() {
+        let u = uploads(|_| {});
+        let req = TicketRequest {
+            content_type: "image/jpeg".into(),
+            filename: Some("../../etc/passwd.jpeg".into()),
+            ..Default::default()
+        };
+        assert!(matches!(u.plan(&req, &now()), Err(UploadError::InvalidRequest(_))));
+        let req = TicketRequest { content_type: "image/jpeg".into(), filename: Some("Cat.JPEG".into()), ..Default::default() };
+        let p = u.plan(&req, &now()).unwrap();
+        assert!(p.key.starts_with("uploads/2023/11/14/") && p.key.ends_with(".jpeg"), "{}", p.key);
+        assert_ne!(u.plan(&req, &now()).unwrap().key, p.key, "keys are unique");
+        let req = TicketRequest { content_type: "image/png".into(), sha256: Some("AB".repeat(32)), ..Default::default() };
+        assert_eq!(u.plan(&req, &now()).unwrap().key, format!("uploads/sha256/{}.png", "ab".repeat(32)));
+    }
+
+    #[test]
+    fn refusals_have_codes() {
+        let u = uploads(|r| r.upload_prefixes = List::from_strs(&["avatars", "posts/images"]));
+        let plan = |r: TicketRequest| u.plan(&r, &now()).map(|p| p.key).map_err(|e| e.code());
+        let base = TicketRequest { content_type: "image/webp".into(), ..Default::default() };
+        assert_eq!(plan(TicketRequest { content_type: "text/html".into(), ..base.clone() }), Err("unsupported-content-type"));
+        assert_eq!(
+            plan(TicketRequest { content_type: "image/svg+xml".into(), ..base.clone() }),
+            Err("unsupported-content-type")
+        );
+        assert_eq!(plan(TicketRequest { prefix: Some("other".into()), ..base.clone() }), Err("forbidden"));
+        assert_eq!(plan(TicketRequest { prefix: Some("../x".into()), ..base.clone() }), Err("invalid-request"));
+        assert!(plan(TicketRequest { prefix: Some("/posts/images/".into()), ..base.clone() })
+            .unwrap()
+            .starts_with("posts/images/"));
+        assert_eq!(plan(TicketRequest { content_length: Some(26 * 1024 * 1024), ..base.clone() }), Err("too-large"));
+        assert_eq!(plan(TicketRequest { sha256: Some("xyz".into()), ..base.clone() }), Err("invalid-request"));
+        assert_eq!(plan(TicketRequest { method: Some("PATCH".into()), ..base }), Err("invalid-request"));
+    }
+
+    #[test]
+    fn grants_verify_and_tampering_fails() {
+        let u = uploads(|_| {});
+        let g = EmbeddedGrant {
+            method: Method::Put,
+            key: "uploads/a.jpg".into(),
+            content_type: "image/jpeg".into(),
+            max_bytes: 100,
+            length: None,
+            expires: 2_000_000_000,
+            sha256: None,
+        };
+        let sig = u.grant_key.sign(&g);
+        assert!(u.grant_key.verify(&g, &sig));
+        for bad in [
+            EmbeddedGrant { max_bytes: 101, ..g.clone() },
+            EmbeddedGrant { key: "uploads/b.jpg".into(), ..g.clone() },
+            EmbeddedGrant { method: Method::Post, ..g.clone() },
+            EmbeddedGrant { content_type: "image/png".into(), ..g.clone() },
+            EmbeddedGrant { expires: 2_000_000_001, ..g.clone() },
+            EmbeddedGrant { length: Some(100), ..g.clone() },
+        ] {
+            assert!(!u.grant_key.verify(&bad, &sig), "{bad:?}");
+        }
+        assert!(!u.grant_key.verify(&g, "short"));
+        // The derived key is not the URL key: an image-path signature of the canonical string
+        // does not verify.
+        assert_ne!(u.signer.sign(&g.canonical()), sig);
+    }
+
+    #[test]
+    fn api_keys_and_rate_limit() {
+        let u = uploads(|r| {
+            r.upload_rate_per_sec = 1.0;
+            r.upload_burst = 2;
+        });
+        assert_eq!(u.authenticate(Some("Bearer key-two-0123456789")).unwrap(), 1);
+        assert_eq!(u.authenticate(Some("bearer key-one-0123456789")).unwrap(), 0);
+        for bad in [None, Some("Bearer"), Some("Basic key-one-0123456789"), Some("Bearer key-one-012345678")] {
+            assert_eq!(u.authenticate(bad).unwrap_err().code(), "unauthorized");
+        }
+        assert!(u.take_token(0).is_ok() && u.take_token(0).is_ok());
+        let e = u.take_token(0).unwrap_err();
+        assert_eq!((e.code(), e.retry_after()), ("rate-limited", Some(1)));
+        assert!(u.take_token(1).is_ok(), "buckets are per key");
+    }
+
+    #[test]
+    fn embedded_ticket_shapes() {
+        let u = uploads(|r| r.public_url = Some("https://img.example.com/".into()));
+        let req = TicketRequest { content_type: "image/png".into(), content_length: Some(10), ..Default::default() };
+        let t = u.ticket(&u.plan(&req, &now()).unwrap(), false, &now()).unwrap();
+        assert_eq!(t.method, "PUT");
+        assert!(t.url.starts_with(&format!("https://img.example.com/v1/uploads/{}?ct=image%2Fpng&max=10&len=10&expires=1700000900&signature=", t.key)), "{}", t.url);
+        assert_eq!(t.headers.get("content-type"), Some("image/png"));
+        assert_eq!(t.expires_at, "2023-11-14T22:28:20Z");
+        assert_eq!(t.source, format!("local:///{}", t.key));
+        assert!(t.image_url.starts_with("https://img.example.com/"));
+        assert_eq!(t.info_url, format!("https://img.example.com/v1/images/{}/info", t.key));
+        let req = TicketRequest { method: Some("post".into()), ..req };
+        let t = u.ticket(&u.plan(&req, &now()).unwrap(), false, &now()).unwrap();
+        assert_eq!(t.url, "https://img.example.com/v1/uploads/form");
+        let names: Vec<&str> = t.fields.0.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["key", "Content-Type", "max", "len", "expires", "signature"]);
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(json["fields"]["key"], t.key.as_str());
+        assert_eq!(json["headers"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn magic_bytes() {
+        let jpeg = IMAGE_TYPES.iter().find(|t| t.mime == "image/jpeg").unwrap();
+        assert!(check_magic(jpeg, &[0xFF, 0xD8, 0xFF, 0xE0, 0, 0]).is_ok());
+        assert_eq!(check_magic(jpeg, b"\x89PNG\r\n\x1a\n....").unwrap_err().code(), "content-type-mismatch");
+        assert_eq!(check_magic(jpeg, b"<html>").unwrap_err().code(), "not-an-image");
+        let svg = IMAGE_TYPES.iter().find(|t| t.mime == "image/svg+xml").unwrap();
+        assert!(check_magic(svg, b"<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"/>").is_ok());
+        assert!(check_magic(svg, b"<html><svg>").is_err());
+    }
+
+    #[test]
+    fn content_disposition_is_safe() {
+        assert_eq!(
+            content_disposition("My \"cat\" é.jpg"),
+            "inline; filename=\"My__cat___.jpg\"; filename*=UTF-8''My%20%22cat%22%20%C3%A9.jpg"
+        );
+    }
+}

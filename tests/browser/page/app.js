@@ -1,0 +1,72 @@
+// The page under test: Uppy (@uppy/core + @uppy/aws-s3) uploads the chosen file with the
+// parameters of an imago upload ticket, returned unchanged from getUploadParameters.
+import Uppy from "@uppy/core";
+import AwsS3 from "@uppy/aws-s3";
+
+const params = new URLSearchParams(location.search);
+const run = params.get("run");
+const $ = (id) => document.getElementById(id);
+$("run").textContent = params.get("name") || run;
+
+const result = { ok: false, progress: [], events: [] };
+window.__result = result;
+const finish = (extra) => {
+  Object.assign(result, extra);
+  window.__done = true;
+};
+
+const uppy = new Uppy({ autoProceed: true, restrictions: { maxNumberOfFiles: 1 } });
+uppy.use(AwsS3, {
+  shouldUseMultipart: false,
+  async getUploadParameters(file) {
+    const r = await fetch(`/ticket?run=${run}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ content_type: file.type, content_length: file.size, filename: file.name }),
+    });
+    const text = await r.text();
+    if (!r.ok) throw new Error(`ticket request failed: ${r.status} ${text}`);
+    const ticket = JSON.parse(text);
+    result.ticket = ticket;
+    $("meta").textContent = `${ticket.method} ${ticket.url.split("?")[0]}\nkey: ${ticket.key}`;
+    return ticket; // unchanged: the ticket is the upload parameters
+  },
+});
+
+uppy.on("upload-progress", (file, p) => {
+  if (!p.bytesTotal) return;
+  // A form body is a little larger than the file: clamp the overshoot.
+  const pct = Math.min(100, Math.round((100 * p.bytesUploaded) / p.bytesTotal));
+  result.progress.push(pct);
+  $("progress").value = pct;
+  $("percent").textContent = `${pct}%`;
+  $("status").textContent = `uploading… ${pct}%`;
+});
+uppy.on("upload-success", (file, response) => {
+  result.events.push("upload-success");
+  result.upload_url = response && response.uploadURL;
+  $("status").textContent = "uploaded 100% — loading the signed image URL";
+  const img = $("result");
+  img.onload = () => {
+    $("status").textContent = `done: ${img.naturalWidth}×${img.naturalHeight} from the signed URL`;
+    finish({ ok: true, naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight, final_percent: Number($("progress").value) });
+  };
+  img.onerror = () => finish({ ok: false, error: "the signed image URL did not load" });
+  img.src = result.ticket.image_url;
+});
+uppy.on("upload-error", (file, error, response) => {
+  result.events.push("upload-error");
+  $("status").textContent = `upload failed: ${error && error.message}`;
+  finish({ ok: false, error: String(error && (error.message || error)), status: response && response.status });
+});
+uppy.on("error", (error) => finish({ ok: false, error: String(error && (error.message || error)) }));
+
+$("file").addEventListener("change", (e) => {
+  const f = e.target.files[0];
+  if (!f) return;
+  try {
+    uppy.addFile({ name: f.name, type: f.type, data: f, source: "file input" });
+  } catch (err) {
+    finish({ ok: false, error: `addFile: ${err.message}` });
+  }
+});

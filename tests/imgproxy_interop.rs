@@ -1,0 +1,224 @@
+//! URLs built by the official `@imgproxy/imgproxy-node` package (run with `node` from
+//! `signing/js/node_modules`) with our key and salt are served by imago with the expected output
+//! size and format, for the options both support. `signing/test.sh --prepare` (run by
+//! `make test` / `scripts/test.sh` before `cargo test`) installs the package; when
+//! `node_modules` is absent the test prints why and passes without checking anything.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::*;
+use imago_signing::{Options, SourceEncoding, UrlBuilder};
+use serde_json::{json, Value};
+
+const PHOTO: &str = "orientation/Landscape_1.jpg"; // 1800x1200, EXIF orientation 1
+const SOURCE: &str = "local:///orientation/Landscape_1.jpg";
+
+fn js_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("signing/js")
+}
+
+/// Runs imgproxy-node's `generateImageUrl` for each case; `None` when the package is absent.
+fn imgproxy_node_urls(endpoint: &str, cases: &[Value]) -> Option<Vec<String>> {
+    let dir = js_dir();
+    if !dir.join("node_modules/@imgproxy/imgproxy-node/package.json").exists() {
+        eprintln!(
+            "SKIPPED imgproxy interop: {} is absent; run `signing/test.sh --prepare` (or `make test`) to install it",
+            dir.join("node_modules/@imgproxy/imgproxy-node").display()
+        );
+        return None;
+    }
+    let script = r#"
+const { generateImageUrl } = require("@imgproxy/imgproxy-node");
+let input = "";
+process.stdin.on("data", (d) => (input += d));
+process.stdin.on("end", () => {
+  const req = JSON.parse(input);
+  const urls = req.cases.map((c) =>
+    generateImageUrl({
+      endpoint: req.endpoint,
+      url: { value: c.source, displayAs: c.encoding },
+      options: c.options,
+      key: req.key,
+      salt: req.salt,
+    }),
+  );
+  process.stdout.write(JSON.stringify(urls));
+});
+"#;
+    let mut child = Command::new("node")
+        .arg("-e")
+        .arg(script)
+        .current_dir(&dir)
+        .env("NODE_PATH", dir.join("node_modules"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node must be installed when signing/js/node_modules is present");
+    let req = json!({"endpoint": endpoint, "key": KEY, "salt": SALT, "cases": cases});
+    child.stdin.take().unwrap().write_all(req.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "node failed: {}", String::from_utf8_lossy(&out.stderr));
+    let urls: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(urls.len(), cases.len());
+    Some(urls)
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imgproxy_node_urls_are_served() {
+    // Perceptual quality search is slow in debug builds and not what this test is about.
+    let s = start(&[PHOTO], |c| c.auto_quality = false).await;
+    let later = now() + 3600;
+    // (options, encoding, expected (width, height), expected content type)
+    let cases: Vec<(Value, &str, (u32, u32), &str)> = vec![
+        (json!({"width": 300}), "base64", (300, 200), "image/jpeg"),
+        (json!({"width": 300}), "plain", (300, 200), "image/jpeg"),
+        (json!({"height": 100, "format": "png"}), "base64", (150, 100), "image/png"),
+        (json!({"resize": {"resizing_type": "fill", "width": 300, "height": 300}}), "base64", (300, 300), "image/jpeg"),
+        (json!({"resize": {"resizing_type": "fit", "width": 300, "height": 300}}), "plain", (300, 200), "image/jpeg"),
+        (
+            json!({"resize": {"resizing_type": "force", "width": 100, "height": 300}}),
+            "base64",
+            (100, 300),
+            "image/jpeg",
+        ),
+        (json!({"resize": {"width": 240}}), "base64", (240, 160), "image/jpeg"),
+        (json!({"size": {"width": 400, "height": 100}}), "base64", (150, 100), "image/jpeg"),
+        (json!({"size": {"width": 90, "enlarge": false}}), "plain", (90, 60), "image/jpeg"),
+        (json!({"resizing_type": "fill", "width": 200, "height": 300}), "base64", (200, 300), "image/jpeg"),
+        (
+            json!({"resize": {"resizing_type": "fill", "width": 200, "height": 300}, "gravity": {"type": "sm"}}),
+            "base64",
+            (200, 300),
+            "image/jpeg",
+        ),
+        (
+            json!({"resize": {"resizing_type": "fill", "width": 200, "height": 300}, "gravity": {"type": "fp", "x": 0.2, "y": 0.8}}),
+            "plain",
+            (200, 300),
+            "image/jpeg",
+        ),
+        (
+            json!({"resize": {"resizing_type": "fill", "width": 200, "height": 200}, "gravity": {"type": "nowe", "x_offset": 10, "y_offset": 5}}),
+            "base64",
+            (200, 200),
+            "image/jpeg",
+        ),
+        (
+            json!({"resize": {"resizing_type": "fill", "width": 200, "height": 200}, "gravity": {"type": "we", "y_offset": 5}}),
+            "base64",
+            (200, 200),
+            "image/jpeg",
+        ),
+        (
+            json!({"crop": {"width": 600, "height": 600, "gravity": {"type": "ce"}}, "width": 100}),
+            "base64",
+            (100, 100),
+            "image/jpeg",
+        ),
+        (json!({"crop": {"width": 600, "height": 200}}), "plain", (600, 200), "image/jpeg"),
+        (
+            json!({"crop": {"width": 500, "height": 500, "gravity": {"type": "sm"}}, "width": 50}),
+            "base64",
+            (50, 50),
+            "image/jpeg",
+        ),
+        (json!({"width": 300, "quality": 50, "format": "webp"}), "base64", (300, 200), "image/webp"),
+        (json!({"width": 120, "format": "gif"}), "base64", (120, 80), "image/gif"),
+        (json!({"width": 150, "dpr": 2}), "base64", (300, 200), "image/jpeg"),
+        (
+            json!({"crop": {"width": 300, "height": 200}, "width": 450, "enlarge": true}),
+            "base64",
+            (450, 300),
+            "image/jpeg",
+        ),
+        (
+            json!({"crop": {"width": 300, "height": 200}, "width": 450, "enlarge": false}),
+            "base64",
+            (300, 200),
+            "image/jpeg",
+        ),
+        (
+            json!({"resize": {"resizing_type": "fit", "width": 300, "height": 300, "extend": {"extend": true, "gravity": {"type": "so"}}}}),
+            "base64",
+            (300, 300),
+            "image/jpeg",
+        ),
+        (
+            json!({"resize": {"resizing_type": "fit", "width": 300, "height": 300}, "extend": {"extend": true}}),
+            "plain",
+            (300, 300),
+            "image/jpeg",
+        ),
+        (json!({"width": 300, "padding": 10}), "base64", (320, 220), "image/jpeg"),
+        (json!({"width": 300, "padding": {"top": 10, "left": 20}}), "base64", (330, 220), "image/jpeg"),
+        (json!({"width": 300, "rotate": 90}), "base64", (200, 300), "image/jpeg"),
+        (json!({"width": 300, "rotate": 180, "auto_rotate": false}), "base64", (300, 200), "image/jpeg"),
+        (json!({"width": 300, "blur": 2}), "base64", (300, 200), "image/jpeg"),
+        (json!({"width": 300, "sharpen": 1.5}), "base64", (300, 200), "image/jpeg"),
+        (
+            json!({"width": 300, "padding": 10, "background": "ff0000", "format": "png"}),
+            "base64",
+            (320, 220),
+            "image/png",
+        ),
+        (
+            json!({"width": 300, "padding": 10, "background": {"r": 0, "g": 0, "b": 255}, "format": "png"}),
+            "base64",
+            (320, 220),
+            "image/png",
+        ),
+        (json!({"width": 150, "strip_metadata": false}), "base64", (150, 100), "image/jpeg"),
+        (json!({"width": 150, "strip_metadata": true}), "plain", (150, 100), "image/jpeg"),
+        (json!({"width": 300, "cachebuster": "v2"}), "base64", (300, 200), "image/jpeg"),
+        (json!({"width": 300, "expires": later}), "base64", (300, 200), "image/jpeg"),
+        (
+            json!({"width": 300, "quality": 80, "format": "webp", "expires": later, "cachebuster": "x"}),
+            "plain",
+            (300, 200),
+            "image/webp",
+        ),
+    ];
+    let input: Vec<Value> =
+        cases.iter().map(|(o, enc, _, _)| json!({"source": SOURCE, "encoding": enc, "options": o})).collect();
+    let Some(urls) = imgproxy_node_urls(&s.base, &input) else { return };
+    for ((opts, enc, (w, h), ct), url) in cases.iter().zip(&urls) {
+        let what = format!("{opts} {enc}: {url}");
+        // Same bytes as our own builder (SPEC §5: the SDKs match imgproxy-node byte for byte).
+        let encoding = if *enc == "plain" { SourceEncoding::Plain } else { SourceEncoding::Base64 };
+        let ours = UrlBuilder::from_options(Options::from_json(opts).unwrap()).encoding(encoding);
+        assert_eq!(url, &ours.url(&s.signer, &s.base, SOURCE).unwrap(), "{what}");
+
+        let r = s.get(url).await;
+        if r.status() != 200 {
+            let status = r.status();
+            panic!("{what}: {status} {}", r.text().await.unwrap_or_default());
+        }
+        assert_eq!(r.headers()["content-type"], *ct, "{what}");
+        let img = decode(&r.bytes().await.unwrap());
+        assert_eq!(img.dimensions(), (*w, *h), "{what}");
+        if opts.get("background").is_some() {
+            // The padding is the background colour.
+            let p = img.get_pixel(1, 1);
+            let want = if opts["background"] == "ff0000" { [255, 0, 0] } else { [0, 0, 255] };
+            for c in 0..3 {
+                assert!((p[c] as i32 - want[c]).abs() < 8, "{what}: corner {p:?}");
+            }
+        }
+    }
+
+    // An expired imgproxy-node URL is refused with 410, a tampered one with 403.
+    let input = vec![json!({"source": SOURCE, "encoding": "base64", "options": {"width": 300, "expires": now() - 10}})];
+    let urls = imgproxy_node_urls(&s.base, &input).unwrap();
+    assert_error(s.get(&urls[0]).await, 410, "url-expired").await;
+    assert_error(s.get(&urls[0].replace("w:300", "w:301")).await, 403, "invalid-signature").await;
+}

@@ -1,0 +1,137 @@
+//! Storage faults with a real Garage: stopping it makes reads of uncached variants answer 503
+//! quickly (never hanging), `/readyz` reports not ready, and everything recovers without
+//! restarting imago when Garage comes back.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn garage_script(dir: &std::path::Path, cmd: &str) -> Option<String> {
+    let out = Command::new(fixture_path("../../scripts/garage.sh"))
+        .arg(cmd)
+        .env("IMAGO_GARAGE_DIR", dir)
+        .stderr(Stdio::inherit())
+        .output()
+        .ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+fn parse_env(text: &str) -> std::collections::HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+        .collect()
+}
+
+async fn s3_up(endpoint: &str) -> bool {
+    reqwest::Client::new().get(endpoint).timeout(Duration::from_millis(500)).send().await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garage_down_means_fast_503_and_recovery_without_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gdir = tmp.path().join("garage");
+    let Some(env_text) = garage_script(&gdir, "start") else {
+        assert!(std::env::var("CI").is_err(), "garage is required in CI (scripts/deps.sh test installs it)");
+        eprintln!("SKIP: garage not available");
+        return;
+    };
+    struct Stop(std::path::PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = garage_script(&self.0, "stop");
+        }
+    }
+    let _stop = Stop(gdir.clone());
+    let env = parse_env(&env_text);
+    let (endpoint, bucket) = (env["IMAGO_TEST_S3_ENDPOINT"].clone(), env["IMAGO_TEST_S3_BUCKET"].clone());
+    let (ak, sk) = (env["IMAGO_TEST_S3_ACCESS_KEY_ID"].clone(), env["IMAGO_TEST_S3_SECRET_ACCESS_KEY"].clone());
+    // Put an original straight into the bucket.
+    let b = rusty_s3::Bucket::new(endpoint.parse().unwrap(), rusty_s3::UrlStyle::Path, bucket.clone(), "garage").unwrap();
+    let creds = rusty_s3::Credentials::new(ak.clone(), sk.clone());
+    use rusty_s3::S3Action;
+    let put = b.put_object(Some(&creds), "faults/photo.jpg").sign(Duration::from_secs(60));
+    let r = reqwest::Client::new().put(put).body(fixture("nasa_large.jpg")).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+
+    let s = start(&[], |c| {
+        c.s3_endpoint = Some(endpoint.clone());
+        c.s3_region = "garage".into();
+        c.s3_bucket = Some(bucket.clone());
+        c.s3_access_key_id = Some(ak.clone());
+        c.s3_secret_access_key = Some(sk.clone());
+        c.fetch_timeout_ms = 2000;
+        c.source_cache_mb = 0;
+        c.auto_quality = false;
+    })
+    .await;
+    let src = format!("s3://{bucket}/faults/photo.jpg");
+    assert_eq!(s.get(&s.url("w:100", &src, Some("jpg"))).await.status(), 200);
+    assert_eq!(s.get(&format!("{}/readyz", s.base)).await.status(), 200);
+
+    // Stop Garage (its data stays).
+    let pid = std::fs::read_to_string(gdir.join("pid")).unwrap().trim().to_string();
+    Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    for _ in 0..50 {
+        if !s3_up(&endpoint).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let t = Instant::now();
+    let r = s.get(&s.url("w:101", &src, Some("jpg"))).await;
+    let took = t.elapsed();
+    assert!(r.status() == 503 || r.status() == 502, "{}", r.status());
+    assert!(r.headers().contains_key("retry-after") || r.status() == 502);
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(s.get(&format!("{}/readyz", s.base)).await.status(), 503);
+    // Cached variants are still served.
+    assert_eq!(s.get(&s.url("w:100", &src, Some("jpg"))).await.status(), 200);
+
+    // Garage comes back with the same data: imago recovers by itself.
+    let garage = std::env::var("GARAGE").ok().unwrap_or_else(|| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        let local = format!("{home}/.cargo/bin/garage");
+        if std::path::Path::new(&local).exists() {
+            local
+        } else {
+            "garage".into()
+        }
+    });
+    let mut child = Command::new(garage)
+        .arg("-c")
+        .arg(gdir.join("garage.toml"))
+        .args(["server", "--single-node", "--default-bucket"])
+        .env("GARAGE_DEFAULT_ACCESS_KEY", &ak)
+        .env("GARAGE_DEFAULT_SECRET_KEY", &sk)
+        .env("GARAGE_DEFAULT_BUCKET", &bucket)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::fs::write(gdir.join("pid"), child.id().to_string()).unwrap();
+    let mut ok = false;
+    for _ in 0..100 {
+        if s.get(&format!("{}/readyz", s.base)).await.status() == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ok, "imago did not become ready again");
+    let mut served = false;
+    for _ in 0..25 {
+        if s.get(&s.url("w:102", &src, Some("jpg"))).await.status() == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(served, "reads did not recover");
+    let _ = child.kill();
+    let _ = child.wait();
+}
