@@ -31,6 +31,7 @@ bench: deps
 	$(CARGO) bench --locked -p imago --bench signing
 	$(CARGO) bench --locked -p imago --bench upload_ticket
 	$(CARGO) bench --locked -p imago --bench upload_load
+	$(CARGO) bench --locked -p imago --bench analytics
 	scripts/bench-load.sh
 
 bench-load: deps

@@ -1,2 +1,181 @@
-//! Analytics on/off throughput benchmark (being written).
-fn main() {}
+//! Analytics overhead: throughput of cached-variant requests against the release binary with
+//! analytics on vs off, printed as a ratio (target ≥ 0.97).
+//!
+//! Two `imago serve` processes (same settings but `IMAGO_ANALYTICS`), measured in alternating
+//! rounds so machine noise hits both alike; the median round of each is compared. Analytics
+//! flush every second here (`IMAGO_ANALYTICS_FLUSH_SECS=1`), so the writer's gzip and file
+//! writes are inside the measurement. Also prints server CPU time per request (from /proc),
+//! which is steadier than throughput on a small machine where the load generator competes for
+//! the same cores.
+//!
+//! Run: `make bench` or `cargo bench -p imago --bench analytics`. Environment:
+//! `IMAGO_BENCH_SECS` per round (default 3), `IMAGO_BENCH_ROUNDS` per mode (default 5),
+//! `IMAGO_BENCH_CONCURRENCY` connections (default 16).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use imago_signing::{KeyPair, Signer, UrlBuilder};
+
+struct Server {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// utime + stime of a process in seconds, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn serve(bin: &PathBuf, photo: &[u8], key: &str, salt: &str, analytics: bool) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("images")).unwrap();
+    std::fs::write(dir.path().join("images/photo.jpg"), photo).unwrap();
+    let port = free_port();
+    let child = Command::new(bin)
+        .arg("serve")
+        .env("IMAGO_BIND", format!("127.0.0.1:{port}"))
+        .env("IMAGO_KEY", key)
+        .env("IMAGO_SALT", salt)
+        .env("IMAGO_LOCAL_ROOT", dir.path().join("images"))
+        .env("IMAGO_ANALYTICS_DIR", dir.path().join("analytics"))
+        .env("IMAGO_ANALYTICS", if analytics { "true" } else { "false" })
+        .env("IMAGO_ANALYTICS_FLUSH_SECS", "1")
+        .env("IMAGO_WORKERS", "2")
+        .env("IMAGO_LOG_FORMAT", "json")
+        .env("IMAGO_DEBUG_HEADERS", "false")
+        .env("RUST_LOG", "warn")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start imago");
+    Server { child, port, _dir: dir }
+}
+
+async fn wait_ready(client: &reqwest::Client, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("imago on port {port} did not start");
+}
+
+/// Requests completed in `secs` by `conc` keep-alive connections.
+async fn round(client: &reqwest::Client, url: &str, conc: usize, secs: f64) -> u64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (client, url, done, stop) = (client.clone(), url.to_string(), done.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match client.get(&url).header("accept", "image/webp,image/*").send().await {
+                    Ok(r) if r.status().is_success() => {
+                        if r.bytes().await.is_ok() {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    other => panic!("request failed: {other:?}"),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    done.load(Ordering::Relaxed)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let env_num = |n: &str, d: f64| std::env::var(n).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let secs = env_num("IMAGO_BENCH_SECS", 3.0);
+    let rounds = env_num("IMAGO_BENCH_ROUNDS", 5.0) as usize;
+    let conc = env_num("IMAGO_BENCH_CONCURRENCY", 16.0) as usize;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_imago"));
+    let photo = std::fs::read(root.join("tests/fixtures/gps.jpg")).expect("tests/fixtures/gps.jpg");
+    let (key, salt) = ("ab".repeat(32), "cd".repeat(32));
+    let signer = Signer::new(KeyPair::from_hex(&key, &salt).unwrap());
+    let path = UrlBuilder::new().width(320).sign(&signer, "local:///photo.jpg").unwrap();
+
+    let on = serve(&bin, &photo, &key, &salt, true);
+    let off = serve(&bin, &photo, &key, &salt, false);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(conc).build().unwrap();
+    let (mut tput_on, mut tput_off, mut cpu_on, mut cpu_off) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    rt.block_on(async {
+        for s in [&on, &off] {
+            wait_ready(&client, s.port).await;
+            // Warm the variant cache and the connections.
+            round(&client, &format!("http://127.0.0.1:{}{path}", s.port), conc, 0.5).await;
+        }
+        for i in 0..rounds * 2 {
+            // Alternate, starting with each mode half the time.
+            let analytics = (i % 2 == 0) == (i / 2 % 2 == 0);
+            let s = if analytics { &on } else { &off };
+            let url = format!("http://127.0.0.1:{}{path}", s.port);
+            let cpu0 = cpu_seconds(s.child.id());
+            let n = round(&client, &url, conc, secs).await;
+            let cpu = cpu_seconds(s.child.id()) - cpu0;
+            let (tput, cpu_per) = (n as f64 / secs, cpu / n.max(1) as f64 * 1e6);
+            println!(
+                "round {:>2} analytics {:<3}: {:>8.0} req/s, {:>6.1} µs server CPU per request",
+                i + 1,
+                if analytics { "on" } else { "off" },
+                tput,
+                cpu_per
+            );
+            if analytics {
+                tput_on.push(tput);
+                cpu_on.push(cpu_per);
+            } else {
+                tput_off.push(tput);
+                cpu_off.push(cpu_per);
+            }
+        }
+    });
+    let files = walk(&on._dir.path().join("analytics"));
+    assert!(files > 0, "analytics on wrote no event file");
+    let (t_on, t_off) = (median(&mut tput_on), median(&mut tput_off));
+    let (c_on, c_off) = (median(&mut cpu_on), median(&mut cpu_off));
+    println!("analytics off: {t_off:.0} req/s, {c_off:.1} µs CPU/request (median of {rounds})");
+    println!("analytics on:  {t_on:.0} req/s, {c_on:.1} µs CPU/request; {files} event files written");
+    println!("throughput ratio on/off: {:.3} (target >= 0.97)", t_on / t_off);
+    println!("CPU per request ratio off/on: {:.3}", c_off / c_on);
+}
+
+fn walk(p: &std::path::Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+    rd.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum()
+}

@@ -35,7 +35,10 @@ fn enc() -> EncodeSettings {
         max_output_dimension: 8192,
         max_animation_frames: 100,
         auto_quality: true,
-        auto_quality_target: std::env::var("IMAGO_AUTO_QUALITY_TARGET").ok().and_then(|v| v.parse().ok()).unwrap_or(70.0),
+        auto_quality_target: std::env::var("IMAGO_AUTO_QUALITY_TARGET")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(70.0),
         auto_quality_trials: std::env::var("IMAGO_AUTO_QUALITY_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(4),
     }
 }
@@ -65,7 +68,8 @@ fn main() {
     let qs: [u8; 8] = [25, 35, 45, 55, 65, 75, 85, 95];
     let mut imago_bytes = 0f64;
     let mut imago_scores = Vec::new();
-    let mut curves: Vec<(Format, Vec<(f64, f64)>)> = vec![(Format::Jpeg, vec![]), (Format::Webp, vec![]), (Format::Avif, vec![])];
+    let mut curves: Vec<(Format, Vec<(f64, f64)>)> =
+        vec![(Format::Jpeg, vec![]), (Format::Webp, vec![]), (Format::Avif, vec![])];
     let mut per_q: Vec<Vec<(f64, f64)>> = vec![vec![(0.0, 0.0); qs.len()]; 3];
     let t0 = std::time::Instant::now();
     let mut pairs = 0;
@@ -78,10 +82,17 @@ fn main() {
             let score = imago::vips::score_encoded(&out.bytes, &reference).unwrap();
             imago_bytes += out.bytes.len() as f64;
             imago_scores.push(score);
-            println!("{photo:<30} w:{width:<4} imago {:>5} q{:<3} {:>8} B  score {score:.1}", out.format.name(), out.quality, out.bytes.len());
+            println!(
+                "{photo:<30} w:{width:<4} imago {:>5} q{:<3} {:>8} B  score {score:.1}",
+                out.format.name(),
+                out.quality,
+                out.bytes.len()
+            );
             for (fi, (format, _)) in curves.iter().enumerate() {
                 for (qi, q) in qs.iter().enumerate() {
-                    let r = imago::vips::render(&buf, &req(width, FormatChoice::Explicit(*format), Quality::Fixed(*q)), &e).unwrap();
+                    let r =
+                        imago::vips::render(&buf, &req(width, FormatChoice::Explicit(*format), Quality::Fixed(*q)), &e)
+                            .unwrap();
                     let sc = imago::vips::score_encoded(&r.bytes, &reference).unwrap();
                     per_q[fi][qi].0 += sc;
                     per_q[fi][qi].1 += r.bytes.len() as f64;
@@ -96,15 +107,24 @@ fn main() {
     }
     println!("\nfixed-quality curves (mean SSIMULACRA2, total KB) over {pairs} photo x width pairs:");
     for (format, curve) in &curves {
-        let pts: Vec<String> = curve.iter().zip(qs).map(|((s, b), q)| format!("q{q}:{s:.1}/{:.0}K", b / 1024.0)).collect();
+        let pts: Vec<String> =
+            curve.iter().zip(qs).map(|((s, b), q)| format!("q{q}:{s:.1}/{:.0}K", b / 1024.0)).collect();
         println!("  {:<5} {}", format.name(), pts.join("  "));
     }
-    println!("\nimago negotiated (Chrome Accept, auto quality): {:.0} KB at mean score {imago_mean:.1}", imago_bytes / 1024.0);
+    println!(
+        "\nimago negotiated (Chrome Accept, auto quality): {:.0} KB at mean score {imago_mean:.1}",
+        imago_bytes / 1024.0
+    );
     let mut best: Option<(Format, f64)> = None;
     for (format, curve) in &curves {
         match bytes_at(curve, imago_mean) {
             Some(b) => {
-                println!("  {:<5} fixed-q at score {imago_mean:.1}: {:.0} KB -> imago ratio {:.3}", format.name(), b / 1024.0, imago_bytes / b);
+                println!(
+                    "  {:<5} fixed-q at score {imago_mean:.1}: {:.0} KB -> imago ratio {:.3}",
+                    format.name(),
+                    b / 1024.0,
+                    imago_bytes / b
+                );
                 if best.is_none_or(|(_, bb)| b < bb) {
                     best = Some((*format, b));
                 }
@@ -113,7 +133,11 @@ fn main() {
         }
     }
     if let Some((f, b)) = best {
-        println!("ratio to the best fixed-quality curve ({}) at the same mean score: {:.3} (target <= 0.90)", f.name(), imago_bytes / b);
+        println!(
+            "ratio to the best fixed-quality curve ({}) at the same mean score: {:.3} (target <= 0.90)",
+            f.name(),
+            imago_bytes / b
+        );
     }
     println!("elapsed {:.1} s", t0.elapsed().as_secs_f64());
 }

@@ -140,7 +140,9 @@ fn main() {
         );
     }
     // CPU of the other encoders imago negotiates (no in-process reference: informational).
-    for (label, opts, ext) in [("avif", "q:60", "avif"), ("webp-auto", "q:auto", "webp"), ("avif-auto", "q:auto", "avif")] {
+    for (label, opts, ext) in
+        [("avif", "q:60", "avif"), ("webp-auto", "q:auto", "webp"), ("avif-auto", "q:auto", "avif")]
+    {
         let cpu0 = cpu_seconds(&pid);
         let m = (n / 2).max(4);
         rt.block_on(async {
@@ -151,12 +153,21 @@ fn main() {
                     let name = p.next().unwrap();
                     b = b.option(name, p).unwrap();
                 }
-                let url = b.option("cb", [format!("x{i}")]).unwrap().extension(ext).sign(&signer, "local:///phone.jpg").unwrap();
+                let url = b
+                    .option("cb", [format!("x{i}")])
+                    .unwrap()
+                    .extension(ext)
+                    .sign(&signer, "local:///phone.jpg")
+                    .unwrap();
                 let r = client.get(format!("{base}{url}")).send().await.unwrap();
                 assert_eq!(r.status(), 200);
                 r.bytes().await.unwrap();
             }
         });
-        println!("{:<10} {:>8.1} ms server CPU per image (w:800, {opts})", label, (cpu_seconds(&pid) - cpu0) / m as f64 * 1000.0);
+        println!(
+            "{:<10} {:>8.1} ms server CPU per image (w:800, {opts})",
+            label,
+            (cpu_seconds(&pid) - cpu0) / m as f64 * 1000.0
+        );
     }
 }

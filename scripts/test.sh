@@ -27,6 +27,8 @@ if [ ! -d tests/browser/node_modules ]; then
   echo "== npm ci (tests/browser)"
   (cd tests/browser && npm ci --no-audit --no-fund)
 fi
+# DuckDB and prometheus_client (independent readers for tests/analytics.rs, tests/observability.rs).
+tests/report/prepare.sh
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast
 if [ -x signing/test.sh ]; then

@@ -309,7 +309,11 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "IMAGO_WORKERS", default: "number of cores", help: "concurrent transforms" },
     Setting { env: "IMAGO_QUEUE_SIZE", default: "8 x workers", help: "transforms waiting for a worker before 429" },
     Setting { env: "IMAGO_VIPS_CONCURRENCY", default: "1", help: "libvips threads per image" },
-    Setting { env: "IMAGO_MEMORY_LIMIT_MB", default: "0 (off)", help: "shed new transforms with 503 while resident memory is above this" },
+    Setting {
+        env: "IMAGO_MEMORY_LIMIT_MB",
+        default: "0 (off)",
+        help: "shed new transforms with 503 while resident memory is above this",
+    },
     Setting { env: "IMAGO_CACHE_SIZE_MB", default: "256", help: "in-memory cache of finished variants (0 = off)" },
     Setting { env: "IMAGO_CACHE_TTL_SECS", default: "3600", help: "in-memory cache time to live" },
     Setting {

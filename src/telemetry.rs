@@ -139,7 +139,8 @@ fn provider(otlp: &Otlp) -> Result<Option<SdkTracerProvider>, String> {
         Otlp::FromEnv => None,
         Otlp::Endpoint(u) => Some(u.clone()),
     };
-    if let Ok(p) = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+    if let Ok(p) =
+        std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
     {
         if p.trim() != "http/protobuf" && !p.trim().is_empty() {
             eprintln!("imago: OTEL_EXPORTER_OTLP_PROTOCOL={p} is not supported: exporting http/protobuf (port 4318)");
@@ -156,9 +157,8 @@ fn provider(otlp: &Otlp) -> Result<Option<SdkTracerProvider>, String> {
     if !named {
         resource = resource.with_service_name("imago");
     }
-    let resource = resource
-        .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
-        .build();
+    let resource =
+        resource.with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))).build();
     Ok(Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build()))
 }
 
@@ -227,23 +227,29 @@ fn set_remote_parent(span: &Span, headers: &actix_web::http::header::HeaderMap) 
     let _ = span.set_parent(cx);
 }
 
-/// The `imago_http_requests_total` route label for requests whose handlers do not count
-/// themselves (`None`: the handler does).
-fn route_label(pattern: Option<&str>, method: &actix_web::http::Method) -> Option<&'static str> {
+/// A request's route, from its path alone (no pattern matching on the hot path): the span's
+/// `http.route`, and the `imago_http_requests_total` label when this middleware counts it
+/// (`None`: its handler counts it itself).
+fn route(path: &str, method: &actix_web::http::Method) -> (&'static str, Option<&'static str>) {
     use actix_web::http::Method;
-    match pattern {
-        Some("/healthz") => Some("healthz"),
-        Some("/readyz") => Some("readyz"),
-        Some("/metrics") => Some("metrics"),
-        Some(p) if p.starts_with("/v1/analytics") => Some("analytics"),
-        // Image paths (the app's default service: no pattern): the image handler counts GET
-        // and HEAD; anything else there is a 405.
-        Some("/{tail:.*}") | None if method == Method::GET || method == Method::HEAD => None,
-        Some("/{tail:.*}") | None => Some("other"),
+    match path {
+        "/healthz" => ("/healthz", Some("healthz")),
+        "/readyz" => ("/readyz", Some("readyz")),
+        "/metrics" => ("/metrics", Some("metrics")),
+        "/v1/analytics" => ("/v1/analytics", Some("analytics")),
+        "/v1/analytics/report" => ("/v1/analytics/report", Some("analytics")),
+        p if p.starts_with("/v1/analytics/") => ("/v1/analytics/*", Some("other")),
         // Upload and image-info handlers count themselves.
-        Some(_) => None,
+        p if p.starts_with("/v1/uploads") => ("/v1/uploads/*", None),
+        p if p.starts_with("/v1/images/") => ("/v1/images/*", None),
+        // Image paths (the app's default service): the image handler counts GET and HEAD;
+        // anything else there is a 405.
+        _ if method == Method::GET || method == Method::HEAD => (IMAGE_ROUTE, None),
+        _ => (IMAGE_ROUTE, Some("other")),
     }
 }
+
+const IMAGE_ROUTE: &str = "/{signature}/{options}/{source}";
 
 fn quiet(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
@@ -256,7 +262,7 @@ pub async fn middleware(
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
     let start = Instant::now();
     let id = request_id(req.headers().get(REQUEST_ID));
-    req.extensions_mut().insert(RequestId(id.clone()));
+    let (route, label) = route(req.path(), req.method());
     // Probes and scrapes get no span (they would drown the traces).
     let span = if quiet(req.path()) {
         Span::none()
@@ -266,31 +272,29 @@ pub async fn middleware(
             otel.kind = "server",
             otel.name = field::Empty,
             http.request.method = %req.method(),
-            http.route = field::Empty,
+            http.route = route,
             http.response.status_code = field::Empty,
             request_id = %id,
         );
         if otel_enabled() {
+            s.record("otel.name", format!("{} {route}", req.method()));
             set_remote_parent(&s, req.headers());
         }
         s
     };
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let state = if label.is_some() { req.app_data::<web::Data<AppState>>().cloned() } else { None };
+    let header = HeaderValue::from_str(&id).ok();
+    req.extensions_mut().insert(RequestId(id));
     let mut res = next.call(req).instrument(span.clone()).await?;
     let status = res.status();
-    let pattern = res.request().match_pattern();
-    let method = res.request().method().clone();
-    if !span.is_none() {
-        let route = pattern.as_deref().unwrap_or("/{signature}/{options}/{source}");
-        span.record("http.route", route);
-        span.record("otel.name", format!("{method} {route}"));
-        span.record("http.response.status_code", status.as_u16());
+    if !span.is_disabled() {
+        span.record("http.response.status_code", i64::from(status.as_u16()));
     }
-    if let (Some(st), Some(label)) = (state, route_label(pattern.as_deref(), &method)) {
+    if let (Some(st), Some(label)) = (state, label) {
         st.metrics.http_requests.with_label_values(&[label, status.as_str()]).inc();
         st.metrics.request_seconds.with_label_values(&[label]).observe(start.elapsed().as_secs_f64());
     }
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Some(v) = header {
         res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), v);
     }
     Ok(res)
@@ -355,13 +359,19 @@ mod tests {
         assert_eq!(Otlp::from_vars(vars(&[])), Otlp::Off);
         assert_eq!(Otlp::from_vars(vars(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "")])), Otlp::Off);
         assert_eq!(Otlp::from_vars(vars(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")])), Otlp::FromEnv);
-        assert_eq!(Otlp::from_vars(vars(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c/v1/traces")])), Otlp::FromEnv);
+        assert_eq!(
+            Otlp::from_vars(vars(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c/v1/traces")])),
+            Otlp::FromEnv
+        );
         assert_eq!(
             Otlp::from_vars(vars(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_SDK_DISABLED", "true")])),
             Otlp::Off
         );
         assert_eq!(
-            Otlp::from_vars(vars(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_TRACES_EXPORTER", "none")])),
+            Otlp::from_vars(vars(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                ("OTEL_TRACES_EXPORTER", "none")
+            ])),
             Otlp::Off
         );
     }
@@ -378,14 +388,14 @@ mod tests {
     }
 
     #[test]
-    fn route_labels() {
+    fn routes_from_paths() {
         use actix_web::http::Method;
-        assert_eq!(route_label(Some("/healthz"), &Method::GET), Some("healthz"));
-        assert_eq!(route_label(Some("/v1/analytics/report"), &Method::GET), Some("analytics"));
-        assert_eq!(route_label(Some("/{tail:.*}"), &Method::GET), None);
-        assert_eq!(route_label(Some("/{tail:.*}"), &Method::POST), Some("other"));
-        assert_eq!(route_label(Some("/v1/uploads"), &Method::POST), None);
-        assert_eq!(route_label(None, &Method::GET), None);
-        assert_eq!(route_label(None, &Method::DELETE), Some("other"));
+        assert_eq!(route("/healthz", &Method::GET), ("/healthz", Some("healthz")));
+        assert_eq!(route("/v1/analytics/report", &Method::GET), ("/v1/analytics/report", Some("analytics")));
+        assert_eq!(route("/sig/w:100/plain/local:///a.jpg", &Method::GET), (IMAGE_ROUTE, None));
+        assert_eq!(route("/sig/w:100/plain/local:///a.jpg", &Method::HEAD).1, None);
+        assert_eq!(route("/sig/w:100/plain/local:///a.jpg", &Method::POST).1, Some("other"));
+        assert_eq!(route("/v1/uploads", &Method::POST), ("/v1/uploads/*", None));
+        assert_eq!(route("/v1/images/a.jpg/info", &Method::GET), ("/v1/images/*", None));
     }
 }

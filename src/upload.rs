@@ -381,7 +381,7 @@ pub enum Backend {
     /// The embedded store: imago receives the bytes into the local root.
     Local,
     /// The object store's default bucket: the client sends the bytes there.
-    S3(S3Store),
+    S3(Box<S3Store>),
 }
 
 impl Backend {
@@ -436,7 +436,8 @@ impl EmbeddedGrant {
 
     /// The fields that travel with it, in order (`signature` last).
     pub fn fields(&self, signature: &str) -> Vec<(String, String)> {
-        let mut v = vec![("ct".to_string(), self.content_type.clone()), ("max".to_string(), self.max_bytes.to_string())];
+        let mut v =
+            vec![("ct".to_string(), self.content_type.clone()), ("max".to_string(), self.max_bytes.to_string())];
         if let Some(l) = self.length {
             v.push(("len".into(), l.to_string()));
         }
@@ -555,7 +556,7 @@ impl Uploads {
             .build()
             .map_err(|e| e.to_string())?;
         let backend = match (&cfg.s3, &cfg.raw.s3_bucket) {
-            (Some(s3), Some(bucket)) => Backend::S3(S3Store::new(s3, bucket, store_client)?),
+            (Some(s3), Some(bucket)) => Backend::S3(Box::new(S3Store::new(s3, bucket, store_client)?)),
             _ => Backend::Local,
         };
         let signer = cfg.verifier.signer();
@@ -570,7 +571,8 @@ impl Uploads {
             }
             _ => Vec::new(),
         };
-        let ingest = ingest::Ingest::new(local_root, settings.fsync, settings.body_timeout)?;
+        let embedded = matches!(backend, Backend::Local) && !settings.api_keys.is_empty();
+        let ingest = ingest::Ingest::new(local_root, settings.fsync, settings.body_timeout, embedded)?;
         Ok(Uploads { settings, backend, grant_key, signer, key_digests, limiters, ingest })
     }
 
@@ -689,8 +691,7 @@ impl Uploads {
         let mut ext = image_type.ext;
         let mut disposition = None;
         if let Some(name) = &req.filename {
-            if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) || name.contains(['/', '\\'])
-            {
+            if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) || name.contains(['/', '\\']) {
                 return Err(UploadError::InvalidRequest(
                     "filename must be 1-255 bytes without control characters or slashes".into(),
                 ));
@@ -855,11 +856,16 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(u.plan(&req, &now()), Err(UploadError::InvalidRequest(_))));
-        let req = TicketRequest { content_type: "image/jpeg".into(), filename: Some("Cat.JPEG".into()), ..Default::default() };
+        let req = TicketRequest {
+            content_type: "image/jpeg".into(),
+            filename: Some("Cat.JPEG".into()),
+            ..Default::default()
+        };
         let p = u.plan(&req, &now()).unwrap();
         assert!(p.key.starts_with("uploads/2023/11/14/") && p.key.ends_with(".jpeg"), "{}", p.key);
         assert_ne!(u.plan(&req, &now()).unwrap().key, p.key, "keys are unique");
-        let req = TicketRequest { content_type: "image/png".into(), sha256: Some("AB".repeat(32)), ..Default::default() };
+        let req =
+            TicketRequest { content_type: "image/png".into(), sha256: Some("AB".repeat(32)), ..Default::default() };
         assert_eq!(u.plan(&req, &now()).unwrap().key, format!("uploads/sha256/{}.png", "ab".repeat(32)));
     }
 
@@ -868,7 +874,10 @@ mod tests {
         let u = uploads(|r| r.upload_prefixes = List::from_strs(&["avatars", "posts/images"]));
         let plan = |r: TicketRequest| u.plan(&r, &now()).map(|p| p.key).map_err(|e| e.code());
         let base = TicketRequest { content_type: "image/webp".into(), ..Default::default() };
-        assert_eq!(plan(TicketRequest { content_type: "text/html".into(), ..base.clone() }), Err("unsupported-content-type"));
+        assert_eq!(
+            plan(TicketRequest { content_type: "text/html".into(), ..base.clone() }),
+            Err("unsupported-content-type")
+        );
         assert_eq!(
             plan(TicketRequest { content_type: "image/svg+xml".into(), ..base.clone() }),
             Err("unsupported-content-type")
@@ -936,7 +945,14 @@ mod tests {
         let req = TicketRequest { content_type: "image/png".into(), content_length: Some(10), ..Default::default() };
         let t = u.ticket(&u.plan(&req, &now()).unwrap(), false, &now()).unwrap();
         assert_eq!(t.method, "PUT");
-        assert!(t.url.starts_with(&format!("https://img.example.com/v1/uploads/{}?ct=image%2Fpng&max=10&len=10&expires=1700000900&signature=", t.key)), "{}", t.url);
+        assert!(
+            t.url.starts_with(&format!(
+                "https://img.example.com/v1/uploads/{}?ct=image%2Fpng&max=10&len=10&expires=1700000900&signature=",
+                t.key
+            )),
+            "{}",
+            t.url
+        );
         assert_eq!(t.headers.get("content-type"), Some("image/png"));
         assert_eq!(t.expires_at, "2023-11-14T22:28:20Z");
         assert_eq!(t.source, format!("local:///{}", t.key));
@@ -950,6 +966,29 @@ mod tests {
         let json = serde_json::to_value(&t).unwrap();
         assert_eq!(json["fields"]["key"], t.key.as_str());
         assert_eq!(json["headers"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn bad_upload_settings_name_the_setting() {
+        let base =
+            || RawConfig { key: List::from_strs(&["aa11"]), salt: List::from_strs(&["bb22"]), ..Default::default() };
+        for (raw, setting) in [
+            (RawConfig { api_keys: List::from_strs(&["short"]), ..base() }, "IMAGO_API_KEYS"),
+            (RawConfig { upload_prefixes: List::from_strs(&["../x"]), ..base() }, "IMAGO_UPLOAD_PREFIXES"),
+            (RawConfig { upload_prefixes: List::from_strs(&[".incoming"]), ..base() }, "IMAGO_UPLOAD_PREFIXES"),
+            (RawConfig { upload_ttl_secs: 0, ..base() }, "IMAGO_UPLOAD_TTL_SECS"),
+            (RawConfig { upload_max_bytes: 0, ..base() }, "IMAGO_UPLOAD_MAX_BYTES"),
+            (RawConfig { upload_rate_per_sec: -1.0, ..base() }, "IMAGO_UPLOAD_RATE_PER_SEC"),
+            (RawConfig { upload_burst: 0, ..base() }, "IMAGO_UPLOAD_BURST"),
+            (RawConfig { cors_origins: List::from_strs(&["https://a.example/path"]), ..base() }, "IMAGO_CORS_ORIGINS"),
+            (RawConfig { public_url: Some("ftp://x".into()), ..base() }, "IMAGO_PUBLIC_URL"),
+        ] {
+            let e = raw.validate(false).unwrap_err().to_string();
+            assert!(e.contains(setting), "{setting}: {e}");
+        }
+        assert!(RawConfig { cors_origins: List::from_strs(&["https://a.example:8443"]), ..base() }
+            .validate(false)
+            .is_ok());
     }
 
     #[test]

@@ -384,6 +384,39 @@ impl Img {
         }
     }
 
+    /// True when the (8-bit) image has at most 256 distinct colours, so a palette PNG is lossless.
+    /// Stops at the 257th colour, so photos answer after a few hundred pixels.
+    fn fits_palette(&self) -> bool {
+        let bands = self.bands().clamp(1, 4) as usize;
+        if self.band_format() != b::VipsBandFormat_VIPS_FORMAT_UCHAR || self.bands() > 4 {
+            return false;
+        }
+        let mut size: b::size_t = 0;
+        // SAFETY: returns a g_malloc'd copy of the pixels (or NULL), freed below.
+        let p = unsafe { b::vips_image_write_to_memory(self.0, &mut size) };
+        if p.is_null() {
+            take_error();
+            return false;
+        }
+        // SAFETY: `p` holds `size` bytes until freed.
+        let px = unsafe { std::slice::from_raw_parts(p as *const u8, size as usize) };
+        let mut seen = std::collections::HashSet::with_capacity(257);
+        let mut fits = true;
+        for c in px.chunks_exact(bands) {
+            let mut v = 0u32;
+            for b in c {
+                v = (v << 8) | *b as u32;
+            }
+            if seen.insert(v) && seen.len() > 256 {
+                fits = false;
+                break;
+            }
+        }
+        // SAFETY: allocated by libvips with g_malloc.
+        unsafe { b::g_free(p) };
+        fits
+    }
+
     fn save(&self, suffix: &str) -> Result<Vec<u8>, String> {
         let s = CString::new(suffix).map_err(|e| e.to_string())?;
         let mut buf: *mut c_void = null_mut();
@@ -855,6 +888,13 @@ fn auto_quality(
 }
 
 fn encode(img: &Img, format: Format, q: u8, enc: &EncodeSettings, o: &Options) -> Result<Vec<u8>, TransformError> {
+    if format == Format::Png && q >= 100 && img.fits_palette() {
+        // Palette when it fits: lossless for ≤ 256 colours, and much smaller.
+        let strip = if o.strip_metadata && o.strip_color_profile { "true" } else { "false" };
+        return img
+            .save(&format!(".png[compression=6,palette=true,Q=100,dither=0,strip={strip}]"))
+            .map_err(TransformError::Encode);
+    }
     let bytes = img.save(&saver(format, q, enc, o)).map_err(TransformError::Encode)?;
     if format == Format::Webp && o.strip_metadata {
         return crate::transform::webp_strip(&bytes, o.strip_color_profile)
@@ -1110,6 +1150,23 @@ mod tests {
         let r = render(&src, &req("w:100", Some("png")), &enc()).unwrap();
         assert_eq!((r.width, r.height), (100, 67));
         assert_eq!(&r.bytes[1..4], b"PNG");
+    }
+
+    #[test]
+    fn png_uses_a_palette_only_when_it_is_lossless() {
+        init(1).unwrap();
+        // A flat-colour image: the padding of a tiny crop has few colours.
+        let src = fixture("orientation/Landscape_1.jpg");
+        let few = render(&src, &req("rs:fit:8:8/pd:40/bg:10:200:30", Some("png")), &enc()).unwrap();
+        let photo = render(&src, &req("w:200", Some("png")), &enc()).unwrap();
+        let pal = |b: &[u8]| b.windows(4).any(|w| w == b"PLTE");
+        assert!(!pal(&photo.bytes), "a photo has more than 256 colours");
+        let colours = {
+            let i = Img::from_buffer(&few.bytes, "").unwrap();
+            i.fits_palette()
+        };
+        assert!(colours);
+        assert!(pal(&few.bytes), "few colours: palette PNG");
     }
 
     #[test]

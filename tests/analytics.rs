@@ -187,7 +187,9 @@ async fn timed_gets(s: &TestServer, url: &str, n: usize) -> Vec<Duration> {
     let mut v = Vec::new();
     for _ in 0..n {
         let t = Instant::now();
-        let r = tokio::time::timeout(Duration::from_secs(10), s.get(url)).await.expect("a request never waits for analytics");
+        let r = tokio::time::timeout(Duration::from_secs(10), s.get(url))
+            .await
+            .expect("a request never waits for analytics");
         assert_eq!(r.status(), 200);
         r.bytes().await.unwrap();
         v.push(t.elapsed());
@@ -458,7 +460,10 @@ fn check_page_renders(html: &Path) {
     let non_white = img.pixels().filter(|p| p.0.iter().any(|c| *c < 235)).count();
     assert!(non_white * 10 > total, "mostly blank screenshot: {non_white} of {total} pixels drawn");
     // The request bars' colour (#3b6ea8) is on screen: the charts were drawn, not just text.
-    let bars = img.pixels().filter(|p| p.0[0].abs_diff(0x3b) < 12 && p.0[1].abs_diff(0x6e) < 12 && p.0[2].abs_diff(0xa8) < 12).count();
+    let bars = img
+        .pixels()
+        .filter(|p| p.0[0].abs_diff(0x3b) < 12 && p.0[1].abs_diff(0x6e) < 12 && p.0[2].abs_diff(0xa8) < 12)
+        .count();
     assert!(bars > 500, "chart bars visible: {bars} pixels");
     assert!(dom.matches("<svg").count() >= 8, "charts are SVG in the DOM");
     for id in ["chart-requests", "chart-formats", "chart-dpr", "chart-savings"] {
@@ -533,8 +538,9 @@ impl S3 {
             (Some(endpoint), Some(bucket), Some(key), Some(secret)) => {
                 Some(S3 { endpoint, region: var("REGION").unwrap_or_else(|| "garage".into()), bucket, key, secret })
             }
-            _ => missing("IMAGO_TEST_S3_* is not set: start Garage with `eval \"$(scripts/garage.sh start)\"`")
-                .and(None),
+            _ => {
+                missing("IMAGO_TEST_S3_* is not set: start Garage with `eval \"$(scripts/garage.sh start)\"`").and(None)
+            }
         }
     }
     fn apply(&self, r: &mut imago::RawConfig) {
@@ -546,8 +552,13 @@ impl S3 {
         r.s3_path_style = true;
     }
     fn bucket(&self) -> rusty_s3::Bucket {
-        rusty_s3::Bucket::new(self.endpoint.parse().unwrap(), rusty_s3::UrlStyle::Path, self.bucket.clone(), self.region.clone())
-            .unwrap()
+        rusty_s3::Bucket::new(
+            self.endpoint.parse().unwrap(),
+            rusty_s3::UrlStyle::Path,
+            self.bucket.clone(),
+            self.region.clone(),
+        )
+        .unwrap()
     }
     fn creds(&self) -> rusty_s3::Credentials {
         rusty_s3::Credentials::new(self.key.clone(), self.secret.clone())

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use common::*;
 
-struct Varnish(Child, tempfile::TempDir);
+/// The varnishd process and its working directory (removed after the process is stopped).
+struct Varnish(Child, #[allow(dead_code)] tempfile::TempDir);
 impl Drop for Varnish {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -30,7 +31,9 @@ fn start_varnish(origin_port: u16) -> Option<(Varnish, String)> {
     };
     let dir = tempfile::tempdir().unwrap();
     let vcl = std::fs::read_to_string(fixture_path("../../docker/varnish/default.vcl")).unwrap();
-    let vcl = vcl.replace(".host = \"imago\";", ".host = \"127.0.0.1\";").replace(".port = \"8080\";", &format!(".port = \"{origin_port}\";"));
+    let vcl = vcl
+        .replace(".host = \"imago\";", ".host = \"127.0.0.1\";")
+        .replace(".port = \"8080\";", &format!(".port = \"{origin_port}\";"));
     let vcl_path = dir.path().join("test.vcl");
     std::fs::write(&vcl_path, vcl).unwrap();
     let port = free_port();

@@ -95,8 +95,10 @@ fn jpeg_with_huge_metadata(jpeg: &[u8], n: usize) -> Vec<u8> {
 async fn generated_hostile_corpus_gets_clear_answers() {
     let s = start(&["orientation/Landscape_1.jpg", "rose_alpha.png"], |c| c.max_animation_frames = 500).await;
     let photo = fixture("orientation/Landscape_1.jpg");
-    let small_webp = s.get(&s.url("w:16", "local:///orientation/Landscape_1.jpg", Some("webp"))).await.bytes().await.unwrap();
-    let small_avif = s.get(&s.url("w:64", "local:///orientation/Landscape_1.jpg", Some("avif"))).await.bytes().await.unwrap();
+    let small_webp =
+        s.get(&s.url("w:16", "local:///orientation/Landscape_1.jpg", Some("webp"))).await.bytes().await.unwrap();
+    let small_avif =
+        s.get(&s.url("w:64", "local:///orientation/Landscape_1.jpg", Some("avif"))).await.bytes().await.unwrap();
     let small_png = fixture("rose_alpha.png");
     let mut corrupt_header = photo.clone();
     // Zero the frame height/width in the SOF0/SOF2 segment.
@@ -170,14 +172,18 @@ async fn origin() -> (String, tokio::task::JoinHandle<()>) {
                 if path.starts_with("/slow") {
                     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
                 } else if let Some(to) = path.strip_prefix("/redirect?to=") {
-                    let resp = format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    let resp = format!(
+                        "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
                     let _ = sock.write_all(resp.as_bytes()).await;
                 } else if path.starts_with("/img") {
                     let head = format!("HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", photo.len());
                     let _ = sock.write_all(head.as_bytes()).await;
                     let _ = sock.write_all(&photo).await;
                 } else {
-                    let _ = sock.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .await;
                 }
             });
         }
@@ -191,7 +197,14 @@ async fn ssrf_targets_are_refused() {
     let port = host.rsplit(':').next().unwrap().to_string();
     // Default: private networks refused even when the host is allow-listed.
     let s = start(&[], |c| {
-        c.allowed_hosts = imago::config::List::from_strs(&["127.0.0.1", "localhost", "169.254.169.254", "[::1]", "10.0.0.1", "metadata.google.internal"]);
+        c.allowed_hosts = imago::config::List::from_strs(&[
+            "127.0.0.1",
+            "localhost",
+            "169.254.169.254",
+            "[::1]",
+            "10.0.0.1",
+            "metadata.google.internal",
+        ]);
     })
     .await;
     for target in [

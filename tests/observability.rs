@@ -76,7 +76,11 @@ async fn metrics_follow_known_requests_and_parse_with_a_real_parser() {
     assert_eq!(s.get(&format!("{}/readyz", s.base)).await.status(), 200);
     assert_eq!(s.client.post(&u).send().await.unwrap().status(), 405);
     // Upload counters (the uploads handlers count these).
-    let t = s.client.post(format!("{}/v1/uploads", s.base)).bearer_auth(API_KEY).json(&json!({"content_type": "image/jpeg"}));
+    let t = s
+        .client
+        .post(format!("{}/v1/uploads", s.base))
+        .bearer_auth(API_KEY)
+        .json(&json!({"content_type": "image/jpeg"}));
     assert!(t.send().await.unwrap().status().is_success());
     let t = s.client.post(format!("{}/v1/uploads", s.base)).json(&json!({"content_type": "image/jpeg"}));
     assert_eq!(t.send().await.unwrap().status(), 401);
@@ -113,7 +117,10 @@ async fn metrics_follow_known_requests_and_parse_with_a_real_parser() {
     assert_eq!(d("imago_request_seconds_count", &[("route", "image")]), 5.0);
     assert_eq!(d("imago_upload_tickets_total", &[("mode", "embedded")]), 1.0);
     assert_eq!(d("imago_upload_refusals_total", &[("reason", "unauthorized")]), 1.0);
-    assert!(after.families.contains_key("imago_worker_queue_depth") && after.families.contains_key("imago_worker_in_flight"));
+    assert!(
+        after.families.contains_key("imago_worker_queue_depth")
+            && after.families.contains_key("imago_worker_in_flight")
+    );
     assert_eq!(after.sum("imago_workers", &[]), 2.0);
 
     // No image key ever becomes a label value.
@@ -193,7 +200,8 @@ async fn request_ids_are_echoed_or_generated() {
     let b = id(&s.get(&format!("{}/nope", s.base)).await);
     assert_eq!((a.len(), b.len()), (26, 26), "ULIDs: {a} {b}");
     assert_ne!(a, b);
-    let r = s.get_with(&s.url("w:40", &format!("local:///{IMG}"), None), &[("x-request-id", "bad id with spaces")]).await;
+    let r =
+        s.get_with(&s.url("w:40", &format!("local:///{IMG}"), None), &[("x-request-id", "bad id with spaces")]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(id(&r).len(), 26, "an unsafe id is replaced");
     let r = s.get_with(&format!("{}/nope", s.base), &[("x-request-id", &"x".repeat(200))]).await;

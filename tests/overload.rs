@@ -10,7 +10,8 @@ use common::*;
 
 fn peak_rss_mb() -> f64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: f64 = s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).unwrap().parse().unwrap();
+    let kb: f64 =
+        s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).unwrap().parse().unwrap();
     kb / 1024.0
 }
 
@@ -61,7 +62,12 @@ async fn bursts_at_eight_times_capacity_are_shed_not_queued() {
     let p99 = admitted[(admitted.len() - 1) * 99 / 100];
     assert!(p99 < Duration::from_secs(15), "admitted p99 {p99:?}");
     let peak = peak_rss_mb();
-    println!("overload: {} requests, {} shed, admitted p99 {:?}, peak RSS {peak:.0} MB (ceiling {CEILING_MB} MB)", statuses.len(), shed, p99);
+    println!(
+        "overload: {} requests, {} shed, admitted p99 {:?}, peak RSS {peak:.0} MB (ceiling {CEILING_MB} MB)",
+        statuses.len(),
+        shed,
+        p99
+    );
     assert!(peak < CEILING_MB as f64, "peak RSS {peak:.0} MB");
     // Still healthy afterwards.
     assert_eq!(s.get(&format!("{}/healthz", s.base)).await.status(), 200);

@@ -51,7 +51,8 @@ async fn garage_down_means_fast_503_and_recovery_without_restart() {
     let (endpoint, bucket) = (env["IMAGO_TEST_S3_ENDPOINT"].clone(), env["IMAGO_TEST_S3_BUCKET"].clone());
     let (ak, sk) = (env["IMAGO_TEST_S3_ACCESS_KEY_ID"].clone(), env["IMAGO_TEST_S3_SECRET_ACCESS_KEY"].clone());
     // Put an original straight into the bucket.
-    let b = rusty_s3::Bucket::new(endpoint.parse().unwrap(), rusty_s3::UrlStyle::Path, bucket.clone(), "garage").unwrap();
+    let b =
+        rusty_s3::Bucket::new(endpoint.parse().unwrap(), rusty_s3::UrlStyle::Path, bucket.clone(), "garage").unwrap();
     let creds = rusty_s3::Credentials::new(ak.clone(), sk.clone());
     use rusty_s3::S3Action;
     let put = b.put_object(Some(&creds), "faults/photo.jpg").sign(Duration::from_secs(60));

@@ -16,6 +16,8 @@ use prost::Message;
 
 type Spans = Arc<Mutex<Vec<Span>>>;
 
+const SERVER_SPAN: &str = "GET /{signature}/{options}/{source}";
+
 async fn receive(body: web::Bytes, spans: web::Data<Spans>, posts: web::Data<Arc<Mutex<usize>>>) -> HttpResponse {
     let req = match ExportTraceServiceRequest::decode(body.as_ref()) {
         Ok(r) => r,
@@ -76,11 +78,10 @@ async fn spans_are_exported_over_otlp_and_continue_the_incoming_trace() {
 
     // The exporter's blocking HTTP client must be built outside the runtime.
     let endpoint = format!("http://{addr}/v1/traces");
-    let telemetry = std::thread::spawn(move || {
-        imago::telemetry::init("json", imago::telemetry::Otlp::Endpoint(endpoint))
-    })
-    .join()
-    .unwrap();
+    let telemetry =
+        std::thread::spawn(move || imago::telemetry::init("json", imago::telemetry::Otlp::Endpoint(endpoint)))
+            .join()
+            .unwrap();
     assert!(telemetry.exporting());
     assert!(imago::telemetry::otel_enabled());
 
@@ -102,18 +103,24 @@ async fn spans_are_exported_over_otlp_and_continue_the_incoming_trace() {
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let n = spans.lock().unwrap().iter().filter(|s| s.name == "request").count();
+        let n = spans.lock().unwrap().iter().filter(|s| s.name == SERVER_SPAN).count();
         if n >= 2 {
             break;
         }
-        assert!(Instant::now() < deadline, "no spans received ({} posts)", posts.lock().unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "no request spans received ({} posts): {:?}",
+            posts.lock().unwrap(),
+            spans.lock().unwrap().iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let all = spans.lock().unwrap().clone();
 
     // The traced request: one tree under the caller's span, all in the caller's trace.
     let mine: Vec<Span> = all.iter().filter(|s| hex(&s.trace_id) == trace_id).cloned().collect();
-    let request = one(&mine, "request");
+    // The `request` span, named after the OpenTelemetry HTTP conventions: method and route.
+    let request = one(&mine, SERVER_SPAN);
     assert_eq!(hex(&request.parent_span_id), parent, "the request span's parent is the incoming span");
     assert_eq!(request.kind, 2, "SPAN_KIND_SERVER");
     assert_eq!(attr(request, "http.response.status_code").as_deref(), Some("Some(IntValue(200))"));
@@ -132,10 +139,11 @@ async fn spans_are_exported_over_otlp_and_continue_the_incoming_trace() {
     assert!(transform.start_time_unix_nano >= fetch.end_time_unix_nano, "fetch, then transform");
 
     // The other request started a trace of its own; health checks make no spans.
-    let others: Vec<&Span> = all.iter().filter(|s| s.name == "request" && hex(&s.trace_id) != trace_id).collect();
+    let others: Vec<&Span> = all.iter().filter(|s| s.name == SERVER_SPAN && hex(&s.trace_id) != trace_id).collect();
     assert_eq!(others.len(), 1, "{others:?}");
     assert!(others[0].parent_span_id.is_empty(), "a root span");
     assert!(all.iter().all(|s| attr(s, "http.route").is_none_or(|r| !r.contains("healthz"))), "no span for /healthz");
+    assert!(attr(request, "http.route").is_some_and(|r| r.contains("{signature}")), "low-cardinality route");
 
     tokio::task::spawn_blocking(move || telemetry.shutdown()).await.unwrap();
     assert!(!imago::telemetry::otel_enabled());

@@ -89,7 +89,10 @@ async fn uppy_uploads_from_a_browser_and_shows_the_image() {
     assert_eq!(results.len(), runs.len(), "stdout: {stdout}\nstderr: {stderr}");
     for r in &results {
         let name = r["name"].as_str().unwrap();
-        println!("{name}: {} {}x{} progress {:?} screenshot {}", r["method"], r["natural_width"], r["natural_height"], r["progress"], r["screenshot"]);
+        println!(
+            "{name}: {} {}x{} progress {:?} screenshot {}",
+            r["method"], r["natural_width"], r["natural_height"], r["progress"], r["screenshot"]
+        );
         assert_eq!(r["ok"], true, "{name}: {r}\nstderr: {stderr}");
         assert_eq!(r["final_percent"], 100, "{name}: {r}");
         assert!(r["progress"].as_array().unwrap().iter().any(|p| p == 100), "{name}: {r}");

@@ -43,11 +43,9 @@ async fn put_and_post_go_to_the_store_and_the_proxy_serves_them() {
     let photo = fixture("orientation/Landscape_6.jpg");
 
     // PUT: Content-Type, Content-Length, Content-Disposition and If-None-Match are signed.
-    let (status, t) = ticket(
-        &s,
-        json!({"content_type": "image/jpeg", "content_length": photo.len(), "filename": "landscape.jpg"}),
-    )
-    .await;
+    let (status, t) =
+        ticket(&s, json!({"content_type": "image/jpeg", "content_length": photo.len(), "filename": "landscape.jpg"}))
+            .await;
     assert_eq!(status, 201, "{t}");
     let key = t["key"].as_str().unwrap().to_string();
     assert!(key.starts_with(&format!("{prefix}/")) && key.ends_with(".jpg"), "{key}");
@@ -133,13 +131,11 @@ async fn the_store_refuses_what_the_ticket_does_not_allow() {
     let s = s3_server(&env, &prefix, |r| r.upload_max_bytes = 300_000).await;
     let small = fixture("gps.jpg"); // 122 KB
     let big = fixture("orientation/Landscape_1.jpg"); // 347 KB, over this server's limit
-    let jpeg = |len: usize, method: &str| {
-        TicketRequest {
-            content_type: "image/jpeg".into(),
-            content_length: (len > 0).then_some(len as u64),
-            method: Some(method.into()),
-            ..Default::default()
-        }
+    let jpeg = |len: usize, method: &str| TicketRequest {
+        content_type: "image/jpeg".into(),
+        content_length: (len > 0).then_some(len as u64),
+        method: Some(method.into()),
+        ..Default::default()
     };
 
     // Expired tickets.
@@ -149,7 +145,8 @@ async fn the_store_refuses_what_the_ticket_does_not_allow() {
     refused(send(&s.client, &t, small.clone(), None).await.status(), "expired POST");
 
     // PUT: wrong Content-Type, body longer than signed, tampered signature and URL.
-    let (_, t) = ticket(&s, json!({"content_type": "image/jpeg", "content_length": small.len(), "method": "PUT"})).await;
+    let (_, t) =
+        ticket(&s, json!({"content_type": "image/jpeg", "content_length": small.len(), "method": "PUT"})).await;
     refused(send(&s.client, &t, small.clone(), Some("image/png")).await.status(), "PUT wrong type");
     let mut longer = small.clone();
     longer.extend_from_slice(&[0u8; 1000]);
@@ -172,7 +169,10 @@ async fn the_store_refuses_what_the_ticket_does_not_allow() {
     refused(post_form(&s.client, purl, &f, &big).await.status(), "POST over the range");
     refused(post_form(&s.client, purl, &set(&f, "Content-Type", "image/png"), &small).await.status(), "POST type");
     let sig = p["fields"]["x-amz-signature"].as_str().unwrap();
-    refused(post_form(&s.client, purl, &set(&f, "x-amz-signature", &flip_last(sig)), &small).await.status(), "POST sig");
+    refused(
+        post_form(&s.client, purl, &set(&f, "x-amz-signature", &flip_last(sig)), &small).await.status(),
+        "POST sig",
+    );
     let other_key = format!("{prefix}/chosen-by-client.jpg");
     refused(post_form(&s.client, purl, &set(&f, "key", &other_key), &small).await.status(), "POST key");
     let policy = String::from_utf8(B64.decode(p["fields"]["policy"].as_str().unwrap()).unwrap()).unwrap();
@@ -225,7 +225,8 @@ async fn sha256_tickets_deduplicate_and_the_store_verifies_the_bytes() {
     for (name, method) in [("orientation/Portrait_2.jpg", "PUT"), ("orientation/Portrait_4.jpg", "POST")] {
         let photo = fixture(name);
         let hex = sha256_hex(&photo);
-        let body = json!({"content_type": "image/jpeg", "content_length": photo.len(), "sha256": hex, "method": method});
+        let body =
+            json!({"content_type": "image/jpeg", "content_length": photo.len(), "sha256": hex, "method": method});
         let (status, t) = ticket(&s, body.clone()).await;
         assert_eq!((status, &t["exists"]), (201, &json!(false)), "{t}");
         let key = format!("{prefix}/sha256/{hex}.jpg");

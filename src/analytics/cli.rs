@@ -35,7 +35,8 @@ pub fn text(r: &Report) -> String {
     let _ = writeln!(s, "imago analytics {} .. {} (UTC), {} file(s) in {}", r.from, r.to, r.files, r.store);
     let _ = writeln!(s, "  requests        {} ({} errors)", num(r.requests), num(r.errors));
     let _ = writeln!(s, "  unique images   {}", num(r.unique_images));
-    let _ = writeln!(s, "  cache hit ratio {} ({} without a transform)", pct(r.cache_hit_ratio), pct(r.no_transform_ratio));
+    let _ =
+        writeln!(s, "  cache hit ratio {} ({} without a transform)", pct(r.cache_hit_ratio), pct(r.no_transform_ratio));
     let _ = writeln!(
         s,
         "  bytes           {} served; images {} from {} of originals: {} saved ({})",
@@ -45,7 +46,13 @@ pub fn text(r: &Report) -> String {
         bytes(r.bytes_saved),
         pct(r.savings_ratio)
     );
-    let _ = writeln!(s, "  latency         p50 {}  p95 {}  p99 {}", ms(r.latency_ms.p50), ms(r.latency_ms.p95), ms(r.latency_ms.p99));
+    let _ = writeln!(
+        s,
+        "  latency         p50 {}  p95 {}  p99 {}",
+        ms(r.latency_ms.p50),
+        ms(r.latency_ms.p95),
+        ms(r.latency_ms.p99)
+    );
     let mix = |m: &std::collections::BTreeMap<String, u64>| {
         m.iter().map(|(k, v)| format!("{k} {}", num(*v))).collect::<Vec<_>>().join(", ")
     };

@@ -30,7 +30,7 @@ pub fn num(n: u64) -> String {
     let s = n.to_string();
     let mut o = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             o.push(',');
         }
         o.push(c);
@@ -79,7 +79,7 @@ fn nice_max(v: u64) -> u64 {
     }
     for m in [1, 2, 4, 5, 8, 10] {
         let c = m * p;
-        if c >= v && c % 4 == 0 {
+        if c >= v && c.is_multiple_of(4) {
             return c;
         }
     }
@@ -206,12 +206,8 @@ fn timeline(hours: &[Hour]) -> String {
             );
         }
     }
-    let _ = write!(
-        s,
-        r#"<line x1="{left}" x2="{x2}" y1="{y}" y2="{y}" class="axisline"/>"#,
-        x2 = left + pw,
-        y = top + ph
-    );
+    let _ =
+        write!(s, r#"<line x1="{left}" x2="{x2}" y1="{y}" y2="{y}" class="axisline"/>"#, x2 = left + pw, y = top + ph);
     if buckets.iter().all(|b| b.1 == 0) {
         let _ = write!(
             s,
@@ -371,7 +367,11 @@ pub fn render(r: &Report) -> String {
         timeline(&r.per_hour)
     );
     s.push_str("<div class=\"grid2\">");
-    let _ = write!(s, "<section><h2>Output formats</h2>{}</section>", hbars("chart-formats", "Output formats", &map_items(&r.formats, 7), 0));
+    let _ = write!(
+        s,
+        "<section><h2>Output formats</h2>{}</section>",
+        hbars("chart-formats", "Output formats", &map_items(&r.formats, 7), 0)
+    );
     let _ = write!(
         s,
         "<section><h2>Savings</h2>{}<p>{} saved: variants are {} of their originals.</p></section>",
@@ -379,20 +379,36 @@ pub fn render(r: &Report) -> String {
         bytes(r.bytes_saved),
         pct(r.savings_ratio.map(|x| 1.0 - x))
     );
-    let _ = write!(s, "<section><h2>Device pixel ratio</h2>{}</section>", hbars("chart-dpr", "Device pixel ratio", &map_items(&r.dpr, 7), 2));
+    let _ = write!(
+        s,
+        "<section><h2>Device pixel ratio</h2>{}</section>",
+        hbars("chart-dpr", "Device pixel ratio", &map_items(&r.dpr, 7), 2)
+    );
     let _ = write!(
         s,
         "<section><h2>Device width (device pixels)</h2>{}</section>",
         hbars("chart-widths", "Target width buckets", &map_items(&r.widths, 7), 4)
     );
-    let _ = write!(s, "<section><h2>Device classes</h2>{}</section>", hbars("chart-devices", "Device classes", &map_items(&r.devices, 9), 1));
-    let _ = write!(s, "<section><h2>Cache outcomes</h2>{}</section>", hbars("chart-cache", "Cache outcomes", &map_items(&r.cache, 7), 3));
+    let _ = write!(
+        s,
+        "<section><h2>Device classes</h2>{}</section>",
+        hbars("chart-devices", "Device classes", &map_items(&r.devices, 9), 1)
+    );
+    let _ = write!(
+        s,
+        "<section><h2>Cache outcomes</h2>{}</section>",
+        hbars("chart-cache", "Cache outcomes", &map_items(&r.cache, 7), 3)
+    );
     let _ = write!(
         s,
         "<section><h2>Format choice</h2>{}</section>",
         hbars("chart-negotiation", "Negotiated vs explicit format", &map_items(&r.negotiation, 3), 5)
     );
-    let _ = write!(s, "<section><h2>Status codes</h2>{}</section>", hbars("chart-status", "Status codes", &map_items(&r.status, 9), 6));
+    let _ = write!(
+        s,
+        "<section><h2>Status codes</h2>{}</section>",
+        hbars("chart-status", "Status codes", &map_items(&r.status, 9), 6)
+    );
     s.push_str("</div>");
     let _ = write!(
         s,

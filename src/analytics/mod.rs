@@ -23,6 +23,7 @@ pub mod html;
 pub mod report;
 pub mod store;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,9 +85,10 @@ impl Settings {
     pub fn from_raw(r: &RawConfig) -> Result<Settings, (&'static str, String)> {
         let metrics_bind = match r.metrics_bind.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => None,
-            Some(b) => Some(b.parse::<SocketAddr>().map_err(|_| {
-                ("IMAGO_METRICS_BIND", format!("`{b}` is not an address like 127.0.0.1:9090"))
-            })?),
+            Some(b) => Some(
+                b.parse::<SocketAddr>()
+                    .map_err(|_| ("IMAGO_METRICS_BIND", format!("`{b}` is not an address like 127.0.0.1:9090")))?,
+            ),
         };
         if !(1..=86_400).contains(&r.analytics_flush_secs) {
             return Err(("IMAGO_ANALYTICS_FLUSH_SECS", "must be 1 to 86400".into()));
@@ -128,6 +130,9 @@ impl Settings {
     }
 }
 
+/// A string that is usually static (labels, codes): no allocation on the request path.
+pub type Str = std::borrow::Cow<'static, str>;
+
 /// One image request, as written to the store (one JSON object per line). Field meanings are
 /// documented in `docs/analytics.md`; absent values are `null`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -135,22 +140,22 @@ impl Settings {
 pub struct Event {
     /// RFC 3339 UTC with milliseconds, e.g. `2025-11-28T09:15:02.117Z`.
     pub ts: String,
-    pub instance: String,
+    pub instance: Str,
     pub request_id: Option<String>,
-    pub method: String,
+    pub method: Str,
     /// The image key (`SourceRef::key()`): the store key, `bucket/key`, or the origin URL.
     pub key: Option<String>,
     /// `local`, `s3` or `http`.
-    pub source: Option<String>,
+    pub source: Option<Str>,
     /// The resolved options, e.g. `rs:fit/w:300/h:0/dpr:2/f:auto/q:default`.
     pub variant: Option<String>,
     /// Output format served.
-    pub format: Option<String>,
-    pub source_format: Option<String>,
+    pub format: Option<Str>,
+    pub source_format: Option<Str>,
     /// The format was negotiated from `Accept` (no `f:`/extension in the URL).
     pub negotiated: Option<bool>,
     /// `Accept` class: `avif`, `webp` or `legacy`.
-    pub accept: Option<String>,
+    pub accept: Option<Str>,
     /// Output size in pixels.
     pub width: Option<u32>,
     pub height: Option<u32>,
@@ -158,25 +163,93 @@ pub struct Event {
     pub target_width: Option<u32>,
     /// Device-pixel ratio applied.
     pub dpr: Option<f64>,
-    pub dpr_bucket: Option<String>,
-    pub width_bucket: Option<String>,
+    pub dpr_bucket: Option<Str>,
+    pub width_bucket: Option<Str>,
     pub save_data: Option<bool>,
     /// `dpr{1,2,3}/{width bucket}`, plus `/save-data`.
     pub device: Option<String>,
     pub status: u16,
     /// Error code of a refused or failed request.
-    pub error: Option<String>,
+    pub error: Option<Str>,
     /// Body bytes sent (0 for HEAD and 304).
     pub bytes: u64,
     /// Size of the original the response was made from.
     pub source_bytes: Option<u64>,
     /// `hit`, `miss`, `coalesced` or `not_modified`.
-    pub cache: Option<String>,
+    pub cache: Option<Str>,
     pub latency_ms: f64,
     pub fetch_ms: Option<f64>,
     pub transform_ms: Option<f64>,
     pub encode_ms: Option<f64>,
     pub referrer_host: Option<String>,
+}
+
+/// [`Event`] as the request path writes it: the same fields in the same order, borrowed.
+#[derive(Serialize)]
+struct Line<'a> {
+    ts: Ts,
+    instance: &'a str,
+    request_id: Option<&'a str>,
+    method: &'a str,
+    key: Option<&'a str>,
+    source: Option<&'a str>,
+    variant: Option<&'a str>,
+    format: Option<&'a str>,
+    source_format: Option<&'a str>,
+    negotiated: Option<bool>,
+    accept: Option<&'a str>,
+    width: Option<u32>,
+    height: Option<u32>,
+    target_width: Option<u32>,
+    dpr: Option<f64>,
+    dpr_bucket: Option<&'a str>,
+    width_bucket: Option<&'a str>,
+    save_data: Option<bool>,
+    device: Option<Device>,
+    status: u16,
+    error: Option<&'a str>,
+    bytes: u64,
+    source_bytes: Option<u64>,
+    cache: Option<&'a str>,
+    latency_ms: f64,
+    fetch_ms: Option<f64>,
+    transform_ms: Option<f64>,
+    encode_ms: Option<f64>,
+    referrer_host: Option<&'a str>,
+}
+
+/// A timestamp serialised as RFC 3339 UTC with milliseconds, without allocating.
+struct Ts([u8; 24]);
+
+impl Ts {
+    fn now() -> Ts {
+        Ts(rfc3339_bytes(std::time::SystemTime::now()))
+    }
+}
+
+impl Serialize for Ts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(std::str::from_utf8(&self.0).unwrap_or("1970-01-01T00:00:00.000Z"))
+    }
+}
+
+/// The device class `dpr{1,2,3}/{width bucket}[/save-data]`.
+struct Device {
+    dpr: &'static str,
+    width: &'static str,
+    save_data: bool,
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "dpr{}/{}{}", self.dpr, self.width, if self.save_data { "/save-data" } else { "" })
+    }
+}
+
+impl Serialize for Device {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// What the image flow learnt about a request, kept in its extensions until the response.
@@ -204,20 +277,31 @@ pub struct Draft {
 
 /// The resolved options in a short, stable form.
 pub fn variant_summary(n: &Negotiated) -> String {
+    use std::fmt::Write as _;
     let o = &n.options;
-    let rs = format!("{:?}", o.resizing_type).to_ascii_lowercase();
-    let f = match o.format {
-        FormatChoice::Unset | FormatChoice::Auto => "auto".to_string(),
-        FormatChoice::Explicit(f) => f.name().to_string(),
-    };
-    let q = match o.quality {
-        crate::options::Quality::Default => "default".to_string(),
-        crate::options::Quality::Auto => "auto".to_string(),
-        crate::options::Quality::Fixed(q) => q.to_string(),
-    };
-    let dpr = o.dpr.unwrap_or(1.0);
-    let dpr = if dpr.fract() == 0.0 { format!("{dpr:.0}") } else { format!("{dpr:.2}") };
-    format!("rs:{rs}/w:{}/h:{}/dpr:{dpr}/f:{f}/q:{q}", o.width, o.height)
+    let mut s = String::with_capacity(64);
+    s.push_str("rs:");
+    let start = s.len();
+    let _ = write!(s, "{:?}", o.resizing_type);
+    s[start..].make_ascii_lowercase();
+    let _ = write!(s, "/w:{}/h:{}/dpr:", o.width, o.height);
+    // Two decimals without float formatting (this runs per request).
+    let c = (o.dpr.unwrap_or(1.0) * 100.0).round().clamp(0.0, 1e6) as u32;
+    let _ = if c.is_multiple_of(100) { write!(s, "{}", c / 100) } else { write!(s, "{}.{:02}", c / 100, c % 100) };
+    s.push_str("/f:");
+    s.push_str(match o.format {
+        FormatChoice::Unset | FormatChoice::Auto => "auto",
+        FormatChoice::Explicit(f) => f.name(),
+    });
+    s.push_str("/q:");
+    match o.quality {
+        crate::options::Quality::Default => s.push_str("default"),
+        crate::options::Quality::Auto => s.push_str("auto"),
+        crate::options::Quality::Fixed(q) => {
+            let _ = write!(s, "{q}");
+        }
+    }
+    s
 }
 
 fn referrer_host(req: &HttpRequest) -> Option<String> {
@@ -244,11 +328,13 @@ enum Ctl {
 }
 
 struct Shared {
-    tx: mpsc::Sender<Event>,
+    /// Serialised events (JSON lines).
+    tx: mpsc::Sender<Vec<u8>>,
     ctl: mpsc::UnboundedSender<Ctl>,
     wake: Notify,
     flush_events: usize,
-    instance: String,
+    /// Interned once per process start (see [`instance_id`]).
+    instance: &'static str,
     dropped: IntCounter,
 }
 
@@ -298,6 +384,12 @@ pub struct Analytics {
     metrics_server: Mutex<Option<actix_web::dev::ServerHandle>>,
 }
 
+/// [`instance_id`] as a `&'static str`, computed once per process.
+fn interned_instance_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(instance_id).as_str()
+}
+
 /// The machine's host name (the pod name in Kubernetes), reduced to `[A-Za-z0-9._-]`.
 pub fn instance_id() -> String {
     let mut buf = [0u8; 256];
@@ -310,11 +402,8 @@ pub fn instance_id() -> String {
     } else {
         String::new()
     };
-    let clean: String = raw
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        .take(63)
-        .collect();
+    let clean: String =
+        raw.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')).take(63).collect();
     if clean.is_empty() {
         "imago".into()
     } else {
@@ -344,7 +433,7 @@ impl Analytics {
             ctl,
             wake: Notify::new(),
             flush_events: s.flush_events,
-            instance: instance_id(),
+            instance: interned_instance_id(),
             dropped: counters.dropped.clone(),
         });
         let writer = Writer {
@@ -355,7 +444,8 @@ impl Analytics {
             counters,
             every: s.flush_every,
             cap: s.channel,
-            pending: Vec::new(),
+            pending: BTreeMap::new(),
+            pending_events: 0,
         };
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
@@ -445,7 +535,8 @@ impl Analytics {
         self.with_draft(req, |d| d.error = Some(code));
     }
 
-    /// Builds the request's event and hands it to the writer without waiting.
+    /// Builds the request's event, serialised (one JSON line, borrowing everything: no copies
+    /// of the fields), and hands it to the writer without waiting.
     pub fn emit(&self, req: &HttpRequest, resp: &HttpResponse, start: Instant) {
         let Some(shared) = &self.shared else { return };
         let d = req.extensions_mut().remove::<Draft>().unwrap_or_default();
@@ -457,49 +548,68 @@ impl Analytics {
         let dpr_b = d.dpr.map(|x| dpr_bucket(Some(x)));
         let width_b = d.target_width.map(width_bucket);
         let device = match (dpr_b, width_b) {
-            (Some(p), Some(w)) => {
-                Some(format!("dpr{p}/{w}{}", if d.save_data == Some(true) { "/save-data" } else { "" }))
-            }
+            (Some(dpr), Some(width)) => Some(Device { dpr, width, save_data: d.save_data == Some(true) }),
             _ => None,
         };
-        let ev = Event {
-            ts: now_rfc3339(),
-            instance: shared.instance.clone(),
-            request_id: req.extensions().get::<crate::telemetry::RequestId>().map(|r| r.0.clone()),
-            method: req.method().as_str().to_string(),
-            key: d.key,
-            source: d.source.map(String::from),
-            variant: d.variant,
-            format: d.format.map(String::from),
-            source_format: d.source_format.map(String::from),
+        let referrer = referrer_host(req);
+        let ext = req.extensions();
+        let line = Line {
+            ts: Ts::now(),
+            instance: shared.instance,
+            request_id: ext.get::<crate::telemetry::RequestId>().map(|r| r.0.as_str()),
+            method: req.method().as_str(),
+            key: d.key.as_deref(),
+            source: d.source,
+            variant: d.variant.as_deref(),
+            format: d.format,
+            source_format: d.source_format,
             negotiated: d.negotiated,
-            accept: d.accept.map(String::from),
+            accept: d.accept,
             width: d.width,
             height: d.height,
             target_width: d.target_width,
             dpr: d.dpr,
-            dpr_bucket: dpr_b.map(String::from),
-            width_bucket: width_b.map(String::from),
+            dpr_bucket: dpr_b,
+            width_bucket: width_b,
             save_data: d.save_data,
             device,
             status: resp.status().as_u16(),
-            error: d.error.map(String::from),
+            error: d.error,
             bytes,
             source_bytes: d.source_bytes,
-            cache: d.cache.map(String::from),
+            cache: d.cache,
             latency_ms: micros(start.elapsed().as_secs_f64() * 1000.0),
             fetch_ms: d.fetch_ms.map(micros),
             transform_ms: d.transform_ms.map(micros),
             encode_ms: d.encode_ms.map(micros),
-            referrer_host: referrer_host(req),
+            referrer_host: referrer.as_deref(),
         };
-        self.send(ev);
+        let mut buf = Vec::with_capacity(768);
+        let ok = serde_json::to_writer(&mut buf, &line).is_ok();
+        drop(ext);
+        if !ok {
+            shared.dropped.inc();
+            return;
+        }
+        buf.push(b'\n');
+        self.send_line(buf);
     }
 
     /// Queues an event (drops and counts it when the buffer is full or the writer stopped).
     pub fn send(&self, ev: Event) {
         let Some(shared) = &self.shared else { return };
-        if shared.tx.try_send(ev).is_err() {
+        match serde_json::to_vec(&ev) {
+            Ok(mut buf) => {
+                buf.push(b'\n');
+                self.send_line(buf);
+            }
+            Err(_) => shared.dropped.inc(),
+        }
+    }
+
+    fn send_line(&self, line: Vec<u8>) {
+        let Some(shared) = &self.shared else { return };
+        if shared.tx.try_send(line).is_err() {
             shared.dropped.inc();
             return;
         }
@@ -545,10 +655,8 @@ impl Analytics {
 
 /// A new ULID (time-ordered, 80 random bits) as its 26-character string.
 pub fn new_ulid() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     ulid::Ulid::from_parts(ms, rand::random::<u128>()).to_string()
 }
 
@@ -559,19 +667,69 @@ fn micros(ms: f64) -> f64 {
 
 /// Now as RFC 3339 UTC with milliseconds.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    rfc3339_millis(std::time::SystemTime::now())
+}
+
+/// A time as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
+pub fn rfc3339_millis(t: std::time::SystemTime) -> String {
+    String::from_utf8_lossy(&rfc3339_bytes(t)).into_owned()
+}
+
+/// [`rfc3339_millis`] without allocating or a calendar library (it runs once per request). Days
+/// to civil date after Howard Hinnant's `civil_from_days`; years 0-9999.
+fn rfc3339_bytes(t: std::time::SystemTime) -> [u8; 24] {
+    let ms = match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    };
+    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, milli) = (ms_of_day / 3_600_000, ms_of_day / 60_000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, v: i64| {
+        let mut v = v.clamp(0, 10i64.pow(width as u32) - 1);
+        for i in (0..width).rev() {
+            out[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, h);
+    put(14, 2, m);
+    put(17, 2, s);
+    put(20, 3, milli);
+    out
+}
+
+/// Buffered lines of one hour partition.
+#[derive(Default)]
+struct Part {
+    lines: Vec<u8>,
+    events: usize,
 }
 
 struct Writer {
-    rx: mpsc::Receiver<Event>,
+    rx: mpsc::Receiver<Vec<u8>>,
     ctl: mpsc::UnboundedReceiver<Ctl>,
     shared: Arc<Shared>,
     store: Store,
     counters: Counters,
     every: Duration,
     cap: usize,
-    /// Events taken from the channel and not yet written.
-    pending: Vec<Event>,
+    /// Lines taken from the channel and not yet written, by partition (`YYYY-MM-DDTHH`): events
+    /// arrive in time order, so this is almost always one entry.
+    pending: BTreeMap<[u8; 13], Part>,
+    pending_events: usize,
 }
 
 impl Writer {
@@ -615,30 +773,39 @@ impl Writer {
         }
     }
 
-    /// Drains the channel and writes all pending events (`attempts` tries per file).
+    /// Moves the channel's lines into the partition buffers.
+    fn drain(&mut self) {
+        while let Ok(line) = self.rx.try_recv() {
+            let key = store::line_partition(&line).unwrap_or(*b"1970-01-01T00");
+            let part = self.pending.entry(key).or_default();
+            part.lines.extend_from_slice(&line);
+            part.events += 1;
+            self.pending_events += 1;
+        }
+    }
+
+    /// Drains the channel and writes one file per pending partition (`attempts` tries each).
     async fn flush(&mut self, attempts: u32) -> Flushed {
-        while let Ok(ev) = self.rx.try_recv() {
-            self.pending.push(ev);
-        }
-        if self.pending.is_empty() {
-            return Flushed::default();
-        }
-        let batch = std::mem::take(&mut self.pending);
+        self.drain();
         let mut out = Flushed::default();
-        let mut failed: Vec<Event> = Vec::new();
-        for (partition, events) in store::partition_events(batch) {
-            let n = events.len();
-            let name = store::file_name(&partition, &self.shared.instance);
-            let encoded = tokio::task::spawn_blocking(move || store::encode(&events).map(|b| (b, events))).await;
-            let (body, events) = match encoded {
+        if self.pending_events == 0 {
+            return out;
+        }
+        let parts = std::mem::take(&mut self.pending);
+        self.pending_events = 0;
+        for (key, part) in parts {
+            let n = part.events;
+            let name = store::file_name(&store::partition_name(&key), self.shared.instance);
+            let encoded = tokio::task::spawn_blocking(move || store::gzip(&part.lines).map(|b| (b, part))).await;
+            let (body, part) = match encoded {
                 Ok(Ok(x)) => x,
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "analytics: cannot encode events");
+                    tracing::warn!(error = %e, "analytics: cannot compress events");
                     self.counters.dropped.inc_by(n as u64);
                     continue;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "analytics: encoder task failed");
+                    tracing::warn!(error = %e, "analytics: compression task failed");
                     self.counters.dropped.inc_by(n as u64);
                     continue;
                 }
@@ -663,19 +830,24 @@ impl Writer {
                 Err(e) => {
                     self.counters.failures.inc();
                     tracing::warn!(error = %e, file = %name, events = n, "analytics: write failed, will retry");
-                    failed.extend(events);
+                    out.failed += n;
+                    // Kept for the next flush (lines drained meanwhile append after these).
+                    let kept = self.pending.entry(key).or_default();
+                    let mut lines = part.lines;
+                    lines.extend_from_slice(&kept.lines);
+                    kept.lines = lines;
+                    kept.events += n;
+                    self.pending_events += n;
                 }
             }
         }
-        out.failed = failed.len();
-        // Keep what failed for the next flush, within the buffer size (oldest dropped).
-        if failed.len() > self.cap {
-            let excess = failed.len() - self.cap;
-            failed.drain(..excess);
-            self.counters.dropped.inc_by(excess as u64);
+        // What failed stays within the buffer size: the oldest partitions go first.
+        while self.pending_events > self.cap {
+            let Some((_, part)) = self.pending.pop_first() else { break };
+            self.pending_events -= part.events;
+            self.counters.dropped.inc_by(part.events as u64);
         }
-        self.pending = failed;
-        self.counters.buffered.set(self.pending.len() as i64);
+        self.counters.buffered.set(self.pending_events as i64);
         out
     }
 }
@@ -685,7 +857,11 @@ mod tests {
     use super::*;
 
     fn raw() -> RawConfig {
-        RawConfig { local_root: "/srv/imago/images".into(), analytics_dir: "/srv/imago/analytics".into(), ..Default::default() }
+        RawConfig {
+            local_root: "/srv/imago/images".into(),
+            analytics_dir: "/srv/imago/analytics".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -716,6 +892,80 @@ mod tests {
     }
 
     #[test]
+    fn request_lines_are_events() {
+        let full = Line {
+            ts: Ts(*b"2025-03-01T22:30:00.123Z"),
+            instance: "host-1",
+            request_id: Some("r\"1"),
+            method: "GET",
+            key: Some("a/\u{e9}t\u{e9}.jpg"),
+            source: Some("local"),
+            variant: Some("rs:fit/w:100/h:0/dpr:2/f:auto/q:default"),
+            format: Some("webp"),
+            source_format: Some("jpeg"),
+            negotiated: Some(true),
+            accept: Some("webp"),
+            width: Some(100),
+            height: Some(66),
+            target_width: Some(200),
+            dpr: Some(2.0),
+            dpr_bucket: Some("2"),
+            width_bucket: Some("le320"),
+            save_data: Some(true),
+            device: Some(Device { dpr: "2", width: "le320", save_data: true }),
+            status: 200,
+            error: None,
+            bytes: 1234,
+            source_bytes: Some(99999),
+            cache: Some("miss"),
+            latency_ms: 12.345,
+            fetch_ms: Some(1.5),
+            transform_ms: Some(7.25),
+            encode_ms: Some(3.0),
+            referrer_host: Some("example.com"),
+        };
+        let text = serde_json::to_string(&full).unwrap();
+        let ev: Event = serde_json::from_str(&text).unwrap();
+        assert_eq!(ev.device.as_deref(), Some("dpr2/le320/save-data"));
+        assert_eq!(ev.ts, "2025-03-01T22:30:00.123Z");
+        assert_eq!(serde_json::to_string(&ev).unwrap(), text, "same fields, same order");
+        let empty = Line {
+            ts: Ts(*b"2025-03-01T22:30:00.123Z"),
+            instance: "h",
+            request_id: None,
+            method: "HEAD",
+            key: None,
+            source: None,
+            variant: None,
+            format: None,
+            source_format: None,
+            negotiated: None,
+            accept: None,
+            width: None,
+            height: None,
+            target_width: None,
+            dpr: None,
+            dpr_bucket: None,
+            width_bucket: None,
+            save_data: None,
+            device: None,
+            status: 403,
+            error: Some("invalid-signature"),
+            bytes: 0,
+            source_bytes: None,
+            cache: None,
+            latency_ms: 0.5,
+            fetch_ms: None,
+            transform_ms: None,
+            encode_ms: None,
+            referrer_host: None,
+        };
+        let text = serde_json::to_string(&empty).unwrap();
+        let ev: Event = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_string(&ev).unwrap(), text);
+    }
+
+    #[test]
     fn instance_ids_are_file_name_safe() {
         let id = instance_id();
         assert!(!id.is_empty() && id.len() <= 63);
@@ -728,5 +978,18 @@ mod tests {
         assert_eq!(t.len(), 24, "{t}");
         assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
         assert!(t.parse::<jiff::Timestamp>().is_ok());
+        // Agrees with jiff across leap years, centuries and the epoch.
+        for ms in [0i64, 951_782_400_123, 1_709_164_799_999, 4_107_542_400_000, 1_764_322_135_001, 86_399_999] {
+            let st = std::time::UNIX_EPOCH + Duration::from_millis(ms as u64);
+            let want = jiff::Timestamp::from_millisecond(ms).unwrap().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            assert_eq!(rfc3339_millis(st), want, "{ms}");
+        }
+        let mut ms = 0i64;
+        while ms < 5_000_000_000_000 {
+            let st = std::time::UNIX_EPOCH + Duration::from_millis(ms as u64);
+            let want = jiff::Timestamp::from_millisecond(ms).unwrap().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            assert_eq!(rfc3339_millis(st), want, "{ms}");
+            ms += 7_777_777_777;
+        }
     }
 }

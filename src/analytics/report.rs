@@ -234,8 +234,7 @@ fn bump(m: &mut BTreeMap<String, u64>, k: &str) {
 }
 
 fn top(m: &HashMap<String, (u64, u64)>, by_bytes: bool) -> Vec<Top> {
-    let mut v: Vec<Top> =
-        m.iter().map(|(k, (r, b))| Top { key: k.clone(), requests: *r, bytes: *b }).collect();
+    let mut v: Vec<Top> = m.iter().map(|(k, (r, b))| Top { key: k.clone(), requests: *r, bytes: *b }).collect();
     if by_bytes {
         v.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.requests.cmp(&a.requests)).then(a.key.cmp(&b.key)));
     } else {
@@ -471,7 +470,7 @@ mod tests {
             status,
             bytes,
             source_bytes: src,
-            cache: Some(cache.into()),
+            cache: Some(cache.to_string().into()),
             latency_ms: ms,
             format: (status == 200).then(|| "webp".into()),
             ..Default::default()

@@ -39,29 +39,42 @@ pub fn partition_of(ts: &str) -> Option<String> {
     ok.then(|| format!("dt={date}/hour={hour}"))
 }
 
-/// Groups events by hour partition (events keep their order within a partition).
-pub fn partition_events(events: Vec<Event>) -> BTreeMap<String, Vec<Event>> {
-    let mut out: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-    for e in events {
-        let p = partition_of(&e.ts).unwrap_or_else(|| "dt=1970-01-01/hour=00".into());
-        out.entry(p).or_default().push(e);
-    }
-    out
-}
-
 /// A new file name in `partition` for `instance` (ULIDs sort by creation time).
 pub fn file_name(partition: &str, instance: &str) -> String {
     format!("{partition}/{instance}-{}{EXT}", super::new_ulid().to_ascii_lowercase())
 }
 
-/// JSON lines, gzip-compressed (level 6: the batch is written once and read many times).
+/// JSON lines, gzip-compressed (see [`gzip`]).
 pub fn encode(events: &[Event]) -> Result<Vec<u8>, String> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(events.len() * 120), flate2::Compression::new(6));
+    let mut lines = Vec::with_capacity(events.len() * 640);
     for e in events {
-        serde_json::to_writer(&mut gz, e).map_err(|e| e.to_string())?;
-        gz.write_all(b"\n").map_err(|e| e.to_string())?;
+        serde_json::to_writer(&mut lines, e).map_err(|e| e.to_string())?;
+        lines.push(b'\n');
     }
+    gzip(&lines)
+}
+
+/// Gzip in one call (many small writes into a `GzEncoder<Vec>` are slow: flate2 zeroes the
+/// vector's spare capacity on every call), at the fast level: the instance's CPU serves images,
+/// and these files are small and cheap to store either way.
+pub fn gzip(lines: &[u8]) -> Result<Vec<u8>, String> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(lines.len() / 4 + 64), flate2::Compression::fast());
+    gz.write_all(lines).map_err(|e| e.to_string())?;
     gz.finish().map_err(|e| e.to_string())
+}
+
+/// The hour (`YYYY-MM-DDTHH`) of a serialised event: every line starts `{"ts":"…`.
+pub fn line_partition(line: &[u8]) -> Option<[u8; 13]> {
+    let rest = line.strip_prefix(b"{\"ts\":\"")?;
+    let key: [u8; 13] = rest.get(..13)?.try_into().ok()?;
+    partition_of(std::str::from_utf8(&key).ok()?)?;
+    Some(key)
+}
+
+/// `YYYY-MM-DDTHH` → `dt=YYYY-MM-DD/hour=HH`.
+pub fn partition_name(key: &[u8; 13]) -> String {
+    let k = String::from_utf8_lossy(key);
+    partition_of(&k).unwrap_or_else(|| "dt=1970-01-01/hour=00".into())
 }
 
 /// Decompresses a file (gzip; multi-member files too, as `cat a.gz b.gz` makes).
@@ -134,9 +147,7 @@ impl Store {
         match self {
             Store::Local { dir } => {
                 let (dir, name) = (dir.clone(), name.to_string());
-                tokio::task::spawn_blocking(move || write_local(&dir, &name, &body))
-                    .await
-                    .map_err(|e| e.to_string())?
+                tokio::task::spawn_blocking(move || write_local(&dir, &name, &body)).await.map_err(|e| e.to_string())?
             }
             Store::S3 { bucket, creds, client } => {
                 let key = format!("{S3_PREFIX}{name}");
@@ -186,10 +197,7 @@ impl Store {
                             .map_err(|e| format!("list {prefix}: {e}"))?;
                         for c in parsed.contents {
                             let Some(rel) = c.key.strip_prefix(S3_PREFIX) else { continue };
-                            let hour_ok = rel
-                                .split('/')
-                                .nth(1)
-                                .is_some_and(|h| hours.iter().any(|x| x == h));
+                            let hour_ok = rel.split('/').nth(1).is_some_and(|h| hours.iter().any(|x| x == h));
                             if hour_ok && rel.ends_with(EXT) {
                                 out.push(rel.to_string());
                             }
@@ -302,11 +310,19 @@ mod tests {
         assert!(partitions(to, from).is_empty());
         assert_eq!(partition_of("2025-03-01T22:30:00.000Z").as_deref(), Some("dt=2025-03-01/hour=22"));
         assert_eq!(partition_of("garbage"), None);
+        assert_eq!(line_partition(b"{\"ts\":\"2025-03-01T22:30:00.000Z\",\"x\":1}"), Some(*b"2025-03-01T22"));
+        assert_eq!(line_partition(b"{\"x\":1}"), None);
+        assert_eq!(partition_name(b"2025-03-01T22"), "dt=2025-03-01/hour=22");
     }
 
     #[test]
     fn encode_decode_round_trip() {
-        let e = Event { ts: "2025-03-01T22:30:00.000Z".into(), status: 200, key: Some("a/b.jpg".into()), ..Default::default() };
+        let e = Event {
+            ts: "2025-03-01T22:30:00.000Z".into(),
+            status: 200,
+            key: Some("a/b.jpg".into()),
+            ..Default::default()
+        };
         let bytes = encode(&[e.clone(), e.clone()]).unwrap();
         assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip magic");
         let text = decode(&bytes, 1 << 20).unwrap();

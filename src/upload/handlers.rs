@@ -34,9 +34,7 @@ const MAX_FIELDS: usize = 32;
 /// Registers the upload routes (call before the image catch-all).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/v1/uploads")
-            .route(web::post().to(create_ticket))
-            .default_service(web::to(method_not_allowed)),
+        web::resource("/v1/uploads").route(web::post().to(create_ticket)).default_service(web::to(method_not_allowed)),
     )
     .service(
         web::resource("/v1/uploads/form")
@@ -235,10 +233,16 @@ fn stored_response(st: &AppState, key: &str, stored: &Stored, origin: Option<&He
     let image_url = up.image_url(key).unwrap_or_default();
     st.metrics.upload_bytes.inc_by(if stored.outcome == Outcome::Created { stored.bytes } else { 0 });
     let status = if stored.outcome == Outcome::Created { StatusCode::CREATED } else { StatusCode::OK };
-    let sha = hex::encode(stored.sha256);
+    let sha = stored.sha256.map(hex::encode);
+    // The key never holds other bytes, so it identifies the content; with a verified digest,
+    // the digest does.
+    let tag = match &sha {
+        Some(h) => h[..32].to_string(),
+        None => hex::encode(&Sha256::digest(key.as_bytes())[..16]),
+    };
     let mut resp = HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::ETAG, format!("\"{}\"", &sha[..32])))
+        .insert_header((header::ETAG, format!("\"{tag}\"")))
         .insert_header((header::LOCATION, image_url.clone()))
         .json(serde_json::json!({
             "key": key,

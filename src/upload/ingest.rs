@@ -9,11 +9,13 @@
 //! unlink where the filesystem lacks it). Small bodies (below [`SPILL`]) are buffered and written
 //! in one blocking call at the end, so a cut-off small upload never touches the disk.
 
-use std::io::{Read, Write};
+use std::collections::HashSet;
+use std::io::{IoSlice, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
@@ -52,7 +54,8 @@ pub enum Outcome {
 #[derive(Clone, Debug)]
 pub struct Stored {
     pub bytes: u64,
-    pub sha256: [u8; 32],
+    /// The body's SHA-256, when the ticket carried one (it was verified).
+    pub sha256: Option<[u8; 32]>,
     pub outcome: Outcome,
 }
 
@@ -63,6 +66,8 @@ pub struct Ingest {
     incoming: PathBuf,
     fsync: bool,
     body_timeout: Duration,
+    /// Directories already checked to lie inside the root (saves a realpath per upload).
+    verified: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 /// A temp file that removes itself unless committed.
@@ -74,8 +79,19 @@ struct TempFile {
 
 impl TempFile {
     fn create(dir: &Path) -> std::io::Result<TempFile> {
+        match Self::create_in(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir)?;
+                Self::create_in(dir)
+            }
+            r => r,
+        }
+    }
+
+    fn create_in(dir: &Path) -> std::io::Result<TempFile> {
         let ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        let name = format!("{}.part", ulid::Ulid::from_parts(ms, rand::random::<u128>()).to_string().to_ascii_lowercase());
+        let name =
+            format!("{}.part", ulid::Ulid::from_parts(ms, rand::random::<u128>()).to_string().to_ascii_lowercase());
         let path = dir.join(name);
         let mut o = std::fs::OpenOptions::new();
         o.write(true).create_new(true);
@@ -116,9 +132,8 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
         let f = CString::new(from.as_os_str().as_bytes())?;
         let t = CString::new(to.as_os_str().as_bytes())?;
         // SAFETY: two valid NUL-terminated paths; renameat2 only reads them.
-        let r = unsafe {
-            libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), libc::RENAME_NOREPLACE)
-        };
+        let r =
+            unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), libc::RENAME_NOREPLACE) };
         if r == 0 {
             return Ok(());
         }
@@ -158,15 +173,18 @@ fn same_contents(a: &Path, b: &Path) -> std::io::Result<bool> {
 }
 
 impl Ingest {
-    /// Prepares `{root}/.incoming/` and removes temp files older than the body timeout (left
-    /// by a crash: no upload of this process can still be writing them).
-    pub fn new(root: PathBuf, fsync: bool, body_timeout: Duration) -> Result<Ingest, String> {
+    /// With `prepare` (embedded uploads are on), creates `{root}/.incoming/` and removes temp
+    /// files older than the body timeout (left by a crash: no upload of this process can still
+    /// be writing them). Without it no I/O happens, so a read-only root still serves reads.
+    pub fn new(root: PathBuf, fsync: bool, body_timeout: Duration, prepare: bool) -> Result<Ingest, String> {
         let incoming = root.join(INCOMING_DIR);
-        std::fs::create_dir_all(&incoming).map_err(|e| format!("{}: {e}", incoming.display()))?;
-        let ingest = Ingest { root, incoming, fsync, body_timeout };
-        let removed = ingest.clean_stale(body_timeout);
-        if removed > 0 {
-            tracing::info!(removed, "removed stale upload temp files");
+        let ingest = Ingest { root, incoming, fsync, body_timeout, verified: Arc::default() };
+        if prepare {
+            std::fs::create_dir_all(&ingest.incoming).map_err(|e| format!("{}: {e}", ingest.incoming.display()))?;
+            let removed = ingest.clean_stale(body_timeout);
+            if removed > 0 {
+                tracing::info!(removed, "removed stale upload temp files");
+            }
         }
         Ok(ingest)
     }
@@ -270,8 +288,12 @@ impl Ingest {
     {
         let cap = limits.exact.unwrap_or(limits.max_bytes).min(limits.max_bytes);
         let window = magic_window(t);
-        let mut hasher = Sha256::new();
-        let mut buf = BytesMut::new();
+        // Only a ticket with a digest pays for hashing.
+        let mut hasher = limits.sha256.map(|_| Sha256::new());
+        // Chunks are kept as received (no copy) until written.
+        let mut pending: Vec<Bytes> = Vec::new();
+        let mut pending_len = 0usize;
+        let mut head: Vec<u8> = Vec::new();
         let mut total: u64 = 0;
         let mut checked = false;
         let mut temp: Option<TempFile> = None;
@@ -289,14 +311,21 @@ impl Ingest {
                     _ => UploadError::TooLarge { limit: limits.max_bytes },
                 });
             }
-            hasher.update(&chunk);
-            buf.extend_from_slice(&chunk);
-            if !checked && buf.len() >= window {
-                check_magic(t, &buf)?;
-                checked = true;
+            if let Some(h) = hasher.as_mut() {
+                h.update(&chunk);
             }
-            if checked && buf.len() >= SPILL {
-                let data = buf.split().freeze();
+            if !checked {
+                head.extend_from_slice(&chunk[..chunk.len().min(window - head.len())]);
+                if head.len() >= window {
+                    check_magic(t, &head)?;
+                    checked = true;
+                }
+            }
+            pending_len += chunk.len();
+            pending.push(chunk);
+            if checked && pending_len >= SPILL {
+                let data = std::mem::take(&mut pending);
+                pending_len = 0;
                 let dir = self.incoming.clone();
                 let tf = temp.take();
                 temp = Some(
@@ -305,7 +334,7 @@ impl Ingest {
                             Some(tf) => tf,
                             None => TempFile::create(&dir).map_err(io_err)?,
                         };
-                        tf.file.write_all(&data).map_err(io_err)?;
+                        write_chunks(&mut tf.file, &data).map_err(io_err)?;
                         Ok(tf)
                     })
                     .await?,
@@ -313,24 +342,51 @@ impl Ingest {
             }
         }
         if !checked {
-            check_magic(t, &buf)?;
+            check_magic(t, &head)?;
         }
         if let Some(expected) = limits.exact {
             if total != expected {
                 return Err(UploadError::LengthMismatch { expected, got: total });
             }
         }
-        let digest: [u8; 32] = hasher.finalize().into();
-        if let Some(want) = limits.sha256 {
-            if !bool::from(subtle::ConstantTimeEq::ct_eq(&want[..], &digest[..])) {
+        let digest: Option<[u8; 32]> = hasher.map(|h| h.finalize().into());
+        if let (Some(want), Some(got)) = (limits.sha256, digest) {
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(&want[..], &got[..])) {
                 return Err(UploadError::ChecksumMismatch);
             }
         }
-        let rest = buf.freeze();
-        let (dir, root, fsync) = (self.incoming.clone(), self.root.clone(), self.fsync);
-        let outcome = blocking(move || commit(temp, rest, &dir, &root, &dest, fsync)).await?;
+        let (dir, root, fsync, verified) =
+            (self.incoming.clone(), self.root.clone(), self.fsync, self.verified.clone());
+        let outcome = blocking(move || commit(temp, pending, &dir, &root, &dest, fsync, &verified)).await?;
         Ok(Stored { bytes: total, sha256: digest, outcome })
     }
+}
+
+/// Writes every chunk (vectored writes: the chunks are not copied together first).
+fn write_chunks(f: &mut std::fs::File, chunks: &[Bytes]) -> std::io::Result<()> {
+    let mut i = 0;
+    let mut off = 0;
+    while i < chunks.len() {
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity((chunks.len() - i).min(512));
+        slices.push(IoSlice::new(&chunks[i][off..]));
+        slices.extend(chunks[i + 1..].iter().take(511).map(|c| IoSlice::new(c)));
+        let mut n = f.write_vectored(&slices)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while i < chunks.len() && n > 0 {
+            let left = chunks[i].len() - off;
+            if n >= left {
+                n -= left;
+                i += 1;
+                off = 0;
+            } else {
+                off += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Creates `dir` (and missing parents) under `root`, syncing each new directory entry.
@@ -361,26 +417,36 @@ fn ensure_dir(root: &Path, dir: &Path, fsync: bool) -> std::io::Result<()> {
 /// Writes the rest, syncs, and moves the temp file into place without replacing anything.
 fn commit(
     temp: Option<TempFile>,
-    rest: Bytes,
+    rest: Vec<Bytes>,
     incoming: &Path,
     root: &Path,
     dest: &Path,
     fsync: bool,
+    verified: &Mutex<HashSet<PathBuf>>,
 ) -> Result<Outcome, UploadError> {
     let mut tf = match temp {
         Some(tf) => tf,
         None => TempFile::create(incoming).map_err(io_err)?,
     };
-    tf.file.write_all(&rest).map_err(io_err)?;
+    write_chunks(&mut tf.file, &rest).map_err(io_err)?;
     if fsync {
         tf.file.sync_all().map_err(io_err)?;
     }
     let parent = dest.parent().ok_or_else(|| UploadError::InvalidRequest("bad key".into()))?;
-    ensure_dir(root, parent, fsync).map_err(io_err)?;
-    // A directory symlinked out of the store must not receive uploads.
-    let real = std::fs::canonicalize(parent).map_err(io_err)?;
-    if !real.starts_with(root) {
-        return Err(UploadError::Forbidden("the key's directory is outside the store".into()));
+    let known = verified.lock().map(|v| v.contains(parent)).unwrap_or(false);
+    if !known {
+        ensure_dir(root, parent, fsync).map_err(io_err)?;
+        // A directory symlinked out of the store must not receive uploads.
+        let real = std::fs::canonicalize(parent).map_err(io_err)?;
+        if !real.starts_with(root) {
+            return Err(UploadError::Forbidden("the key's directory is outside the store".into()));
+        }
+        if let Ok(mut v) = verified.lock() {
+            if v.len() > 10_000 {
+                v.clear();
+            }
+            v.insert(parent.to_path_buf());
+        }
     }
     match rename_noreplace(&tf.path, dest) {
         Ok(()) => {
@@ -448,7 +514,7 @@ mod tests {
     async fn stores_refuses_and_never_replaces() {
         let dir = tempfile::tempdir().unwrap();
         let root = std::fs::canonicalize(dir.path()).unwrap();
-        let ing = Ingest::new(root.clone(), true, Duration::from_secs(5)).unwrap();
+        let ing = Ingest::new(root.clone(), true, Duration::from_secs(5), false).unwrap();
         let lim = Limits { max_bytes: 3 * SPILL as u64, exact: None, sha256: None };
         // Large body: spills to a temp file across several writes.
         let big = jpeg(2 * SPILL + 123);
@@ -471,7 +537,8 @@ mod tests {
         assert_eq!(e.code(), "not-an-image");
         // Over the cap (streamed, no length declared).
         let small = Limits { max_bytes: 1000, exact: None, sha256: None };
-        let e = ing.receive("a/y.jpg", jpeg_type(), &small, body(vec![Ok(jpeg(600)), Ok(jpeg(600))])).await.unwrap_err();
+        let e =
+            ing.receive("a/y.jpg", jpeg_type(), &small, body(vec![Ok(jpeg(600)), Ok(jpeg(600))])).await.unwrap_err();
         assert_eq!(e.code(), "too-large");
         // Checksum and exact length.
         let data = jpeg(700);
@@ -482,7 +549,7 @@ mod tests {
         let lim = Limits { sha256: Some(good), ..lim };
         let e = ing.receive("a/z.jpg", jpeg_type(), &lim, body(vec![Ok(data[..600].to_vec())])).await.unwrap_err();
         assert_eq!(e.code(), "length-mismatch");
-        assert_eq!(ing.receive("a/z.jpg", jpeg_type(), &lim, body(vec![Ok(data)])).await.unwrap().sha256, good);
+        assert_eq!(ing.receive("a/z.jpg", jpeg_type(), &lim, body(vec![Ok(data)])).await.unwrap().sha256, Some(good));
         let mut left = files(&root);
         left.sort();
         assert_eq!(left, vec![root.join("a/b/big.jpg"), root.join("a/z.jpg")], "nothing else was left behind");
@@ -499,7 +566,7 @@ mod tests {
         let inc = dir.path().join(INCOMING_DIR);
         std::fs::create_dir_all(&inc).unwrap();
         std::fs::write(inc.join("old.part"), b"x").unwrap();
-        let ing = Ingest::new(dir.path().to_path_buf(), false, Duration::ZERO).unwrap();
+        let ing = Ingest::new(dir.path().to_path_buf(), false, Duration::ZERO, true).unwrap();
         assert!(files(ing.incoming_dir()).is_empty());
     }
 

@@ -27,7 +27,7 @@ if "--summary" in sys.argv:
     print(json.dumps(out))
 else:
     cur = con.execute(
-        f"SELECT * EXCLUDE (dt, hour), strftime(ts, '%Y-%m-%dT%H:%M:%S.%gZ') AS ts_text, dt::VARCHAR AS dt, hour FROM {src} ORDER BY ts"
+        f"SELECT * EXCLUDE (dt, hour), strftime(ts, '%Y-%m-%dT%H:%M:%S.%gZ') AS ts_text, dt::VARCHAR AS dt, lpad(hour::VARCHAR, 2, '0') AS hour FROM {src} ORDER BY ts"
     )
     cols = [d[0] for d in cur.description]
     rows = [dict(zip(cols, r)) for r in cur.fetchall()]

@@ -35,14 +35,7 @@ pub fn sha256_hex(b: &[u8]) -> String {
 
 /// `POST /v1/uploads` with `key`; returns the status and JSON body.
 pub async fn ticket_with(s: &TestServer, key: &str, body: Value) -> (u16, Value) {
-    let r = s
-        .client
-        .post(format!("{}/v1/uploads", s.base))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = s.client.post(format!("{}/v1/uploads", s.base)).bearer_auth(key).json(&body).send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
@@ -95,7 +88,9 @@ pub fn multipart(fields: &[(String, String)], file: &[u8]) -> (String, Vec<u8>) 
     let boundary = format!("----imagotest{:016x}", rand::random::<u64>());
     let mut b = Vec::new();
     for (k, v) in fields {
-        b.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+        b.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes(),
+        );
     }
     b.extend_from_slice(
         format!(
@@ -108,7 +103,12 @@ pub fn multipart(fields: &[(String, String)], file: &[u8]) -> (String, Vec<u8>) 
     (format!("multipart/form-data; boundary={boundary}"), b)
 }
 
-pub async fn post_form(client: &reqwest::Client, url: &str, fields: &[(String, String)], file: &[u8]) -> reqwest::Response {
+pub async fn post_form(
+    client: &reqwest::Client,
+    url: &str,
+    fields: &[(String, String)],
+    file: &[u8],
+) -> reqwest::Response {
     let (ct, body) = multipart(fields, file);
     client.post(url).header("content-type", ct).body(body).send().await.unwrap()
 }
@@ -156,12 +156,7 @@ pub fn host_port(url: &str) -> (String, String) {
 
 /// Opens a raw HTTP/1.1 request: `method target` with `headers`, then sends `part` of the body
 /// and returns the open stream (the caller cuts it off or reads the answer).
-pub async fn raw_request(
-    url: &str,
-    method: &str,
-    headers: &[(&str, String)],
-    part: &[u8],
-) -> tokio::net::TcpStream {
+pub async fn raw_request(url: &str, method: &str, headers: &[(&str, String)], part: &[u8]) -> tokio::net::TcpStream {
     let u = url::Url::parse(url).unwrap();
     let (_, addr) = host_port(url);
     let target = match u.query() {

@@ -14,6 +14,8 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 pub mod builder;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod options;
 pub mod srcset;
 

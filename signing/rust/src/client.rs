@@ -1,0 +1,145 @@
+//! Upload-ticket client (feature `client`): an app backend asks imago for a presigned upload
+//! ticket with its API key (`POST {base}/v1/uploads`, SPEC §10), then hands the ticket to the
+//! browser, or uploads the bytes itself with [`UploadClient::upload`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Errors of the upload client. Server refusals keep imago's stable `code`.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("imago refused the request ({status} {code}): {message}")]
+    Refused { status: u16, code: String, message: String },
+    #[error("the store refused the upload ({status})")]
+    UploadRefused { status: u16 },
+    #[error("request failed: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("invalid base URL: {0}")]
+    BaseUrl(String),
+}
+
+/// The ticket request body.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TicketRequest {
+    pub content_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_length: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Hex SHA-256 of the file: enables deduplication and integrity checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// `PUT` or `POST`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
+/// An upload ticket (SPEC §10).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Ticket {
+    pub id: String,
+    pub key: String,
+    pub method: String,
+    pub url: String,
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub expires_at: String,
+    pub max_bytes: u64,
+    pub source: String,
+    pub image_url: String,
+    pub info_url: String,
+    #[serde(default)]
+    pub exists: bool,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    code: String,
+    message: String,
+}
+
+/// Requests tickets from one imago with one API key.
+#[derive(Clone)]
+pub struct UploadClient {
+    base: String,
+    api_key: String,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for UploadClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadClient").field("base", &self.base).field("api_key", &"[redacted]").finish()
+    }
+}
+
+impl UploadClient {
+    pub fn new(base_url: &str, api_key: &str) -> Result<UploadClient, ClientError> {
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(ClientError::BaseUrl(base_url.to_string()));
+        }
+        Ok(UploadClient {
+            base: base_url.trim_end_matches('/').to_string(),
+            api_key: api_key.to_string(),
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// `POST /v1/uploads`: a ticket for one upload.
+    pub async fn request_upload(&self, req: &TicketRequest) -> Result<Ticket, ClientError> {
+        let r = self.http.post(format!("{}/v1/uploads", self.base)).bearer_auth(&self.api_key).json(req).send().await?;
+        let status = r.status().as_u16();
+        if !r.status().is_success() {
+            let body: Option<ErrorBody> = r.json().await.ok();
+            let (code, message) =
+                body.map(|b| (b.code, b.message)).unwrap_or_else(|| ("unknown".into(), String::new()));
+            return Err(ClientError::Refused { status, code, message });
+        }
+        Ok(r.json().await?)
+    }
+
+    /// Sends `bytes` as the ticket says (PUT with its headers, or a POST form with its fields).
+    /// Does nothing when the ticket says the image already `exists`.
+    pub async fn upload(&self, ticket: &Ticket, bytes: Vec<u8>) -> Result<(), ClientError> {
+        if ticket.exists {
+            return Ok(());
+        }
+        let resp = if ticket.method.eq_ignore_ascii_case("POST") {
+            // multipart/form-data by hand: the fields, then the file last (S3 requires it).
+            let boundary = format!("imago{:016x}", bytes.len() as u64 ^ 0x5eed_1234_abcd_ef01);
+            let mut body = Vec::with_capacity(bytes.len() + 1024);
+            for (k, v) in &ticket.fields {
+                body.extend_from_slice(
+                    format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes(),
+                );
+            }
+            body.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"upload\"\r\n\r\n")
+                    .as_bytes(),
+            );
+            body.extend_from_slice(&bytes);
+            body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+            self.http
+                .post(&ticket.url)
+                .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+                .body(body)
+                .send()
+                .await?
+        } else {
+            let mut r = self.http.put(&ticket.url).body(bytes);
+            for (k, v) in &ticket.headers {
+                r = r.header(k.as_str(), v.as_str());
+            }
+            r.send().await?
+        };
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(ClientError::UploadRefused { status: resp.status().as_u16() })
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The Rust SDK's upload client (feature `client`) against the real server: a ticket is
+//! requested with the API key, the bytes go to the ticket's target (PUT and POST), and the new
+//! image is served from the ticket's signed `image_url`.
+
+mod common;
+
+use common::*;
+use imago_signing::client::{ClientError, TicketRequest, UploadClient};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_requests_tickets_and_uploads() {
+    let key = "rust-sdk-api-key-0123456789";
+    let s = start(&[], |c| {
+        c.api_keys = imago::config::List::from_strs(&[key]);
+        c.auto_quality = false;
+    })
+    .await;
+    let client = UploadClient::new(&s.base, key).unwrap();
+    let photo = fixture("orientation/Landscape_1.jpg");
+    for method in ["PUT", "POST"] {
+        let req = TicketRequest {
+            content_type: "image/jpeg".into(),
+            content_length: Some(photo.len() as u64),
+            filename: Some("photo.jpg".into()),
+            method: Some(method.into()),
+            ..Default::default()
+        };
+        let ticket = client.request_upload(&req).await.unwrap();
+        assert_eq!(ticket.method, method);
+        assert!(ticket.source.starts_with("local:///"), "{}", ticket.source);
+        client.upload(&ticket, photo.clone()).await.unwrap();
+        let r = s.get(&ticket.image_url).await;
+        assert_eq!(r.status(), 200, "{method}");
+        assert_eq!(decode(&r.bytes().await.unwrap()).dimensions(), (1800, 1200));
+    }
+    // A wrong API key is a typed refusal with imago's code.
+    let bad = UploadClient::new(&s.base, "wrong-key-wrong-key-000").unwrap();
+    match bad
+        .request_upload(&TicketRequest {
+            content_type: "image/jpeg".into(),
+            content_length: Some(10),
+            ..Default::default()
+        })
+        .await
+    {
+        Err(ClientError::Refused { status: 401, code, .. }) => assert_eq!(code, "unauthorized"),
+        other => panic!("{other:?}"),
+    }
+    // A non-image is refused by the target and nothing is served.
+    let ticket = client
+        .request_upload(&TicketRequest {
+            content_type: "image/png".into(),
+            content_length: Some(11),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(matches!(client.upload(&ticket, b"hello world".to_vec()).await, Err(ClientError::UploadRefused { .. })));
+    assert_eq!(s.get(&ticket.image_url).await.status(), 404);
+    assert!(UploadClient::new("ftp://x", key).is_err());
+}
