@@ -27,12 +27,16 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-bench: deps
+bench:
+	@scripts/deps.sh test
 	$(CARGO) bench --locked -p imago --bench signing
 	$(CARGO) bench --locked -p imago --bench upload_ticket
 	$(CARGO) bench --locked -p imago --bench upload_load
 	$(CARGO) bench --locked -p imago --bench analytics
 	scripts/bench-load.sh
+	scripts/bench-cache.sh
+	$(CARGO) bench --locked -p imago --bench bandwidth
+	$(CARGO) bench --locked -p imago --bench soak
 
 bench-load: deps
 	scripts/bench-load.sh

@@ -9,7 +9,7 @@ need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for p in libvips-dev pkg-config; do have_pkg "$p" || need+=("$p"); done
 if [ "$what" = "test" ]; then
-  for p in varnish nginx chromium python3-venv; do have_pkg "$p" || need+=("$p"); done
+  for p in varnish nginx wrk chromium python3-venv; do have_pkg "$p" || need+=("$p"); done
   command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 fi
 if [ "${#need[@]}" -gt 0 ]; then

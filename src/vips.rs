@@ -830,6 +830,9 @@ fn strip(img: Img, o: &Options) -> Result<Img, String> {
     // The pixels are upright now: an orientation tag would rotate them again.
     out.remove("orientation");
     if o.strip_metadata {
+        // kcr:1: the copyright notice survives, in a minimal EXIF block of its own.
+        let copyright =
+            if o.keep_copyright { out.get_string(c"exif-ifd0-Copyright").map(|v| exif_field_value(&v)) } else { None };
         for f in out.fields() {
             let drop_it = f == "exif-data"
                 || f == "xmp-data"
@@ -844,6 +847,18 @@ fn strip(img: Img, o: &Options) -> Result<Img, String> {
             if drop_it {
                 out.remove(&f);
             }
+        }
+        if let Some(text) = copyright.filter(|t| !t.is_empty()) {
+            let blob = crate::transform::exif_with_copyright(&text);
+            // SAFETY: libvips copies the bytes.
+            unsafe {
+                b::vips_image_set_blob_copy(
+                    out.0,
+                    c"exif-data".as_ptr(),
+                    blob.as_ptr() as *const c_void,
+                    blob.len() as b::size_t,
+                )
+            };
         }
     } else if out.has(c"exif-data") {
         // Keep EXIF but make its orientation agree with the upright pixels.
@@ -868,11 +883,21 @@ fn auto_quality(
     enc: &EncodeSettings,
     o: &Options,
 ) -> Result<(u8, Vec<u8>), TransformError> {
-    let (reference, w, h) = img.to_rgb8().map_err(TransformError::Encode)?;
+    // Score at most ~0.25 MP: SSIMULACRA2 dominates the cost, and at that size it still sees
+    // the artefacts that matter at 1x-2x display.
+    let score_scale = (250_000.0 / (img.width() as f64 * img.height() as f64)).sqrt().min(1.0);
+    let prep = |i: &Img| -> Result<(Vec<u8>, u32, u32), String> {
+        if score_scale < 1.0 {
+            i.resize(score_scale, score_scale)?.to_rgb8()
+        } else {
+            i.to_rgb8()
+        }
+    };
+    let (reference, w, h) = prep(img).map_err(TransformError::Encode)?;
     let mut encoded: Vec<(u8, Vec<u8>)> = Vec::new();
     let (q, _trials) = search_quality(auto_quality_range(format), seed, target, enc.auto_quality_trials, |q| {
         let bytes = encode(img, format, q, enc, o)?;
-        let decoded = Img::from_buffer(&bytes, "").and_then(|d| d.to_rgb8()).map_err(TransformError::Encode)?;
+        let decoded = Img::from_buffer(&bytes, "").and_then(|d| prep(&d)).map_err(TransformError::Encode)?;
         let score = if (decoded.1, decoded.2) == (w, h) {
             ssimulacra2(&reference, &decoded.0, w, h).unwrap_or(100.0)
         } else {
@@ -890,23 +915,31 @@ fn auto_quality(
 fn encode(img: &Img, format: Format, q: u8, enc: &EncodeSettings, o: &Options) -> Result<Vec<u8>, TransformError> {
     if format == Format::Png && q >= 100 && img.fits_palette() {
         // Palette when it fits: lossless for ≤ 256 colours, and much smaller.
-        let strip = if o.strip_metadata && o.strip_color_profile { "true" } else { "false" };
+        let strip = if o.strip_metadata && o.strip_color_profile && !o.keep_copyright { "true" } else { "false" };
         return img
             .save(&format!(".png[compression=6,palette=true,Q=100,dither=0,strip={strip}]"))
             .map_err(TransformError::Encode);
     }
     let bytes = img.save(&saver(format, q, enc, o)).map_err(TransformError::Encode)?;
-    if format == Format::Webp && o.strip_metadata {
+    if format == Format::Webp && o.strip_metadata && !o.keep_copyright {
         return crate::transform::webp_strip(&bytes, o.strip_color_profile)
             .ok_or_else(|| TransformError::Encode("libvips wrote a malformed WebP".into()));
     }
     Ok(bytes)
 }
 
+/// libvips renders EXIF fields as `value (format, n components, n bytes)`: the value part.
+fn exif_field_value(v: &str) -> String {
+    match v.rfind(" (") {
+        Some(i) if v.ends_with(')') => v[..i].to_string(),
+        _ => v.to_string(),
+    }
+}
+
 fn saver(format: Format, q: u8, enc: &EncodeSettings, o: &Options) -> String {
     // Metadata was removed field by field in `strip`; the savers' own strip flag additionally
     // drops anything a saver would invent, but it also drops ICC, so only when that goes too.
-    let strip = if o.strip_metadata && o.strip_color_profile { "true" } else { "false" };
+    let strip = if o.strip_metadata && o.strip_color_profile && !o.keep_copyright { "true" } else { "false" };
     match format {
         Format::Jpeg => format!(".jpg[Q={q},optimize_coding=true,interlace=true,strip={strip}]"),
         Format::Webp => format!(".webp[Q={q},effort={},strip={strip}]", enc.webp_effort),

@@ -150,15 +150,23 @@ async fn graceful_shutdown_writes_every_buffered_event() {
         s.url("w:96", &format!("local:///{IMG2}"), None),
         s.url("w:128", &format!("local:///{IMG}"), Some("jpg")),
     ];
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for i in 0..24 {
-        let (client, url) = (s.client.clone(), urls[i % urls.len()].clone());
+        let (client, url, done) = (s.client.clone(), urls[i % urls.len()].clone(), done.clone());
         tasks.push(tokio::spawn(async move {
-            client.get(&url).header("x-request-id", format!("g{i}")).send().await.map(|r| r.status().as_u16())
+            let r = client.get(&url).header("x-request-id", format!("g{i}")).send().await.map(|r| r.status().as_u16());
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            r
         }));
     }
-    // Stop while requests are in flight: the drain finishes them, then the flush writes them.
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    // Stop while requests are in flight (once the first has been answered): the drain finishes
+    // them, then the flush writes them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while done.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "no request was answered");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     s.handle.stop(true).await;
     let mut answered = 0;
     for t in tasks {

@@ -136,9 +136,12 @@ async fn perceptual_auto_quality_picks_a_per_image_quality() {
         let hi = s.get(&s.url("w:600/q:92", src, Some("webp"))).await.bytes().await.unwrap().len();
         assert!(auto_len < hi, "auto {auto_len} vs q92 {hi}");
     }
-    // Negotiated format uses auto quality by default; a fixed q does not.
-    let r = s.get_with(&s.url("w:600", PHOTO, None), &[("accept", SAFARI15)]).await;
+    // `f:auto` uses auto quality by default; a URL without extension negotiates the format but
+    // keeps the configured quality.
+    let r = s.get_with(&s.url("w:600/f:auto", PHOTO, None), &[("accept", SAFARI15)]).await;
     assert!(!header(&r, "x-imago-variant").ends_with("q78"), "{}", header(&r, "x-imago-variant"));
+    let r = s.get_with(&s.url("w:600", PHOTO, None), &[("accept", SAFARI15)]).await;
+    assert!(header(&r, "x-imago-variant").ends_with("q78"), "{}", header(&r, "x-imago-variant"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -167,6 +167,13 @@ async fn gps_and_exif_are_stripped_in_every_format() {
             assert!(!contains(&b, marker), "{ext} output still has {:?}", String::from_utf8_lossy(marker));
         }
     }
+    // kcr:1 keeps the copyright notice and nothing else.
+    let c = start(&["copyright.jpg"], |_| {}).await;
+    let b = c.get(&c.url("w:200/kcr:1", "local:///copyright.jpg", Some("jpg"))).await.bytes().await.unwrap();
+    assert!(contains(&b, b"(c) 2010 Dave Perrett"), "copyright kept");
+    assert!(!contains(&b, b"TestCam") && !contains(&b, b"GPS"), "everything else stripped");
+    let b = c.get(&c.url("w:200", "local:///copyright.jpg", Some("jpg"))).await.bytes().await.unwrap();
+    assert!(!contains(&b, b"Dave Perrett"), "stripped by default");
     // sm:0 keeps it: the check above can fail.
     let b = s.get(&s.url("w:400/sm:0", "local:///gps.jpg", Some("jpg"))).await.bytes().await.unwrap();
     assert!(contains(&b, b"Exif"));

@@ -108,16 +108,19 @@ pub fn run(raw: RawConfig, a: AnalyticsArgs) -> ExitCode {
             return fail(format!("{}: {e}", path.display()));
         }
     }
-    if a.json {
+    // Written, not printed: a closed pipe (`| head`) ends the output quietly.
+    let out = if a.json {
         match serde_json::to_string_pretty(&rep) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => s + "\n",
             Err(e) => return fail(e.to_string()),
         }
     } else {
-        print!("{}", text(&rep));
+        let mut t = text(&rep);
         if let Some(path) = &a.html {
-            println!("  HTML report: {}", path.display());
+            t.push_str(&format!("  HTML report: {}\n", path.display()));
         }
-    }
+        t
+    };
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
     ExitCode::SUCCESS
 }

@@ -33,10 +33,17 @@ impl std::fmt::Debug for Store {
 
 /// The hour partition (`dt=YYYY-MM-DD/hour=HH`) of an RFC 3339 UTC timestamp.
 pub fn partition_of(ts: &str) -> Option<String> {
-    let (date, hour) = (ts.get(0..10)?, ts.get(11..13)?);
-    let ok = date.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() })
-        && hour.bytes().all(|b| b.is_ascii_digit());
-    ok.then(|| format!("dt={date}/hour={hour}"))
+    let key: &[u8; 13] = ts.as_bytes().get(..13)?.try_into().ok()?;
+    is_hour_key(key).then(|| format!("dt={}/hour={}", &ts[..10], &ts[11..13]))
+}
+
+/// `YYYY-MM-DD?HH` with digits where digits belong.
+fn is_hour_key(k: &[u8; 13]) -> bool {
+    k.iter().enumerate().all(|(i, b)| match i {
+        4 | 7 => *b == b'-',
+        10 => true,
+        _ => b.is_ascii_digit(),
+    })
 }
 
 /// A new file name in `partition` for `instance` (ULIDs sort by creation time).
@@ -67,8 +74,7 @@ pub fn gzip(lines: &[u8]) -> Result<Vec<u8>, String> {
 pub fn line_partition(line: &[u8]) -> Option<[u8; 13]> {
     let rest = line.strip_prefix(b"{\"ts\":\"")?;
     let key: [u8; 13] = rest.get(..13)?.try_into().ok()?;
-    partition_of(std::str::from_utf8(&key).ok()?)?;
-    Some(key)
+    is_hour_key(&key).then_some(key)
 }
 
 /// `YYYY-MM-DDTHH` → `dt=YYYY-MM-DD/hour=HH`.
