@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 echo "== cargo fmt / clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -q -- -D warnings
+echo "== cargo deny (licences, bans, sources)"
+# The advisories check needs the RustSec database from GitHub; run `cargo deny check advisories`
+# where it is reachable (see docs/security.md).
+command -v cargo-deny >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/cargo-deny" ] || cargo install cargo-deny --version 0.20.2 --locked
+cargo deny --offline check licenses bans sources
 if [ -x signing/test.sh ]; then
   # npm packages, js/dist and the Python venv: used by tests/imgproxy_interop.rs and tests/sdk_crosscheck.rs.
   echo "== SDK install/build"

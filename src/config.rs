@@ -340,7 +340,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         env: "IMAGO_AUTO_QUALITY",
         default: "true",
-        help: "perceptual auto quality (q:auto) by default when the format is negotiated",
+        help: "perceptual auto quality (q:auto) by default with f:auto",
     },
     Setting {
         env: "IMAGO_AUTO_QUALITY_TARGET",

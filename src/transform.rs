@@ -87,7 +87,7 @@ pub struct EncodeSettings {
     pub max_src_megapixels: f64,
     pub max_output_dimension: u32,
     pub max_animation_frames: u32,
-    /// Perceptual auto quality by default when the format is negotiated.
+    /// Perceptual auto quality by default with an explicit `f:auto`.
     pub auto_quality: bool,
     /// SSIMULACRA2 score auto quality aims for (Save-Data lowers it).
     pub auto_quality_target: f64,
