@@ -20,27 +20,14 @@ const PHOTOS: [&str; 8] = [
 ];
 
 fn enc() -> EncodeSettings {
-    EncodeSettings {
-        jpeg_quality: 80,
-        webp_quality: 78,
-        avif_quality: 60,
-        png_quality: 100,
-        gif_quality: 100,
-        avif_effort: 2,
-        webp_effort: 4,
-        enable_avif: true,
-        enable_webp: true,
-        save_data_quality_step: 15,
-        max_src_megapixels: 60.0,
-        max_output_dimension: 8192,
-        max_animation_frames: 100,
-        auto_quality: true,
-        auto_quality_target: std::env::var("IMAGO_AUTO_QUALITY_TARGET")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(70.0),
-        auto_quality_trials: std::env::var("IMAGO_AUTO_QUALITY_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(4),
+    let mut e = EncodeSettings::from_config(&imago::config::RawConfig::default());
+    if let Some(t) = std::env::var("IMAGO_AUTO_QUALITY_TARGET").ok().and_then(|v| v.parse().ok()) {
+        e.auto_quality_target = t;
     }
+    if let Some(t) = std::env::var("IMAGO_AUTO_QUALITY_TRIALS").ok().and_then(|v| v.parse().ok()) {
+        e.auto_quality_trials = t;
+    }
+    e
 }
 
 fn req(width: u32, format: FormatChoice, quality: Quality) -> RenderRequest {

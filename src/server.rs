@@ -42,24 +42,7 @@ impl AppState {
     pub fn new(cfg: Config) -> Result<AppState, String> {
         crate::vips::init(cfg.raw.vips_concurrency)?;
         let r = &cfg.raw;
-        let enc = EncodeSettings {
-            jpeg_quality: r.jpeg_quality,
-            webp_quality: r.webp_quality,
-            avif_quality: r.avif_quality,
-            png_quality: r.png_quality,
-            gif_quality: r.gif_quality,
-            avif_effort: r.avif_effort,
-            webp_effort: r.webp_effort,
-            enable_avif: r.enable_avif,
-            enable_webp: r.enable_webp,
-            save_data_quality_step: r.save_data_quality_step,
-            max_src_megapixels: r.max_src_megapixels,
-            max_output_dimension: r.max_output_dimension,
-            max_animation_frames: r.max_animation_frames,
-            auto_quality: r.auto_quality,
-            auto_quality_target: r.auto_quality_target,
-            auto_quality_trials: r.auto_quality_trials,
-        };
+        let enc = EncodeSettings::from_config(r);
         let metrics = Metrics::new();
         metrics.workers.set(cfg.workers as i64);
         let sources = Sources::new(&cfg)?;

@@ -95,6 +95,30 @@ pub struct EncodeSettings {
     pub auto_quality_trials: u8,
 }
 
+impl EncodeSettings {
+    /// The encoder and limit settings of a configuration.
+    pub fn from_config(r: &crate::config::RawConfig) -> EncodeSettings {
+        EncodeSettings {
+            jpeg_quality: r.jpeg_quality,
+            webp_quality: r.webp_quality,
+            avif_quality: r.avif_quality,
+            png_quality: r.png_quality,
+            gif_quality: r.gif_quality,
+            avif_effort: r.avif_effort,
+            webp_effort: r.webp_effort,
+            enable_avif: r.enable_avif,
+            enable_webp: r.enable_webp,
+            save_data_quality_step: r.save_data_quality_step,
+            max_src_megapixels: r.max_src_megapixels,
+            max_output_dimension: r.max_output_dimension,
+            max_animation_frames: r.max_animation_frames,
+            auto_quality: r.auto_quality,
+            auto_quality_target: r.auto_quality_target,
+            auto_quality_trials: r.auto_quality_trials,
+        }
+    }
+}
+
 /// Everything a render needs besides the source bytes.
 #[derive(Clone, Debug, Serialize)]
 pub struct RenderRequest {
@@ -756,23 +780,10 @@ mod tests {
     }
 
     fn enc() -> EncodeSettings {
+        // The configuration defaults, with a frame limit the tests can reach.
         EncodeSettings {
-            jpeg_quality: 80,
-            webp_quality: 78,
-            avif_quality: 60,
-            png_quality: 100,
-            gif_quality: 100,
-            avif_effort: 2,
-            webp_effort: 4,
-            enable_avif: true,
-            enable_webp: true,
-            save_data_quality_step: 15,
-            max_src_megapixels: 60.0,
-            max_output_dimension: 8192,
             max_animation_frames: 100,
-            auto_quality: true,
-            auto_quality_target: 70.0,
-            auto_quality_trials: 4,
+            ..EncodeSettings::from_config(&crate::config::RawConfig::default())
         }
     }
 

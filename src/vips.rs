@@ -1142,23 +1142,10 @@ mod tests {
     use crate::options::{parse, Presets};
 
     fn enc() -> EncodeSettings {
+        // The configuration defaults, with a frame limit the tests can reach.
         EncodeSettings {
-            jpeg_quality: 80,
-            webp_quality: 78,
-            avif_quality: 60,
-            png_quality: 100,
-            gif_quality: 100,
-            avif_effort: 2,
-            webp_effort: 4,
-            enable_avif: true,
-            enable_webp: true,
-            save_data_quality_step: 15,
-            max_src_megapixels: 60.0,
-            max_output_dimension: 8192,
             max_animation_frames: 100,
-            auto_quality: true,
-            auto_quality_target: 70.0,
-            auto_quality_trials: 4,
+            ..EncodeSettings::from_config(&crate::config::RawConfig::default())
         }
     }
     fn fixture(name: &str) -> Vec<u8> {
