@@ -23,16 +23,6 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn garage(dir: &std::path::Path, cmd: &str) -> Option<String> {
-    let out = Command::new(fixture_path("../../scripts/garage.sh"))
-        .arg(cmd)
-        .env("IMAGO_GARAGE_DIR", dir)
-        .stderr(Stdio::inherit())
-        .output()
-        .ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
-}
-
 async fn wait_ok(url: &str) -> bool {
     let c = reqwest::Client::new();
     for _ in 0..150 {
@@ -59,24 +49,13 @@ async fn two_replicas_behind_varnish_share_nothing_and_survive_a_kill() {
     let varnishd = ["/usr/sbin/varnishd", "/usr/bin/varnishd"].into_iter().find(|p| std::path::Path::new(p).exists());
     let tmp = tempfile::tempdir().unwrap();
     let gdir = tmp.path().join("garage");
-    let (Some(varnishd), Some(env_text)) = (varnishd, garage(&gdir, "start")) else {
+    let (Some(varnishd), Some(garage)) = (varnishd, Garage::start(&gdir)) else {
         assert!(std::env::var("CI").is_err(), "varnish and garage are required in CI (scripts/deps.sh test)");
         eprintln!("SKIP: varnishd or garage not available");
         return;
     };
-    struct Stop(std::path::PathBuf);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = garage(&self.0, "stop");
-        }
-    }
-    let _stop = Stop(gdir.clone());
-    let env: std::collections::HashMap<String, String> = env_text
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.replace("IMAGO_TEST_", "IMAGO_"), v.trim_matches('\'').to_string()))
-        .collect();
+    let env: std::collections::HashMap<String, String> =
+        garage.env.iter().map(|(k, v)| (k.replace("IMAGO_TEST_", "IMAGO_"), v.clone())).collect();
 
     let ports = [free_port(), free_port()];
     let api_key = "e2e-api-key-0123456789";

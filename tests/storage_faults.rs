@@ -9,24 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn garage_script(dir: &std::path::Path, cmd: &str) -> Option<String> {
-    let out = Command::new(fixture_path("../../scripts/garage.sh"))
-        .arg(cmd)
-        .env("IMAGO_GARAGE_DIR", dir)
-        .stderr(Stdio::inherit())
-        .output()
-        .ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
-}
-
-fn parse_env(text: &str) -> std::collections::HashMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-        .collect()
-}
-
 async fn s3_up(endpoint: &str) -> bool {
     reqwest::Client::new().get(endpoint).timeout(Duration::from_millis(500)).send().await.is_ok()
 }
@@ -35,19 +17,12 @@ async fn s3_up(endpoint: &str) -> bool {
 async fn garage_down_means_fast_503_and_recovery_without_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let gdir = tmp.path().join("garage");
-    let Some(env_text) = garage_script(&gdir, "start") else {
+    let Some(garage) = Garage::start(&gdir) else {
         assert!(std::env::var("CI").is_err(), "garage is required in CI (scripts/deps.sh test installs it)");
         eprintln!("SKIP: garage not available");
         return;
     };
-    struct Stop(std::path::PathBuf);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = garage_script(&self.0, "stop");
-        }
-    }
-    let _stop = Stop(gdir.clone());
-    let env = parse_env(&env_text);
+    let env = &garage.env;
     let (endpoint, bucket) = (env["IMAGO_TEST_S3_ENDPOINT"].clone(), env["IMAGO_TEST_S3_BUCKET"].clone());
     let (ak, sk) = (env["IMAGO_TEST_S3_ACCESS_KEY_ID"].clone(), env["IMAGO_TEST_S3_SECRET_ACCESS_KEY"].clone());
     // Put an original straight into the bucket.

@@ -165,3 +165,41 @@ pub fn avif_dimensions(b: &[u8]) -> Option<(u32, u32)> {
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// A throwaway single-node Garage from `scripts/garage.sh`, in its own directory, stopped (and its
+/// data removed) on drop.
+pub struct Garage {
+    pub dir: PathBuf,
+    /// The `IMAGO_TEST_S3_*` variables the script printed.
+    pub env: std::collections::HashMap<String, String>,
+}
+
+impl Garage {
+    fn script(dir: &Path, cmd: &str) -> Option<String> {
+        let out = std::process::Command::new(fixture_path("../../scripts/garage.sh"))
+            .arg(cmd)
+            .env("IMAGO_GARAGE_DIR", dir)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
+    }
+
+    /// Starts one in `dir`; None when garage is not installed.
+    pub fn start(dir: &Path) -> Option<Garage> {
+        let text = Self::script(dir, "start")?;
+        let env = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+            .collect();
+        Some(Garage { dir: dir.to_path_buf(), env })
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        let _ = Self::script(&self.dir, "stop");
+    }
+}
