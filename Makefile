@@ -3,7 +3,7 @@ CARGO ?= cargo
 IMAGO_BIND ?= 127.0.0.1:8080
 export IMAGO_BIND
 
-.PHONY: run build deps test test-rust test-sdk sdk-prepare lint bench bench-load clean
+.PHONY: run build deps test test-rust test-sdk sdk-prepare lint audit bench bench-load clean
 
 deps:
 	@scripts/deps.sh build
@@ -26,6 +26,12 @@ sdk-prepare:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+# Dependency audit: fails on any known vulnerability (RustSec, fetched from GitHub) and when the
+# database cannot be fetched. `make test` runs it only where the database is reachable.
+audit:
+	$(CARGO) deny fetch db
+	$(CARGO) deny --offline check advisories licenses bans sources
 
 bench:
 	@scripts/deps.sh test

@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
-use crate::negotiate::Negotiated;
+use crate::negotiate::{AcceptClass, Hints, Negotiated};
 use crate::options::Format;
 use crate::transform::PIPELINE_VERSION;
 
@@ -33,6 +33,9 @@ pub struct Variant {
     pub fetch_ms: f64,
     pub transform_ms: f64,
     pub encode_ms: f64,
+    /// `Content-Disposition` and `Last-Modified`, built on the first response and reused by hits.
+    pub header_values:
+        std::sync::OnceLock<(actix_web::http::header::HeaderValue, actix_web::http::header::HeaderValue)>,
 }
 
 /// How a response was obtained.
@@ -119,6 +122,11 @@ impl VariantCache {
         Ok((v, if ran.load(Ordering::SeqCst) { Outcome::Miss } else { Outcome::Coalesced }))
     }
 
+    /// The cached variant, if any (no coalescing: the hit path).
+    pub async fn get(&self, key: &Key) -> Option<Arc<Variant>> {
+        self.inner.as_ref()?.get(key).await
+    }
+
     /// Bytes held (approximate, after pending maintenance).
     pub async fn weighted_size(&self) -> u64 {
         match &self.inner {
@@ -128,6 +136,56 @@ impl VariantCache {
             }
             None => 0,
         }
+    }
+}
+
+/// What a request's memo entry is keyed by: its raw path and the header classes negotiation read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoId {
+    pub path: Box<str>,
+    pub accept: AcceptClass,
+    pub hints: Hints,
+}
+
+/// The front of the request flow, remembered: for a raw path that passed the signature check and
+/// parsed, and one Accept class and set of hints, whatever the flow derived from them (options,
+/// negotiation, cache key, ETag). A repeated request (a cache hit, most of the traffic) then skips
+/// HMAC verification, option parsing, negotiation and key hashing. Only successes are remembered;
+/// per-request checks (`exp:`) still run on every request. Entries are looked up by a keyed hash
+/// and confirmed by comparing the full [`MemoId`], so a hash collision is a miss, never a wrong
+/// answer.
+pub struct RequestMemo<T> {
+    inner: Option<moka::future::Cache<u64, Arc<(MemoId, T)>>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl<T: Send + Sync + 'static> RequestMemo<T> {
+    /// At most `entries` requests remembered (0 disables the memo).
+    pub fn new(entries: u64) -> RequestMemo<T> {
+        let inner = (entries > 0).then(|| moka::future::Cache::builder().max_capacity(entries).build());
+        RequestMemo { inner, hasher: Default::default() }
+    }
+
+    fn hash(&self, path: &str, accept: AcceptClass, h: &Hints) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one((path, accept, h.dpr.map(f64::to_bits), h.width, h.viewport_width, h.save_data))
+    }
+
+    /// The remembered entry for exactly this path, Accept class and hints.
+    pub async fn get(&self, path: &str, accept: AcceptClass, hints: &Hints) -> Option<Arc<(MemoId, T)>> {
+        let c = self.inner.as_ref()?;
+        let e = c.get(&self.hash(path, accept, hints)).await?;
+        (&*e.0.path == path && e.0.accept == accept && e.0.hints == *hints).then_some(e)
+    }
+
+    /// Remembers `value` for `id` (replacing whatever had the same hash) and returns it shared.
+    pub async fn insert(&self, id: MemoId, value: T) -> Arc<(MemoId, T)> {
+        let h = self.hash(&id.path, id.accept, &id.hints);
+        let e = Arc::new((id, value));
+        if let Some(c) = &self.inner {
+            c.insert(h, e.clone()).await;
+        }
+        e
     }
 }
 
@@ -178,6 +236,52 @@ impl SourceCache {
 mod tests {
     use super::*;
 
+    fn id(path: &str, accept: AcceptClass, dpr: Option<f64>) -> MemoId {
+        MemoId { path: path.into(), accept, hints: Hints { dpr, ..Hints::default() } }
+    }
+
+    #[tokio::test]
+    async fn memo_answers_only_the_exact_request() {
+        let m: RequestMemo<u32> = RequestMemo::new(100);
+        m.insert(id("/sig/w:100/plain/a.jpg", AcceptClass::Avif, Some(2.0)), 7).await;
+        let hints = |dpr| Hints { dpr, ..Hints::default() };
+        let got = m.get("/sig/w:100/plain/a.jpg", AcceptClass::Avif, &hints(Some(2.0))).await;
+        assert_eq!(got.map(|e| e.1), Some(7));
+        // Another path, Accept class or hint is another request.
+        assert!(m.get("/sig/w:100/plain/b.jpg", AcceptClass::Avif, &hints(Some(2.0))).await.is_none());
+        assert!(m.get("/sig/w:100/plain/a.jpg", AcceptClass::Webp, &hints(Some(2.0))).await.is_none());
+        assert!(m.get("/sig/w:100/plain/a.jpg", AcceptClass::Avif, &hints(Some(3.0))).await.is_none());
+        assert!(m.get("/sig/w:100/plain/a.jpg", AcceptClass::Avif, &hints(None)).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn memo_confirms_the_full_id_behind_the_hash() {
+        // An entry stored under the hash of one request but holding another's id (what a hash
+        // collision would look like) is a miss, never a wrong answer.
+        let m: RequestMemo<u32> = RequestMemo::new(100);
+        let h = m.hash("/a", AcceptClass::Legacy, &Hints::default());
+        if let Some(c) = &m.inner {
+            c.insert(h, Arc::new((id("/b", AcceptClass::Legacy, None), 1))).await;
+        }
+        assert!(m.get("/a", AcceptClass::Legacy, &Hints::default()).await.is_none());
+        assert_eq!(m.get("/b", AcceptClass::Legacy, &Hints::default()).await.map(|e| e.1), None);
+    }
+
+    #[tokio::test]
+    async fn memo_off_remembers_nothing_and_stays_bounded() {
+        let off: RequestMemo<u32> = RequestMemo::new(0);
+        let e = off.insert(id("/a", AcceptClass::Legacy, None), 1).await;
+        assert_eq!(e.1, 1);
+        assert!(off.get("/a", AcceptClass::Legacy, &Hints::default()).await.is_none());
+        let small: RequestMemo<u32> = RequestMemo::new(50);
+        for i in 0..2000 {
+            small.insert(id(&format!("/p{i}"), AcceptClass::Legacy, None), i).await;
+        }
+        let c = small.inner.as_ref().unwrap();
+        c.run_pending_tasks().await;
+        assert!(c.entry_count() <= 50, "{} entries", c.entry_count());
+    }
+
     fn variant(n: usize) -> Variant {
         Variant {
             bytes: Bytes::from(vec![0u8; n]),
@@ -192,6 +296,7 @@ mod tests {
             fetch_ms: 0.0,
             transform_ms: 0.0,
             encode_ms: 0.0,
+            header_values: Default::default(),
         }
     }
 

@@ -110,6 +110,7 @@ pub struct RawConfig {
     pub cache_size_mb: u64,
     pub cache_ttl_secs: u64,
     pub source_cache_mb: u64,
+    pub request_memo_entries: u64,
     pub cache_control: String,
     pub presets: BTreeMap<String, String>,
     pub presets_only: bool,
@@ -191,6 +192,7 @@ impl Default for RawConfig {
             cache_size_mb: 256,
             cache_ttl_secs: 3600,
             source_cache_mb: 64,
+            request_memo_entries: 16_384,
             cache_control: "public, max-age=31536000, s-maxage=31536000, immutable".into(),
             presets: BTreeMap::new(),
             presets_only: false,
@@ -315,6 +317,11 @@ pub const SETTINGS: &[Setting] = &[
         help: "shed new transforms with 503 while resident memory is above this",
     },
     Setting { env: "IMAGO_CACHE_SIZE_MB", default: "256", help: "in-memory cache of finished variants (0 = off)" },
+    Setting {
+        env: "IMAGO_REQUEST_MEMO_ENTRIES",
+        default: "16384",
+        help: "verified URLs remembered with their negotiation and cache key, so hits skip HMAC and parsing (0 = off)",
+    },
     Setting { env: "IMAGO_CACHE_TTL_SECS", default: "3600", help: "in-memory cache time to live" },
     Setting {
         env: "IMAGO_SOURCE_CACHE_MB",

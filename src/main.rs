@@ -100,7 +100,15 @@ const SAMPLE: &[u8] = include_bytes!("../tests/fixtures/orientation/Landscape_1.
 
 fn serve(raw: RawConfig) -> ExitCode {
     // Logs and (with OTEL_EXPORTER_OTLP_*) trace export; flushed when `telemetry` is shut down.
-    let telemetry = imago::telemetry::init(&raw.log_format, imago::telemetry::Otlp::from_env());
+    // An unknown OTEL_EXPORTER_OTLP_*PROTOCOL is a configuration error like any other setting's.
+    let otlp = match imago::telemetry::Otlp::from_env() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("imago: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let telemetry = imago::telemetry::init(&raw.log_format, otlp);
     let code = serve_with(raw);
     telemetry.shutdown();
     code

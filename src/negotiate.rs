@@ -6,7 +6,7 @@
 //! *up* to the width ladder but never above `w × dpr`. `Viewport-Width × dpr` bounds the target
 //! when no `Width` is sent. Without hints the URL's numbers are used exactly.
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderName};
 use serde::Serialize;
 
 use crate::options::{FormatChoice, Options, Quality};
@@ -61,20 +61,27 @@ pub struct Hints {
     pub save_data: bool,
 }
 
-fn header<'a>(h: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
-    names.iter().find_map(|n| h.get(*n).and_then(|v| v.to_str().ok()))
+fn header<'a>(h: &'a HeaderMap, names: &[HeaderName]) -> Option<&'a str> {
+    names.iter().find_map(|n| h.get(n).and_then(|v| v.to_str().ok()))
 }
+
+// Static names: looking a header up by `&str` parses the name on every request.
+const DPR: [HeaderName; 2] = [HeaderName::from_static("sec-ch-dpr"), HeaderName::from_static("dpr")];
+const WIDTH: [HeaderName; 2] = [HeaderName::from_static("sec-ch-width"), HeaderName::from_static("width")];
+const VIEWPORT_WIDTH: [HeaderName; 2] =
+    [HeaderName::from_static("sec-ch-viewport-width"), HeaderName::from_static("viewport-width")];
+const SAVE_DATA: [HeaderName; 1] = [HeaderName::from_static("save-data")];
 
 impl Hints {
     pub fn from_headers(h: &HeaderMap) -> Hints {
-        let num = |names: &[&str]| {
+        let num = |names: &[HeaderName]| {
             header(h, names).and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| v.is_finite() && *v > 0.0)
         };
         Hints {
-            dpr: num(&["sec-ch-dpr", "dpr"]),
-            width: num(&["sec-ch-width", "width"]).map(|v| v.ceil().min(100_000.0) as u32),
-            viewport_width: num(&["sec-ch-viewport-width", "viewport-width"]).map(|v| v.ceil().min(100_000.0) as u32),
-            save_data: header(h, &["save-data"]).is_some_and(|v| v.trim().eq_ignore_ascii_case("on")),
+            dpr: num(&DPR),
+            width: num(&WIDTH).map(|v| v.ceil().min(100_000.0) as u32),
+            viewport_width: num(&VIEWPORT_WIDTH).map(|v| v.ceil().min(100_000.0) as u32),
+            save_data: header(h, &SAVE_DATA).is_some_and(|v| v.trim().eq_ignore_ascii_case("on")),
         }
     }
 }

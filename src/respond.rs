@@ -7,7 +7,6 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 
 use crate::cache::{Key, Outcome, Variant};
-use crate::negotiate::Vary;
 
 /// Client Hints imago uses, advertised with `Accept-CH`.
 pub const ACCEPT_CH: &str = "Sec-CH-DPR, Sec-CH-Width, Sec-CH-Viewport-Width, DPR, Width, Viewport-Width";
@@ -15,7 +14,8 @@ pub const ACCEPT_CH: &str = "Sec-CH-DPR, Sec-CH-Width, Sec-CH-Viewport-Width, DP
 /// Response settings from the configuration.
 #[derive(Clone, Debug)]
 pub struct RespondSettings {
-    pub cache_control: String,
+    /// `Cache-Control` of signed variants (validated as a header value at start).
+    pub cache_control: HeaderValue,
     pub debug_headers: bool,
 }
 
@@ -31,12 +31,13 @@ pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
     if_none_match.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == bare)
 }
 
-fn cache_control(s: &RespondSettings, expires: Option<i64>) -> String {
+fn cache_control(s: &RespondSettings, expires: Option<i64>) -> HeaderValue {
     match expires {
         Some(exp) => {
             let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
             let left = (exp - now).max(0);
-            format!("public, max-age={left}, s-maxage={left}")
+            HeaderValue::from_str(&format!("public, max-age={left}, s-maxage={left}"))
+                .unwrap_or_else(|_| HeaderValue::from_static("no-store"))
         }
         None => s.cache_control.clone(),
     }
@@ -44,17 +45,19 @@ fn cache_control(s: &RespondSettings, expires: Option<i64>) -> String {
 
 /// What the cache headers of a variant depend on.
 pub struct CacheHeaders<'a> {
-    pub etag: &'a str,
-    pub vary: &'a Vary,
+    /// The strong ETag ([`etag`]) as a header value.
+    pub etag: &'a HeaderValue,
+    /// [`Vary::header_value`], built once per resolved request.
+    pub vary: Option<&'a HeaderValue>,
     /// `exp:` of the URL: caches must not keep the response longer.
     pub expires: Option<i64>,
 }
 
 fn common(b: &mut actix_web::HttpResponseBuilder, h: &CacheHeaders<'_>, s: &RespondSettings) {
     b.insert_header((header::CACHE_CONTROL, cache_control(s, h.expires)));
-    b.insert_header((header::ETAG, h.etag.to_string()));
-    if let Some(v) = h.vary.header_value() {
-        b.insert_header((header::VARY, v));
+    b.insert_header((header::ETAG, h.etag.clone()));
+    if let Some(v) = h.vary {
+        b.insert_header((header::VARY, v.clone()));
     }
     b.insert_header((header::HeaderName::from_static("accept-ch"), HeaderValue::from_static(ACCEPT_CH)));
 }
@@ -80,11 +83,24 @@ pub fn image(
 ) -> HttpResponse {
     let mut b = HttpResponse::Ok();
     common(&mut b, h, s);
-    b.insert_header((header::CONTENT_TYPE, v.format.mime()));
-    b.insert_header((header::CONTENT_DISPOSITION, format!("inline; filename=\"image.{}\"", ext(v))));
-    b.insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
-    b.insert_header((header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox"));
-    b.insert_header((header::LAST_MODIFIED, httpdate::fmt_http_date(v.last_modified)));
+    let (disposition, last_modified) = v.header_values.get_or_init(|| {
+        (
+            HeaderValue::from_static(match v.format {
+                crate::options::Format::Jpeg => "inline; filename=\"image.jpg\"",
+                crate::options::Format::Png => "inline; filename=\"image.png\"",
+                crate::options::Format::Webp => "inline; filename=\"image.webp\"",
+                crate::options::Format::Avif => "inline; filename=\"image.avif\"",
+                crate::options::Format::Gif => "inline; filename=\"image.gif\"",
+            }),
+            HeaderValue::from_str(&httpdate::fmt_http_date(v.last_modified))
+                .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT")),
+        )
+    });
+    b.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(v.format.mime())));
+    b.insert_header((header::CONTENT_DISPOSITION, disposition.clone()));
+    b.insert_header((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")));
+    b.insert_header((header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox")));
+    b.insert_header((header::LAST_MODIFIED, last_modified.clone()));
     if s.debug_headers {
         b.insert_header(("x-imago-cache", outcome.name()));
         b.insert_header((
@@ -111,13 +127,6 @@ pub fn image(
         ));
     }
     b.body(v.bytes.clone())
-}
-
-fn ext(v: &Variant) -> &'static str {
-    match v.format {
-        crate::options::Format::Jpeg => "jpg",
-        f => f.name(),
-    }
 }
 
 /// A JSON error: `{"code": …, "message": …}`, never cached.
@@ -147,9 +156,13 @@ mod tests {
 
     #[test]
     fn expiring_urls_are_not_cached_past_expiry() {
-        let s = RespondSettings { cache_control: "public, max-age=31536000".into(), debug_headers: false };
+        let s = RespondSettings {
+            cache_control: HeaderValue::from_static("public, max-age=31536000"),
+            debug_headers: false,
+        };
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
         let cc = cache_control(&s, Some(now + 100));
+        let cc = cc.to_str().unwrap();
         let left: i64 = cc.split("max-age=").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
         assert!((98..=100).contains(&left), "{cc}");
         assert_eq!(cache_control(&s, None), "public, max-age=31536000");

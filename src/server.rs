@@ -27,6 +27,8 @@ pub struct AppState {
     pub sources: Sources,
     pub cache: VariantCache,
     pub source_cache: cache::SourceCache,
+    /// Verified requests, remembered (see [`cache::RequestMemo`]).
+    pub memo: cache::RequestMemo<Prepared>,
     pub workers: Workers,
     pub enc: Arc<EncodeSettings>,
     pub neg: NegotiateSettings,
@@ -55,6 +57,7 @@ impl AppState {
                 r.source_cache_mb * 1024 * 1024,
                 Duration::from_secs(r.cache_ttl_secs.min(600)),
             ),
+            memo: cache::RequestMemo::new(r.request_memo_entries),
             workers: Workers::new(
                 cfg.workers,
                 cfg.queue_size,
@@ -64,7 +67,11 @@ impl AppState {
             .with_memory_limit(r.memory_limit_mb * 1024 * 1024),
             enc: Arc::new(enc),
             neg: NegotiateSettings { max_dpr: r.max_dpr, ladder: cfg.width_ladder.clone() },
-            respond: RespondSettings { cache_control: r.cache_control.clone(), debug_headers: r.debug_headers },
+            respond: RespondSettings {
+                cache_control: header::HeaderValue::from_str(&r.cache_control)
+                    .map_err(|_| "IMAGO_CACHE_CONTROL: not a valid header value".to_string())?,
+                debug_headers: r.debug_headers,
+            },
             metrics,
             shutting_down: AtomicBool::new(false),
             uploads: crate::upload::Uploads::new(&cfg)?,
@@ -111,26 +118,66 @@ async fn image(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
     resp
 }
 
-async fn image_flow(req: &HttpRequest, st: &AppState, start: Instant) -> Result<HttpResponse, Error> {
+/// What the front of the flow derived from a verified path and the request's header classes.
+pub struct Prepared {
+    src: source::SourceRef,
+    /// The source's key for analytics (shared, so a hit does not allocate it).
+    src_key: Arc<str>,
+    neg: negotiate::Negotiated,
+    key: cache::Key,
+    etag: String,
+    etag_value: header::HeaderValue,
+    vary_value: Option<header::HeaderValue>,
+}
+
+/// url → signature → options → negotiate → cache key, for a request the memo has not seen.
+fn prepare(req: &HttpRequest, accept: &str, hints: &Hints, st: &AppState) -> Result<Prepared, Error> {
     let split = crate::url::split(req.uri().path())?;
     crate::signature::check(&split, &st.cfg.verifier, st.cfg.raw.allow_insecure)?;
     let opts = options::parse(&split.options, split.extension.as_deref(), &st.presets)?;
+    // SPEC §8 order: signature, options, expiry, then the source.
     if opts.expires.is_some_and(|e| e <= unix_now()) {
         return Err(Error::Expired);
     }
     let src = source::parse(&split.source)?;
-    st.analytics.note_source(req, &src);
+    let src_key: Arc<str> = src.key().into();
+    st.analytics.note_source(req, &src_key, src.kind());
     st.sources.authorize(&src)?;
-    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let hints = Hints::from_headers(req.headers());
-    let neg = negotiate::negotiate(opts, accept, &hints, &st.neg);
-    st.analytics.note_negotiated(req, &neg);
+    let neg = negotiate::negotiate(opts, accept, hints, &st.neg);
     let key = cache::key(&split.source, &neg);
     let etag = respond::etag(&key);
-    let headers = respond::CacheHeaders { etag: &etag, vary: &neg.vary, expires: neg.options.expires };
+    let etag_value = header::HeaderValue::from_str(&etag).map_err(|e| Error::Internal(e.to_string()))?;
+    let vary_value = neg.vary.header_value().and_then(|v| header::HeaderValue::from_str(&v).ok());
+    Ok(Prepared { src_key, src, neg, key, etag, etag_value, vary_value })
+}
+
+async fn image_flow(req: &HttpRequest, st: &AppState, start: Instant) -> Result<HttpResponse, Error> {
+    let path = req.uri().path();
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let hints = Hints::from_headers(req.headers());
+    let class = negotiate::AcceptClass::from_accept(accept);
+    let entry = match st.memo.get(path, class, &hints).await {
+        Some(e) => {
+            st.analytics.note_source(req, &e.1.src_key, e.1.src.kind());
+            e
+        }
+        None => {
+            let p = prepare(req, accept, &hints, st)?;
+            st.memo.insert(cache::MemoId { path: path.into(), accept: class, hints }, p).await
+        }
+    };
+    let p = &entry.1;
+    let neg = &p.neg;
+    // A remembered URL may have expired since.
+    if neg.options.expires.is_some_and(|e| e <= unix_now()) {
+        return Err(Error::Expired);
+    }
+    st.analytics.note_negotiated(req, neg);
+    let headers =
+        respond::CacheHeaders { etag: &p.etag_value, vary: p.vary_value.as_ref(), expires: neg.options.expires };
     if let Some(inm) = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        if respond::etag_matches(inm, &etag) {
-            record_image(st, &neg, None, Outcome::NotModified);
+        if respond::etag_matches(inm, &p.etag) {
+            record_image(st, neg, None, Outcome::NotModified);
             st.analytics.note_outcome(req, None, Outcome::NotModified);
             return Ok(respond::not_modified(&headers, &st.respond));
         }
@@ -138,14 +185,24 @@ async fn image_flow(req: &HttpRequest, st: &AppState, start: Instant) -> Result<
     if st.shutting_down.load(Ordering::Relaxed) {
         return Err(Error::ShuttingDown);
     }
-    let render_req = RenderRequest { options: neg.options.clone(), accept: neg.accept, save_data: neg.save_data };
-    let make = make_variant(st, src, render_req);
-    let (variant, outcome) = st.cache.get_or_make(key, make).await.map_err(|e| unshare(&e))?;
-    record_image(st, &neg, Some(&variant), outcome);
+    // Hits take the short path; the miss path (fetch, transform, coalescing) is boxed so its large
+    // future is not part of every request's future (moving it cost more than the hit itself).
+    let (variant, outcome) = match st.cache.get(&p.key).await {
+        Some(v) => (v, Outcome::Hit),
+        None => Box::pin(miss(st, p)).await?,
+    };
+    record_image(st, neg, Some(&variant), outcome);
     st.analytics.note_outcome(req, Some(&variant), outcome);
     let fetch_ms = if outcome == Outcome::Miss { variant.fetch_ms } else { 0.0 };
     let total = start.elapsed().as_secs_f64() * 1000.0;
     Ok(respond::image(&variant, &headers, &st.respond, outcome, fetch_ms, total))
+}
+
+async fn miss(st: &AppState, p: &Prepared) -> Result<(Arc<Variant>, Outcome), Error> {
+    let neg = &p.neg;
+    let render_req = RenderRequest { options: neg.options.clone(), accept: neg.accept, save_data: neg.save_data };
+    let make = make_variant(st, p.src.clone(), render_req);
+    st.cache.get_or_make(p.key, make).await.map_err(|e| unshare(&e))
 }
 
 /// Errors come back shared from the coalescing cache; rebuild an owned one with the same status,
@@ -201,6 +258,7 @@ async fn make_variant(st: &AppState, src: source::SourceRef, req: RenderRequest)
         fetch_ms: fetch_s * 1000.0,
         transform_ms: rendered.decode_ms,
         encode_ms: rendered.encode_ms,
+        header_values: Default::default(),
     })
 }
 
@@ -277,8 +335,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
-        .configure(crate::upload::handlers::routes)
-        .configure(crate::analytics::handlers::routes);
+        // The API's patterns are regular expressions: only paths under /v1/ try them, so image
+        // paths (the app's default service) never run a regex.
+        .service(
+            web::scope("")
+                .guard(actix_web::guard::fn_guard(|ctx| ctx.head().uri.path().starts_with("/v1/")))
+                .configure(crate::upload::handlers::routes)
+                .configure(crate::analytics::handlers::routes)
+                .default_service(web::to(image_or_not_allowed)),
+        );
 }
 
 /// Everything that is not a named route is an image path. It is the app's default service rather

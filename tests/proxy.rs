@@ -347,3 +347,28 @@ async fn health_ready_and_metrics() {
     assert!(m.contains("imago_http_requests_total{route=\"image\",status=\"200\"} 1"), "{m}");
     assert!(m.contains("imago_transforms_total 1"));
 }
+
+/// Verified URLs are remembered (the request memo skips HMAC and parsing on repeats), but a
+/// remembered URL still expires, and a wrong signature is never answered from the memo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembered_urls_still_expire_and_tampering_is_still_refused() {
+    let s = start(&["orientation/Landscape_1.jpg"], |_| {}).await;
+    let photo = "local:///orientation/Landscape_1.jpg";
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 2;
+    let u = s.url(&format!("w:100/exp:{exp}"), photo, Some("jpg"));
+    for _ in 0..3 {
+        let r = s.get(&u).await;
+        assert_eq!(r.status(), 200);
+        // A cache hit: remembered request, cached variant.
+    }
+    // Same options, signature altered in its last character: not the remembered path.
+    let sig_end = u.trim_start_matches(&s.base)[1..].find('/').unwrap() + 1 + s.base.len();
+    let mut tampered = u.clone();
+    let last = tampered.as_bytes()[sig_end - 1];
+    tampered.replace_range(sig_end - 1..sig_end, if last == b'A' { "B" } else { "A" });
+    assert_error(s.get(&tampered).await, 403, "invalid-signature").await;
+    while std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() <= exp {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_error(s.get(&u).await, 410, "url-expired").await;
+}

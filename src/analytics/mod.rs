@@ -44,7 +44,6 @@ use crate::config::{Config, RawConfig};
 use crate::metrics::{dpr_bucket, width_bucket, Metrics};
 use crate::negotiate::Negotiated;
 use crate::options::FormatChoice;
-use crate::source::SourceRef;
 use sink::{rfc3339_bytes, Counters, Ctl, Device, Line, Shared, VariantSpec, Writer};
 pub use store::Store;
 
@@ -190,7 +189,7 @@ pub struct Event {
 /// What the image flow learnt about a request, kept in its extensions until the response.
 #[derive(Default)]
 pub struct Draft {
-    key: Option<String>,
+    key: Option<Arc<str>>,
     source: Option<&'static str>,
     variant: Option<VariantSpec>,
     format: Option<&'static str>,
@@ -368,11 +367,11 @@ impl Analytics {
         }
     }
 
-    /// The image flow parsed the source.
-    pub fn note_source(&self, req: &HttpRequest, src: &SourceRef) {
+    /// The image flow parsed the source (`key`, of kind `kind`).
+    pub fn note_source(&self, req: &HttpRequest, key: &Arc<str>, kind: &'static str) {
         self.with_draft(req, |d| {
-            d.key = Some(src.key());
-            d.source = Some(src.kind());
+            d.key = Some(key.clone());
+            d.source = Some(kind);
         });
     }
 

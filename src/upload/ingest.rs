@@ -4,14 +4,16 @@
 //!
 //! Guarantees: nothing is written before the first bytes have passed the magic-byte check; a
 //! body that is refused, cut off or too slow leaves no visible object (its temp file, if one was
-//! started, is removed; a crash leaves it in `.incoming/`, which reads cannot reach and start-up
-//! cleans); an existing object is never replaced (`renameat2(RENAME_NOREPLACE)`, or hard link +
+//! started, is removed; a crash leaves it in `.incoming/`, which reads cannot reach and which is
+//! swept of temp files older than the body timeout at start-up and every body timeout after);
+//! an existing object is never replaced (`renameat2(RENAME_NOREPLACE)`, or hard link +
 //! unlink where the filesystem lacks it). Small bodies (below [`SPILL`]) are buffered and written
 //! in one blocking call at the end, so a cut-off small upload never touches the disk.
 
 use std::collections::HashSet;
 use std::io::{IoSlice, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -68,6 +70,8 @@ pub struct Ingest {
     body_timeout: Duration,
     /// Directories already checked to lie inside the root (saves a realpath per upload).
     verified: Arc<Mutex<HashSet<PathBuf>>>,
+    /// Keeps the sweeper thread running: it stops when the last clone is dropped.
+    _sweeper: Option<Arc<Sender<()>>>,
 }
 
 /// A temp file that removes itself unless committed.
@@ -111,6 +115,44 @@ impl Drop for TempFile {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// Removes the files in `dir` not modified for `age`; returns how many.
+fn sweep(dir: &Path, age: Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let now = SystemTime::now();
+    let mut n = 0;
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .map(|t| now.duration_since(t).unwrap_or_default() >= age)
+            .unwrap_or(false);
+        if old && std::fs::remove_file(e.path()).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Sweeps `dir` every `age` on its own thread until the returned sender is dropped.
+fn sweeper(dir: PathBuf, age: Duration) -> std::io::Result<Sender<()>> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new().name("upload-sweeper".into()).spawn(move || loop {
+        match rx.recv_timeout(age) {
+            Err(RecvTimeoutError::Timeout) => {
+                let removed = sweep(&dir, age);
+                if removed > 0 {
+                    tracing::info!(removed, "removed stale upload temp files");
+                }
+            }
+            // Dropped (or, never, a message): the store is gone.
+            _ => return,
+        }
+    })?;
+    Ok(tx)
 }
 
 fn io_err(e: std::io::Error) -> UploadError {
@@ -173,17 +215,26 @@ fn same_contents(a: &Path, b: &Path) -> std::io::Result<bool> {
 }
 
 impl Ingest {
-    /// With `prepare` (embedded uploads are on), creates `{root}/.incoming/` and removes temp
-    /// files older than the body timeout (left by a crash: no upload of this process can still
-    /// be writing them). Without it no I/O happens, so a read-only root still serves reads.
+    /// With `prepare` (embedded uploads are on), creates `{root}/.incoming/`, removes temp files
+    /// older than the body timeout, and starts a thread that does that again every body timeout.
+    /// A temp file that old was left by a crash (every upload is bounded by the body timeout,
+    /// and its file is written at least once per [`SPILL`] bytes; a live upload's file is always
+    /// younger): the start-up sweep alone would miss the files of a crash followed by a quick
+    /// restart, which is the usual case. Without `prepare` no I/O happens, so a read-only root
+    /// still serves reads.
     pub fn new(root: PathBuf, fsync: bool, body_timeout: Duration, prepare: bool) -> Result<Ingest, String> {
         let incoming = root.join(INCOMING_DIR);
-        let ingest = Ingest { root, incoming, fsync, body_timeout, verified: Arc::default() };
+        let mut ingest = Ingest { root, incoming, fsync, body_timeout, verified: Arc::default(), _sweeper: None };
         if prepare {
             std::fs::create_dir_all(&ingest.incoming).map_err(|e| format!("{}: {e}", ingest.incoming.display()))?;
             let removed = ingest.clean_stale(body_timeout);
             if removed > 0 {
                 tracing::info!(removed, "removed stale upload temp files");
+            }
+            if !body_timeout.is_zero() {
+                let tx = sweeper(ingest.incoming.clone(), body_timeout)
+                    .map_err(|e| format!("cannot start the upload temp file sweeper: {e}"))?;
+                ingest._sweeper = Some(Arc::new(tx));
             }
         }
         Ok(ingest)
@@ -191,22 +242,7 @@ impl Ingest {
 
     /// Removes temp files older than `age`; returns how many.
     pub fn clean_stale(&self, age: Duration) -> usize {
-        let Ok(entries) = std::fs::read_dir(&self.incoming) else {
-            return 0;
-        };
-        let now = SystemTime::now();
-        let mut n = 0;
-        for e in entries.flatten() {
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .map(|t| now.duration_since(t).unwrap_or_default() >= age)
-                .unwrap_or(false);
-            if old && std::fs::remove_file(e.path()).is_ok() {
-                n += 1;
-            }
-        }
-        n
+        sweep(&self.incoming, age)
     }
 
     pub fn incoming_dir(&self) -> &Path {
@@ -568,6 +604,27 @@ mod tests {
         std::fs::write(inc.join("old.part"), b"x").unwrap();
         let ing = Ingest::new(dir.path().to_path_buf(), false, Duration::ZERO, true).unwrap();
         assert!(files(ing.incoming_dir()).is_empty());
+    }
+
+    #[test]
+    fn temp_files_left_by_a_crash_are_swept_while_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let ing = Ingest::new(dir.path().to_path_buf(), false, Duration::from_secs(1), true).unwrap();
+        let start = std::time::Instant::now();
+        // Written just now (by a process killed right before this start): too young for the
+        // start-up sweep, which only removes what no live upload can still be writing …
+        let crashed = ing.incoming_dir().join("crashed.part");
+        std::fs::write(&crashed, b"x").unwrap();
+        // … next to the temp file of an upload in progress (written more often than the timeout).
+        let live = ing.incoming_dir().join("live.part");
+        let mut f = std::fs::File::create(&live).unwrap();
+        // The crashed one is removed once it is older than the body timeout; the live one stays.
+        while crashed.exists() || start.elapsed() < Duration::from_millis(2500) {
+            assert!(start.elapsed() < Duration::from_secs(10), "the crash's temp file was not swept");
+            f.write_all(b"y").unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(live.exists(), "a temp file being written was swept");
     }
 
     #[test]
