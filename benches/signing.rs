@@ -17,6 +17,7 @@ fn benches(c: &mut Criterion) {
     let neg = NegotiateSettings {
         max_dpr: 3.0,
         ladder: vec![16, 32, 48, 64, 96, 128, 256, 384, 640, 750, 828, 1080, 1200, 1920, 2048, 3840],
+        ect: true,
     };
 
     c.bench_function("sign_url", |b| b.iter(|| builder.sign(&signer, black_box(source)).unwrap()));

@@ -168,7 +168,15 @@ impl<T: Send + Sync + 'static> RequestMemo<T> {
 
     fn hash(&self, path: &str, accept: AcceptClass, h: &Hints) -> u64 {
         use std::hash::BuildHasher;
-        self.hasher.hash_one((path, accept, h.dpr.map(f64::to_bits), h.width, h.viewport_width, h.save_data))
+        self.hasher.hash_one((
+            path,
+            accept,
+            h.dpr.map(f64::to_bits),
+            h.width,
+            h.viewport_width,
+            h.save_data,
+            h.slow_network,
+        ))
     }
 
     /// The remembered entry for exactly this path, Accept class and hints.

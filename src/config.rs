@@ -127,6 +127,7 @@ pub struct RawConfig {
     pub auto_quality_target: f64,
     pub auto_quality_trials: u8,
     pub save_data_quality_step: u8,
+    pub ect: bool,
     pub max_dpr: f64,
     pub width_ladder: List,
     pub debug_headers: bool,
@@ -209,6 +210,7 @@ impl Default for RawConfig {
             auto_quality_target: 70.0,
             auto_quality_trials: 4,
             save_data_quality_step: 15,
+            ect: true,
             max_dpr: 3.0,
             width_ladder: List::from_strs(&[
                 "16", "32", "48", "64", "96", "128", "256", "384", "640", "750", "828", "1080", "1200", "1920", "2048",
@@ -359,6 +361,11 @@ pub const SETTINGS: &[Setting] = &[
         env: "IMAGO_SAVE_DATA_QUALITY_STEP",
         default: "15",
         help: "quality lowered for Save-Data: on / slow ECT",
+    },
+    Setting {
+        env: "IMAGO_ECT",
+        default: "true",
+        help: "ECT: 2g / slow-2g counts as Save-Data: on; quality-negotiated responses then vary on ECT",
     },
     Setting { env: "IMAGO_MAX_DPR", default: "3", help: "cap on the DPR client hint" },
     Setting { env: "IMAGO_WIDTH_LADDER", default: "16,32,...,3840", help: "widths hint-derived targets snap up to" },

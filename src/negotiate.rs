@@ -59,6 +59,8 @@ pub struct Hints {
     pub width: Option<u32>,
     pub viewport_width: Option<u32>,
     pub save_data: bool,
+    /// `ECT` (effective connection type) was `slow-2g` or `2g`.
+    pub slow_network: bool,
 }
 
 fn header<'a>(h: &'a HeaderMap, names: &[HeaderName]) -> Option<&'a str> {
@@ -71,6 +73,7 @@ const WIDTH: [HeaderName; 2] = [HeaderName::from_static("sec-ch-width"), HeaderN
 const VIEWPORT_WIDTH: [HeaderName; 2] =
     [HeaderName::from_static("sec-ch-viewport-width"), HeaderName::from_static("viewport-width")];
 const SAVE_DATA: [HeaderName; 1] = [HeaderName::from_static("save-data")];
+const ECT: [HeaderName; 1] = [HeaderName::from_static("ect")];
 
 impl Hints {
     pub fn from_headers(h: &HeaderMap) -> Hints {
@@ -82,6 +85,8 @@ impl Hints {
             width: num(&WIDTH).map(|v| v.ceil().min(100_000.0) as u32),
             viewport_width: num(&VIEWPORT_WIDTH).map(|v| v.ceil().min(100_000.0) as u32),
             save_data: header(h, &SAVE_DATA).is_some_and(|v| v.trim().eq_ignore_ascii_case("on")),
+            slow_network: header(h, &ECT)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("2g") || v.trim().eq_ignore_ascii_case("slow-2g")),
         }
     }
 }
@@ -94,6 +99,7 @@ pub struct Vary {
     pub width: bool,
     pub viewport_width: bool,
     pub save_data: bool,
+    pub ect: bool,
 }
 
 impl Vary {
@@ -115,6 +121,9 @@ impl Vary {
         if self.save_data {
             v.push("Save-Data");
         }
+        if self.ect {
+            v.push("ECT");
+        }
         if v.is_empty() {
             None
         } else {
@@ -128,6 +137,8 @@ impl Vary {
 pub struct NegotiateSettings {
     pub max_dpr: f64,
     pub ladder: Vec<u32>,
+    /// `ECT: 2g`/`slow-2g` counts as `Save-Data: on` (and responses vary on `ECT`).
+    pub ect: bool,
 }
 
 /// The outcome of negotiation: options with the device-pixel ratio resolved, the Accept class,
@@ -158,12 +169,14 @@ pub fn negotiate(mut o: Options, accept: &str, hints: &Hints, s: &NegotiateSetti
     } else {
         AcceptClass::Legacy
     };
-    // Save-Data lowers quality unless the URL fixed it for every format.
+    // Save-Data (and, when enabled, a 2g/slow-2g ECT) lowers quality unless the URL fixed it for
+    // every format. Either resolves to the same flag, so both share one cached variant.
     let save_data = if matches!(o.quality, Quality::Fixed(_)) {
         false
     } else {
         vary.save_data = true;
-        hints.save_data
+        vary.ect = s.ect;
+        hints.save_data || (s.ect && hints.slow_network)
     };
     let mut target_width = 0;
     if o.dpr.is_none() && (o.width > 0 || o.height > 0) {
@@ -207,6 +220,7 @@ mod tests {
         NegotiateSettings {
             max_dpr: 3.0,
             ladder: vec![16, 32, 48, 64, 96, 128, 256, 384, 640, 750, 828, 1080, 1200, 1920, 2048, 3840],
+            ect: true,
         }
     }
     fn opts(s: &str) -> Options {
@@ -286,8 +300,32 @@ mod tests {
         assert_eq!(n.target_width, 1000);
         assert!(!n.save_data);
         let n = negotiate(opts(""), "image/avif", &hints(&[("save-data", "on")]), &settings());
-        assert_eq!(n.vary.header_value().as_deref(), Some("Accept, Save-Data"));
+        assert_eq!(n.vary.header_value().as_deref(), Some("Accept, Save-Data, ECT"));
         assert!(n.save_data);
         assert_eq!(n.accept, AcceptClass::Avif);
+    }
+
+    #[test]
+    fn slow_ect_counts_as_save_data_only_when_enabled_and_quality_is_free() {
+        for (ect, slow) in [("2g", true), ("slow-2g", true), (" SLOW-2G ", true), ("3g", false), ("4g", false)] {
+            let h = hints(&[("ect", ect)]);
+            assert_eq!(h.slow_network, slow, "{ect}");
+            let n = negotiate(opts("w:100"), "", &h, &settings());
+            assert_eq!(n.save_data, slow, "{ect}");
+            assert!(n.vary.header_value().unwrap().ends_with("Save-Data, ECT"));
+        }
+        // Same resolved flag as Save-Data: one variant for both.
+        let a = negotiate(opts("w:100"), "", &hints(&[("ect", "2g")]), &settings());
+        let b = negotiate(opts("w:100"), "", &hints(&[("save-data", "on")]), &settings());
+        assert_eq!(crate::cache::key("local:///a.jpg", &a), crate::cache::key("local:///a.jpg", &b));
+        // Switched off: ignored and not in Vary.
+        let off = NegotiateSettings { ect: false, ..settings() };
+        let n = negotiate(opts("w:100"), "", &hints(&[("ect", "2g")]), &off);
+        assert!(!n.save_data);
+        assert!(!n.vary.header_value().unwrap().contains("ECT"));
+        // Fixed quality: neither Save-Data nor ECT matters.
+        let n = negotiate(opts("w:100/q:80"), "", &hints(&[("ect", "2g")]), &settings());
+        assert!(!n.save_data);
+        assert!(!n.vary.header_value().unwrap_or_default().contains("ECT"));
     }
 }

@@ -66,7 +66,7 @@ impl AppState {
             )
             .with_memory_limit(r.memory_limit_mb * 1024 * 1024),
             enc: Arc::new(enc),
-            neg: NegotiateSettings { max_dpr: r.max_dpr, ladder: cfg.width_ladder.clone() },
+            neg: NegotiateSettings { max_dpr: r.max_dpr, ladder: cfg.width_ladder.clone(), ect: r.ect },
             respond: RespondSettings {
                 cache_control: header::HeaderValue::from_str(&r.cache_control)
                     .map_err(|_| "IMAGO_CACHE_CONTROL: not a valid header value".to_string())?,

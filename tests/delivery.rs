@@ -90,15 +90,33 @@ async fn save_data_lowers_quality_and_is_in_vary() {
     let url = s.url("w:600", PHOTO, Some("jpg"));
     let normal = s.get(&url).await;
     assert!(header(&normal, "vary").contains("Save-Data"));
+    assert!(header(&normal, "vary").contains("ECT"));
     assert!(header(&normal, "x-imago-variant").ends_with("q80"), "{}", header(&normal, "x-imago-variant"));
     let n = normal.bytes().await.unwrap().len();
     let lite = s.get_with(&url, &[("save-data", "on")]).await;
     assert!(header(&lite, "x-imago-variant").ends_with("q65"), "{}", header(&lite, "x-imago-variant"));
     assert!(lite.bytes().await.unwrap().len() < n);
+    // A 2g or slow-2g effective connection type is treated the same (the same variant), 4g is not.
+    for (ect, q) in [("2g", "q65"), ("slow-2g", "q65"), ("4g", "q80")] {
+        let r = s.get_with(&url, &[("ect", ect)]).await;
+        assert!(header(&r, "x-imago-variant").ends_with(q), "{ect}: {}", header(&r, "x-imago-variant"));
+        assert!(header(&r, "vary").contains("ECT"));
+    }
     // q: in the URL fixes quality: no Save-Data effect, no Vary on it.
     let fixed = s.get_with(&s.url("w:600/q:80", PHOTO, Some("jpg")), &[("save-data", "on")]).await;
     assert!(header(&fixed, "x-imago-variant").ends_with("q80"));
     assert!(!header(&fixed, "vary").contains("Save-Data"));
+    assert!(!header(&fixed, "vary").contains("ECT"));
+    // IMAGO_ECT=false: ECT is ignored and not in Vary.
+    let off = start(&["nasa_large.jpg"], |c| {
+        c.auto_quality = false;
+        c.ect = false;
+    })
+    .await;
+    let url = off.url("w:600", PHOTO, Some("jpg"));
+    let r = off.get_with(&url, &[("ect", "slow-2g")]).await;
+    assert!(header(&r, "x-imago-variant").ends_with("q80"), "{}", header(&r, "x-imago-variant"));
+    assert!(!header(&r, "vary").contains("ECT"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,7 +51,7 @@ sub vcl_init {
 #   Cache-Control: public, max-age=31536000, s-maxage=31536000, immutable
 #   ETag: "<strong>"
 #   Vary: <exactly the request headers it used>, among Accept, Sec-CH-DPR, DPR,
-#         Sec-CH-Width, Width, Sec-CH-Viewport-Width, Viewport-Width, Save-Data
+#         Sec-CH-Width, Width, Sec-CH-Viewport-Width, Viewport-Width, Save-Data, ECT
 # Varnish honours that Vary. imago_recv shrinks the number of distinct values those
 # headers can take, mirroring how the origin reads them (src/negotiate.rs), so that
 # one cached object serves every client that would have received the same bytes.
@@ -223,6 +223,12 @@ sub imago_recv {
         set req.http.Save-Data = "on";
     } else {
         unset req.http.Save-Data;
+    }
+    # ECT: "2g" for 2g and slow-2g (which the origin treats like Save-Data: on), else absent.
+    if (req.http.ECT ~ "(?i)^\s*(slow-)?2g\s*$") {
+        set req.http.ECT = "2g";
+    } else {
+        unset req.http.ECT;
     }
 
     # While the origin is healthy, serve at most 10 s stale (and refresh in the
