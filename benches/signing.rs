@@ -31,7 +31,8 @@ fn benches(c: &mut Criterion) {
         b.iter(|| parse(black_box(&s.options), s.extension.as_deref(), &presets).unwrap())
     });
     c.bench_function("full_url_to_negotiated", |b| {
-        let hints = Hints { dpr: Some(2.0), width: Some(700), viewport_width: None, save_data: false };
+        let hints =
+            Hints { dpr: Some(2.0), width: Some(700), viewport_width: None, save_data: false, slow_network: false };
         b.iter(|| {
             let s = imago::url::split(black_box(&path)).unwrap();
             assert!(verifier.verify(s.signature, s.signed));
