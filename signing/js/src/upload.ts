@@ -8,6 +8,8 @@ export interface UploadRequest {
   prefix?: string;
   /** Lower-case hex SHA-256 of the file (enables dedup → `exists: true`). */
   sha256?: string;
+  /** `PUT` (default: one request with the raw body) or `POST` (an HTML form / multipart upload). */
+  method?: "PUT" | "POST";
 }
 
 /** Answer of `POST /v1/uploads`. */
@@ -51,6 +53,9 @@ function validateRequest(body: UploadRequest): void {
   }
   for (const k of ["filename", "prefix"] as const) {
     if (body[k] !== undefined && typeof body[k] !== "string") throw new ImagoOptionError(k, `${k} must be a string`);
+  }
+  if (body.method !== undefined && body.method !== "PUT" && body.method !== "POST") {
+    throw new ImagoOptionError("method", "method must be PUT or POST");
   }
 }
 

@@ -52,6 +52,13 @@ describe("requestUpload against a local server", () => {
     assert.equal(last.type, "application/json");
     assert.deepEqual(JSON.parse(last.body), { content_type: "image/jpeg", content_length: 10, filename: "cat.jpg", prefix: "avatars/" });
   });
+  test("asks for a POST (form) ticket, and refuses other methods before any request", async () => {
+    await requestUpload(base, "good", { content_type: "image/png", method: "POST" });
+    assert.deepEqual(JSON.parse(seen.at(-1).body), { content_type: "image/png", method: "POST" });
+    const before = seen.length;
+    await assert.rejects(requestUpload(base, "good", { content_type: "image/png", method: "PATCH" }), (e) => e instanceof ImagoOptionError && e.option === "method");
+    assert.equal(seen.length, before);
+  });
   test("sha256 dedup ticket", async () => {
     const t = await requestUpload(base, "good", { content_type: "image/png", sha256: "a".repeat(64) });
     assert.equal(t.exists, true);

@@ -79,6 +79,8 @@ def test_request_upload(server):
     assert r["headers"]["content-type"] == "application/json"
     assert json.loads(r["body"]) == {"content_type": "image/jpeg", "content_length": 10, "filename": "cat.jpg"}
     assert request_upload(server.base, "good", {"content_type": "image/png", "sha256": "a" * 64}).exists is True
+    request_upload(server.base, "good", {"content_type": "image/png", "method": "POST"})
+    assert json.loads(server.requests[-1]["body"]) == {"content_type": "image/png", "method": "POST"}
 
 
 def test_request_upload_errors(server):
@@ -97,6 +99,7 @@ def test_request_upload_errors(server):
     (("good", {"content_type": "jpeg"}), "content_type"),
     (("good", {"content_type": "image/png", "sha256": "XYZ"}), "sha256"),
     (("good", {"content_type": "image/png", "content_length": -1}), "content_length"),
+    (("good", {"content_type": "image/png", "method": "PATCH"}), "method"),
     (("", {"content_type": "image/png"}), "api_key"),
 ])
 def test_request_upload_validation(server, args, opt):

@@ -66,6 +66,8 @@ def _validate(body: Mapping[str, Any]) -> None:
     for k in ("filename", "prefix"):
         if body.get(k) is not None and not isinstance(body.get(k), str):
             raise ImagoOptionError(k, f"{k} must be a string")
+    if body.get("method") is not None and body.get("method") not in ("PUT", "POST"):
+        raise ImagoOptionError("method", "method must be PUT or POST")
 
 
 def _api_error(status: int, raw: bytes, reason: str) -> ImagoApiError:
