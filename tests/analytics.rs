@@ -5,6 +5,7 @@
 
 mod analytics_support;
 mod common;
+mod uploads_common;
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -483,7 +484,7 @@ fn check_page_renders(html: &Path) {
 /// S3 mode: event files go to the bucket under `analytics/`, and the API reads them back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_mode_writes_events_to_the_bucket() {
-    let Some(env) = S3::from_env() else { return };
+    let Some(env) = uploads_common::S3Env::get() else { return };
     let s = start(&[IMG], |c| {
         quiet(c);
         env.apply(c);
@@ -505,7 +506,7 @@ async fn s3_mode_writes_events_to_the_bucket() {
     let mut seen = Vec::new();
     for k in &new {
         assert!(k.starts_with("analytics/dt=") && k.contains("/hour=") && k.ends_with(".jsonl.gz"), "{k}");
-        let gz = env.get(k).await;
+        let gz = env.object(k).await.unwrap();
         let text = imago::analytics::store::decode(&gz, 1 << 20).unwrap();
         for l in text.lines() {
             let v: Value = serde_json::from_str(l).unwrap();
@@ -528,74 +529,4 @@ async fn s3_mode_writes_events_to_the_bucket() {
     assert!(rep["requests"].as_u64().unwrap() >= 3, "{rep}");
     assert!(rep["store"].as_str().unwrap().starts_with("s3://"), "{rep}");
     s.state.shutdown().await;
-}
-
-/// Garage settings from `IMAGO_TEST_S3_*` (`eval "$(scripts/garage.sh start)"`).
-struct S3 {
-    endpoint: String,
-    region: String,
-    bucket: String,
-    key: String,
-    secret: String,
-}
-
-impl S3 {
-    fn from_env() -> Option<S3> {
-        let var = |n: &str| std::env::var(format!("IMAGO_TEST_S3_{n}")).ok().filter(|v| !v.is_empty());
-        match (var("ENDPOINT"), var("BUCKET"), var("ACCESS_KEY_ID"), var("SECRET_ACCESS_KEY")) {
-            (Some(endpoint), Some(bucket), Some(key), Some(secret)) => {
-                Some(S3 { endpoint, region: var("REGION").unwrap_or_else(|| "garage".into()), bucket, key, secret })
-            }
-            _ => {
-                missing("IMAGO_TEST_S3_* is not set: start Garage with `eval \"$(scripts/garage.sh start)\"`").and(None)
-            }
-        }
-    }
-    fn apply(&self, r: &mut imago::RawConfig) {
-        r.s3_endpoint = Some(self.endpoint.clone());
-        r.s3_region = self.region.clone();
-        r.s3_bucket = Some(self.bucket.clone());
-        r.s3_access_key_id = Some(self.key.clone());
-        r.s3_secret_access_key = Some(self.secret.clone());
-        r.s3_path_style = true;
-    }
-    fn bucket(&self) -> rusty_s3::Bucket {
-        rusty_s3::Bucket::new(
-            self.endpoint.parse().unwrap(),
-            rusty_s3::UrlStyle::Path,
-            self.bucket.clone(),
-            self.region.clone(),
-        )
-        .unwrap()
-    }
-    fn creds(&self) -> rusty_s3::Credentials {
-        rusty_s3::Credentials::new(self.key.clone(), self.secret.clone())
-    }
-    async fn list(&self, prefix: &str) -> Vec<String> {
-        use rusty_s3::S3Action;
-        let (b, c) = (self.bucket(), self.creds());
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut a = b.list_objects_v2(Some(&c));
-            a.with_prefix(prefix);
-            if let Some(t) = &token {
-                a.with_continuation_token(t.as_str());
-            }
-            let text = reqwest::get(a.sign(Duration::from_secs(60))).await.unwrap().text().await.unwrap();
-            let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&text).unwrap();
-            out.extend(parsed.contents.into_iter().map(|c| c.key));
-            match parsed.next_continuation_token {
-                Some(t) => token = Some(t),
-                None => break,
-            }
-        }
-        out
-    }
-    async fn get(&self, key: &str) -> Vec<u8> {
-        use rusty_s3::S3Action;
-        let (b, c) = (self.bucket(), self.creds());
-        let url = b.get_object(Some(&c), key).sign(Duration::from_secs(60));
-        reqwest::get(url).await.unwrap().bytes().await.unwrap().to_vec()
-    }
 }

@@ -137,15 +137,7 @@ async fn refused_uploads_store_nothing() {
     assert_eq!((status, e["code"].as_str()), (413, Some("too-large")));
     let (_, t1k) = ticket(&s, json!({"content_type": "image/jpeg", "content_length": 1000})).await;
     assert_error(send(&s.client, &t1k, small.clone(), None).await, 413, "too-large").await;
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = photo.chunks(32 * 1024).map(|c| Ok(c.to_vec())).collect();
-    let r = s
-        .client
-        .put(t["url"].as_str().unwrap())
-        .header("content-type", "image/jpeg")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
-        .send()
-        .await
-        .unwrap();
+    let r = put_chunked(&s.client, t["url"].as_str().unwrap(), "image/jpeg", &photo, 32 * 1024).await;
     assert_error(r, 413, "too-large").await;
     assert_error(send(&s.client, &tp, photo.clone(), None).await, 413, "too-large").await;
     // Tampered signature, and tampered signed values ("policy": max, type, length, key).
@@ -584,15 +576,7 @@ async fn chunked_bodies_work_and_slow_bodies_time_out() {
     let photo = fixture("phone12mp.jpg");
     // No Content-Length (chunked), spilled to a temp file: stored whole.
     let (_, t) = ticket(&s, json!({"content_type": "image/jpeg"})).await;
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = photo.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
-    let r = s
-        .client
-        .put(t["url"].as_str().unwrap())
-        .header("content-type", "image/jpeg")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
-        .send()
-        .await
-        .unwrap();
+    let r = put_chunked(&s.client, t["url"].as_str().unwrap(), "image/jpeg", &photo, 64 * 1024).await;
     assert_eq!(r.status(), 201);
     let key = t["key"].as_str().unwrap().to_string();
     assert_eq!(std::fs::read(s.root.join(&key)).unwrap(), photo);

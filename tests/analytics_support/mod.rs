@@ -116,33 +116,8 @@ pub fn sample(text: &str, name_and_labels: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Every event file under `dir`, decoded with flate2 (the Rust side's own check).
-pub fn read_events(dir: &Path) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().ends_with(".jsonl.gz") {
-                let mut text = String::new();
-                std::io::Read::read_to_string(
-                    &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&p).unwrap()),
-                    &mut text,
-                )
-                .unwrap();
-                out.extend(text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()));
-            }
-        }
-    }
-    out.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
-    out
-}
-
-/// Event files under `dir` (relative names).
-pub fn files(dir: &Path) -> Vec<String> {
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -152,10 +127,33 @@ pub fn files(dir: &Path) -> Vec<String> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+                out.push(p);
             }
         }
     }
+    out
+}
+
+/// Every event file under `dir`, decoded with flate2 (the Rust side's own check).
+pub fn read_events(dir: &Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for p in walk(dir).into_iter().filter(|p| p.to_string_lossy().ends_with(".jsonl.gz")) {
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&p).unwrap()),
+            &mut text,
+        )
+        .unwrap();
+        out.extend(text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()));
+    }
+    out.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
+    out
+}
+
+/// Event files under `dir` (relative names).
+pub fn files(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> =
+        walk(dir).iter().map(|p| p.strip_prefix(dir).unwrap().to_string_lossy().into_owned()).collect();
     out.sort();
     out
 }

@@ -261,14 +261,24 @@ impl S3Env {
     /// Keys in the bucket under `prefix`.
     pub async fn list(&self, prefix: &str) -> Vec<String> {
         use rusty_s3::S3Action;
-        let b = self.bucket();
-        let c = self.creds();
-        let mut action = b.list_objects_v2(Some(&c));
-        action.with_prefix(prefix);
-        let url = action.sign(Duration::from_secs(60));
-        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
-        let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&text).unwrap();
-        let mut keys: Vec<String> = parsed.contents.into_iter().map(|o| o.key).collect();
+        let (b, c) = (self.bucket(), self.creds());
+        let mut keys = Vec::new();
+        // Page through: a shared test bucket can hold more than one listing's 1,000 keys.
+        let mut token: Option<String> = None;
+        loop {
+            let mut action = b.list_objects_v2(Some(&c));
+            action.with_prefix(prefix);
+            if let Some(t) = &token {
+                action.with_continuation_token(t.as_str());
+            }
+            let text = reqwest::get(action.sign(Duration::from_secs(60))).await.unwrap().text().await.unwrap();
+            let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&text).unwrap();
+            keys.extend(parsed.contents.into_iter().map(|o| o.key));
+            match parsed.next_continuation_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
         keys.sort();
         keys
     }
@@ -285,6 +295,24 @@ impl S3Env {
         }
         Some(r.bytes().await.unwrap().to_vec())
     }
+}
+
+/// PUT `body` to `url` in `chunk`-byte pieces with no Content-Length (chunked transfer encoding).
+pub async fn put_chunked(
+    client: &reqwest::Client,
+    url: &str,
+    content_type: &str,
+    body: &[u8],
+    chunk: usize,
+) -> reqwest::Response {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body.chunks(chunk).map(|c| Ok(c.to_vec())).collect();
+    client
+        .put(url)
+        .header("content-type", content_type)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap()
 }
 
 /// A unique key prefix for one test (so tests sharing the bucket never see each other).
