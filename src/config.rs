@@ -153,6 +153,7 @@ pub struct RawConfig {
     pub analytics_flush_secs: u64,
     pub analytics_flush_events: usize,
     pub analytics_channel: usize,
+    pub analytics_compression: String,
     pub analytics_report_max_days: u64,
 }
 
@@ -235,8 +236,9 @@ impl Default for RawConfig {
             analytics: true,
             analytics_dir: "./data/analytics".into(),
             analytics_flush_secs: 60,
-            analytics_flush_events: 10_000,
-            analytics_channel: 65_536,
+            analytics_flush_events: 32_768,
+            analytics_channel: 131_072,
+            analytics_compression: "zstd".into(),
             analytics_report_max_days: 92,
         }
     }
@@ -428,11 +430,16 @@ pub const SETTINGS: &[Setting] = &[
         help: "embedded mode: event files here (outside IMAGO_LOCAL_ROOT); S3 mode: the bucket's analytics/",
     },
     Setting { env: "IMAGO_ANALYTICS_FLUSH_SECS", default: "60", help: "write buffered events at least this often" },
-    Setting { env: "IMAGO_ANALYTICS_FLUSH_EVENTS", default: "10000", help: "write as soon as this many are buffered" },
+    Setting { env: "IMAGO_ANALYTICS_FLUSH_EVENTS", default: "32768", help: "write as soon as this many are buffered" },
     Setting {
         env: "IMAGO_ANALYTICS_CHANNEL",
-        default: "65536",
+        default: "131072",
         help: "events buffered in memory; beyond it events are dropped and counted, never waited for",
+    },
+    Setting {
+        env: "IMAGO_ANALYTICS_COMPRESSION",
+        default: "zstd",
+        help: "event files: zstd (.jsonl.zst, least CPU) or gzip (.jsonl.gz, for readers without zstd, e.g. BigQuery)",
     },
     Setting {
         env: "IMAGO_ANALYTICS_REPORT_MAX_DAYS",

@@ -91,15 +91,22 @@ fn unix_now() -> i64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
+impl crate::analytics::SubjectOf for (cache::MemoId, Prepared) {
+    fn subject(&self) -> &crate::analytics::Subject {
+        &self.1.subject
+    }
+}
+
 /// `GET|HEAD /{signature}/{options…}/{source}`.
 async fn image(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
     let start = Instant::now();
     let span = info_span!("image", path = %req.uri().path(), status = tracing::field::Empty);
+    let mut draft = crate::analytics::Draft::default();
     let resp = async {
-        match image_flow(&req, &st, start).await {
+        match image_flow(&req, &st, start, &mut draft).await {
             Ok(r) => r,
             Err(e) => {
-                st.analytics.note_error(&req, e.code());
+                draft.error(e.code());
                 if e.status_code().is_server_error() {
                     warn!(error = %e, code = e.code(), "image request failed");
                 } else {
@@ -114,15 +121,15 @@ async fn image(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
     span.record("status", resp.status().as_u16());
     st.metrics.http_requests.with_label_values(&["image", resp.status().as_str()]).inc();
     st.metrics.request_seconds.with_label_values(&["image"]).observe(start.elapsed().as_secs_f64());
-    st.analytics.emit(&req, &resp, start);
+    st.analytics.emit(&req, &resp, start, draft);
     resp
 }
 
 /// What the front of the flow derived from a verified path and the request's header classes.
 pub struct Prepared {
     src: source::SourceRef,
-    /// The source's key for analytics (shared, so a hit does not allocate it).
-    src_key: Arc<str>,
+    /// What analytics record of this URL (events hold the memo entry: a hit copies nothing).
+    subject: crate::analytics::Subject,
     neg: negotiate::Negotiated,
     key: cache::Key,
     etag: String,
@@ -131,7 +138,13 @@ pub struct Prepared {
 }
 
 /// url → signature → options → negotiate → cache key, for a request the memo has not seen.
-fn prepare(req: &HttpRequest, accept: &str, hints: &Hints, st: &AppState) -> Result<Prepared, Error> {
+fn prepare(
+    req: &HttpRequest,
+    accept: &str,
+    hints: &Hints,
+    st: &AppState,
+    draft: &mut crate::analytics::Draft,
+) -> Result<Prepared, Error> {
     let split = crate::url::split(req.uri().path())?;
     crate::signature::check(&split, &st.cfg.verifier, st.cfg.raw.allow_insecure)?;
     let opts = options::parse(&split.options, split.extension.as_deref(), &st.presets)?;
@@ -141,44 +154,62 @@ fn prepare(req: &HttpRequest, accept: &str, hints: &Hints, st: &AppState) -> Res
     }
     let src = source::parse(&split.source)?;
     let src_key: Arc<str> = src.key().into();
-    st.analytics.note_source(req, &src_key, src.kind());
-    st.sources.authorize(&src)?;
+    if let Err(e) = st.sources.authorize(&src) {
+        draft.subject = Some(Arc::new(crate::analytics::subject(src_key, src.kind(), None)));
+        return Err(e.into());
+    }
     let neg = negotiate::negotiate(opts, accept, hints, &st.neg);
+    let subject = crate::analytics::subject(src_key, src.kind(), Some(&neg));
     let key = cache::key(&split.source, &neg);
     let etag = respond::etag(&key);
     let etag_value = header::HeaderValue::from_str(&etag).map_err(|e| Error::Internal(e.to_string()))?;
     let vary_value = neg.vary.header_value().and_then(|v| header::HeaderValue::from_str(&v).ok());
-    Ok(Prepared { src_key, src, neg, key, etag, etag_value, vary_value })
+    Ok(Prepared { subject, src, neg, key, etag, etag_value, vary_value })
 }
 
-async fn image_flow(req: &HttpRequest, st: &AppState, start: Instant) -> Result<HttpResponse, Error> {
+async fn image_flow(
+    req: &HttpRequest,
+    st: &AppState,
+    start: Instant,
+    draft: &mut crate::analytics::Draft,
+) -> Result<HttpResponse, Error> {
     let path = req.uri().path();
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let hints = Hints::from_headers(req.headers());
     let class = negotiate::AcceptClass::from_accept(accept);
     let entry = match st.memo.get(path, class, &hints).await {
-        Some(e) => {
-            st.analytics.note_source(req, &e.1.src_key, e.1.src.kind());
-            e
-        }
+        Some(e) => e,
         None => {
-            let p = prepare(req, accept, &hints, st)?;
+            let p = prepare(req, accept, &hints, st, draft)?;
             st.memo.insert(cache::MemoId { path: path.into(), accept: class, hints }, p).await
         }
     };
-    let p = &entry.1;
+    let r = serve(req, st, start, draft, &entry.1).await;
+    if st.analytics.enabled() {
+        draft.subject = Some(entry);
+    }
+    r
+}
+
+/// The rest of the flow for a prepared (or remembered) request.
+async fn serve(
+    req: &HttpRequest,
+    st: &AppState,
+    start: Instant,
+    draft: &mut crate::analytics::Draft,
+    p: &Prepared,
+) -> Result<HttpResponse, Error> {
     let neg = &p.neg;
     // A remembered URL may have expired since.
     if neg.options.expires.is_some_and(|e| e <= unix_now()) {
         return Err(Error::Expired);
     }
-    st.analytics.note_negotiated(req, neg);
     let headers =
         respond::CacheHeaders { etag: &p.etag_value, vary: p.vary_value.as_ref(), expires: neg.options.expires };
     if let Some(inm) = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         if respond::etag_matches(inm, &p.etag) {
             record_image(st, neg, None, Outcome::NotModified);
-            st.analytics.note_outcome(req, None, Outcome::NotModified);
+            draft.outcome(None, Outcome::NotModified);
             return Ok(respond::not_modified(&headers, &st.respond));
         }
     }
@@ -192,7 +223,7 @@ async fn image_flow(req: &HttpRequest, st: &AppState, start: Instant) -> Result<
         None => Box::pin(miss(st, p)).await?,
     };
     record_image(st, neg, Some(&variant), outcome);
-    st.analytics.note_outcome(req, Some(&variant), outcome);
+    draft.outcome(Some(&variant), outcome);
     let fetch_ms = if outcome == Outcome::Miss { variant.fetch_ms } else { 0.0 };
     let total = start.elapsed().as_secs_f64() * 1000.0;
     Ok(respond::image(&variant, &headers, &st.respond, outcome, fetch_ms, total))

@@ -42,9 +42,30 @@ use crate::server::AppState;
 /// The request id header.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// The request id of the current request (in the request's extensions).
-#[derive(Clone, Debug)]
-pub struct RequestId(pub String);
+/// The request id of the current request (in the request's extensions): the client's
+/// `X-Request-Id` when it is sane, else a new ULID, kept as its number (no allocation; the text
+/// is made where it is written).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestId {
+    Made(ulid::Ulid),
+    Given(Box<str>),
+}
+
+impl RequestId {
+    /// The id as text (a ULID is written into `buf`).
+    pub fn as_str<'a>(&'a self, buf: &'a mut [u8; ulid::ULID_LEN]) -> &'a str {
+        match self {
+            RequestId::Made(u) => u.array_to_str(buf),
+            RequestId::Given(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str(&mut [0; ulid::ULID_LEN]))
+    }
+}
 
 /// Set once OpenTelemetry export is installed: only then is `traceparent` read.
 static OTEL_ON: AtomicBool = AtomicBool::new(false);
@@ -314,15 +335,15 @@ pub fn init(log_format: &str, otlp: Otlp) -> Telemetry {
 }
 
 /// A request id from the client when it is sane, else a new ULID.
-pub fn request_id(given: Option<&HeaderValue>) -> String {
+pub fn request_id(given: Option<&HeaderValue>) -> RequestId {
     if let Some(v) = given.and_then(|v| v.to_str().ok()) {
         let ok = (1..=128).contains(&v.len())
             && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
         if ok {
-            return v.to_string();
+            return RequestId::Given(v.into());
         }
     }
-    crate::analytics::new_ulid()
+    RequestId::Made(crate::analytics::ulid_now())
 }
 
 struct HeaderExtractor<'a>(&'a actix_web::http::header::HeaderMap);
@@ -402,8 +423,8 @@ pub async fn middleware(
         s
     };
     let state = if label.is_some() { req.app_data::<web::Data<AppState>>().cloned() } else { None };
-    let header = HeaderValue::from_str(&id).ok();
-    req.extensions_mut().insert(RequestId(id));
+    let header = HeaderValue::from_str(id.as_str(&mut [0; ulid::ULID_LEN])).ok();
+    req.extensions_mut().insert(id);
     let mut res = next.call(req).instrument(span.clone()).await?;
     let status = res.status();
     if !span.is_disabled() {
@@ -524,12 +545,21 @@ mod tests {
     #[test]
     fn request_ids_are_kept_or_made() {
         let kept = request_id(Some(&HeaderValue::from_static("abc-123_x.y:z")));
-        assert_eq!(kept, "abc-123_x.y:z");
+        assert_eq!(kept.to_string(), "abc-123_x.y:z");
         let made = request_id(Some(&HeaderValue::from_static("has space")));
-        assert_eq!(made.len(), 26, "{made}");
+        assert!(matches!(made, RequestId::Made(_)));
+        let text = made.to_string();
+        assert_eq!(text.len(), 26, "{text}");
+        assert_eq!(
+            text.parse::<ulid::Ulid>().ok(),
+            Some(match made {
+                RequestId::Made(u) => u,
+                RequestId::Given(_) => unreachable!(),
+            })
+        );
         assert_ne!(request_id(None), request_id(None));
         let long = "a".repeat(129);
-        assert_eq!(request_id(Some(&HeaderValue::from_str(&long).unwrap())).len(), 26);
+        assert_eq!(request_id(Some(&HeaderValue::from_str(&long).unwrap())).to_string().len(), 26);
     }
 
     #[test]

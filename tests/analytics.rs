@@ -75,7 +75,7 @@ async fn every_image_request_becomes_one_event_that_duckdb_reads_back() {
     let names = files(&dir);
     assert_eq!(names.len(), f.files, "{names:?}");
     for n in &names {
-        assert!(n.starts_with("dt=") && n.contains("/hour=") && n.ends_with(".jsonl.gz"), "{n}");
+        assert!(n.starts_with("dt=") && n.contains("/hour=") && n.ends_with(".jsonl.zst"), "{n}");
         assert!(!n.contains(".tmp"), "no temp file left: {n}");
     }
     assert_eq!(sample(&metrics_text(&s).await, "imago_analytics_events_written_total"), 9.0);
@@ -140,6 +140,54 @@ async fn every_image_request_becomes_one_event_that_duckdb_reads_back() {
     assert_eq!(sum["unique_images"], 3, "{sum}");
     assert_eq!(sum["cache"]["miss"], 4, "{sum}");
     assert_eq!(sum["formats"]["png"], 1, "{sum}");
+}
+
+/// `IMAGO_ANALYTICS_COMPRESSION=gzip` writes `.jsonl.gz`; a store holding files of both codecs
+/// (a fleet changing the setting) is read whole by the report API and by DuckDB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_and_zstd_files_are_read_together() {
+    let shared = tempfile::tempdir().unwrap();
+    let dir = shared.path().join("analytics");
+    let gz = start(&[IMG], |c| {
+        quiet(c);
+        c.analytics_dir = dir.clone();
+        c.analytics_compression = "gzip".into();
+    })
+    .await;
+    let zs = start(&[IMG], |c| {
+        quiet(c);
+        c.analytics_dir = dir.clone();
+        c.api_keys = List::from_strs(&[API_KEY]);
+    })
+    .await;
+    for (s, n, id) in [(&gz, 2, "gz"), (&zs, 3, "zs")] {
+        let u = s.url("w:60", &format!("local:///{IMG}"), None);
+        for i in 0..n {
+            let rid = format!("{id}-{i}");
+            assert_eq!(s.get_with(&u, &[("x-request-id", rid.as_str())]).await.status(), 200);
+        }
+        assert_eq!(s.state.analytics.flush().await.events, n);
+    }
+    let names = files(&dir);
+    assert_eq!(names.iter().filter(|n| n.ends_with(".jsonl.gz")).count(), 1, "{names:?}");
+    assert_eq!(names.iter().filter(|n| n.ends_with(".jsonl.zst")).count(), 1, "{names:?}");
+    let ours = by_id(&read_events(&dir));
+    assert_eq!(ours.len(), 5, "{ours:?}");
+    assert_eq!((ours["gz-0"]["cache"].as_str(), ours["zs-2"]["cache"].as_str()), (Some("miss"), Some("hit")));
+    let rep: Value = zs
+        .client
+        .get(format!("{}/v1/analytics", zs.base))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rep["requests"], 5, "{rep}");
+    let Some(py) = python() else { return };
+    let rows = run_py(&py, "events.py", &[dir.to_str().unwrap()], "");
+    assert_eq!(by_id(rows.as_array().unwrap()).len(), 5, "DuckDB read {rows}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -505,9 +553,9 @@ async fn s3_mode_writes_events_to_the_bucket() {
     assert_eq!(new.len(), f.files, "{new:?}");
     let mut seen = Vec::new();
     for k in &new {
-        assert!(k.starts_with("analytics/dt=") && k.contains("/hour=") && k.ends_with(".jsonl.gz"), "{k}");
-        let gz = env.object(k).await.unwrap();
-        let text = imago::analytics::store::decode(&gz, 1 << 20).unwrap();
+        assert!(k.starts_with("analytics/dt=") && k.contains("/hour=") && k.ends_with(".jsonl.zst"), "{k}");
+        let body = env.object(k).await.unwrap();
+        let text = imago::analytics::store::decode(&body, 1 << 20).unwrap();
         for l in text.lines() {
             let v: Value = serde_json::from_str(l).unwrap();
             seen.push(v["request_id"].as_str().unwrap().to_string());

@@ -25,7 +25,6 @@ pub mod report;
 pub mod sink;
 pub mod store;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,10 +40,11 @@ use tokio::sync::oneshot;
 
 use crate::cache::{Outcome, Variant};
 use crate::config::{Config, RawConfig};
-use crate::metrics::{dpr_bucket, width_bucket, Metrics};
+use crate::metrics::Metrics;
 use crate::negotiate::Negotiated;
 use crate::options::FormatChoice;
-use sink::{rfc3339_bytes, Counters, Ctl, Device, Line, Shared, VariantSpec, Writer};
+use sink::{rfc3339_bytes, Counters, Ctl, Item, NegFacts, Out, Record, Shared, VariantSpec, Writer};
+pub use sink::{Subject, SubjectOf};
 pub use store::Store;
 
 /// Validated analytics and metrics-listener settings.
@@ -57,6 +57,7 @@ pub struct Settings {
     pub channel: usize,
     pub report_max_days: u64,
     pub metrics_bind: Option<SocketAddr>,
+    pub codec: store::Codec,
 }
 
 /// Whether the configuration writes to the bucket (the same rule as uploads).
@@ -104,6 +105,8 @@ impl Settings {
         if !(1..=3_660).contains(&r.analytics_report_max_days) {
             return Err(("IMAGO_ANALYTICS_REPORT_MAX_DAYS", "must be 1 to 3660".into()));
         }
+        let codec = store::Codec::parse(&r.analytics_compression)
+            .ok_or(("IMAGO_ANALYTICS_COMPRESSION", format!("`{}` is not zstd or gzip", r.analytics_compression)))?;
         if r.analytics_dir.as_os_str().is_empty() {
             return Err(("IMAGO_ANALYTICS_DIR", "must not be empty".into()));
         }
@@ -128,6 +131,7 @@ impl Settings {
             channel: r.analytics_channel,
             report_max_days: r.analytics_report_max_days,
             metrics_bind,
+            codec,
         })
     }
 }
@@ -136,7 +140,8 @@ impl Settings {
 pub type Str = std::borrow::Cow<'static, str>;
 
 /// One image request, as written to the store (one JSON object per line). Field meanings are
-/// documented in `docs/analytics.md`; absent values are `null`.
+/// documented in `docs/analytics.md`; absent values are `null`. Fields the response decides
+/// come first, then the variant's, then those of the URL.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Event {
@@ -145,22 +150,36 @@ pub struct Event {
     pub instance: Str,
     pub request_id: Option<String>,
     pub method: Str,
+    pub status: u16,
+    /// Error code of a refused or failed request.
+    pub error: Option<Str>,
+    /// `hit`, `miss`, `coalesced` or `not_modified`.
+    pub cache: Option<Str>,
+    /// Body bytes sent (0 for HEAD and 304).
+    pub bytes: u64,
+    pub latency_ms: f64,
+    pub fetch_ms: Option<f64>,
+    pub transform_ms: Option<f64>,
+    pub encode_ms: Option<f64>,
+    pub referrer_host: Option<String>,
+    /// Output format served.
+    pub format: Option<Str>,
+    pub source_format: Option<Str>,
+    /// Output size in pixels.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Size of the original the response was made from.
+    pub source_bytes: Option<u64>,
     /// The image key (`SourceRef::key()`): the store key, `bucket/key`, or the origin URL.
     pub key: Option<String>,
     /// `local`, `s3` or `http`.
     pub source: Option<Str>,
     /// The resolved options, e.g. `rs:fit/w:300/h:0/dpr:2/f:auto/q:default`.
     pub variant: Option<String>,
-    /// Output format served.
-    pub format: Option<Str>,
-    pub source_format: Option<Str>,
     /// The format was negotiated from `Accept` (no `f:`/extension in the URL).
     pub negotiated: Option<bool>,
     /// `Accept` class: `avif`, `webp` or `legacy`.
     pub accept: Option<Str>,
-    /// Output size in pixels.
-    pub width: Option<u32>,
-    pub height: Option<u32>,
     /// Device-pixel width targeted by negotiation (0: the URL has no width).
     pub target_width: Option<u32>,
     /// Device-pixel ratio applied.
@@ -170,43 +189,53 @@ pub struct Event {
     pub save_data: Option<bool>,
     /// `dpr{1,2,3}/{width bucket}`, plus `/save-data`.
     pub device: Option<String>,
-    pub status: u16,
-    /// Error code of a refused or failed request.
-    pub error: Option<Str>,
-    /// Body bytes sent (0 for HEAD and 304).
-    pub bytes: u64,
-    /// Size of the original the response was made from.
-    pub source_bytes: Option<u64>,
-    /// `hit`, `miss`, `coalesced` or `not_modified`.
-    pub cache: Option<Str>,
-    pub latency_ms: f64,
-    pub fetch_ms: Option<f64>,
-    pub transform_ms: Option<f64>,
-    pub encode_ms: Option<f64>,
-    pub referrer_host: Option<String>,
 }
 
-/// What the image flow learnt about a request, kept in its extensions until the response.
+/// What the image flow learnt about a request (on its stack), recorded with the response.
 #[derive(Default)]
 pub struct Draft {
-    key: Option<Arc<str>>,
-    source: Option<&'static str>,
-    variant: Option<VariantSpec>,
-    format: Option<&'static str>,
-    source_format: Option<&'static str>,
-    negotiated: Option<bool>,
-    accept: Option<&'static str>,
-    width: Option<u32>,
-    height: Option<u32>,
-    target_width: Option<u32>,
-    dpr: Option<f64>,
-    save_data: Option<bool>,
-    source_bytes: Option<u64>,
+    pub subject: Option<Arc<dyn SubjectOf>>,
+    out: Option<Out>,
+    timings: Option<[f64; 3]>,
     cache: Option<&'static str>,
-    fetch_ms: Option<f64>,
-    transform_ms: Option<f64>,
-    encode_ms: Option<f64>,
     error: Option<&'static str>,
+}
+
+impl Draft {
+    /// The image flow has a response (a variant, or a 304 without one).
+    pub fn outcome(&mut self, v: Option<&Variant>, outcome: Outcome) {
+        self.cache = Some(outcome.name());
+        if let Some(v) = v {
+            self.out = Some(Out {
+                format: v.format.name(),
+                source_format: v.source_format,
+                width: v.width,
+                height: v.height,
+                source_bytes: v.source_bytes,
+            });
+            if outcome == Outcome::Miss {
+                self.timings = Some([v.fetch_ms, v.transform_ms, v.encode_ms]);
+            }
+        }
+    }
+
+    /// The image flow ended in an error.
+    pub fn error(&mut self, code: &'static str) {
+        self.error = Some(code);
+    }
+}
+
+/// The per-URL analytics facts of a negotiated request (kept in the request memo).
+pub fn subject(key: Arc<str>, source: &'static str, n: Option<&Negotiated>) -> Subject {
+    let neg = n.map(|n| NegFacts {
+        variant: VariantSpec::of(n),
+        negotiated: matches!(n.options.format, FormatChoice::Auto | FormatChoice::Unset),
+        accept: n.accept.name(),
+        target_width: n.target_width,
+        dpr: n.options.dpr.unwrap_or(1.0),
+        save_data: n.save_data,
+    });
+    Subject::new(key, source, neg)
 }
 
 /// The resolved options in a short, stable form, e.g. `rs:fit/w:300/h:0/dpr:2/f:auto/q:default`.
@@ -216,11 +245,37 @@ pub fn variant_summary(n: &Negotiated) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn referrer_host(req: &HttpRequest) -> Option<String> {
-    let r = req.headers().get(header::REFERER)?.to_str().ok()?;
-    let u = url::Url::parse(r).ok()?;
+/// The lower-cased host of a `Referer` (a plain `scheme://host[:port]/…` is read directly; anything
+/// unusual goes through the URL parser).
+fn referrer_host(req: &HttpRequest) -> Option<Box<str>> {
+    let r = req.headers().get(header::REFERER)?.as_bytes();
+    if let Some(h) = simple_host(r) {
+        return std::str::from_utf8(h).ok().map(|h| h.to_ascii_lowercase().into_boxed_str());
+    }
+    let u = url::Url::parse(std::str::from_utf8(r).ok()?).ok()?;
     let h = u.host_str()?;
-    (h.len() <= 253).then(|| h.to_ascii_lowercase())
+    (h.len() <= 253).then(|| h.to_ascii_lowercase().into_boxed_str())
+}
+
+/// The host of `http(s)://host[:port][/?#…]` when it is a plain DNS name or IPv4 address
+/// (letters, digits, `-`, `.`; no user info, no IPv6, no percent-encoding).
+fn simple_host(r: &[u8]) -> Option<&[u8]> {
+    let rest = r.strip_prefix(b"https://").or_else(|| r.strip_prefix(b"http://"))?;
+    let end = rest.iter().position(|b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = match authority.iter().position(|b| *b == b':') {
+        Some(i) if authority[i + 1..].iter().all(u8::is_ascii_digit) => &authority[..i],
+        Some(_) => return None,
+        None => authority,
+    };
+    let plain = !host.is_empty()
+        && host.len() <= 253
+        && host.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+        && !host.starts_with(b".")
+        && !host.ends_with(b".")
+        // Numeric last labels are IPv4 forms the URL parser normalises (`0x7f.1`, `127.1`).
+        && !host.rsplit(|b| *b == b'.').next().is_some_and(|l| l.first().is_some_and(u8::is_ascii_digit));
+    plain.then_some(host)
 }
 
 /// Result of a flush.
@@ -320,8 +375,10 @@ impl Analytics {
             counters,
             every: s.flush_every,
             cap: s.channel,
-            pending: BTreeMap::new(),
+            pending: Vec::new(),
             pending_events: 0,
+            spare: Vec::new(),
+            codec: s.codec,
         };
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
@@ -353,124 +410,36 @@ impl Analytics {
         }
     }
 
-    fn with_draft(&self, req: &HttpRequest, f: impl FnOnce(&mut Draft)) {
-        if self.shared.is_none() {
-            return;
-        }
-        let mut ext = req.extensions_mut();
-        if let Some(d) = ext.get_mut::<Draft>() {
-            f(d);
-        } else {
-            let mut d = Draft::default();
-            f(&mut d);
-            ext.insert(d);
-        }
-    }
-
-    /// The image flow parsed the source (`key`, of kind `kind`).
-    pub fn note_source(&self, req: &HttpRequest, key: &Arc<str>, kind: &'static str) {
-        self.with_draft(req, |d| {
-            d.key = Some(key.clone());
-            d.source = Some(kind);
-        });
-    }
-
-    /// The image flow resolved the options against the request's hints.
-    pub fn note_negotiated(&self, req: &HttpRequest, n: &Negotiated) {
-        self.with_draft(req, |d| {
-            d.variant = Some(VariantSpec::of(n));
-            d.negotiated = Some(matches!(n.options.format, FormatChoice::Auto | FormatChoice::Unset));
-            d.accept = Some(n.accept.name());
-            d.target_width = Some(n.target_width);
-            d.dpr = Some(n.options.dpr.unwrap_or(1.0));
-            d.save_data = Some(n.save_data);
-        });
-    }
-
-    /// The image flow has a response (a variant, or a 304 without one).
-    pub fn note_outcome(&self, req: &HttpRequest, v: Option<&Variant>, outcome: Outcome) {
-        self.with_draft(req, |d| {
-            d.cache = Some(outcome.name());
-            if let Some(v) = v {
-                d.format = Some(v.format.name());
-                d.source_format = Some(v.source_format);
-                d.width = Some(v.width);
-                d.height = Some(v.height);
-                d.source_bytes = Some(v.source_bytes);
-                if outcome == Outcome::Miss {
-                    d.fetch_ms = Some(v.fetch_ms);
-                    d.transform_ms = Some(v.transform_ms);
-                    d.encode_ms = Some(v.encode_ms);
-                }
-            }
-        });
-    }
-
-    /// The image flow ended in an error.
-    pub fn note_error(&self, req: &HttpRequest, code: &'static str) {
-        self.with_draft(req, |d| d.error = Some(code));
-    }
-
-    /// Builds the request's event, serialised (one JSON line, borrowing everything: no copies
-    /// of the fields), and hands it to the writer without waiting.
-    pub fn emit(&self, req: &HttpRequest, resp: &HttpResponse, start: Instant) {
+    /// Records the request's event (without waiting: a full or closed buffer drops and counts
+    /// it). The request path only moves numbers and shared pointers; the writer formats.
+    pub fn emit(&self, req: &HttpRequest, resp: &HttpResponse, start: Instant, d: Draft) {
         let Some(shared) = &self.shared else { return };
-        let d = req.extensions_mut().remove::<Draft>().unwrap_or_default();
-        let head = req.method() == actix_web::http::Method::HEAD;
+        let method = req.method().clone();
         let bytes = match resp.body().size() {
-            BodySize::Sized(n) if !head => n,
+            BodySize::Sized(n) if method != actix_web::http::Method::HEAD => n,
             _ => 0,
         };
-        let dpr_b = d.dpr.map(|x| dpr_bucket(Some(x)));
-        let width_b = d.target_width.map(width_bucket);
-        let device = match (dpr_b, width_b) {
-            (Some(dpr), Some(width)) => Some(Device { dpr, width, save_data: d.save_data == Some(true) }),
-            _ => None,
-        };
-        let referrer = referrer_host(req);
-        let ext = req.extensions();
-        let line = Line {
-            ts: rfc3339_bytes(std::time::SystemTime::now()),
-            instance: shared.instance,
-            request_id: ext.get::<crate::telemetry::RequestId>().map(|r| r.0.as_str()),
-            method: req.method().as_str(),
-            key: d.key.as_deref(),
-            source: d.source,
-            variant: d.variant.as_ref(),
-            format: d.format,
-            source_format: d.source_format,
-            negotiated: d.negotiated,
-            accept: d.accept,
-            width: d.width,
-            height: d.height,
-            target_width: d.target_width,
-            dpr: d.dpr,
-            dpr_bucket: dpr_b,
-            width_bucket: width_b,
-            save_data: d.save_data,
-            device,
+        let request_id = req.extensions_mut().remove::<crate::telemetry::RequestId>();
+        shared.push(Item::Request(Record {
+            at: std::time::SystemTime::now(),
+            method,
+            request_id,
+            subject: d.subject,
+            out: d.out,
+            timings: d.timings,
             status: resp.status().as_u16(),
             error: d.error,
             bytes,
-            source_bytes: d.source_bytes,
             cache: d.cache,
             latency_ms: start.elapsed().as_secs_f64() * 1000.0,
-            fetch_ms: d.fetch_ms,
-            transform_ms: d.transform_ms,
-            encode_ms: d.encode_ms,
-            referrer_host: referrer.as_deref(),
-        };
-        shared.push(|out| line.write(out));
+            referrer_host: referrer_host(req),
+        }));
     }
 
     /// Queues an event (drops and counts it when the buffer is full or the writer stopped).
     pub fn send(&self, ev: Event) {
         let Some(shared) = &self.shared else { return };
-        shared.push(|out| {
-            if serde_json::to_writer(&mut *out, &ev).is_err() {
-                out.clear();
-            }
-        });
+        shared.push(Item::Event(Box::new(ev)));
     }
 
     async fn control(&self, make: impl FnOnce(oneshot::Sender<Flushed>) -> Ctl) -> Flushed {
@@ -509,9 +478,14 @@ impl Analytics {
 
 /// A new ULID (time-ordered, 80 random bits) as its 26-character string.
 pub fn new_ulid() -> String {
+    ulid_now().to_string()
+}
+
+/// A new ULID (time-ordered, 80 random bits).
+pub fn ulid_now() -> ulid::Ulid {
     let ms =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    ulid::Ulid::from_parts(ms, rand::random::<u128>()).to_string()
+    ulid::Ulid::from_parts(ms, rand::random::<u128>())
 }
 
 /// Now as RFC 3339 UTC with milliseconds.
@@ -550,6 +524,8 @@ mod tests {
         assert_eq!(bad(|r| r.analytics_flush_events = 0), "IMAGO_ANALYTICS_FLUSH_EVENTS");
         assert_eq!(bad(|r| r.analytics_channel = 0), "IMAGO_ANALYTICS_CHANNEL");
         assert_eq!(bad(|r| r.analytics_report_max_days = 0), "IMAGO_ANALYTICS_REPORT_MAX_DAYS");
+        assert_eq!(bad(|r| r.analytics_compression = "lz4".into()), "IMAGO_ANALYTICS_COMPRESSION");
+        assert_eq!(Settings::from_raw(&raw()).unwrap().codec, store::Codec::Zstd);
         assert_eq!(bad(|r| r.metrics_bind = Some("nope".into())), "IMAGO_METRICS_BIND");
         assert_eq!(bad(|r| r.analytics_dir = "/srv/imago/images/analytics".into()), "IMAGO_ANALYTICS_DIR");
         assert_eq!(bad(|r| r.analytics_dir = "/srv/imago/images/x/../stats".into()), "IMAGO_ANALYTICS_DIR");

@@ -1,5 +1,6 @@
 //! Where event files live: a local directory (embedded mode) or the bucket under `analytics/`
-//! (S3 mode), with the same relative layout `dt=YYYY-MM-DD/hour=HH/{instance}-{ulid}.jsonl.gz`.
+//! (S3 mode), with the same relative layout `dt=YYYY-MM-DD/hour=HH/{instance}-{ulid}.jsonl.zst`
+//! (`.jsonl.gz` with `IMAGO_ANALYTICS_COMPRESSION=gzip`; readers take both).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -15,8 +16,97 @@ use crate::config::Config;
 
 /// Key prefix of event files in the bucket.
 pub const S3_PREFIX: &str = "analytics/";
-/// Extension of event files.
-pub const EXT: &str = ".jsonl.gz";
+/// Extensions of event files (zstd, gzip).
+pub const EXTS: [&str; 2] = [".jsonl.zst", ".jsonl.gz"];
+
+/// Whether a file name is an event file (temp files start with a dot and end in `.tmp`).
+pub fn is_event_file(name: &str) -> bool {
+    EXTS.iter().any(|e| name.ends_with(e))
+}
+
+/// How event files are compressed (`IMAGO_ANALYTICS_COMPRESSION`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Codec {
+    /// Zstandard in its fast mode ([`ZSTD_LEVEL`]): less CPU than gzip's fastest level and
+    /// smaller files. DuckDB, ClickHouse, Spark, Trino/Athena and Snowflake read it.
+    #[default]
+    Zstd,
+    /// gzip (fastest level), for readers without zstd (BigQuery loads, older Hive setups).
+    Gzip,
+}
+
+impl Codec {
+    pub fn parse(s: &str) -> Option<Codec> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "zstd" | "zst" => Some(Codec::Zstd),
+            "gzip" | "gz" => Some(Codec::Gzip),
+            _ => None,
+        }
+    }
+
+    pub fn ext(self) -> &'static str {
+        match self {
+            Codec::Zstd => EXTS[0],
+            Codec::Gzip => EXTS[1],
+        }
+    }
+
+    /// Compresses serialised lines.
+    pub fn encode(self, lines: &[u8]) -> Result<Vec<u8>, String> {
+        match self {
+            Codec::Zstd => zstd::bulk::compress(lines, ZSTD_LEVEL).map_err(|e| e.to_string()),
+            Codec::Gzip => gzip(lines),
+        }
+    }
+}
+
+/// zstd's fast mode `--fast=3`: on event lines ~40 % less CPU than level 1 (and than gzip's
+/// fastest level), files ~25 % smaller than gzip's (measured by `sink::tests::writer_cost`).
+pub const ZSTD_LEVEL: i32 = -3;
+
+/// A streaming compressor for one file.
+pub enum Encoder {
+    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+}
+
+impl Encoder {
+    pub fn new(codec: Codec) -> Result<Encoder, String> {
+        Ok(match codec {
+            Codec::Zstd => {
+                Encoder::Zstd(zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL).map_err(|e| e.to_string())?)
+            }
+            Codec::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())),
+        })
+    }
+
+    /// Compresses a chunk (write large chunks: many small writes are slow).
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), String> {
+        match self {
+            Encoder::Zstd(e) => e.write_all(chunk),
+            Encoder::Gzip(e) => e.write_all(chunk),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// The complete file.
+    pub fn finish(self) -> Result<Vec<u8>, String> {
+        match self {
+            Encoder::Zstd(e) => e.finish(),
+            Encoder::Gzip(e) => e.finish(),
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// The `Content-Type` of an event file, from its name.
+fn content_type(name: &str) -> &'static str {
+    if name.ends_with(".gz") {
+        "application/gzip"
+    } else {
+        "application/zstd"
+    }
+}
 
 /// An event file store.
 #[derive(Clone)]
@@ -47,18 +137,18 @@ fn is_hour_key(k: &[u8; 13]) -> bool {
 }
 
 /// A new file name in `partition` for `instance` (ULIDs sort by creation time).
-pub fn file_name(partition: &str, instance: &str) -> String {
-    format!("{partition}/{instance}-{}{EXT}", super::new_ulid().to_ascii_lowercase())
+pub fn file_name(partition: &str, instance: &str, codec: Codec) -> String {
+    format!("{partition}/{instance}-{}{}", super::new_ulid().to_ascii_lowercase(), codec.ext())
 }
 
-/// JSON lines, gzip-compressed (see [`gzip`]).
-pub fn encode(events: &[Event]) -> Result<Vec<u8>, String> {
+/// JSON lines, compressed with `codec`.
+pub fn encode(events: &[Event], codec: Codec) -> Result<Vec<u8>, String> {
     let mut lines = Vec::with_capacity(events.len() * 640);
     for e in events {
         serde_json::to_writer(&mut lines, e).map_err(|e| e.to_string())?;
         lines.push(b'\n');
     }
-    gzip(&lines)
+    codec.encode(&lines)
 }
 
 /// Gzip in one call (many small writes into a `GzEncoder<Vec>` are slow: flate2 zeroes the
@@ -83,13 +173,22 @@ pub fn partition_name(key: &[u8; 13]) -> String {
     partition_of(&k).unwrap_or_else(|| "dt=1970-01-01/hour=00".into())
 }
 
-/// Decompresses a file (gzip; multi-member files too, as `cat a.gz b.gz` makes).
+/// Decompresses a file, zstd or gzip by its magic bytes (several frames or members too, as
+/// `cat a.zst b.zst` makes), to at most `limit` bytes of text.
 pub fn decode(bytes: &[u8], limit: u64) -> Result<String, String> {
     let mut out = String::new();
-    flate2::read::MultiGzDecoder::new(bytes)
-        .take(limit)
-        .read_to_string(&mut out)
-        .map_err(|e| format!("not gzip JSON lines: {e}"))?;
+    if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        zstd::stream::read::Decoder::new(bytes)
+            .map_err(|e| format!("not zstd JSON lines: {e}"))?
+            .take(limit)
+            .read_to_string(&mut out)
+            .map_err(|e| format!("not zstd JSON lines: {e}"))?;
+    } else {
+        flate2::read::MultiGzDecoder::new(bytes)
+            .take(limit)
+            .read_to_string(&mut out)
+            .map_err(|e| format!("not gzip or zstd JSON lines: {e}"))?;
+    }
     Ok(out)
 }
 
@@ -160,7 +259,7 @@ impl Store {
                 let url = bucket.put_object(Some(creds), &key).sign(Duration::from_secs(300));
                 let resp = client
                     .put(url)
-                    .header("content-type", "application/gzip")
+                    .header("content-type", content_type(name))
                     .body(body)
                     .send()
                     .await
@@ -204,7 +303,7 @@ impl Store {
                         for c in parsed.contents {
                             let Some(rel) = c.key.strip_prefix(S3_PREFIX) else { continue };
                             let hour_ok = rel.split('/').nth(1).is_some_and(|h| hours.iter().any(|x| x == h));
-                            if hour_ok && rel.ends_with(EXT) {
+                            if hour_ok && is_event_file(rel) {
                                 out.push(rel.to_string());
                             }
                         }
@@ -259,7 +358,7 @@ fn write_local(dir: &Path, name: &str, body: &[u8]) -> Result<(), String> {
     let parent = path.parent().ok_or_else(|| format!("bad file name {name}"))?;
     std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    // Not matched by `*.jsonl.gz` globs while it is being written.
+    // Not matched by `*.jsonl.zst` (`*.jsonl.gz`) globs while it is being written.
     let tmp = parent.join(format!(".{file_name}.tmp"));
     let res = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -291,7 +390,7 @@ fn list_local(dir: &Path, parts: &BTreeMap<String, Vec<String>>) -> Result<Vec<S
             };
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.ends_with(EXT) && !name.starts_with('.') {
+                if is_event_file(&name) && !name.starts_with('.') {
                     out.push(format!("{day}/{hour}/{name}"));
                 }
             }
@@ -329,22 +428,36 @@ mod tests {
             key: Some("a/b.jpg".into()),
             ..Default::default()
         };
-        let bytes = encode(&[e.clone(), e.clone()]).unwrap();
-        assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip magic");
-        let text = decode(&bytes, 1 << 20).unwrap();
-        let lines: Vec<Event> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines, vec![e.clone(), e]);
+        for (codec, magic) in [(Codec::Gzip, &[0x1f, 0x8b][..]), (Codec::Zstd, &[0x28, 0xb5, 0x2f, 0xfd][..])] {
+            let mut bytes = encode(&[e.clone(), e.clone()], codec).unwrap();
+            assert!(bytes.starts_with(magic), "{codec:?} magic");
+            // Concatenated files (`cat a b`) read as one.
+            bytes.extend(encode(std::slice::from_ref(&e), codec).unwrap());
+            let text = decode(&bytes, 1 << 20).unwrap();
+            let lines: Vec<Event> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            assert_eq!(lines, vec![e.clone(), e.clone(), e.clone()], "{codec:?}");
+            assert_eq!(decode(&bytes, 10).unwrap().len(), 10, "{codec:?}: bounded");
+        }
         assert!(decode(b"not gzip", 100).is_err());
+        assert!(decode(&[0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0], 100).is_err(), "a broken zstd frame");
+        assert_eq!(Codec::parse(" ZSTD "), Some(Codec::Zstd));
+        assert_eq!(Codec::parse("gz"), Some(Codec::Gzip));
+        assert_eq!(Codec::parse("lz4"), None);
+        assert_eq!((content_type("a.jsonl.gz"), content_type("a.jsonl.zst")), ("application/gzip", "application/zstd"));
+        assert!(is_event_file("a.jsonl.zst") && is_event_file("a.jsonl.gz") && !is_event_file(".a.jsonl.zst.tmp"));
     }
 
     #[tokio::test]
     async fn local_store_writes_atomically_and_lists_by_hour() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::Local { dir: dir.path().to_path_buf() };
-        let name = file_name("dt=2025-03-01/hour=22", "host-1");
-        assert!(name.starts_with("dt=2025-03-01/hour=22/host-1-") && name.ends_with(EXT), "{name}");
+        let name = file_name("dt=2025-03-01/hour=22", "host-1", Codec::Zstd);
+        assert!(name.starts_with("dt=2025-03-01/hour=22/host-1-") && name.ends_with(".jsonl.zst"), "{name}");
         s.put(&name, b"x".to_vec()).await.unwrap();
-        s.put(&file_name("dt=2025-03-02/hour=05", "host-1"), b"y".to_vec()).await.unwrap();
+        // Files of either codec are listed.
+        let gz = file_name("dt=2025-03-02/hour=05", "host-1", Codec::Gzip);
+        assert!(gz.ends_with(".jsonl.gz"), "{gz}");
+        s.put(&gz, b"y".to_vec()).await.unwrap();
         let from: Timestamp = "2025-03-01T22:59:00Z".parse().unwrap();
         let to: Timestamp = "2025-03-02T05:00:00Z".parse().unwrap();
         assert_eq!(s.list(from, to).await.unwrap(), vec![name.clone()]);

@@ -134,16 +134,21 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// Every event file under `dir`, decoded with flate2 (the Rust side's own check).
+/// Every event file under `dir` (`.jsonl.zst` and `.jsonl.gz`), decoded with the zstd and
+/// flate2 crates directly (the Rust side's own check, not imago's reader).
 pub fn read_events(dir: &Path) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
-    for p in walk(dir).into_iter().filter(|p| p.to_string_lossy().ends_with(".jsonl.gz")) {
+    for p in walk(dir) {
+        let name = p.to_string_lossy().into_owned();
+        let file = std::fs::File::open(&p).unwrap();
         let mut text = String::new();
-        std::io::Read::read_to_string(
-            &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&p).unwrap()),
-            &mut text,
-        )
-        .unwrap();
+        if name.ends_with(".jsonl.zst") {
+            std::io::Read::read_to_string(&mut zstd::stream::read::Decoder::new(file).unwrap(), &mut text).unwrap();
+        } else if name.ends_with(".jsonl.gz") {
+            std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(file), &mut text).unwrap();
+        } else {
+            continue;
+        }
         out.extend(text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()));
     }
     out.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));

@@ -3,13 +3,23 @@
     python events.py DIR            every event under DIR (hive partitions dt=/hour=)
     python events.py DIR --summary  the aggregate queries from docs/analytics.md
 """
+import glob
 import json
+import os
 import sys
 
 import duckdb
 
 root = sys.argv[1].rstrip("/")
-src = f"read_json_auto('{root}/**/*.jsonl.gz', hive_partitioning = true, format = 'newline_delimited')"
+# zstd (.jsonl.zst, the default) and gzip (.jsonl.gz) files, together; DuckDB picks the
+# decompressor from the extension.
+files = sorted(
+    f
+    for ext in ("zst", "gz")
+    for f in glob.glob(f"{root}/**/*.jsonl.{ext}", recursive=True)
+    if not os.path.basename(f).startswith(".")
+)
+src = f"read_json_auto({files!r}, hive_partitioning = true, format = 'newline_delimited')"
 con = duckdb.connect()
 if "--summary" in sys.argv:
     out = {}
