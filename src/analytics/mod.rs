@@ -1,18 +1,22 @@
-//! Durable request analytics: one event per image request, written as gzip-compressed JSON lines
-//! to the configured store and read back by `imago analytics` and `GET /v1/analytics`.
+//! Durable request analytics: one event per image request, written as zstd- (or gzip-)
+//! compressed JSON lines to the configured store and read back by `imago analytics` and
+//! `GET /v1/analytics`.
 //!
-//! * The request path only fills a small [`Draft`] in the request's extensions and, when the
-//!   response is ready, serialises one [`Event`] as a JSON line into a bounded in-memory buffer
-//!   (`IMAGO_ANALYTICS_CHANNEL` events; [`sink`]). A full (or closed) buffer drops the event and
-//!   counts it in `imago_analytics_events_dropped_total`: a request never waits for analytics
-//!   and never fails because of it.
-//! * One background task takes the buffer every `IMAGO_ANALYTICS_FLUSH_SECS`, or as soon as
-//!   `IMAGO_ANALYTICS_FLUSH_EVENTS` are buffered, and writes one file per hour partition touched:
-//!   `dt=YYYY-MM-DD/hour=HH/{instance}-{ulid}.jsonl.gz` under `IMAGO_ANALYTICS_DIR` (embedded
-//!   mode, temp file + rename) or under `analytics/` in the bucket (S3 mode, presigned PUT).
-//!   Replicas never write the same name, so any number of them share one store.
-//! * A failed write keeps its events for the next flush (bounded by `IMAGO_ANALYTICS_CHANNEL`;
-//!   the oldest beyond it are dropped and counted).
+//! * The image flow fills a [`Draft`] on its stack; with the response, [`Analytics::emit`] moves
+//!   a small [`sink::Record`] (numbers, static strings, and the request-memo entry's `Arc`, which
+//!   carries the URL's [`Subject`]) into its worker thread's buffer ([`sink`]). No formatting
+//!   happens on the request path. A full (`IMAGO_ANALYTICS_CHANNEL` events) or closed buffer
+//!   drops the event and counts it in `imago_analytics_events_dropped_total`: a request never
+//!   waits for analytics and never fails because of it.
+//! * One background task takes every thread's buffer every `IMAGO_ANALYTICS_FLUSH_SECS`, or as
+//!   soon as `IMAGO_ANALYTICS_FLUSH_EVENTS` are buffered, serialises and compresses them on a
+//!   blocking thread and writes one file per hour partition touched:
+//!   `dt=YYYY-MM-DD/hour=HH/{instance}-{ulid}.jsonl.zst` (`.jsonl.gz` with
+//!   `IMAGO_ANALYTICS_COMPRESSION=gzip`) under `IMAGO_ANALYTICS_DIR` (embedded mode, temp file
+//!   + rename) or under `analytics/` in the bucket (S3 mode, presigned PUT). Replicas never
+//!   write the same name, so any number of them share one store.
+//! * A failed write is retried at the next flush under the same name (bounded by
+//!   `IMAGO_ANALYTICS_CHANNEL`; the oldest beyond it are dropped and counted).
 //! * [`Analytics::flush_and_stop`] (called on SIGTERM after the HTTP drain, see
 //!   [`crate::server::AppState::shutdown`]) writes everything still buffered.
 //!
