@@ -32,6 +32,13 @@ async fn metrics_text(s: &TestServer) -> String {
     s.get(&format!("{}/metrics", s.base)).await.text().await.unwrap()
 }
 
+/// `GET /v1/analytics{query}` with the API key, as JSON.
+async fn report(s: &TestServer, query: &str) -> Value {
+    let r = s.client.get(format!("{}/v1/analytics{query}", s.base)).bearer_auth(API_KEY).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
 fn by_id(events: &[Value]) -> HashMap<String, Value> {
     events.iter().map(|e| (e["request_id"].as_str().unwrap_or_default().to_string(), e.clone())).collect()
 }
@@ -174,16 +181,7 @@ async fn gzip_and_zstd_files_are_read_together() {
     let ours = by_id(&read_events(&dir));
     assert_eq!(ours.len(), 5, "{ours:?}");
     assert_eq!((ours["gz-0"]["cache"].as_str(), ours["zs-2"]["cache"].as_str()), (Some("miss"), Some("hit")));
-    let rep: Value = zs
-        .client
-        .get(format!("{}/v1/analytics", zs.base))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rep = report(&zs, "").await;
     assert_eq!(rep["requests"], 5, "{rep}");
     let Some(py) = python() else { return };
     let rows = run_py(&py, "events.py", &[dir.to_str().unwrap()], "");
@@ -564,16 +562,7 @@ async fn s3_mode_writes_events_to_the_bucket() {
     for id in ids {
         assert!(seen.iter().any(|s| s.starts_with(id)), "{id} in {seen:?}");
     }
-    let rep: Value = s
-        .client
-        .get(format!("{}/v1/analytics?from=1h", s.base))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rep = report(&s, "?from=1h").await;
     assert!(rep["requests"].as_u64().unwrap() >= 3, "{rep}");
     assert!(rep["store"].as_str().unwrap().starts_with("s3://"), "{rep}");
     s.state.shutdown().await;
