@@ -13,7 +13,7 @@
 //!   blocking thread and writes one file per hour partition touched:
 //!   `dt=YYYY-MM-DD/hour=HH/{instance}-{ulid}.jsonl.zst` (`.jsonl.gz` with
 //!   `IMAGO_ANALYTICS_COMPRESSION=gzip`) under `IMAGO_ANALYTICS_DIR` (embedded mode, temp file
-//!   + rename) or under `analytics/` in the bucket (S3 mode, presigned PUT). Replicas never
+//!   and rename) or under `analytics/` in the bucket (S3 mode, presigned PUT). Replicas never
 //!   write the same name, so any number of them share one store.
 //! * A failed write is retried at the next flush under the same name (bounded by
 //!   `IMAGO_ANALYTICS_CHANNEL`; the oldest beyond it are dropped and counted).
