@@ -252,7 +252,10 @@ pub fn variant_summary(n: &Negotiated) -> String {
 /// The lower-cased host of a `Referer` (a plain `scheme://host[:port]/…` is read directly; anything
 /// unusual goes through the URL parser).
 fn referrer_host(req: &HttpRequest) -> Option<Box<str>> {
-    let r = req.headers().get(header::REFERER)?.as_bytes();
+    host_of(req.headers().get(header::REFERER)?.as_bytes())
+}
+
+fn host_of(r: &[u8]) -> Option<Box<str>> {
     if let Some(h) = simple_host(r) {
         return std::str::from_utf8(h).ok().map(|h| h.to_ascii_lowercase().into_boxed_str());
     }
@@ -541,6 +544,37 @@ mod tests {
         let mut r = raw();
         r.metrics_bind = Some("127.0.0.1:9090".into());
         assert_eq!(Settings::from_raw(&r).unwrap().metrics_bind.unwrap().port(), 9090);
+    }
+
+    #[test]
+    fn referrer_hosts_match_the_url_parser() {
+        let by_parser = |r: &str| -> Option<String> {
+            let u = url::Url::parse(r).ok()?;
+            u.host_str().map(|h| h.to_ascii_lowercase())
+        };
+        let cases = [
+            ("https://Shop.Example.com/p?q=1", true),
+            ("http://example.com:8080/x", true),
+            ("https://example.com", true),
+            ("https://a-b.example.co.uk#frag", true),
+            ("https://example.com?x", true),
+            ("https://user:pw@evil.example/", false),
+            ("https://[::1]:8443/", false),
+            ("http://127.0.0.1/", false),
+            ("http://0x7f.1/", false),
+            ("https://b\u{fc}cher.example/", false),
+            ("https://ex%41mple.com/", false),
+            ("https://example.com./", false),
+            ("https://example.com:http/", false),
+            ("ftp://example.com/", false),
+        ];
+        for (r, fast) in cases {
+            assert_eq!(simple_host(r.as_bytes()).is_some(), fast, "{r}: fast path");
+            assert_eq!(host_of(r.as_bytes()).map(String::from), by_parser(r), "{r}");
+        }
+        assert_eq!(host_of(b"not a url"), None);
+        // The URL parser reads a missing authority leniently; so do we (the same answer).
+        assert_eq!(host_of(b"https:///nohost").map(String::from), by_parser("https:///nohost"));
     }
 
     #[test]
