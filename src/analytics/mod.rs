@@ -242,13 +242,6 @@ pub fn subject(key: Arc<str>, source: &'static str, n: Option<&Negotiated>) -> S
     Subject::new(key, source, neg)
 }
 
-/// The resolved options in a short, stable form, e.g. `rs:fit/w:300/h:0/dpr:2/f:auto/q:default`.
-pub fn variant_summary(n: &Negotiated) -> String {
-    let mut out = Vec::with_capacity(64);
-    VariantSpec::of(n).write(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The lower-cased host of a `Referer` (a plain `scheme://host[:port]/…` is read directly; anything
 /// unusual goes through the URL parser).
 fn referrer_host(req: &HttpRequest) -> Option<Box<str>> {
