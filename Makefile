@@ -2,6 +2,10 @@
 CARGO ?= cargo
 IMAGO_BIND ?= 127.0.0.1:8080
 export IMAGO_BIND
+# cargo-deny and garage, built once per machine by scripts/deps.sh (outside CARGO_HOME).
+IMAGO_TOOLS_DIR ?= $(HOME)/.cache/imago-tools
+export IMAGO_TOOLS_DIR
+export PATH := $(IMAGO_TOOLS_DIR)/bin:$(PATH)
 
 .PHONY: run build deps test test-rust test-sdk sdk-prepare lint audit bench bench-load clean
 
@@ -30,6 +34,8 @@ lint:
 # Dependency audit: fails on any known vulnerability (RustSec, fetched from GitHub) and when the
 # database cannot be fetched. `make test` runs it only where the database is reachable.
 audit:
+	@scripts/deps.sh test
+	$(CARGO) fetch --locked
 	$(CARGO) deny fetch db
 	$(CARGO) deny --offline check advisories licenses bans sources
 

@@ -5,6 +5,7 @@
 #                             bucket's CORS rule, print the environment (eval-able)
 #   scripts/garage.sh env     print the environment of the running instance
 #   scripts/garage.sh stop    stop it and delete its data
+#   scripts/garage.sh which   print the garage binary it would run (exit 1: none)
 #
 # Usage: eval "$(scripts/garage.sh start)". The printed variables are the ones the tests read:
 # IMAGO_TEST_S3_ENDPOINT, _REGION, _BUCKET, _ACCESS_KEY_ID, _SECRET_ACCESS_KEY.
@@ -13,7 +14,17 @@
 set -euo pipefail
 cmd="${1:-start}"
 dir="${IMAGO_GARAGE_DIR:-${TMPDIR:-/tmp}/imago-garage-$(id -u)}"
-garage_bin="${GARAGE:-$(command -v garage || echo "$HOME/.cargo/bin/garage")}"
+# The binary: $GARAGE, else the one scripts/deps.sh built ($IMAGO_TOOLS_DIR), else PATH, else
+# ~/.cargo/bin.
+tools="${IMAGO_TOOLS_DIR:-$HOME/.cache/imago-tools}"
+find_garage() {
+  local c
+  for c in "${GARAGE:-}" "$tools/bin/garage" "$(command -v garage 2>/dev/null || true)" "$HOME/.cargo/bin/garage"; do
+    [ -n "$c" ] && [ -x "$c" ] && { echo "$c"; return 0; }
+  done
+  return 1
+}
+garage_bin="$(find_garage || echo garage)"
 
 log() { echo "garage.sh: $*" >&2; }
 
@@ -175,12 +186,13 @@ except OSError: sys.exit(1)
 
 case "$cmd" in
   start) start ;;
+  which) find_garage ;;
   stop) stop ;;
   env)
     if running; then print_env; else log "not running"; exit 1; fi
     ;;
   *)
-    echo "usage: $0 start|stop|env" >&2
+    echo "usage: $0 start|stop|env|which" >&2
     exit 2
     ;;
 esac
