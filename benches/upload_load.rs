@@ -61,7 +61,7 @@ fn photo_200k() -> Vec<u8> {
 
 struct Server {
     addr: std::net::SocketAddr,
-    state: actix_web::web::Data<imago::server::AppState>,
+    state: actix_web::web::Data<imago::app::AppState>,
     handle: actix_web::dev::ServerHandle,
     _dir: tempfile::TempDir,
 }
@@ -80,7 +80,7 @@ async fn server(fsync: bool) -> Server {
         workers: 2,
         ..RawConfig::default()
     };
-    let running = imago::server::start(raw.validate(false).expect("config")).expect("server");
+    let running = imago::http::start(raw.validate(false).expect("config")).expect("server");
     let handle = running.server.handle();
     tokio::spawn(running.server);
     Server { addr: running.addr, state: running.state, handle, _dir: dir }

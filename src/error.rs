@@ -98,6 +98,17 @@ impl Error {
     }
 }
 
+impl From<crate::signature::SignatureError> for Error {
+    fn from(e: crate::signature::SignatureError) -> Error {
+        use crate::signature::SignatureError;
+        match e {
+            SignatureError::Invalid => Error::InvalidSignature,
+            SignatureError::InsecureNotAllowed => Error::InsecureNotAllowed,
+            SignatureError::Url(u) => Error::Url(u),
+        }
+    }
+}
+
 impl From<crate::transform::Rejected> for Error {
     fn from(r: crate::transform::Rejected) -> Error {
         use crate::transform::Rejected;
@@ -130,8 +141,19 @@ impl ResponseError for Error {
     }
 
     fn error_response(&self) -> HttpResponse {
-        crate::respond::error(self.status_code(), self.code(), &self.public_message(), self.retry_after())
+        json_response(self.status_code(), self.code(), &self.public_message(), self.retry_after())
     }
+}
+
+/// A JSON error: `{"code": …, "message": …}`, never cached (every error response of imago).
+pub fn json_response(status: StatusCode, code: &str, message: &str, retry_after: Option<u64>) -> HttpResponse {
+    let mut b = HttpResponse::build(status);
+    b.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"));
+    b.insert_header((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    if let Some(r) = retry_after {
+        b.insert_header((actix_web::http::header::RETRY_AFTER, r.to_string()));
+    }
+    b.json(serde_json::json!({ "code": code, "message": message }))
 }
 
 #[cfg(test)]

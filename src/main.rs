@@ -146,7 +146,7 @@ fn serve_with(raw: RawConfig) -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let running = match imago::server::start(cfg) {
+        let running = match imago::http::start(cfg) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("imago: {e}");

@@ -3,7 +3,6 @@
 use std::time::SystemTime;
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 
 use crate::cache::{Key, Outcome, Variant};
@@ -127,17 +126,6 @@ pub fn image(
         ));
     }
     b.body(v.bytes.clone())
-}
-
-/// A JSON error: `{"code": …, "message": …}`, never cached.
-pub fn error(status: StatusCode, code: &str, message: &str, retry_after: Option<u64>) -> HttpResponse {
-    let mut b = HttpResponse::build(status);
-    b.insert_header((header::CACHE_CONTROL, "no-store"));
-    b.insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
-    if let Some(r) = retry_after {
-        b.insert_header((header::RETRY_AFTER, r.to_string()));
-    }
-    b.json(serde_json::json!({ "code": code, "message": message }))
 }
 
 #[cfg(test)]

@@ -4,31 +4,48 @@
 
 use imago_signing::Verifier;
 
-use crate::error::Error;
-use crate::url::SplitPath;
+use crate::url::{SplitPath, UrlError};
 
 /// Signature segments accepted for unsigned URLs when `IMAGO_ALLOW_INSECURE` is on.
 pub const INSECURE: [&str; 2] = ["insecure", "_"];
 
-pub fn check(split: &SplitPath<'_>, verifier: &Verifier, allow_insecure: bool) -> Result<(), Error> {
+/// Why a path was refused here (status and code: [`crate::error::Error`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureError {
+    #[error("invalid signature")]
+    Invalid,
+    #[error("unsigned URLs are not accepted")]
+    InsecureNotAllowed,
+    /// A source error found while splitting, reported once the signature passed.
+    #[error(transparent)]
+    Url(#[from] UrlError),
+}
+
+pub fn check(split: &SplitPath<'_>, verifier: &Verifier, allow_insecure: bool) -> Result<(), SignatureError> {
     if INSECURE.contains(&split.signature) {
         if !allow_insecure {
-            return Err(Error::InsecureNotAllowed);
+            return Err(SignatureError::InsecureNotAllowed);
         }
     } else if !verifier.verify(split.signature, split.signed) {
-        return Err(Error::InvalidSignature);
+        return Err(SignatureError::Invalid);
     }
     match &split.source_error {
-        Some(e) => Err(Error::Url(e.clone())),
+        Some(e) => Err(SignatureError::Url(e.clone())),
         None => Ok(()),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{SplitPath, Verifier};
+    use crate::error::Error;
     use actix_web::ResponseError;
     use imago_signing::{KeyPair, Signer};
+
+    /// The check as the image flow sees it: mapped into the top-level error (status, code).
+    fn check(split: &SplitPath<'_>, verifier: &Verifier, allow_insecure: bool) -> Result<(), Error> {
+        super::check(split, verifier, allow_insecure).map_err(Error::from)
+    }
 
     #[test]
     fn signed_insecure_and_tampered() {

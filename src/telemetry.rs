@@ -18,26 +18,17 @@
 //!   ASCII characters out of `A-Za-z0-9._:-`), generated (a ULID) otherwise, and sent back on
 //!   every response. It is a field of the `request` span and of analytics events.
 //!
-//! [`middleware`] is wrapped around every app (the main listener and the metrics listener): it
-//! also counts requests of the routes whose handlers do not count themselves in
-//! `imago_http_requests_total` (health, readiness, metrics, analytics, unmatched methods).
+//! The HTTP middleware that sets the request id, opens the `request` span and continues an
+//! incoming trace is `http::middleware`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage};
+use actix_web::http::header::HeaderValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing::{field, info_span, Instrument, Span};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
-
-use crate::server::AppState;
 
 /// The request id header.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -334,6 +325,13 @@ pub fn init(log_format: &str, otlp: Otlp) -> Telemetry {
     Telemetry { provider, grpc_runtime }
 }
 
+/// A new ULID (time-ordered, 80 random bits).
+pub fn ulid_now() -> ulid::Ulid {
+    let ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    ulid::Ulid::from_parts(ms, rand::random::<u128>())
+}
+
 /// A request id from the client when it is sane, else a new ULID.
 pub fn request_id(given: Option<&HeaderValue>) -> RequestId {
     if let Some(v) = given.and_then(|v| v.to_str().ok()) {
@@ -343,148 +341,7 @@ pub fn request_id(given: Option<&HeaderValue>) -> RequestId {
             return RequestId::Given(v.into());
         }
     }
-    RequestId::Made(crate::analytics::ulid_now())
-}
-
-struct HeaderExtractor<'a>(&'a actix_web::http::header::HeaderMap);
-
-impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
-}
-
-/// Continues the trace of an incoming `traceparent` (only when exporting).
-fn set_remote_parent(span: &Span, headers: &actix_web::http::header::HeaderMap) {
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-    if headers.get("traceparent").is_none() {
-        return;
-    }
-    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
-    let _ = span.set_parent(cx);
-}
-
-/// A request's route, from its path alone (no pattern matching on the hot path): the span's
-/// `http.route`, and the `imago_http_requests_total` label when this middleware counts it
-/// (`None`: its handler counts it itself).
-fn route(path: &str, method: &actix_web::http::Method) -> (&'static str, Option<&'static str>) {
-    use actix_web::http::Method;
-    match path {
-        "/healthz" => ("/healthz", Some("healthz")),
-        "/readyz" => ("/readyz", Some("readyz")),
-        "/metrics" => ("/metrics", Some("metrics")),
-        "/v1/analytics" => ("/v1/analytics", Some("analytics")),
-        "/v1/analytics/report" => ("/v1/analytics/report", Some("analytics")),
-        p if p.starts_with("/v1/analytics/") => ("/v1/analytics/*", Some("other")),
-        // Upload and image-info handlers count themselves.
-        p if p.starts_with("/v1/uploads") => ("/v1/uploads/*", None),
-        p if p.starts_with("/v1/images/") => ("/v1/images/*", None),
-        // Image paths (the app's default service): the image handler counts GET and HEAD;
-        // anything else there is a 405.
-        _ if method == Method::GET || method == Method::HEAD => (IMAGE_ROUTE, None),
-        _ => (IMAGE_ROUTE, Some("other")),
-    }
-}
-
-const IMAGE_ROUTE: &str = "/{signature}/{options}/{source}";
-
-fn quiet(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics")
-}
-
-/// Request id, request span (with trace-context propagation) and route counting.
-pub async fn middleware(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
-    let start = Instant::now();
-    let id = request_id(req.headers().get(REQUEST_ID));
-    let (route, label) = route(req.path(), req.method());
-    // Probes and scrapes get no span (they would drown the traces).
-    let span = if quiet(req.path()) {
-        Span::none()
-    } else {
-        let s = info_span!(
-            "request",
-            otel.kind = "server",
-            otel.name = field::Empty,
-            http.request.method = %req.method(),
-            http.route = route,
-            http.response.status_code = field::Empty,
-            request_id = %id,
-        );
-        if otel_enabled() {
-            s.record("otel.name", format!("{} {route}", req.method()));
-            set_remote_parent(&s, req.headers());
-        }
-        s
-    };
-    let state = if label.is_some() { req.app_data::<web::Data<AppState>>().cloned() } else { None };
-    let header = HeaderValue::from_str(id.as_str(&mut [0; ulid::ULID_LEN])).ok();
-    req.extensions_mut().insert(id);
-    let mut res = next.call(req).instrument(span.clone()).await?;
-    let status = res.status();
-    if !span.is_disabled() {
-        span.record("http.response.status_code", i64::from(status.as_u16()));
-    }
-    if let (Some(st), Some(label)) = (state, label) {
-        st.metrics.http_requests.with_label_values(&[label, status.as_str()]).inc();
-        st.metrics.request_seconds.with_label_values(&[label]).observe(start.elapsed().as_secs_f64());
-    }
-    if let Some(v) = header {
-        res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), v);
-    }
-    Ok(res)
-}
-
-/// Binds the metrics listener (`IMAGO_METRICS_BIND`) when configured.
-pub fn metrics_listener(cfg: &crate::config::Config) -> Result<Option<std::net::TcpListener>, String> {
-    let s = crate::analytics::Settings::from_raw(&cfg.raw).map_err(|(k, m)| format!("{k}: {m}"))?;
-    match s.metrics_bind {
-        None => Ok(None),
-        Some(a) => std::net::TcpListener::bind(a)
-            .map(Some)
-            .map_err(|e| format!("cannot listen on {a} (IMAGO_METRICS_BIND): {e}")),
-    }
-}
-
-async fn metrics_only(st: web::Data<AppState>) -> actix_web::HttpResponse {
-    crate::server::metrics_response(&st)
-}
-
-async fn metrics_not_found() -> actix_web::HttpResponse {
-    actix_web::ResponseError::error_response(&crate::error::Error::NotFound)
-}
-
-/// Serves `GET /metrics` on its own small server (one worker, no signal handling of its own: it
-/// is stopped last, by [`AppState::shutdown`], so Prometheus can scrape during the drain).
-pub fn serve_metrics(
-    listener: Option<std::net::TcpListener>,
-    state: &web::Data<AppState>,
-) -> Result<Option<std::net::SocketAddr>, String> {
-    let Some(listener) = listener else { return Ok(None) };
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let rt = tokio::runtime::Handle::try_current().map_err(|_| "the metrics listener needs a Tokio runtime")?;
-    let data = state.clone();
-    let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .wrap(actix_web::middleware::from_fn(middleware))
-            .app_data(data.clone())
-            .route("/metrics", web::get().to(metrics_only))
-            .default_service(web::to(metrics_not_found))
-    })
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(5)
-    .listen(listener)
-    .map_err(|e| e.to_string())?
-    .run();
-    state.analytics.set_metrics_server(server.handle());
-    rt.spawn(server);
-    Ok(Some(addr))
+    RequestId::Made(ulid_now())
 }
 
 #[cfg(test)]
@@ -560,17 +417,5 @@ mod tests {
         assert_ne!(request_id(None), request_id(None));
         let long = "a".repeat(129);
         assert_eq!(request_id(Some(&HeaderValue::from_str(&long).unwrap())).to_string().len(), 26);
-    }
-
-    #[test]
-    fn routes_from_paths() {
-        use actix_web::http::Method;
-        assert_eq!(route("/healthz", &Method::GET), ("/healthz", Some("healthz")));
-        assert_eq!(route("/v1/analytics/report", &Method::GET), ("/v1/analytics/report", Some("analytics")));
-        assert_eq!(route("/sig/w:100/plain/local:///a.jpg", &Method::GET), (IMAGE_ROUTE, None));
-        assert_eq!(route("/sig/w:100/plain/local:///a.jpg", &Method::HEAD).1, None);
-        assert_eq!(route("/sig/w:100/plain/local:///a.jpg", &Method::POST).1, Some("other"));
-        assert_eq!(route("/v1/uploads", &Method::POST), ("/v1/uploads/*", None));
-        assert_eq!(route("/v1/images/a.jpg/info", &Method::GET), ("/v1/images/*", None));
     }
 }

@@ -15,7 +15,6 @@
 //! [`Uploads::issue`] is the one ticket code path: the HTTP handler and `imago presign` both call
 //! it. Handlers live in [`handlers`], the embedded writer in [`ingest`], `/info` in [`info`].
 
-pub mod handlers;
 pub mod info;
 pub mod ingest;
 
@@ -33,10 +32,10 @@ use hmac::{Hmac, Mac};
 use imago_signing::{Signer, UrlBuilder};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize, Serializer};
-use sha2::{Digest, Sha256};
-use subtle::{ConditionallySelectable, ConstantTimeEq};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
-use crate::config::{Config, RawConfig};
+use crate::config::{clean_prefix, Config};
 use crate::store::{ObjectSpec, S3Store};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -187,110 +186,9 @@ pub fn check_magic(t: &ImageType, head: &[u8]) -> Result<(), UploadError> {
     }
 }
 
-/// Upload settings, validated once at start-up.
-#[derive(Clone, Debug)]
-pub struct UploadSettings {
-    pub api_keys: Vec<String>,
-    pub public_url: String,
-    pub prefixes: Vec<String>,
-    pub max_bytes: u64,
-    pub ttl: Duration,
-    pub allow_svg: bool,
-    pub rate_per_sec: f64,
-    pub burst: u32,
-    pub fsync: bool,
-    pub body_timeout: Duration,
-    pub cors_origins: Vec<String>,
-    pub info_max_age: u64,
-    pub s3_if_none_match: bool,
-}
-
-fn clean_prefix(p: &str) -> Option<String> {
-    let p = p.trim().trim_matches('/');
-    let ok = !p.is_empty()
-        && p.len() <= 200
-        && p.split('/').all(|s| {
-            !s.is_empty()
-                && !s.starts_with('.')
-                && s != "sha256"
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        });
-    ok.then(|| p.to_string())
-}
+pub use crate::config::UploadSettings;
 
 impl UploadSettings {
-    /// Reads and checks the upload settings; errors name the setting.
-    pub fn from_raw(r: &RawConfig) -> Result<UploadSettings, (&'static str, String)> {
-        let api_keys = r.api_keys.strings();
-        if let Some(k) = api_keys.iter().find(|k| k.len() < 16) {
-            let _ = k;
-            return Err(("IMAGO_API_KEYS", "each API key must be at least 16 characters".into()));
-        }
-        let public_url = match &r.public_url {
-            Some(u) => {
-                let parsed =
-                    url::Url::parse(u).map_err(|e| ("IMAGO_PUBLIC_URL", format!("`{u}` is not a URL: {e}")))?;
-                if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
-                    return Err(("IMAGO_PUBLIC_URL", "must be an http(s) URL without a query".into()));
-                }
-                u.trim_end_matches('/').to_string()
-            }
-            None => format!("http://{}", r.bind),
-        };
-        let mut prefixes = Vec::new();
-        for p in r.upload_prefixes.strings() {
-            let c = clean_prefix(&p).ok_or((
-                "IMAGO_UPLOAD_PREFIXES",
-                format!("`{p}` is not a key prefix (segments of A-Z a-z 0-9 - _ ., not starting with `.`)"),
-            ))?;
-            if !prefixes.contains(&c) {
-                prefixes.push(c);
-            }
-        }
-        if prefixes.is_empty() {
-            return Err(("IMAGO_UPLOAD_PREFIXES", "at least one prefix is needed".into()));
-        }
-        if r.upload_max_bytes == 0 {
-            return Err(("IMAGO_UPLOAD_MAX_BYTES", "must be positive".into()));
-        }
-        if !(1..=7 * 24 * 3600).contains(&r.upload_ttl_secs) {
-            return Err(("IMAGO_UPLOAD_TTL_SECS", "must be 1 to 604800 (S3's presign limit)".into()));
-        }
-        if !r.upload_rate_per_sec.is_finite() || r.upload_rate_per_sec < 0.0 {
-            return Err(("IMAGO_UPLOAD_RATE_PER_SEC", "must be 0 (no limit) or positive".into()));
-        }
-        if r.upload_burst == 0 {
-            return Err(("IMAGO_UPLOAD_BURST", "must be at least 1".into()));
-        }
-        if r.upload_body_timeout_secs == 0 {
-            return Err(("IMAGO_UPLOAD_BODY_TIMEOUT_SECS", "must be positive".into()));
-        }
-        let cors_origins = r.cors_origins.strings();
-        for o in &cors_origins {
-            if o != "*" && url::Url::parse(o).map(|u| u.origin().ascii_serialization() != *o).unwrap_or(true) {
-                return Err((
-                    "IMAGO_CORS_ORIGINS",
-                    format!("`{o}` is not an origin like https://app.example.com (or `*`)"),
-                ));
-            }
-        }
-        Ok(UploadSettings {
-            api_keys,
-            public_url,
-            prefixes,
-            max_bytes: r.upload_max_bytes,
-            ttl: Duration::from_secs(r.upload_ttl_secs),
-            allow_svg: r.upload_allow_svg,
-            rate_per_sec: r.upload_rate_per_sec,
-            burst: r.upload_burst,
-            fsync: r.upload_fsync,
-            body_timeout: Duration::from_secs(r.upload_body_timeout_secs),
-            cors_origins,
-            info_max_age: r.info_max_age_secs,
-            s3_if_none_match: r.upload_s3_if_none_match,
-        })
-    }
-
     fn image_type(&self, content_type: &str) -> Result<&'static ImageType, UploadError> {
         let ct = content_type.trim().to_ascii_lowercase();
         IMAGE_TYPES.iter().find(|t| t.mime == ct && (t.sniff != "svg" || self.allow_svg)).ok_or_else(|| {
@@ -502,14 +400,14 @@ pub struct Uploads {
     pub grant_key: GrantKey,
     signer: Signer,
     /// SHA-256 of each API key (compared in constant time).
-    key_digests: Vec<[u8; 32]>,
+    keys: crate::auth::ApiKeys,
     limiters: Vec<Limiter>,
     pub ingest: ingest::Ingest,
 }
 
 impl std::fmt::Debug for Uploads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Uploads").field("backend", &self.backend).field("api_keys", &self.key_digests.len()).finish()
+        f.debug_struct("Uploads").field("backend", &self.backend).field("api_keys", &self.keys.len()).finish()
     }
 }
 
@@ -542,7 +440,7 @@ fn content_disposition(name: &str) -> String {
 impl Uploads {
     /// Builds the upload state (creates the local root and `.incoming/` when missing).
     pub fn new(cfg: &Config) -> Result<Uploads, String> {
-        let settings = UploadSettings::from_raw(&cfg.raw).map_err(|(s, m)| format!("{s}: {m}"))?;
+        let settings = cfg.uploads.clone();
         let r = &cfg.raw;
         std::fs::create_dir_all(&r.local_root)
             .map_err(|e| format!("IMAGO_LOCAL_ROOT {}: {e}", r.local_root.display()))?;
@@ -561,7 +459,7 @@ impl Uploads {
         };
         let signer = cfg.verifier.signer();
         let grant_key = GrantKey::derive(&signer)?;
-        let key_digests = settings.api_keys.iter().map(|k| Sha256::digest(k.as_bytes()).into()).collect();
+        let keys = crate::auth::ApiKeys::new(&settings.api_keys);
         let limiters = match settings.rate_per_sec {
             r if r > 0.0 => {
                 let period = Duration::from_secs_f64(1.0 / r).max(Duration::from_nanos(1));
@@ -573,35 +471,12 @@ impl Uploads {
         };
         let embedded = matches!(backend, Backend::Local) && !settings.api_keys.is_empty();
         let ingest = ingest::Ingest::new(local_root, settings.fsync, settings.body_timeout, embedded)?;
-        Ok(Uploads { settings, backend, grant_key, signer, key_digests, limiters, ingest })
+        Ok(Uploads { settings, backend, grant_key, signer, keys, limiters, ingest })
     }
 
-    /// Which API key (index) the `Authorization: Bearer …` header carries. Every configured key
-    /// is compared (constant time, no early exit).
+    /// Which API key (index) the `Authorization: Bearer …` header carries ([`crate::auth`]).
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<usize, UploadError> {
-        if self.key_digests.is_empty() {
-            return Err(UploadError::Unauthorized("no API keys are configured (IMAGO_API_KEYS)"));
-        }
-        let given = authorization
-            .and_then(|h| {
-                let (scheme, rest) = h.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-            })
-            .filter(|k| !k.is_empty())
-            .ok_or(UploadError::Unauthorized("send `Authorization: Bearer <API key>`"))?;
-        let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
-        let mut found = subtle::Choice::from(0u8);
-        let mut index = 0u32;
-        for (i, k) in self.key_digests.iter().enumerate() {
-            let eq = k.ct_eq(&digest);
-            index = u32::conditional_select(&index, &(i as u32), eq);
-            found |= eq;
-        }
-        if bool::from(found) {
-            Ok(index as usize)
-        } else {
-            Err(UploadError::Unauthorized("unknown API key"))
-        }
+        self.keys.check(authorization).map_err(|r| UploadError::Unauthorized(r.message()))
     }
 
     /// Takes one ticket from the key's token bucket.
@@ -824,7 +699,7 @@ pub type SharedUploads = Arc<Uploads>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::List;
+    use crate::config::{List, RawConfig};
 
     fn cfg(tweak: impl FnOnce(&mut RawConfig)) -> Config {
         let dir = std::env::temp_dir().join(format!("imago-upload-unit-{}", rand::random::<u64>()));

@@ -160,7 +160,7 @@ async fn the_metrics_listener_serves_metrics_and_the_main_port_does_not() {
         auto_quality: false,
         ..Default::default()
     };
-    let running = imago::server::start(raw.validate(false).unwrap()).unwrap();
+    let running = imago::http::start(raw.validate(false).unwrap()).unwrap();
     let (addr, maddr) = (running.addr, running.metrics_addr.expect("a metrics listener"));
     assert_ne!(addr, maddr);
     let state = running.state.clone();

@@ -18,22 +18,19 @@
 //! * A failed write is retried at the next flush under the same name (bounded by
 //!   `IMAGO_ANALYTICS_CHANNEL`; the oldest beyond it are dropped and counted).
 //! * [`Analytics::flush_and_stop`] (called on SIGTERM after the HTTP drain, see
-//!   [`crate::server::AppState::shutdown`]) writes everything still buffered.
+//!   [`crate::app::AppState::shutdown`]) writes everything still buffered.
 //!
 //! The file format and example queries are in `docs/analytics.md`.
 
 pub mod cli;
-pub mod handlers;
 pub mod html;
 pub mod report;
 pub mod sink;
 pub mod store;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::http::header;
@@ -43,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::cache::{Outcome, Variant};
-use crate::config::{Config, RawConfig};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::negotiate::Negotiated;
 use crate::options::FormatChoice;
@@ -51,94 +48,7 @@ use sink::{rfc3339_bytes, Counters, Ctl, Item, NegFacts, Out, Record, Shared, Va
 pub use sink::{Subject, SubjectOf};
 pub use store::Store;
 
-/// Validated analytics and metrics-listener settings.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub enabled: bool,
-    pub dir: PathBuf,
-    pub flush_every: Duration,
-    pub flush_events: usize,
-    pub channel: usize,
-    pub report_max_days: u64,
-    pub metrics_bind: Option<SocketAddr>,
-    pub codec: store::Codec,
-}
-
-/// Whether the configuration writes to the bucket (the same rule as uploads).
-pub fn s3_mode(r: &RawConfig) -> bool {
-    r.s3_endpoint.is_some() && r.s3_bucket.is_some()
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    // Resolve symlinks where the path exists; lexical `..` removal elsewhere.
-    if let Ok(c) = std::fs::canonicalize(&abs) {
-        return c;
-    }
-    let mut out = PathBuf::new();
-    for c in abs.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-impl Settings {
-    pub fn from_raw(r: &RawConfig) -> Result<Settings, (&'static str, String)> {
-        let metrics_bind = match r.metrics_bind.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            None => None,
-            Some(b) => Some(
-                b.parse::<SocketAddr>()
-                    .map_err(|_| ("IMAGO_METRICS_BIND", format!("`{b}` is not an address like 127.0.0.1:9090")))?,
-            ),
-        };
-        if !(1..=86_400).contains(&r.analytics_flush_secs) {
-            return Err(("IMAGO_ANALYTICS_FLUSH_SECS", "must be 1 to 86400".into()));
-        }
-        if !(1..=1_000_000).contains(&r.analytics_flush_events) {
-            return Err(("IMAGO_ANALYTICS_FLUSH_EVENTS", "must be 1 to 1000000".into()));
-        }
-        if !(1..=16_777_216).contains(&r.analytics_channel) {
-            return Err(("IMAGO_ANALYTICS_CHANNEL", "must be 1 to 16777216".into()));
-        }
-        if !(1..=3_660).contains(&r.analytics_report_max_days) {
-            return Err(("IMAGO_ANALYTICS_REPORT_MAX_DAYS", "must be 1 to 3660".into()));
-        }
-        let codec = store::Codec::parse(&r.analytics_compression)
-            .ok_or(("IMAGO_ANALYTICS_COMPRESSION", format!("`{}` is not zstd or gzip", r.analytics_compression)))?;
-        if r.analytics_dir.as_os_str().is_empty() {
-            return Err(("IMAGO_ANALYTICS_DIR", "must not be empty".into()));
-        }
-        if r.analytics && !s3_mode(r) {
-            let (dir, root) = (absolute(&r.analytics_dir), absolute(&r.local_root));
-            if dir.starts_with(&root) {
-                return Err((
-                    "IMAGO_ANALYTICS_DIR",
-                    format!(
-                        "{} is inside IMAGO_LOCAL_ROOT ({}): events would be readable as images",
-                        dir.display(),
-                        root.display()
-                    ),
-                ));
-            }
-        }
-        Ok(Settings {
-            enabled: r.analytics,
-            dir: r.analytics_dir.clone(),
-            flush_every: Duration::from_secs(r.analytics_flush_secs),
-            flush_events: r.analytics_flush_events,
-            channel: r.analytics_channel,
-            report_max_days: r.analytics_report_max_days,
-            metrics_bind,
-            codec,
-        })
-    }
-}
+pub use crate::config::{s3_mode, AnalyticsSettings as Settings};
 
 /// A string that is usually static (labels, codes): no allocation on the request path.
 pub type Str = std::borrow::Cow<'static, str>;
@@ -317,7 +227,7 @@ impl Counters {
     }
 }
 
-/// The analytics handle in [`crate::server::AppState`] (also holds the metrics listener, stopped
+/// The analytics handle in [`crate::app::AppState`] (also holds the metrics listener, stopped
 /// last at shutdown).
 pub struct Analytics {
     shared: Option<Arc<Shared>>,
@@ -361,7 +271,7 @@ impl Analytics {
     /// Starts the writer task (on the current Tokio runtime, or on a thread of its own outside
     /// one) when analytics are on.
     pub fn start(cfg: &Config, metrics: &Metrics, store_client: &reqwest::Client) -> Result<Analytics, String> {
-        let s = Settings::from_raw(&cfg.raw).map_err(|(k, m)| format!("{k}: {m}"))?;
+        let s = cfg.analytics.clone();
         let counters = Counters::register(metrics);
         if !s.enabled {
             return Ok(Analytics::off());
@@ -481,12 +391,7 @@ pub fn new_ulid() -> String {
     ulid_now().to_string()
 }
 
-/// A new ULID (time-ordered, 80 random bits).
-pub fn ulid_now() -> ulid::Ulid {
-    let ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    ulid::Ulid::from_parts(ms, rand::random::<u128>())
-}
+pub use crate::telemetry::ulid_now;
 
 /// Now as RFC 3339 UTC with milliseconds.
 pub fn now_rfc3339() -> String {
@@ -501,6 +406,8 @@ pub fn rfc3339_millis(t: std::time::SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RawConfig;
+    use std::time::Duration;
 
     fn raw() -> RawConfig {
         RawConfig {

@@ -17,40 +17,14 @@ use crate::config::Config;
 /// Key prefix of event files in the bucket.
 pub const S3_PREFIX: &str = "analytics/";
 /// Extensions of event files (zstd, gzip).
-pub const EXTS: [&str; 2] = [".jsonl.zst", ".jsonl.gz"];
+pub use crate::config::CODEC_EXTS as EXTS;
 
 /// Whether a file name is an event file (temp files start with a dot and end in `.tmp`).
 pub fn is_event_file(name: &str) -> bool {
     EXTS.iter().any(|e| name.ends_with(e))
 }
 
-/// How event files are compressed (`IMAGO_ANALYTICS_COMPRESSION`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Codec {
-    /// Zstandard in its fast mode ([`ZSTD_LEVEL`]): less CPU than gzip's fastest level and
-    /// smaller files. DuckDB, ClickHouse, Spark, Trino/Athena and Snowflake read it.
-    #[default]
-    Zstd,
-    /// gzip (fastest level), for readers without zstd (BigQuery loads, older Hive setups).
-    Gzip,
-}
-
-impl Codec {
-    pub fn parse(s: &str) -> Option<Codec> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "zstd" | "zst" => Some(Codec::Zstd),
-            "gzip" | "gz" => Some(Codec::Gzip),
-            _ => None,
-        }
-    }
-
-    pub fn ext(self) -> &'static str {
-        match self {
-            Codec::Zstd => EXTS[0],
-            Codec::Gzip => EXTS[1],
-        }
-    }
-}
+pub use crate::config::Codec;
 
 /// zstd's fast mode `--fast=3`: on event lines ~40 % less CPU than level 1 (and than gzip's
 /// fastest level), files ~25 % smaller than gzip's (measured by `sink::tests::writer_cost`).

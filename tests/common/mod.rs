@@ -23,7 +23,7 @@ pub struct TestServer {
     pub root: PathBuf,
     pub signer: Signer,
     pub client: reqwest::Client,
-    pub state: actix_web::web::Data<imago::server::AppState>,
+    pub state: actix_web::web::Data<imago::app::AppState>,
     pub handle: actix_web::dev::ServerHandle,
     _dir: tempfile::TempDir,
 }
@@ -51,7 +51,7 @@ pub async fn start(files: &[&str], tweak: impl FnOnce(&mut RawConfig)) -> TestSe
     };
     tweak(&mut raw);
     let cfg = raw.validate(false).unwrap();
-    let running = imago::server::start(cfg).unwrap();
+    let running = imago::http::start(cfg).unwrap();
     let handle = running.server.handle();
     tokio::spawn(running.server);
     TestServer {

@@ -1,4 +1,5 @@
-//! HTTP handlers for uploads (registered by [`routes`] before the image catch-all):
+//! HTTP handlers for uploads ([`crate::upload`]; registered by [`routes`] before the image
+//! catch-all):
 //!
 //! | route | auth | what |
 //! |---|---|---|
@@ -19,11 +20,11 @@ use futures_util::StreamExt;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
-use super::ingest::{Limits, Outcome, Stored};
-use super::{info, Backend, EmbeddedGrant, Method, TicketRequest, UploadError, IMAGE_TYPES};
+use crate::app::AppState;
 use crate::error::Error;
-use crate::server::AppState;
 use crate::source::SourceRef;
+use crate::upload::ingest::{Limits, Outcome, Stored};
+use crate::upload::{info, Backend, EmbeddedGrant, Method, TicketRequest, UploadError, IMAGE_TYPES};
 
 /// Largest ticket request body.
 const MAX_TICKET_BODY: usize = 16 * 1024;
@@ -192,7 +193,7 @@ fn verify_grant(
     key: &str,
     pairs: &[(String, String)],
     ct_name: &str,
-) -> Result<(EmbeddedGrant, &'static super::ImageType), UploadError> {
+) -> Result<(EmbeddedGrant, &'static crate::upload::ImageType), UploadError> {
     let need = |n: &str| get(pairs, n).ok_or(UploadError::InvalidSignature);
     let num = |n: &str| -> Result<u64, UploadError> { need(n)?.parse().map_err(|_| UploadError::InvalidSignature) };
     let grant = EmbeddedGrant {
@@ -210,7 +211,7 @@ fn verify_grant(
     if !st.uploads.grant_key.verify(&grant, need("signature")?) {
         return Err(UploadError::InvalidSignature);
     }
-    if grant.expires < super::unix_now() {
+    if grant.expires < crate::upload::unix_now() {
         return Err(UploadError::Expired);
     }
     let t = IMAGE_TYPES.iter().find(|t| t.mime == grant.content_type).ok_or(UploadError::InvalidSignature)?;
@@ -356,7 +357,7 @@ async fn form_upload(req: HttpRequest, body: web::Payload, st: web::Data<AppStat
 
 fn clean_api_key(key: &str) -> Result<String, UploadError> {
     let k = crate::source::clean_key(key).map_err(|e| UploadError::InvalidRequest(e.to_string()))?;
-    if k.split('/').next() == Some(super::INCOMING_DIR) {
+    if k.split('/').next() == Some(crate::upload::INCOMING_DIR) {
         return Err(UploadError::NotFound);
     }
     Ok(k)

@@ -1,0 +1,111 @@
+//! The composition root: builds every service from the [`Config`] once, at start, and stops them
+//! in order. It knows no routes (that is `http`); handlers reach the services through
+//! [`AppState`], the image flow through [`AppState::flow`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header;
+
+use crate::analytics::Analytics;
+use crate::auth::ApiKeys;
+use crate::cache::{self, VariantCache};
+use crate::config::Config;
+use crate::image::{Flow, Prepared};
+use crate::metrics::Metrics;
+use crate::negotiate::NegotiateSettings;
+use crate::options::Presets;
+use crate::respond::RespondSettings;
+use crate::source::Sources;
+use crate::transform::{EncodeSettings, Workers};
+use crate::upload::Uploads;
+
+/// Everything handlers share.
+pub struct AppState {
+    pub cfg: Arc<Config>,
+    pub presets: Presets,
+    pub sources: Sources,
+    pub cache: VariantCache,
+    pub source_cache: cache::SourceCache,
+    /// Verified requests, remembered (see [`cache::RequestMemo`]).
+    pub memo: cache::RequestMemo<Prepared>,
+    pub workers: Workers,
+    pub enc: Arc<EncodeSettings>,
+    pub neg: NegotiateSettings,
+    pub respond: RespondSettings,
+    pub metrics: Metrics,
+    pub shutting_down: AtomicBool,
+    /// `IMAGO_API_KEYS` for the analytics routes (uploads keep theirs, with per-key limits).
+    pub api_keys: ApiKeys,
+    pub uploads: Uploads,
+    /// Request events, and the metrics listener (src/analytics/).
+    pub analytics: Analytics,
+}
+
+impl AppState {
+    pub fn new(cfg: Config) -> Result<AppState, String> {
+        crate::vips::init(cfg.raw.vips_concurrency)?;
+        let r = &cfg.raw;
+        let enc = EncodeSettings::from_config(r);
+        let metrics = Metrics::new();
+        metrics.workers.set(cfg.workers as i64);
+        let sources = Sources::new(&cfg)?;
+        let analytics = Analytics::start(&cfg, &metrics, sources.store_client())?;
+        Ok(AppState {
+            presets: Presets { map: r.presets.clone(), only: r.presets_only },
+            sources,
+            cache: VariantCache::new(r.cache_size_mb * 1024 * 1024, Duration::from_secs(r.cache_ttl_secs)),
+            source_cache: cache::SourceCache::new(
+                r.source_cache_mb * 1024 * 1024,
+                Duration::from_secs(r.cache_ttl_secs.min(600)),
+            ),
+            memo: cache::RequestMemo::new(r.request_memo_entries),
+            workers: Workers::new(
+                cfg.workers,
+                cfg.queue_size,
+                Duration::from_millis(r.queue_timeout_ms),
+                Duration::from_millis(r.transform_timeout_ms),
+            )
+            .with_memory_limit(r.memory_limit_mb * 1024 * 1024),
+            enc: Arc::new(enc),
+            neg: NegotiateSettings { max_dpr: r.max_dpr, ladder: cfg.width_ladder.clone(), ect: r.ect },
+            respond: RespondSettings {
+                cache_control: header::HeaderValue::from_str(&r.cache_control)
+                    .map_err(|_| "IMAGO_CACHE_CONTROL: not a valid header value".to_string())?,
+                debug_headers: r.debug_headers,
+            },
+            metrics,
+            shutting_down: AtomicBool::new(false),
+            api_keys: ApiKeys::new(&r.api_keys.strings()),
+            uploads: Uploads::new(&cfg)?,
+            analytics,
+            cfg: Arc::new(cfg),
+        })
+    }
+
+    /// The image flow's view of the services.
+    pub fn flow(&self) -> Flow<'_> {
+        Flow {
+            cfg: &self.cfg,
+            presets: &self.presets,
+            sources: &self.sources,
+            cache: &self.cache,
+            source_cache: &self.source_cache,
+            memo: &self.memo,
+            workers: &self.workers,
+            enc: &self.enc,
+            neg: &self.neg,
+            respond: &self.respond,
+            metrics: &self.metrics,
+            shutting_down: &self.shutting_down,
+            analytics: self.analytics.enabled(),
+        }
+    }
+
+    /// After the HTTP drain: writes buffered analytics events and stops the metrics listener.
+    pub async fn shutdown(&self) -> crate::analytics::Flushed {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.analytics.shutdown().await
+    }
+}

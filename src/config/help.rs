@@ -1,0 +1,216 @@
+//! Every setting with its default and help text, listed once: `imago serve --help` prints it.
+
+/// One documented setting (for `--help`, README and design doc).
+pub struct Setting {
+    pub env: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+/// Every setting, in the order `imago serve --help` lists them. The TOML key is the env name
+/// without `IMAGO_`, lower-cased.
+pub const SETTINGS: &[Setting] = &[
+    Setting { env: "IMAGO_BIND", default: "127.0.0.1:8080", help: "address to listen on" },
+    Setting {
+        env: "IMAGO_KEY",
+        default: "(none)",
+        help: "hex HMAC key(s), comma-separated for rotation (first signs)",
+    },
+    Setting { env: "IMAGO_SALT", default: "(none)", help: "hex salt(s), paired one to one with IMAGO_KEY" },
+    Setting { env: "IMAGO_KEY_FILE", default: "(none)", help: "file holding IMAGO_KEY (e.g. a mounted secret)" },
+    Setting { env: "IMAGO_SALT_FILE", default: "(none)", help: "file holding IMAGO_SALT" },
+    Setting { env: "IMAGO_SIGNATURE_SIZE", default: "32", help: "signature bytes before base64 (1-32; truncation)" },
+    Setting { env: "IMAGO_ALLOW_INSECURE", default: "false", help: "accept unsigned URLs (signature `insecure`)" },
+    Setting {
+        env: "IMAGO_DEV_KEYS_FILE",
+        default: "./data/dev-keys.toml",
+        help: "with no key set: development keys generated/read here",
+    },
+    Setting {
+        env: "IMAGO_LOCAL_ROOT",
+        default: "./data/images",
+        help: "embedded store root; local:///a/b.jpg is a/b.jpg under it",
+    },
+    Setting {
+        env: "IMAGO_ALLOWED_HOSTS",
+        default: "(none)",
+        help: "HTTP(S) origin hosts allowed as sources (`*.example.com` ok)",
+    },
+    Setting {
+        env: "IMAGO_ALLOW_PRIVATE_NETWORKS",
+        default: "false",
+        help: "let HTTP sources resolve to loopback/private/link-local",
+    },
+    Setting { env: "IMAGO_S3_ENDPOINT", default: "(none)", help: "S3 API endpoint URL (enables s3:// sources)" },
+    Setting { env: "IMAGO_S3_REGION", default: "us-east-1", help: "S3 region (Garage: `garage`)" },
+    Setting { env: "IMAGO_S3_BUCKET", default: "(none)", help: "default bucket (uploads, analytics)" },
+    Setting {
+        env: "IMAGO_S3_ALLOWED_BUCKETS",
+        default: "(the default bucket)",
+        help: "buckets readable through s3:// sources",
+    },
+    Setting { env: "IMAGO_S3_ACCESS_KEY_ID", default: "(none)", help: "S3 access key id" },
+    Setting {
+        env: "IMAGO_S3_SECRET_ACCESS_KEY",
+        default: "(none)",
+        help: "S3 secret key (or IMAGO_S3_SECRET_ACCESS_KEY_FILE)",
+    },
+    Setting { env: "IMAGO_S3_PATH_STYLE", default: "true", help: "path-style bucket addressing" },
+    Setting { env: "IMAGO_MAX_SRC_BYTES", default: "52428800", help: "largest source file accepted (413 above)" },
+    Setting {
+        env: "IMAGO_MAX_SRC_MEGAPIXELS",
+        default: "60",
+        help: "largest source resolution, all frames (422 above), checked before decoding",
+    },
+    Setting { env: "IMAGO_MAX_OUTPUT_DIMENSION", default: "8192", help: "largest output width or height" },
+    Setting { env: "IMAGO_MAX_ANIMATION_FRAMES", default: "200", help: "most frames in an animated source" },
+    Setting { env: "IMAGO_MAX_REDIRECTS", default: "3", help: "HTTP source redirects followed (each re-checked)" },
+    Setting { env: "IMAGO_FETCH_TIMEOUT_MS", default: "10000", help: "source fetch timeout (504 after)" },
+    Setting { env: "IMAGO_TRANSFORM_TIMEOUT_MS", default: "30000", help: "transform timeout (503 after)" },
+    Setting { env: "IMAGO_QUEUE_TIMEOUT_MS", default: "10000", help: "longest wait for a worker (503 after)" },
+    Setting { env: "IMAGO_WORKERS", default: "number of cores", help: "concurrent transforms" },
+    Setting { env: "IMAGO_QUEUE_SIZE", default: "8 x workers", help: "transforms waiting for a worker before 429" },
+    Setting { env: "IMAGO_VIPS_CONCURRENCY", default: "1", help: "libvips threads per image" },
+    Setting {
+        env: "IMAGO_MEMORY_LIMIT_MB",
+        default: "0 (off)",
+        help: "shed new transforms with 503 while resident memory is above this",
+    },
+    Setting { env: "IMAGO_CACHE_SIZE_MB", default: "256", help: "in-memory cache of finished variants (0 = off)" },
+    Setting {
+        env: "IMAGO_REQUEST_MEMO_ENTRIES",
+        default: "16384",
+        help: "verified URLs remembered with their negotiation and cache key, so hits skip HMAC and parsing (0 = off)",
+    },
+    Setting { env: "IMAGO_CACHE_TTL_SECS", default: "3600", help: "in-memory cache time to live" },
+    Setting {
+        env: "IMAGO_SOURCE_CACHE_MB",
+        default: "64",
+        help: "in-memory cache of original bytes, so one original is fetched once for all its sizes (0 = off)",
+    },
+    Setting {
+        env: "IMAGO_CACHE_CONTROL",
+        default: "public, max-age=31536000, s-maxage=31536000, immutable",
+        help: "Cache-Control of signed variants",
+    },
+    Setting { env: "IMAGO_PRESETS", default: "(none)", help: "TOML table [presets] name = \"rs:fill:300:300/q:70\"" },
+    Setting { env: "IMAGO_PRESETS_ONLY", default: "false", help: "only `pr:`/preset options are accepted" },
+    Setting { env: "IMAGO_JPEG_QUALITY", default: "80", help: "default JPEG quality" },
+    Setting { env: "IMAGO_WEBP_QUALITY", default: "78", help: "default WebP quality" },
+    Setting { env: "IMAGO_AVIF_QUALITY", default: "60", help: "default AVIF quality" },
+    Setting { env: "IMAGO_PNG_QUALITY", default: "100", help: "PNG quality (below 100: lossy palette)" },
+    Setting { env: "IMAGO_GIF_QUALITY", default: "100", help: "GIF quality" },
+    Setting { env: "IMAGO_AVIF_EFFORT", default: "2", help: "AVIF (aom) effort 0-9; 4 is ~4x slower than 2" },
+    Setting { env: "IMAGO_WEBP_EFFORT", default: "4", help: "WebP effort 0-6" },
+    Setting { env: "IMAGO_ENABLE_AVIF", default: "true", help: "negotiate AVIF for clients that accept it" },
+    Setting { env: "IMAGO_ENABLE_WEBP", default: "true", help: "negotiate WebP for clients that accept it" },
+    Setting {
+        env: "IMAGO_AUTO_QUALITY",
+        default: "true",
+        help: "perceptual auto quality (q:auto) by default with f:auto",
+    },
+    Setting {
+        env: "IMAGO_AUTO_QUALITY_TARGET",
+        default: "70",
+        help: "SSIMULACRA2 score q:auto aims for (Save-Data: 10 lower)",
+    },
+    Setting { env: "IMAGO_AUTO_QUALITY_TRIALS", default: "4", help: "most trial encodes q:auto makes per variant" },
+    Setting {
+        env: "IMAGO_SAVE_DATA_QUALITY_STEP",
+        default: "15",
+        help: "quality lowered for Save-Data: on / slow ECT",
+    },
+    Setting {
+        env: "IMAGO_ECT",
+        default: "true",
+        help: "ECT: 2g / slow-2g counts as Save-Data: on; quality-negotiated responses then vary on ECT",
+    },
+    Setting { env: "IMAGO_MAX_DPR", default: "3", help: "cap on the DPR client hint" },
+    Setting { env: "IMAGO_WIDTH_LADDER", default: "16,32,...,3840", help: "widths hint-derived targets snap up to" },
+    Setting { env: "IMAGO_DEBUG_HEADERS", default: "true", help: "send X-Imago-* and Server-Timing headers" },
+    Setting { env: "IMAGO_LOG_FORMAT", default: "auto", help: "json | pretty | auto (pretty on a terminal)" },
+    Setting {
+        env: "IMAGO_API_KEYS",
+        default: "(none: uploads off)",
+        help: "API keys for /v1/uploads and /v1/images (Bearer), comma-separated for rotation, 16+ chars",
+    },
+    Setting {
+        env: "IMAGO_PUBLIC_URL",
+        default: "http://{IMAGO_BIND}",
+        help: "base URL clients reach imago at (upload targets, image_url, info_url)",
+    },
+    Setting {
+        env: "IMAGO_UPLOAD_PREFIXES",
+        default: "uploads",
+        help: "key prefixes a ticket may ask for; the first is the default",
+    },
+    Setting { env: "IMAGO_UPLOAD_MAX_BYTES", default: "26214400", help: "largest upload (413 above)" },
+    Setting { env: "IMAGO_UPLOAD_TTL_SECS", default: "900", help: "upload ticket lifetime (1-604800)" },
+    Setting { env: "IMAGO_UPLOAD_ALLOW_SVG", default: "false", help: "accept image/svg+xml uploads" },
+    Setting {
+        env: "IMAGO_UPLOAD_RATE_PER_SEC",
+        default: "10",
+        help: "tickets per second per API key (token bucket; 0 = no limit; 429 above)",
+    },
+    Setting { env: "IMAGO_UPLOAD_BURST", default: "20", help: "token bucket size per API key" },
+    Setting {
+        env: "IMAGO_UPLOAD_FSYNC",
+        default: "true",
+        help: "embedded uploads: fsync file and directory before answering",
+    },
+    Setting {
+        env: "IMAGO_UPLOAD_BODY_TIMEOUT_SECS",
+        default: "300",
+        help: "embedded uploads: longest time to receive a body (408 after)",
+    },
+    Setting {
+        env: "IMAGO_UPLOAD_S3_IF_NONE_MATCH",
+        default: "true",
+        help: "S3 PUT tickets sign If-None-Match: * (stores that honour it refuse overwrites)",
+    },
+    Setting {
+        env: "IMAGO_CORS_ORIGINS",
+        default: "*",
+        help: "origins allowed to upload from browsers (embedded targets), comma-separated",
+    },
+    Setting { env: "IMAGO_INFO_MAX_AGE_SECS", default: "300", help: "Cache-Control max-age of /v1/images/{key}/info" },
+    Setting {
+        env: "IMAGO_METRICS_BIND",
+        default: "(none: /metrics on IMAGO_BIND)",
+        help: "separate listener for /metrics (e.g. 0.0.0.0:9090); /metrics then leaves IMAGO_BIND",
+    },
+    Setting { env: "IMAGO_ANALYTICS", default: "true", help: "write one event per image request (docs/analytics.md)" },
+    Setting {
+        env: "IMAGO_ANALYTICS_DIR",
+        default: "./data/analytics",
+        help: "embedded mode: event files here (outside IMAGO_LOCAL_ROOT); S3 mode: the bucket's analytics/",
+    },
+    Setting { env: "IMAGO_ANALYTICS_FLUSH_SECS", default: "60", help: "write buffered events at least this often" },
+    Setting { env: "IMAGO_ANALYTICS_FLUSH_EVENTS", default: "32768", help: "write as soon as this many are buffered" },
+    Setting {
+        env: "IMAGO_ANALYTICS_CHANNEL",
+        default: "131072",
+        help: "events buffered in memory; beyond it events are dropped and counted, never waited for",
+    },
+    Setting {
+        env: "IMAGO_ANALYTICS_COMPRESSION",
+        default: "zstd",
+        help: "event files: zstd (.jsonl.zst, least CPU) or gzip (.jsonl.gz, for readers without zstd, e.g. BigQuery)",
+    },
+    Setting {
+        env: "IMAGO_ANALYTICS_REPORT_MAX_DAYS",
+        default: "92",
+        help: "longest from..to range GET /v1/analytics reads",
+    },
+];
+
+/// The help text listing every setting.
+pub fn settings_help() -> String {
+    let mut s = String::from(
+        "Settings (defaults < imago.toml given by --config < IMAGO_* environment; TOML keys are the names without IMAGO_, lower-case):\n",
+    );
+    for st in SETTINGS {
+        s.push_str(&format!("  {:<32} {} [default: {}]\n", st.env, st.help, st.default));
+    }
+    s
+}

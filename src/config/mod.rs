@@ -1,0 +1,391 @@
+//! Typed configuration: defaults < `imago.toml` (`--config`) < `IMAGO_*` environment variables.
+//!
+//! Every setting is listed once in [`SETTINGS`], which `imago serve --help` prints, so the help
+//! text and the code cannot drift apart. Secrets are never printed: [`Config::redacted`] is what
+//! gets logged.
+
+mod help;
+mod raw;
+mod sections;
+
+pub use help::{settings_help, Setting, SETTINGS};
+pub use raw::{List, ListItem, RawConfig};
+pub use sections::{clean_prefix, s3_mode, AnalyticsSettings, Codec, UploadSettings, CODEC_EXTS};
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use imago_signing::{KeyPair, Verifier};
+use serde::{Deserialize, Serialize};
+
+/// A configuration error, reported at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Figment(#[from] Box<figment::Error>),
+    #[error("{setting}: {message}")]
+    Invalid { setting: &'static str, message: String },
+    #[error("{setting}: cannot read {path}: {source}")]
+    File { setting: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Keys(#[from] imago_signing::KeyError),
+}
+
+fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { setting, message: message.into() }
+}
+
+/// S3 connection settings.
+#[derive(Clone)]
+pub struct S3Config {
+    pub endpoint: url::Url,
+    pub region: String,
+    pub bucket: Option<String>,
+    pub allowed_buckets: Vec<String>,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub path_style: bool,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("allowed_buckets", &self.allowed_buckets)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub raw: RawConfig,
+    pub bind: SocketAddr,
+    pub verifier: Verifier,
+    pub dev_keys: bool,
+    pub workers: usize,
+    pub queue_size: usize,
+    pub width_ladder: Vec<u32>,
+    pub allowed_hosts: Vec<String>,
+    pub s3: Option<S3Config>,
+    /// Upload settings (tickets, embedded uploads), typed and checked.
+    pub uploads: UploadSettings,
+    /// Analytics and metrics-listener settings, typed and checked.
+    pub analytics: AnalyticsSettings,
+}
+
+fn read_secret_file(setting: &'static str, path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|source| ConfigError::File {
+        setting,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Dev keys file contents.
+#[derive(Serialize, Deserialize)]
+struct DevKeys {
+    key: String,
+    salt: String,
+}
+
+impl RawConfig {
+    /// Reads the layers: defaults, then the TOML file (if any), then `IMAGO_*` env vars.
+    pub fn load(toml: Option<&Path>) -> Result<RawConfig, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
+        if let Some(p) = toml {
+            if !p.exists() {
+                return Err(invalid("--config", format!("{} does not exist", p.display())));
+            }
+            fig = fig.merge(Toml::file(p));
+        }
+        fig = fig.merge(Env::prefixed("IMAGO_").ignore(&["config"]));
+        fig.extract().map_err(|e| ConfigError::Figment(Box::new(e)))
+    }
+
+    /// What may be logged: secrets replaced.
+    pub fn redacted(&self) -> RawConfig {
+        let mut r = self.clone();
+        let red = |l: &List| if l.strings().is_empty() { List::Empty } else { List::from_strs(&["[redacted]"]) };
+        r.key = red(&r.key);
+        r.salt = red(&r.salt);
+        r.api_keys = red(&r.api_keys);
+        if r.s3_secret_access_key.is_some() {
+            r.s3_secret_access_key = Some("[redacted]".into());
+        }
+        r
+    }
+
+    /// Validates and resolves the settings. `create_dev_keys`: generate development keys when
+    /// none are configured (the server does; `imago sign` only reads them).
+    pub fn validate(self, create_dev_keys: bool) -> Result<Config, ConfigError> {
+        let bind: SocketAddr = self
+            .bind
+            .parse()
+            .map_err(|_| invalid("IMAGO_BIND", format!("`{}` is not an address like 127.0.0.1:8080", self.bind)))?;
+        let mut keys = self.key.strings().join(",");
+        let mut salts = self.salt.strings().join(",");
+        if let Some(p) = &self.key_file {
+            keys = read_secret_file("IMAGO_KEY_FILE", p)?;
+        }
+        if let Some(p) = &self.salt_file {
+            salts = read_secret_file("IMAGO_SALT_FILE", p)?;
+        }
+        let mut dev_keys = false;
+        if keys.is_empty() && salts.is_empty() {
+            let (k, s) = dev_keys_load(&self.dev_keys_file, create_dev_keys)?;
+            keys = k;
+            salts = s;
+            dev_keys = true;
+        }
+        let pairs = KeyPair::parse_lists(&keys, &salts)?;
+        let verifier = Verifier::new(pairs)?.with_signature_size(self.signature_size)?;
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let workers = if self.workers == 0 { cores } else { self.workers };
+        let queue_size = if self.queue_size == 0 { workers * 8 } else { self.queue_size };
+        let mut width_ladder = Vec::new();
+        for w in self.width_ladder.strings() {
+            let v: u32 =
+                w.parse().map_err(|_| invalid("IMAGO_WIDTH_LADDER", format!("`{w}` is not a width in pixels")))?;
+            if v == 0 || v > self.max_output_dimension {
+                return Err(invalid("IMAGO_WIDTH_LADDER", format!("{v} is outside 1..=IMAGO_MAX_OUTPUT_DIMENSION")));
+            }
+            width_ladder.push(v);
+        }
+        width_ladder.sort_unstable();
+        width_ladder.dedup();
+        if !(1.0..=10.0).contains(&self.max_dpr) {
+            return Err(invalid("IMAGO_MAX_DPR", "must be between 1 and 10"));
+        }
+        for (name, q) in [
+            ("IMAGO_JPEG_QUALITY", self.jpeg_quality),
+            ("IMAGO_WEBP_QUALITY", self.webp_quality),
+            ("IMAGO_AVIF_QUALITY", self.avif_quality),
+            ("IMAGO_PNG_QUALITY", self.png_quality),
+            ("IMAGO_GIF_QUALITY", self.gif_quality),
+        ] {
+            if !(1..=100).contains(&q) {
+                return Err(invalid(name, "quality must be 1-100"));
+            }
+        }
+        if self.avif_effort > 9 {
+            return Err(invalid("IMAGO_AVIF_EFFORT", "must be 0-9"));
+        }
+        if self.webp_effort > 6 {
+            return Err(invalid("IMAGO_WEBP_EFFORT", "must be 0-6"));
+        }
+        if self.max_src_bytes == 0 || self.max_src_megapixels <= 0.0 || self.max_output_dimension == 0 {
+            return Err(invalid("IMAGO_MAX_*", "limits must be positive"));
+        }
+        if !(10.0..=95.0).contains(&self.auto_quality_target) {
+            return Err(invalid("IMAGO_AUTO_QUALITY_TARGET", "must be between 10 and 95"));
+        }
+        if !(1..=8).contains(&self.auto_quality_trials) {
+            return Err(invalid("IMAGO_AUTO_QUALITY_TRIALS", "must be 1-8"));
+        }
+        if !(1..=64).contains(&self.vips_concurrency) {
+            return Err(invalid("IMAGO_VIPS_CONCURRENCY", "must be 1-64"));
+        }
+        if !["auto", "json", "pretty"].contains(&self.log_format.as_str()) {
+            return Err(invalid("IMAGO_LOG_FORMAT", "must be json, pretty or auto"));
+        }
+        for (name, opts) in &self.presets {
+            if name.is_empty() || name.contains([':', '/']) {
+                return Err(invalid("IMAGO_PRESETS", format!("bad preset name `{name}`")));
+            }
+            if opts.is_empty() {
+                return Err(invalid("IMAGO_PRESETS", format!("preset `{name}` is empty")));
+            }
+        }
+        let uploads = UploadSettings::from_raw(&self).map_err(|(s, m)| invalid(s, m))?;
+        let analytics = AnalyticsSettings::from_raw(&self).map_err(|(s, m)| invalid(s, m))?;
+        let allowed_hosts = self.allowed_hosts.strings().into_iter().map(|h| h.to_ascii_lowercase()).collect();
+        let s3 = match &self.s3_endpoint {
+            None => None,
+            Some(ep) => {
+                let endpoint = url::Url::parse(ep).map_err(|e| invalid("IMAGO_S3_ENDPOINT", e.to_string()))?;
+                let secret = match (&self.s3_secret_access_key, &self.s3_secret_access_key_file) {
+                    (_, Some(p)) => read_secret_file("IMAGO_S3_SECRET_ACCESS_KEY_FILE", p)?,
+                    (Some(s), None) => s.clone(),
+                    (None, None) => {
+                        return Err(invalid("IMAGO_S3_SECRET_ACCESS_KEY", "required with IMAGO_S3_ENDPOINT"))
+                    }
+                };
+                let access = self
+                    .s3_access_key_id
+                    .clone()
+                    .ok_or_else(|| invalid("IMAGO_S3_ACCESS_KEY_ID", "required with IMAGO_S3_ENDPOINT"))?;
+                let mut allowed_buckets = self.s3_allowed_buckets.strings();
+                if let Some(b) = &self.s3_bucket {
+                    if !allowed_buckets.contains(b) {
+                        allowed_buckets.push(b.clone());
+                    }
+                }
+                Some(S3Config {
+                    endpoint,
+                    region: self.s3_region.clone(),
+                    bucket: self.s3_bucket.clone(),
+                    allowed_buckets,
+                    access_key_id: access,
+                    secret_access_key: secret,
+                    path_style: self.s3_path_style,
+                })
+            }
+        };
+        Ok(Config {
+            raw: self,
+            bind,
+            verifier,
+            dev_keys,
+            workers,
+            queue_size,
+            width_ladder,
+            allowed_hosts,
+            s3,
+            uploads,
+            analytics,
+        })
+    }
+}
+
+/// Reads development keys, generating them once when `create` is set.
+fn dev_keys_load(path: &Path, create: bool) -> Result<(String, String), ConfigError> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let k: DevKeys = toml_parse(&text).map_err(|e| invalid("IMAGO_DEV_KEYS_FILE", e))?;
+        return Ok((k.key, k.salt));
+    }
+    if !create {
+        return Err(invalid(
+            "IMAGO_KEY",
+            format!(
+                "no key configured and no development keys at {} (run `imago serve` once, or set IMAGO_KEY/IMAGO_SALT)",
+                path.display()
+            ),
+        ));
+    }
+    use rand::RngCore;
+    let mut k = [0u8; 32];
+    let mut s = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut k);
+    rand::thread_rng().fill_bytes(&mut s);
+    let keys = DevKeys { key: hex::encode(k), salt: hex::encode(s) };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| ConfigError::File {
+            setting: "IMAGO_DEV_KEYS_FILE",
+            path: dir.into(),
+            source,
+        })?;
+    }
+    let text = format!(
+        "# Development keys generated by `imago serve` (no IMAGO_KEY was set). Not for production.\nkey = \"{}\"\nsalt = \"{}\"\n",
+        keys.key, keys.salt
+    );
+    write_private(path, &text).map_err(|source| ConfigError::File {
+        setting: "IMAGO_DEV_KEYS_FILE",
+        path: path.into(),
+        source,
+    })?;
+    Ok((keys.key, keys.salt))
+}
+
+fn toml_parse(text: &str) -> Result<DevKeys, String> {
+    Figment::from(Toml::string(text)).extract().map_err(|e| e.to_string())
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    o.mode(0o600);
+    let mut f = o.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_keys() -> RawConfig {
+        RawConfig { key: List::from_strs(&["aa11"]), salt: List::from_strs(&["bb22"]), ..Default::default() }
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let c = with_keys().validate(false).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert!(c.workers >= 1);
+        assert_eq!(c.queue_size, c.workers * 8);
+        assert_eq!(c.width_ladder.first(), Some(&16));
+        assert_eq!(c.width_ladder.last(), Some(&3840));
+        assert!(!c.dev_keys);
+    }
+
+    #[test]
+    fn list_accepts_commas_and_arrays() {
+        assert_eq!(List::One(ListItem::Str("a, b,,c".into())).strings(), vec!["a", "b", "c"]);
+        assert_eq!(List::Many(vec![ListItem::Int(16), ListItem::Str("32".into())]).strings(), vec!["16", "32"]);
+    }
+
+    #[test]
+    fn invalid_settings_are_named() {
+        let e = RawConfig { bind: "nope".into(), ..with_keys() }.validate(false).unwrap_err();
+        assert!(e.to_string().contains("IMAGO_BIND"), "{e}");
+        let e = RawConfig { jpeg_quality: 0, ..with_keys() }.validate(false).unwrap_err();
+        assert!(e.to_string().contains("IMAGO_JPEG_QUALITY"), "{e}");
+        let e = RawConfig { key: List::from_strs(&["zz"]), ..with_keys() }.validate(false).unwrap_err();
+        assert!(e.to_string().contains("hex"), "{e}");
+        let e = RawConfig { width_ladder: List::from_strs(&["10,x"]), ..with_keys() }.validate(false).unwrap_err();
+        assert!(e.to_string().contains("IMAGO_WIDTH_LADDER"), "{e}");
+        let e =
+            RawConfig { s3_endpoint: Some("http://127.0.0.1:3900".into()), ..with_keys() }.validate(false).unwrap_err();
+        assert!(e.to_string().contains("IMAGO_S3"), "{e}");
+    }
+
+    #[test]
+    fn redaction_hides_secrets() {
+        let r = RawConfig { s3_secret_access_key: Some("topsecret".into()), ..with_keys() }.redacted();
+        let text = format!("{r:?}");
+        assert!(!text.contains("aa11") && !text.contains("bb22") && !text.contains("topsecret"), "{text}");
+    }
+
+    #[test]
+    fn dev_keys_generated_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/dev-keys.toml");
+        let raw = RawConfig { dev_keys_file: path.clone(), ..Default::default() };
+        assert!(raw.clone().validate(false).is_err(), "sign must not create keys");
+        let a = raw.clone().validate(true).unwrap();
+        assert!(a.dev_keys);
+        let b = raw.validate(false).unwrap();
+        assert_eq!(a.verifier.signer().sign("/x"), b.verifier.signer().sign("/x"));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn layers_env_over_toml_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("imago.toml");
+        std::fs::write(&p, "jpeg_quality = 70\nwebp_quality = 71\n[presets]\nthumb = \"rs:fill:100:100\"\n").unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("IMAGO_WEBP_QUALITY", "72");
+            jail.set_env("IMAGO_WIDTH_LADDER", "100,200");
+            let r = RawConfig::load(Some(&p)).unwrap();
+            assert_eq!(r.jpeg_quality, 70);
+            assert_eq!(r.webp_quality, 72);
+            assert_eq!(r.avif_quality, 60);
+            assert_eq!(r.presets.get("thumb").map(String::as_str), Some("rs:fill:100:100"));
+            assert_eq!(r.width_ladder.strings(), vec!["100", "200"]);
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,54 @@
+//! Operations routes: `/healthz`, `/readyz`, `/metrics` (also on the metrics listener).
+
+use std::sync::atomic::Ordering;
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse, ResponseError};
+
+use crate::app::AppState;
+use crate::error::Error;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).body("ok")
+}
+
+pub async fn readyz(st: web::Data<AppState>) -> HttpResponse {
+    let problem = if st.shutting_down.load(Ordering::Relaxed) {
+        Some("shutting down".to_string())
+    } else if st.workers.saturated() {
+        Some("workers saturated".to_string())
+    } else {
+        st.sources.ready().await.err()
+    };
+    match problem {
+        None => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(serde_json::json!({"ready": true})),
+        Some(p) => HttpResponse::ServiceUnavailable()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(serde_json::json!({"ready": false, "reason": p})),
+    }
+}
+
+/// `/metrics` on the main listener: 404 when `IMAGO_METRICS_BIND` moves it to its own listener.
+pub async fn metrics(st: web::Data<AppState>) -> HttpResponse {
+    if st.cfg.raw.metrics_bind.as_deref().is_some_and(|b| !b.trim().is_empty()) {
+        return Error::NotFound.error_response();
+    }
+    metrics_response(&st)
+}
+
+/// `/metrics` on the metrics listener.
+pub async fn metrics_only(st: web::Data<AppState>) -> HttpResponse {
+    metrics_response(&st)
+}
+
+/// The Prometheus text exposition.
+fn metrics_response(st: &AppState) -> HttpResponse {
+    st.metrics.queue_depth.set(st.workers.stats.waiting.load(Ordering::Relaxed) as i64);
+    st.metrics.in_flight.set(st.workers.stats.in_flight.load(Ordering::Relaxed) as i64);
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(st.metrics.render())
+}

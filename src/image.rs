@@ -1,0 +1,249 @@
+//! The image flow, one function per step:
+//!
+//! 1. [`prepare`] (a request the memo has not seen): [`crate::url`] split → [`crate::signature`]
+//!    check → [`crate::options`] parse → expiry → [`crate::source`] parse and authorize →
+//!    [`crate::negotiate`] (format, size, quality from `Accept` and Client Hints) → cache key,
+//!    ETag and `Vary`;
+//! 2. [`Flow::run`]: the request memo (hits skip step 1), then [`serve`];
+//! 3. [`serve`]: expiry of a remembered URL, `If-None-Match` → 304, the variant cache;
+//! 4. [`miss`]: coalesced through the variant cache into one [`make_variant`];
+//! 5. [`make_variant`]: the source cache / fetch, then the transform on a worker.
+//!
+//! The flow borrows the services it needs ([`Flow`], built by [`crate::app::AppState::flow`]); it
+//! knows no routes (the handler is `http::image`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
+use tracing::{info_span, Instrument};
+
+use crate::analytics::{Draft, Subject, SubjectOf};
+use crate::cache::{self, Outcome, Variant, VariantCache};
+use crate::config::Config;
+use crate::error::Error;
+use crate::metrics::{dpr_bucket, width_bucket, Metrics};
+use crate::negotiate::{self, Hints, NegotiateSettings};
+use crate::options::{self, FormatChoice, Presets};
+use crate::respond::{self, RespondSettings};
+use crate::source::{self, Sources};
+use crate::transform::{EncodeSettings, RenderRequest, Workers};
+
+/// The services one image request uses, borrowed from the application state.
+pub struct Flow<'a> {
+    pub cfg: &'a Config,
+    pub presets: &'a Presets,
+    pub sources: &'a Sources,
+    pub cache: &'a VariantCache,
+    pub source_cache: &'a cache::SourceCache,
+    pub memo: &'a cache::RequestMemo<Prepared>,
+    pub workers: &'a Workers,
+    pub enc: &'a Arc<EncodeSettings>,
+    pub neg: &'a NegotiateSettings,
+    pub respond: &'a RespondSettings,
+    pub metrics: &'a Metrics,
+    pub shutting_down: &'a AtomicBool,
+    /// Whether analytics events are recorded (the draft then keeps the memo entry).
+    pub analytics: bool,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+impl SubjectOf for (cache::MemoId, Prepared) {
+    fn subject(&self) -> &Subject {
+        &self.1.subject
+    }
+}
+
+/// What the front of the flow derived from a verified path and the request's header classes.
+pub struct Prepared {
+    src: source::SourceRef,
+    /// What analytics record of this URL (events hold the memo entry: a hit copies nothing).
+    subject: Subject,
+    neg: negotiate::Negotiated,
+    key: cache::Key,
+    etag: String,
+    etag_value: header::HeaderValue,
+    vary_value: Option<header::HeaderValue>,
+}
+
+/// url → signature → options → negotiate → cache key, for a request the memo has not seen.
+pub fn prepare(
+    req: &HttpRequest,
+    accept: &str,
+    hints: &Hints,
+    f: &Flow<'_>,
+    draft: &mut Draft,
+) -> Result<Prepared, Error> {
+    let split = crate::url::split(req.uri().path())?;
+    crate::signature::check(&split, &f.cfg.verifier, f.cfg.raw.allow_insecure)?;
+    let opts = options::parse(&split.options, split.extension.as_deref(), f.presets)?;
+    // SPEC §8 order: signature, options, expiry, then the source.
+    if opts.expires.is_some_and(|e| e <= unix_now()) {
+        return Err(Error::Expired);
+    }
+    let src = source::parse(&split.source)?;
+    let src_key: Arc<str> = src.key().into();
+    if let Err(e) = f.sources.authorize(&src) {
+        draft.subject = Some(Arc::new(crate::analytics::subject(src_key, src.kind(), None)));
+        return Err(e.into());
+    }
+    let neg = negotiate::negotiate(opts, accept, hints, f.neg);
+    let subject = crate::analytics::subject(src_key, src.kind(), Some(&neg));
+    let key = cache::key(&split.source, &neg);
+    let etag = respond::etag(&key);
+    let etag_value = header::HeaderValue::from_str(&etag).map_err(|e| Error::Internal(e.to_string()))?;
+    let vary_value = neg.vary.header_value().and_then(|v| header::HeaderValue::from_str(&v).ok());
+    Ok(Prepared { subject, src, neg, key, etag, etag_value, vary_value })
+}
+
+impl Flow<'_> {
+    /// The whole flow for a `GET`/`HEAD` of an image path.
+    pub async fn run(&self, req: &HttpRequest, start: Instant, draft: &mut Draft) -> Result<HttpResponse, Error> {
+        let path = req.uri().path();
+        let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let hints = Hints::from_headers(req.headers());
+        let class = negotiate::AcceptClass::from_accept(accept);
+        let entry = match self.memo.get(path, class, &hints).await {
+            Some(e) => e,
+            None => {
+                let p = prepare(req, accept, &hints, self, draft)?;
+                self.memo.insert(cache::MemoId { path: path.into(), accept: class, hints }, p).await
+            }
+        };
+        let r = serve(req, self, start, draft, &entry.1).await;
+        if self.analytics {
+            draft.subject = Some(entry);
+        }
+        r
+    }
+}
+
+/// The rest of the flow for a prepared (or remembered) request.
+pub async fn serve(
+    req: &HttpRequest,
+    f: &Flow<'_>,
+    start: Instant,
+    draft: &mut Draft,
+    p: &Prepared,
+) -> Result<HttpResponse, Error> {
+    let neg = &p.neg;
+    // A remembered URL may have expired since.
+    if neg.options.expires.is_some_and(|e| e <= unix_now()) {
+        return Err(Error::Expired);
+    }
+    let headers =
+        respond::CacheHeaders { etag: &p.etag_value, vary: p.vary_value.as_ref(), expires: neg.options.expires };
+    if let Some(inm) = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        if respond::etag_matches(inm, &p.etag) {
+            record_image(f.metrics, neg, None, Outcome::NotModified);
+            draft.outcome(None, Outcome::NotModified);
+            return Ok(respond::not_modified(&headers, f.respond));
+        }
+    }
+    if f.shutting_down.load(Ordering::Relaxed) {
+        return Err(Error::ShuttingDown);
+    }
+    // Hits take the short path; the miss path (fetch, transform, coalescing) is boxed so its large
+    // future is not part of every request's future (moving it cost more than the hit itself).
+    let (variant, outcome) = match f.cache.get(&p.key).await {
+        Some(v) => (v, Outcome::Hit),
+        None => Box::pin(miss(f, p)).await?,
+    };
+    record_image(f.metrics, neg, Some(&variant), outcome);
+    draft.outcome(Some(&variant), outcome);
+    let fetch_ms = if outcome == Outcome::Miss { variant.fetch_ms } else { 0.0 };
+    let total = start.elapsed().as_secs_f64() * 1000.0;
+    Ok(respond::image(&variant, &headers, f.respond, outcome, fetch_ms, total))
+}
+
+/// A variant the cache does not hold: made once, however many requests wait for it.
+pub async fn miss(f: &Flow<'_>, p: &Prepared) -> Result<(Arc<Variant>, Outcome), Error> {
+    let neg = &p.neg;
+    let render_req = RenderRequest { options: neg.options.clone(), accept: neg.accept, save_data: neg.save_data };
+    let make = make_variant(f, p.src.clone(), render_req);
+    f.cache.get_or_make(p.key, make).await.map_err(|e| unshare(&e))
+}
+
+/// Errors come back shared from the coalescing cache; rebuild an owned one with the same status,
+/// code and message.
+fn unshare(e: &Arc<Error>) -> Error {
+    match Arc::try_unwrap(e.clone()) {
+        Ok(owned) => owned,
+        Err(shared) => Error::Shared(shared),
+    }
+}
+
+/// Fetch (through the source cache) and transform on a worker.
+pub async fn make_variant(f: &Flow<'_>, src: source::SourceRef, req: RenderRequest) -> Result<Variant, Error> {
+    let t = Instant::now();
+    let fetch = async {
+        let fetched = f.sources.fetch(&src).instrument(info_span!("fetch", kind = src.kind())).await?;
+        f.metrics.fetches.inc();
+        f.metrics.fetch_seconds.observe(t.elapsed().as_secs_f64());
+        f.metrics.source_bytes.inc_by(fetched.bytes.len() as u64);
+        Ok(fetched)
+    };
+    let (fetched, _) = f.source_cache.get_or_fetch(&src.key_string(), fetch).await.map_err(|e| unshare(&e))?;
+    let fetch_s = t.elapsed().as_secs_f64();
+    let enc = f.enc.clone();
+    let bytes = fetched.bytes.clone();
+    f.metrics.queue_depth.set(f.workers.stats.waiting.load(Ordering::Relaxed) as i64);
+    let span = info_span!("transform");
+    let job = move || {
+        let _g = span.enter();
+        crate::vips::render(&bytes, &req, &enc)
+    };
+    let rendered = match f.workers.run(job).await {
+        Ok(r) => r,
+        Err(rejected) => {
+            if let Some(reason) = rejected.shed_reason() {
+                f.metrics.shed.with_label_values(&[reason]).inc();
+            }
+            return Err(rejected.into());
+        }
+    };
+    f.metrics.transforms.inc();
+    f.metrics.transform_seconds.observe(rendered.decode_ms / 1000.0);
+    f.metrics.encode_seconds.observe(rendered.encode_ms / 1000.0);
+    Ok(Variant {
+        bytes: rendered.bytes.into(),
+        format: rendered.format,
+        width: rendered.width,
+        height: rendered.height,
+        quality: rendered.quality,
+        source_format: rendered.source.format,
+        source_bytes: fetched.bytes.len() as u64,
+        original: rendered.original,
+        last_modified: fetched.last_modified.unwrap_or_else(SystemTime::now),
+        fetch_ms: fetch_s * 1000.0,
+        transform_ms: rendered.decode_ms,
+        encode_ms: rendered.encode_ms,
+        header_values: Default::default(),
+    })
+}
+
+fn record_image(metrics: &Metrics, neg: &negotiate::Negotiated, v: Option<&Variant>, outcome: Outcome) {
+    let negotiated = matches!(neg.options.format, FormatChoice::Auto | FormatChoice::Unset);
+    let (out_fmt, src_fmt) = v.map(|v| (v.format.name(), v.source_format)).unwrap_or(("none", "none"));
+    metrics
+        .image_responses
+        .with_label_values(&[
+            out_fmt,
+            src_fmt,
+            dpr_bucket(neg.options.dpr),
+            width_bucket(neg.target_width),
+            if neg.save_data { "true" } else { "false" },
+            if negotiated { "true" } else { "false" },
+            outcome.name(),
+        ])
+        .inc();
+    if let Some(v) = v {
+        metrics.bytes_served.inc_by(v.bytes.len() as u64);
+        metrics.bytes_saved.inc_by(v.source_bytes.saturating_sub(v.bytes.len() as u64));
+    }
+}
