@@ -1,7 +1,8 @@
 //! imago: a signed, device-aware image proxy (imgproxy-compatible URLs, libvips).
 //!
 //! One request flow, one module each: [`url`] → [`signature`] → [`options`] → [`negotiate`] →
-//! [`cache`] → [`source`] → [`transform`] (libvips only in [`vips`]) → [`respond`] → [`metrics`].
+//! [`cache`] → [`source`] → [`transform`] (libvips only in its thin adapter, `vips`) →
+//! [`respond`] → [`metrics`].
 
 pub mod analytics;
 pub mod cache;
@@ -19,7 +20,7 @@ pub mod telemetry;
 pub mod transform;
 pub mod upload;
 pub mod url;
-pub mod vips;
+pub(crate) mod vips;
 
 pub use config::{Config, RawConfig};
 pub use error::Error;

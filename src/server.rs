@@ -42,7 +42,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(cfg: Config) -> Result<AppState, String> {
-        crate::vips::init(cfg.raw.vips_concurrency)?;
+        crate::transform::init(cfg.raw.vips_concurrency)?;
         let r = &cfg.raw;
         let enc = EncodeSettings::from_config(r);
         let metrics = Metrics::new();
@@ -262,7 +262,7 @@ async fn make_variant(st: &AppState, src: source::SourceRef, req: RenderRequest)
     let span = info_span!("transform");
     let job = move || {
         let _g = span.enter();
-        crate::vips::render(&bytes, &req, &enc)
+        crate::transform::render(&bytes, &req, &enc)
     };
     let rendered = match st.workers.run(job).await {
         Ok(r) => r,
