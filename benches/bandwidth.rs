@@ -111,7 +111,7 @@ fn oracle(pairs: &[&Pair], formats: &[Format]) -> Vec<(f64, f64)> {
 }
 
 fn main() {
-    imago::vips::init(1).unwrap();
+    imago::transform::init(1).unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let e = enc();
     let t0 = std::time::Instant::now();
@@ -120,16 +120,16 @@ fn main() {
     for photo in PHOTOS {
         let buf = std::fs::read(root.join(photo)).unwrap();
         for width in [800u32, 400] {
-            let reference = imago::vips::reference_pixels(&buf, width, &e).unwrap();
+            let reference = imago::transform::reference_pixels(&buf, width, &e).unwrap();
             let c0 = cpu_seconds();
-            let out = imago::vips::render(&buf, &req(width, FormatChoice::Auto, Quality::Default), &e).unwrap();
+            let out = imago::transform::render(&buf, &req(width, FormatChoice::Auto, Quality::Default), &e).unwrap();
             let c1 = cpu_seconds();
             let fixed = req(width, FormatChoice::Explicit(out.format), Quality::Fixed(out.quality));
-            imago::vips::render(&buf, &fixed, &e).unwrap();
+            imago::transform::render(&buf, &fixed, &e).unwrap();
             let c2 = cpu_seconds();
             auto_cpu.push((c1 - c0) * 1000.0);
             fixed_cpu.push((c2 - c1) * 1000.0);
-            let score = imago::vips::score_encoded(&out.bytes, &reference).unwrap();
+            let score = imago::transform::score_encoded(&out.bytes, &reference).unwrap();
             println!(
                 "{photo:<30} w:{width:<4} imago {:>5} q{:<3} {:>8} B  score {score:.1}  cpu {:.0} ms (fixed q {:.0} ms)",
                 out.format.name(),
@@ -141,10 +141,13 @@ fn main() {
             let mut points = Vec::new();
             for format in FORMATS {
                 for q in QS {
-                    let r =
-                        imago::vips::render(&buf, &req(width, FormatChoice::Explicit(format), Quality::Fixed(q)), &e)
-                            .unwrap();
-                    let sc = imago::vips::score_encoded(&r.bytes, &reference).unwrap();
+                    let r = imago::transform::render(
+                        &buf,
+                        &req(width, FormatChoice::Explicit(format), Quality::Fixed(q)),
+                        &e,
+                    )
+                    .unwrap();
+                    let sc = imago::transform::score_encoded(&r.bytes, &reference).unwrap();
                     points.push((format, q, r.bytes.len() as f64, sc));
                 }
             }

@@ -76,7 +76,7 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
-    imago::vips::init(1).unwrap();
+    imago::transform::init(1).unwrap();
     println!("imago load benchmark: 4080x3072 Display-P3 JPEG (tests/fixtures/phone12mp.jpg) -> w:800 q80, {n} requests per format, concurrency {conc}");
     println!(
         "{:<6} {:>14} {:>16} {:>8} {:>10} {:>10} {:>10}",
@@ -119,11 +119,11 @@ fn main() {
         let wall = t0.elapsed().as_secs_f64();
         let server_cpu = (cpu_seconds(&pid) - cpu0) / n as f64;
         // The same work in-process, single thread.
-        let _ = imago::vips::reference_thumbnail(&photo, 800, format, 80).unwrap();
+        let _ = imago::transform::reference_thumbnail(&photo, 800, format, 80).unwrap();
         let me = std::process::id().to_string();
         let c0 = cpu_seconds(&me);
         for _ in 0..n {
-            std::hint::black_box(imago::vips::reference_thumbnail(&photo, 800, format, 80).unwrap());
+            std::hint::black_box(imago::transform::reference_thumbnail(&photo, 800, format, 80).unwrap());
         }
         let ref_cpu = (cpu_seconds(&me) - c0) / n as f64;
         let mut l = lat;

@@ -45,7 +45,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(cfg: Config) -> Result<AppState, String> {
-        crate::vips::init(cfg.raw.vips_concurrency)?;
+        crate::transform::init(cfg.raw.vips_concurrency)?;
         let r = &cfg.raw;
         let enc = EncodeSettings::from_config(r);
         let metrics = Metrics::new();

@@ -196,7 +196,7 @@ pub async fn make_variant(f: &Flow<'_>, src: source::SourceRef, req: RenderReque
     let span = info_span!("transform");
     let job = move || {
         let _g = span.enter();
-        crate::vips::render(&bytes, &req, &enc)
+        crate::transform::render(&bytes, &req, &enc)
     };
     let rendered = match f.workers.run(job).await {
         Ok(r) => r,

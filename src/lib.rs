@@ -11,7 +11,7 @@
 //!   [`options`] (parse the processing options) → [`negotiate`] (format, size and quality from
 //!   `Accept` and Client Hints) → [`cache`] (key, variant cache, request memo) → [`source`]
 //!   (fetch the original) → [`transform`] (the pipeline; the only user of the libvips adapter
-//!   [`vips`]) → [`respond`] (cache headers, ETag, `Vary`);
+//!   `vips`) → [`respond`] (cache headers, ETag, `Vary`);
 //! * services beside the flow: [`upload`] (tickets, embedded uploads), [`analytics`] (events and
 //!   reports), [`auth`] (API keys), the object store;
 //! * the floor: [`config`], [`telemetry`] (logs, traces, request ids), [`metrics`], [`error`] (the
@@ -36,7 +36,7 @@ pub mod telemetry;
 pub mod transform;
 pub mod upload;
 pub mod url;
-pub mod vips;
+pub(crate) mod vips;
 
 pub use config::{Config, RawConfig};
 pub use error::Error;

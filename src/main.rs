@@ -153,7 +153,7 @@ fn serve_with(raw: RawConfig) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(addr = %running.addr, metrics = ?running.metrics_addr, libvips = %imago::vips::version(), "listening");
+        tracing::info!(addr = %running.addr, metrics = ?running.metrics_addr, libvips = %imago::transform::libvips_version(), "listening");
         let state = running.state.clone();
         let handle = running.server.handle();
         tokio::spawn(async move {

@@ -410,7 +410,7 @@ async fn image_info(req: HttpRequest, path: web::Path<String>, st: web::Data<App
         })?;
         let bytes = fetched.bytes.clone();
         let max_mp = st.cfg.raw.max_src_megapixels;
-        let facts = match st.workers.run(move || crate::vips::info_facts(&bytes, info::THUMB_BOX, max_mp)).await {
+        let facts = match st.workers.run(move || crate::transform::info_facts(&bytes, info::THUMB_BOX, max_mp)).await {
             Ok(f) => f,
             Err(rejected) => return Err(rejected.into()),
         };

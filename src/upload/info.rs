@@ -1,12 +1,12 @@
 //! `GET /v1/images/{key}/info`: what an image is, from a header-only load plus a tiny thumbnail
-//! (libvips in [`crate::vips::info_facts`]): dimensions, format, orientation, alpha, frames,
+//! (libvips in [`crate::transform::info_facts`]): dimensions, format, orientation, alpha, frames,
 //! colour space and ICC profile description, the dominant colour and a ThumbHash placeholder.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Serialize;
 
-use crate::vips::InfoFacts;
+use crate::transform::InfoFacts;
 
 /// Bumped when the info JSON for the same bytes could change (part of the ETag).
 pub const INFO_VERSION: u32 = 1;

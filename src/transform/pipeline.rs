@@ -1,0 +1,378 @@
+//! The render pipeline: probe → format → load/thumbnail → geometry → alpha → strip → encode →
+//! original?, on libvips through `crate::vips`. Every image lives and dies inside one call of
+//! [`render`]/[`probe`] on one blocking thread.
+
+use std::ffi::CStr;
+use std::time::Instant;
+
+use super::metadata::strip;
+use super::quality::{auto_quality, encode};
+use super::{
+    choose_format, gravity_offset, plan, quality_for, sniff, wants_auto_quality, EncodeSettings, Geometry,
+    RenderRequest, Rendered, SourceInfo, TransformError,
+};
+use crate::options::{Format, Gravity, GravityKind, Options};
+use crate::vips::{Img, Interpretation};
+
+pub(super) fn source_format(img: &Img, sniffed: &'static str) -> &'static str {
+    if sniffed == "heif" {
+        return match img.get_string(c"heif-compression").as_deref() {
+            Some("av1") => "avif",
+            _ => "heic",
+        };
+    }
+    sniffed
+}
+
+const METADATA_FIELDS: [&CStr; 4] = [c"exif-data", c"xmp-data", c"iptc-data", c"photoshop-data"];
+
+/// Reads the header (no pixel decode) and checks it against the limits.
+pub fn probe(buf: &[u8], enc: &EncodeSettings) -> Result<SourceInfo, TransformError> {
+    let sniffed = sniff(buf).ok_or_else(|| {
+        TransformError::Unsupported("not a JPEG, PNG, GIF, WebP, AVIF/HEIC, TIFF or JPEG XL image".into())
+    })?;
+    let img = Img::from_buffer(buf, "").map_err(TransformError::Undecodable)?;
+    let orientation = img.get_int(c"orientation").unwrap_or(1).clamp(1, 8) as u8;
+    let pages = img.get_int(c"n-pages").unwrap_or(1).max(1) as u32;
+    let (w, h) = (img.width(), img.height());
+    let (w, h) = if orientation >= 5 { (h, w) } else { (w, h) };
+    let info = SourceInfo {
+        format: source_format(&img, sniffed),
+        width: w,
+        height: h,
+        orientation,
+        has_alpha: img.has_alpha(),
+        pages,
+        has_metadata: METADATA_FIELDS.iter().any(|f| img.has(f)),
+        has_icc: img.has(c"icc-profile-data"),
+    };
+    let mp = w as f64 * h as f64 / 1e6;
+    if mp > enc.max_src_megapixels {
+        return Err(TransformError::TooManyPixels { megapixels: mp, limit: enc.max_src_megapixels });
+    }
+    Ok(info)
+}
+
+pub(super) fn fail(e: String) -> TransformError {
+    TransformError::Undecodable(e)
+}
+
+fn is_animated_format(f: &str) -> bool {
+    matches!(f, "gif" | "webp")
+}
+
+/// Decodes, transforms and encodes one image.
+pub fn render(buf: &[u8], req: &RenderRequest, enc: &EncodeSettings) -> Result<Rendered, TransformError> {
+    let t0 = Instant::now();
+    let decode_span = tracing::info_span!("decode").entered();
+    let info = probe(buf, enc)?;
+    let o = &req.options;
+    let animated_src = info.pages > 1 && is_animated_format(info.format);
+    let format = choose_format(o.format, req.accept, enc, info.has_alpha, animated_src);
+    let animated = animated_src && format.supports_animation();
+    if animated {
+        if info.pages > enc.max_animation_frames {
+            return Err(TransformError::TooManyFrames { frames: info.pages, limit: enc.max_animation_frames });
+        }
+        let mp = info.width as f64 * info.height as f64 * info.pages as f64 / 1e6;
+        if mp > enc.max_src_megapixels {
+            return Err(TransformError::TooManyPixels { megapixels: mp, limit: enc.max_src_megapixels });
+        }
+    }
+    let (up_w, up_h) = if o.auto_rotate {
+        (info.width, info.height)
+    } else if info.orientation >= 5 {
+        (info.height, info.width)
+    } else {
+        (info.width, info.height)
+    };
+
+    let (img, geo) = if animated {
+        let geo = plan(up_w, up_h, &strip_for_animation(o), enc.max_output_dimension)?;
+        let img =
+            thumbnail(buf, geo.resize_w, geo.resize_h, o.auto_rotate, info.has_icc, Some("n=-1")).map_err(fail)?;
+        (img, geo)
+    } else if o.trim.is_some() || info.format == "jpeg" && is_cmyk(buf) {
+        load_path(buf, o, enc)?
+    } else {
+        let geo = plan(up_w, up_h, o, enc.max_output_dimension)?;
+        let img = thumbnail(buf, geo.resize_w, geo.resize_h, o.auto_rotate, info.has_icc, None).map_err(fail)?;
+        (img, geo)
+    };
+    let img = to_8bit_srgb(img).map_err(fail)?;
+    let img = if animated { img } else { apply_geometry(img, &geo, o, format)? };
+    let img = finish_alpha(img, o, format).map_err(fail)?;
+    let img = strip(img, o).map_err(fail)?;
+    let img = img.copy_memory().map_err(fail)?;
+    let decode_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    drop(decode_span);
+    let (width, height) = (img.width(), if animated { geo.out_h } else { img.height() });
+
+    let t1 = Instant::now();
+    let encode_span = tracing::info_span!("encode", format = format.name()).entered();
+    let mut quality = quality_for(format, o, enc, req.save_data);
+    let mut bytes = if !animated && wants_auto_quality(o, format, enc) {
+        let target = enc.auto_quality_target - if req.save_data { 10.0 } else { 0.0 };
+        let (q, b) = auto_quality(&img, format, quality, target, enc, o)?;
+        quality = q;
+        b
+    } else {
+        encode(&img, format, quality, enc, o)?
+    };
+    if let Some(max) = o.max_bytes {
+        while bytes.len() as u64 > max && quality > 10 && matches!(format, Format::Jpeg | Format::Webp | Format::Avif) {
+            quality = quality.saturating_sub(10).max(10);
+            bytes = encode(&img, format, quality, enc, o)?;
+        }
+    }
+    let encode_ms = t1.elapsed().as_secs_f64() * 1000.0;
+    drop(encode_span);
+    let mut out =
+        Rendered { bytes, format, width, height, quality, source: info.clone(), original: false, decode_ms, encode_ms };
+    if original_acceptable(&info, o, req, &geo, animated_src) && out.bytes.len() >= buf.len() {
+        if let Some(f) = Format::parse(info.format) {
+            out.bytes = buf.to_vec();
+            out.format = f;
+            out.original = true;
+        }
+    }
+    Ok(out)
+}
+
+/// Only resizing applies to animations: crops, rotation and padding are per-frame operations
+/// that would tear a frame strip apart.
+fn strip_for_animation(o: &Options) -> Options {
+    Options { crop: None, extend: None, padding: None, trim: None, ..o.clone() }
+}
+
+/// True when serving the original bytes is as good as the variant: same pixels, a format this
+/// client takes, nothing to strip.
+fn original_acceptable(info: &SourceInfo, o: &Options, req: &RenderRequest, geo: &Geometry, animated: bool) -> bool {
+    use crate::negotiate::AcceptClass;
+    use crate::options::FormatChoice;
+    let same_pixels = geo.out_w == info.width
+        && geo.out_h == info.height
+        && info.orientation == 1
+        && geo.crop.is_none()
+        && geo.fill.is_none()
+        && geo.extend.is_none()
+        && geo.padding == [0; 4]
+        && o.rotate == 0
+        && !o.flip_h
+        && !o.flip_v
+        && o.blur == 0.0
+        && o.sharpen == 0.0
+        && o.trim.is_none()
+        && o.background.is_none();
+    let clean = !(o.strip_metadata && info.has_metadata);
+    let format_ok = match o.format {
+        FormatChoice::Explicit(f) => f.name() == info.format,
+        FormatChoice::Auto | FormatChoice::Unset => match info.format {
+            "jpeg" | "png" | "gif" => true,
+            "webp" => req.accept != AcceptClass::Legacy,
+            "avif" => req.accept == AcceptClass::Avif,
+            _ => false,
+        },
+    };
+    same_pixels && clean && format_ok && (!animated || info.format != "jpeg")
+}
+
+fn is_cmyk(buf: &[u8]) -> bool {
+    // Cheap header look: a CMYK JPEG has a 4-component SOF.
+    Img::from_buffer(buf, "").map(|i| i.interpretation() == Interpretation::Cmyk).unwrap_or(false)
+}
+
+/// libvips' thumbnail: shrink-on-load, EXIF auto-rotate, colour-manage to sRGB (perceptual),
+/// exact resize to `w×h`.
+pub(super) fn thumbnail<'a>(
+    buf: &'a [u8],
+    w: u32,
+    h: u32,
+    auto_rotate: bool,
+    icc: bool,
+    load_opts: Option<&str>,
+) -> Result<Img<'a>, String> {
+    let lo = match load_opts {
+        Some(o) => format!("{o},fail_on=truncated"),
+        None => "fail_on=truncated".to_string(),
+    };
+    // Only an embedded profile is converted here: libvips 8.14's thumbnail shifts colours of
+    // untagged 16-bit images when asked to export, and those need no profile conversion.
+    Img::thumbnail(buf, w, h, auto_rotate, icc, &lo)
+}
+
+/// Full decode for trim and CMYK: load, rotate, colour-manage, trim, then plan and resize.
+fn load_path<'a>(buf: &'a [u8], o: &Options, enc: &EncodeSettings) -> Result<(Img<'a>, Geometry), TransformError> {
+    let mut img = Img::from_buffer(buf, "fail_on=truncated").map_err(fail)?;
+    if o.auto_rotate {
+        img = img.autorot().map_err(fail)?;
+    }
+    if img.has(c"icc-profile-data") || img.interpretation() == Interpretation::Cmyk {
+        img = img.icc_to_srgb().map_err(fail)?;
+    }
+    if let Some(t) = &o.trim {
+        let (l, tp, w, h) = img.find_trim(t.threshold, t.color).map_err(fail)?;
+        if w > 0 && h > 0 {
+            let (mut l, mut tp, mut w, mut h) = (l, tp, w, h);
+            if t.equal_hor {
+                let right = img.width() - (l + w);
+                let m = l.min(right);
+                l = m;
+                w = img.width() - 2 * m;
+            }
+            if t.equal_ver {
+                let bottom = img.height() - (tp + h);
+                let m = tp.min(bottom);
+                tp = m;
+                h = img.height() - 2 * m;
+            }
+            img = img.extract(l, tp, w, h).map_err(fail)?;
+        }
+    }
+    let geo = plan(img.width(), img.height(), o, enc.max_output_dimension)?;
+    let hs = geo.resize_w as f64 / img.width() as f64;
+    let vs = geo.resize_h as f64 / img.height() as f64;
+    if (geo.resize_w, geo.resize_h) != (img.width(), img.height()) {
+        img = img.resize(hs, vs).map_err(fail)?;
+        // Rounding in resize can be off by one: pin the exact size.
+        if (img.width(), img.height()) != (geo.resize_w, geo.resize_h) {
+            let (w, h) = (img.width().min(geo.resize_w), img.height().min(geo.resize_h));
+            img = img.extract(0, 0, w, h).map_err(fail)?;
+        }
+    }
+    Ok((img, geo))
+}
+
+/// 8-bit sRGB (or 8-bit grey) whatever came in (16-bit, Lab, CMYK leftovers).
+pub(super) fn to_8bit_srgb(img: Img<'_>) -> Result<Img<'_>, String> {
+    let interp = img.interpretation();
+    let is_grey = matches!(interp, Interpretation::Bw | Interpretation::Grey16);
+    let eight = img.is_uchar();
+    match (is_grey, eight, interp == Interpretation::Srgb) {
+        (true, true, _) | (false, true, true) => Ok(img),
+        (true, false, _) => img.colourspace(Interpretation::Bw),
+        _ => img.colourspace(Interpretation::Srgb),
+    }
+}
+
+fn background(o: &Options, img: &Img, format: Format) -> Vec<f64> {
+    let alpha = img.has_alpha() && format.supports_alpha();
+    let grey = img.bands() <= 2;
+    let [r, g, bl] = o.background.unwrap_or([255, 255, 255]);
+    let a = if o.background.is_none() && alpha { 0.0 } else { 255.0 };
+    let mut v = if grey {
+        vec![((r as f64) * 0.2126 + (g as f64) * 0.7152 + (bl as f64) * 0.0722).round()]
+    } else {
+        vec![r as f64, g as f64, bl as f64]
+    };
+    if img.has_alpha() {
+        v.push(a);
+    }
+    v
+}
+
+fn apply_geometry<'a>(
+    mut img: Img<'a>,
+    geo: &Geometry,
+    o: &Options,
+    format: Format,
+) -> Result<Img<'a>, TransformError> {
+    // Smart crop, rotation and vertical flips read out of order: give them the (already
+    // resized) pixels in memory instead of the sequential decode.
+    let smart = geo.crop_smart || (geo.fill.is_some() && geo.fill_gravity.kind == GravityKind::Sm);
+    if smart || o.rotate != 0 || o.flip_v {
+        img = img.copy_memory().map_err(fail)?;
+    }
+    if let Some(c) = geo.crop {
+        img = if geo.crop_smart {
+            img.smartcrop(c.w.min(img.width()), c.h.min(img.height()))
+        } else {
+            clamp_extract(&img, c.x, c.y, c.w, c.h)
+        }
+        .map_err(fail)?;
+    }
+    if let Some((bw, bh)) = geo.fill {
+        let (bw, bh) = (bw.min(img.width()), bh.min(img.height()));
+        img = match geo.fill_gravity.kind {
+            GravityKind::Sm => img.smartcrop(bw, bh),
+            _ => {
+                let (x, y) = gravity_offset(geo.fill_gravity, img.width(), img.height(), bw, bh, o.dpr.unwrap_or(1.0));
+                clamp_extract(&img, x, y, bw, bh)
+            }
+        }
+        .map_err(fail)?;
+    }
+    if o.rotate != 0 {
+        img = img.rot(o.rotate).map_err(fail)?;
+    }
+    if o.flip_h {
+        img = img.flip(true).map_err(fail)?;
+    }
+    if o.flip_v {
+        img = img.flip(false).map_err(fail)?;
+    }
+    if o.blur > 0.0 {
+        img = img.gaussblur(o.blur).map_err(fail)?;
+    }
+    if o.sharpen > 0.0 {
+        img = img.sharpen(o.sharpen).map_err(fail)?;
+    }
+    if let Some((ew, eh, g)) = geo.extend {
+        let bg = background(o, &img, format);
+        let g = if g.kind == GravityKind::Sm { Gravity::default() } else { g };
+        let (x, y) = gravity_offset(g, ew, eh, img.width(), img.height(), o.dpr.unwrap_or(1.0));
+        img = img.embed(x, y, ew.max(img.width()), eh.max(img.height()), &bg).map_err(fail)?;
+    }
+    let [t, r, bt, l] = geo.padding;
+    if t + r + bt + l > 0 {
+        let bg = background(o, &img, format);
+        img = img.embed(l, t, img.width() + l + r, img.height() + t + bt, &bg).map_err(fail)?;
+    }
+    Ok(img)
+}
+
+fn clamp_extract<'a>(img: &Img<'a>, x: u32, y: u32, w: u32, h: u32) -> Result<Img<'a>, String> {
+    let w = w.clamp(1, img.width());
+    let h = h.clamp(1, img.height());
+    let x = x.min(img.width() - w);
+    let y = y.min(img.height() - h);
+    img.extract(x, y, w, h)
+}
+
+/// Flattens alpha onto the background when the output has none (or a background was asked for).
+fn finish_alpha<'a>(img: Img<'a>, o: &Options, format: Format) -> Result<Img<'a>, String> {
+    if img.has_alpha() && (!format.supports_alpha() || o.background.is_some()) {
+        let bg = background(o, &img, Format::Jpeg);
+        let bg = &bg[..bg.len().saturating_sub(1).max(1)];
+        return img.flatten(bg);
+    }
+    Ok(img)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transform::init;
+    use crate::transform::testutil::{enc, fixture, req};
+
+    #[test]
+    fn renders_exact_sizes_and_formats() {
+        init(1).unwrap();
+        let src = fixture("orientation/Landscape_6.jpg");
+        let r = render(&src, &req("rs:fill:300:200", Some("webp")), &enc()).unwrap();
+        assert_eq!((r.width, r.height, r.format), (300, 200, Format::Webp));
+        assert_eq!(&r.bytes[8..12], b"WEBP");
+        let r = render(&src, &req("w:100", Some("png")), &enc()).unwrap();
+        assert_eq!((r.width, r.height), (100, 67));
+        assert_eq!(&r.bytes[1..4], b"PNG");
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_crash() {
+        init(1).unwrap();
+        assert!(matches!(render(b"hello", &req("w:10", None), &enc()), Err(TransformError::Unsupported(_))));
+        let mut jpg = fixture("orientation/Landscape_1.jpg");
+        jpg.truncate(2000);
+        assert!(render(&jpg, &req("w:10", Some("jpg")), &enc()).is_err());
+    }
+}
