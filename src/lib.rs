@@ -14,7 +14,7 @@ pub mod respond;
 pub mod server;
 pub mod signature;
 pub mod source;
-pub mod store;
+pub mod storage;
 pub mod telemetry;
 pub mod transform;
 pub mod upload;

@@ -36,6 +36,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub shutting_down: AtomicBool,
     pub uploads: crate::upload::Uploads,
+    /// The local root and the object store client (src/storage/), built once.
+    pub storage: crate::storage::Storage,
     /// Request events, and the metrics listener (src/analytics/).
     pub analytics: crate::analytics::Analytics,
 }
@@ -47,8 +49,9 @@ impl AppState {
         let enc = EncodeSettings::from_config(r);
         let metrics = Metrics::new();
         metrics.workers.set(cfg.workers as i64);
-        let sources = Sources::new(&cfg)?;
-        let analytics = crate::analytics::Analytics::start(&cfg, &metrics, sources.store_client())?;
+        let storage = crate::storage::Storage::new(&cfg)?;
+        let sources = Sources::new(&cfg, storage.clone())?;
+        let analytics = crate::analytics::Analytics::start(&cfg, &metrics, &storage)?;
         Ok(AppState {
             presets: Presets { map: r.presets.clone(), only: r.presets_only },
             sources,
@@ -74,7 +77,8 @@ impl AppState {
             },
             metrics,
             shutting_down: AtomicBool::new(false),
-            uploads: crate::upload::Uploads::new(&cfg)?,
+            uploads: crate::upload::Uploads::with_storage(&cfg, storage.clone())?,
+            storage,
             analytics,
             cfg: Arc::new(cfg),
         })
