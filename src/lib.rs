@@ -2,6 +2,8 @@
 //!
 //! One request flow, one module each: [`url`] → [`signature`] → [`options`] → [`negotiate`] →
 //! [`cache`] → [`source`] → [`transform`] (libvips only in [`vips`]) → [`respond`] → [`metrics`].
+//! Bytes live behind [`storage`] (the local root and the one object store client), which
+//! [`source`], [`upload`] and [`analytics`] share.
 
 pub mod analytics;
 pub mod cache;

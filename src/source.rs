@@ -104,7 +104,7 @@ impl SourceRef {
     }
 }
 
-/// Storage errors as source errors (timeouts: see [`Sources::storage_err`]).
+/// Storage errors as source errors (a fetch maps timeouts to the fetch timeout first).
 impl From<StorageError> for SourceError {
     fn from(e: StorageError) -> SourceError {
         match e {

@@ -37,7 +37,6 @@ use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::config::{Config, RawConfig};
-pub use crate::storage::INCOMING_DIR;
 use crate::storage::{Bucket, ObjectSpec, Storage, StorageError};
 
 type HmacSha256 = Hmac<Sha256>;

@@ -21,8 +21,8 @@ use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
 use super::{check_magic, ImageType, UploadError};
+pub use crate::storage::Outcome;
 use crate::storage::{LocalRoot, TempFile};
-pub use crate::storage::{Outcome, INCOMING_DIR};
 
 /// Bytes buffered in memory before the body is spilled to the temp file.
 pub const SPILL: usize = 1024 * 1024;
@@ -262,6 +262,7 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+    use crate::storage::INCOMING_DIR;
 
     fn jpeg_type() -> &'static ImageType {
         super::super::IMAGE_TYPES.iter().find(|t| t.mime == "image/jpeg").unwrap()
