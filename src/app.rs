@@ -18,6 +18,7 @@ use crate::negotiate::NegotiateSettings;
 use crate::options::Presets;
 use crate::respond::RespondSettings;
 use crate::source::Sources;
+use crate::storage::Storage;
 use crate::transform::{EncodeSettings, Workers};
 use crate::upload::Uploads;
 
@@ -39,6 +40,8 @@ pub struct AppState {
     /// `IMAGO_API_KEYS` for the analytics routes (uploads keep theirs, with per-key limits).
     pub api_keys: ApiKeys,
     pub uploads: Uploads,
+    /// The local root and the object-store client (src/storage/), built once.
+    pub storage: Storage,
     /// Request events, and the metrics listener (src/analytics/).
     pub analytics: Analytics,
 }
@@ -50,8 +53,9 @@ impl AppState {
         let enc = EncodeSettings::from_config(r);
         let metrics = Metrics::new();
         metrics.workers.set(cfg.workers as i64);
-        let sources = Sources::new(&cfg)?;
-        let analytics = Analytics::start(&cfg, &metrics, sources.store_client())?;
+        let storage = Storage::new(&cfg)?;
+        let sources = Sources::new(&cfg, storage.clone())?;
+        let analytics = Analytics::start(&cfg, &metrics, &storage)?;
         Ok(AppState {
             presets: Presets { map: r.presets.clone(), only: r.presets_only },
             sources,
@@ -78,7 +82,8 @@ impl AppState {
             metrics,
             shutting_down: AtomicBool::new(false),
             api_keys: ApiKeys::new(&r.api_keys.strings()),
-            uploads: Uploads::new(&cfg)?,
+            uploads: Uploads::with_storage(&cfg, storage.clone())?,
+            storage,
             analytics,
             cfg: Arc::new(cfg),
         })

@@ -13,7 +13,8 @@
 //!   (fetch the original) → [`transform`] (the pipeline; the only user of the libvips adapter
 //!   `vips`) → [`respond`] (cache headers, ETag, `Vary`);
 //! * services beside the flow: [`upload`] (tickets, embedded uploads), [`analytics`] (events and
-//!   reports), [`auth`] (API keys), the object store;
+//!   reports), [`auth`] (API keys); bytes live behind [`storage`] (the local root and
+//!   the one object-store client), which [`source`], [`upload`] and [`analytics`] share;
 //! * the floor: [`config`], [`telemetry`] (logs, traces, request ids), [`metrics`], [`error`] (the
 //!   one top-level error and its stable codes).
 
@@ -31,7 +32,7 @@ pub mod options;
 pub mod respond;
 pub mod signature;
 pub mod source;
-pub mod store;
+pub mod storage;
 pub mod telemetry;
 pub mod transform;
 pub mod upload;

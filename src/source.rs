@@ -1,19 +1,17 @@
-//! Fetching originals: `local:///key` (the embedded store), `s3://bucket/key` (any S3 API store,
-//! SigV4 presigned by `rusty-s3`) and allow-listed `http(s)://` origins (reqwest, with every
+//! Fetching originals: `local:///key` (the embedded store) and `s3://bucket/key` (any S3 API
+//! store) through [`crate::storage`], and allow-listed `http(s)://` origins (reqwest, with every
 //! resolved address and every redirect checked against private/loopback/link-local ranges).
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix_web::http::StatusCode;
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use bytes::Bytes;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
-use crate::config::{Config, S3Config};
+use crate::config::Config;
+use crate::storage::{Object, Storage, StorageError};
 
 /// Why a source could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -106,39 +104,39 @@ impl SourceRef {
     }
 }
 
-/// Checks that a store key is a clean relative path: no `..`, no `.`, no empty segments, no
-/// backslashes or NUL. Applied to local and S3 keys alike.
-pub fn clean_key(key: &str) -> Result<String, SourceError> {
-    let bad = |why: &str| SourceError::Invalid(format!("object key {why}"));
-    if key.is_empty() {
-        return Err(bad("is empty"));
-    }
-    if key.len() > 1024 {
-        return Err(bad("is too long"));
-    }
-    if key.contains(['\\', '\0']) || key.chars().any(char::is_control) {
-        return Err(bad("contains a forbidden character"));
-    }
-    for seg in key.split('/') {
-        if seg.is_empty() || seg == "." || seg == ".." {
-            return Err(bad("must be a relative path without empty, `.` or `..` segments"));
+/// Storage errors as source errors (a fetch maps timeouts to the fetch timeout first).
+impl From<StorageError> for SourceError {
+    fn from(e: StorageError) -> SourceError {
+        match e {
+            StorageError::BadKey(_) | StorageError::Bucket { .. } => SourceError::Invalid(e.to_string()),
+            StorageError::Reserved | StorageError::NotFound => SourceError::NotFound,
+            StorageError::Escapes => SourceError::NotAllowed(e.to_string()),
+            StorageError::TooLarge { limit } => SourceError::TooLarge { limit },
+            StorageError::Io { source, .. } => SourceError::Unavailable(source.to_string()),
+            StorageError::Status { status, .. } if status == reqwest::StatusCode::NOT_FOUND => SourceError::NotFound,
+            StorageError::Status { status, .. } if status.is_server_error() => {
+                SourceError::Unavailable(format!("object store answered {status}"))
+            }
+            StorageError::Status { status, .. } => SourceError::Upstream(format!("object store answered {status}")),
+            StorageError::Request { message, .. } => SourceError::Unavailable(message),
+            StorageError::Body { message, .. } | StorageError::Invalid(message) => SourceError::Upstream(message),
+            StorageError::Exists => SourceError::Upstream(e.to_string()),
         }
     }
-    Ok(key.to_string())
 }
 
 /// Parses a source string.
 pub fn parse(src: &str) -> Result<SourceRef, SourceError> {
     if let Some(rest) = src.strip_prefix("local://") {
         let key = rest.strip_prefix('/').ok_or_else(|| SourceError::Invalid("use local:///path/to/image".into()))?;
-        return Ok(SourceRef::Local(clean_key(key)?));
+        return Ok(SourceRef::Local(crate::storage::clean_key(key)?));
     }
     if let Some(rest) = src.strip_prefix("s3://") {
         let (bucket, key) = rest.split_once('/').ok_or_else(|| SourceError::Invalid("use s3://bucket/key".into()))?;
         if bucket.is_empty() {
             return Err(SourceError::Invalid("empty bucket".into()));
         }
-        return Ok(SourceRef::S3 { bucket: bucket.to_string(), key: clean_key(key)? });
+        return Ok(SourceRef::S3 { bucket: bucket.to_string(), key: crate::storage::clean_key(key)? });
     }
     if src.starts_with("http://") || src.starts_with("https://") {
         let u = url::Url::parse(src).map_err(|e| SourceError::Invalid(format!("bad URL: {e}")))?;
@@ -259,36 +257,24 @@ pub struct Fetched {
 /// The source fetcher, shared by all requests.
 #[derive(Clone)]
 pub struct Sources {
-    local_root: PathBuf,
+    storage: Storage,
     http: reqwest::Client,
-    store: reqwest::Client,
-    s3: Option<Arc<S3>>,
     allowed_hosts: Arc<Vec<String>>,
     allow_private: bool,
     max_bytes: u64,
     timeout: Duration,
 }
 
-struct S3 {
-    cfg: S3Config,
-    creds: Credentials,
-}
-
-impl S3 {
-    fn bucket(&self, name: &str) -> Result<Bucket, SourceError> {
-        let style = if self.cfg.path_style { UrlStyle::Path } else { UrlStyle::VirtualHost };
-        Bucket::new(self.cfg.endpoint.clone(), style, name.to_string(), self.cfg.region.clone())
-            .map_err(|e| SourceError::Invalid(format!("bucket {name}: {e}")))
+impl From<Object> for Fetched {
+    fn from(o: Object) -> Fetched {
+        Fetched { bytes: o.bytes, last_modified: o.last_modified }
     }
 }
 
 impl Sources {
-    pub fn new(cfg: &Config) -> Result<Sources, String> {
+    /// The fetcher for `cfg`, reading `local://` and `s3://` sources from `storage`.
+    pub fn new(cfg: &Config, storage: Storage) -> Result<Sources, String> {
         let r = &cfg.raw;
-        std::fs::create_dir_all(&r.local_root)
-            .map_err(|e| format!("IMAGO_LOCAL_ROOT {}: {e}", r.local_root.display()))?;
-        let local_root = std::fs::canonicalize(&r.local_root)
-            .map_err(|e| format!("IMAGO_LOCAL_ROOT {}: {e}", r.local_root.display()))?;
         let timeout = Duration::from_millis(r.fetch_timeout_ms);
         let allowed_hosts = Arc::new(cfg.allowed_hosts.clone());
         let (ah, ap, max_redirects) = (allowed_hosts.clone(), r.allow_private_networks, r.max_redirects);
@@ -309,38 +295,14 @@ impl Sources {
             .user_agent(concat!("imago/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;
-        // The object store is configured by the operator, so it may live on a private network.
-        let store = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(64)
-            .build()
-            .map_err(|e| e.to_string())?;
-        let s3 = cfg.s3.clone().map(|c| {
-            let creds = Credentials::new(c.access_key_id.clone(), c.secret_access_key.clone());
-            Arc::new(S3 { cfg: c, creds })
-        });
         Ok(Sources {
-            local_root,
+            storage,
             http,
-            store,
-            s3,
             allowed_hosts,
             allow_private: r.allow_private_networks,
             max_bytes: r.max_src_bytes,
             timeout,
         })
-    }
-
-    /// The canonical local root.
-    pub fn local_root(&self) -> &Path {
-        &self.local_root
-    }
-
-    /// The reqwest client for the object store (uploads reuse it).
-    pub fn store_client(&self) -> &reqwest::Client {
-        &self.store
     }
 
     /// Refuses sources this server may not read (before any I/O).
@@ -349,8 +311,8 @@ impl Sources {
             SourceRef::Local(_) => Ok(()),
             SourceRef::S3 { bucket, .. } => {
                 let s3 =
-                    self.s3.as_ref().ok_or_else(|| SourceError::NotAllowed("no object store is configured".into()))?;
-                if !s3.cfg.allowed_buckets.iter().any(|b| b == bucket) {
+                    self.storage.s3().ok_or_else(|| SourceError::NotAllowed("no object store is configured".into()))?;
+                if !s3.config().allowed_buckets.iter().any(|b| b == bucket) {
                     return Err(SourceError::NotAllowed(format!("bucket {bucket} is not allowed")));
                 }
                 Ok(())
@@ -361,78 +323,25 @@ impl Sources {
         }
     }
 
-    /// A path under the local root for `key`, refusing anything that escapes it (also through
-    /// symlinks).
-    pub fn local_path(&self, key: &str) -> Result<PathBuf, SourceError> {
-        let key = clean_key(key)?;
-        // Upload temp files are never readable.
-        if key.split('/').next() == Some(crate::upload::INCOMING_DIR) {
-            return Err(SourceError::NotFound);
-        }
-        let p = self.local_root.join(&key);
-        if p.components().any(|c| matches!(c, Component::ParentDir)) || !p.starts_with(&self.local_root) {
-            return Err(SourceError::NotAllowed("path escapes the store".into()));
-        }
-        Ok(p)
-    }
-
     pub async fn fetch(&self, src: &SourceRef) -> Result<Fetched, SourceError> {
         self.authorize(src)?;
-        match src {
-            SourceRef::Local(key) => self.fetch_local(key).await,
-            SourceRef::S3 { bucket, key } => self.fetch_s3(bucket, key).await,
-            SourceRef::Http(u) => self.fetch_http(u.clone()).await,
-        }
-    }
-
-    async fn fetch_local(&self, key: &str) -> Result<Fetched, SourceError> {
-        let p = self.local_path(key)?;
-        let real = match tokio::fs::canonicalize(&p).await {
-            Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SourceError::NotFound),
-            Err(e) => return Err(SourceError::Unavailable(e.to_string())),
+        let object = match src {
+            SourceRef::Local(key) => self.storage.local().read(key, self.max_bytes).await,
+            SourceRef::S3 { bucket, key } => match self.storage.s3() {
+                Some(s3) => async { s3.bucket(bucket)?.get(key, self.max_bytes).await }.await,
+                None => return Err(SourceError::NotAllowed("no object store is configured".into())),
+            },
+            SourceRef::Http(u) => return self.fetch_http(u.clone()).await,
         };
-        if !real.starts_with(&self.local_root) {
-            return Err(SourceError::NotAllowed("path escapes the store".into()));
-        }
-        let meta = tokio::fs::metadata(&real).await.map_err(|e| SourceError::Unavailable(e.to_string()))?;
-        if !meta.is_file() {
-            return Err(SourceError::NotFound);
-        }
-        if meta.len() > self.max_bytes {
-            return Err(SourceError::TooLarge { limit: self.max_bytes });
-        }
-        let bytes = tokio::fs::read(&real).await.map_err(|e| SourceError::Unavailable(e.to_string()))?;
-        if bytes.len() as u64 > self.max_bytes {
-            return Err(SourceError::TooLarge { limit: self.max_bytes });
-        }
-        Ok(Fetched { bytes: Bytes::from(bytes), last_modified: meta.modified().ok() })
+        object.map(Fetched::from).map_err(|e| self.storage_err(e))
     }
 
-    /// A presigned URL for an S3 action on `bucket` (also used by uploads).
-    pub fn s3_presign_get(&self, bucket: &str, key: &str, ttl: Duration) -> Result<url::Url, SourceError> {
-        let s3 = self.s3.as_ref().ok_or_else(|| SourceError::NotAllowed("no object store is configured".into()))?;
-        let b = s3.bucket(bucket)?;
-        Ok(b.get_object(Some(&s3.creds), key).sign(ttl))
-    }
-
-    async fn fetch_s3(&self, bucket: &str, key: &str) -> Result<Fetched, SourceError> {
-        let url = self.s3_presign_get(bucket, key, Duration::from_secs(300))?;
-        let resp = self.store.get(url).send().await.map_err(|e| self.map_store_err(e))?;
-        match resp.status() {
-            s if s.is_success() => {}
-            reqwest::StatusCode::NOT_FOUND => return Err(SourceError::NotFound),
-            s if s.is_server_error() => return Err(SourceError::Unavailable(format!("object store answered {s}"))),
-            s => return Err(SourceError::Upstream(format!("object store answered {s}"))),
-        }
-        self.read_body(resp).await
-    }
-
-    fn map_store_err(&self, e: reqwest::Error) -> SourceError {
+    /// A storage error as a source error: a timeout is the fetch timeout.
+    fn storage_err(&self, e: StorageError) -> SourceError {
         if e.is_timeout() {
             SourceError::Timeout(self.timeout)
         } else {
-            SourceError::Unavailable(e.to_string())
+            SourceError::from(e)
         }
     }
 
@@ -458,59 +367,12 @@ impl Sources {
             reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::GONE => return Err(SourceError::NotFound),
             s => return Err(SourceError::Upstream(format!("origin answered {s}"))),
         }
-        self.read_body(resp).await
-    }
-
-    async fn read_body(&self, resp: reqwest::Response) -> Result<Fetched, SourceError> {
-        if resp.content_length().is_some_and(|l| l > self.max_bytes) {
-            return Err(SourceError::TooLarge { limit: self.max_bytes });
-        }
-        let last_modified = resp
-            .headers()
-            .get(reqwest::header::LAST_MODIFIED)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate::parse_http_date(v).ok());
-        let mut buf = BytesMut::with_capacity(resp.content_length().unwrap_or(64 * 1024).min(self.max_bytes) as usize);
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                if e.is_timeout() {
-                    SourceError::Timeout(self.timeout)
-                } else {
-                    SourceError::Upstream(e.to_string())
-                }
-            })?;
-            if (buf.len() + chunk.len()) as u64 > self.max_bytes {
-                return Err(SourceError::TooLarge { limit: self.max_bytes });
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        Ok(Fetched { bytes: buf.freeze(), last_modified })
+        crate::storage::read_body(resp, self.max_bytes).await.map(Fetched::from).map_err(|e| self.storage_err(e))
     }
 
     /// Readiness: the local root is a directory, and the object store answers (any HTTP answer).
     pub async fn ready(&self) -> Result<(), String> {
-        let meta = tokio::fs::metadata(&self.local_root).await.map_err(|e| format!("local store: {e}"))?;
-        if !meta.is_dir() {
-            return Err("local store is not a directory".into());
-        }
-        if let Some(s3) = &self.s3 {
-            if let Some(bucket) = s3.cfg.bucket.as_deref().or(s3.cfg.allowed_buckets.first().map(String::as_str)) {
-                let b = s3.bucket(bucket).map_err(|e| e.to_string())?;
-                let url = b.head_bucket(Some(&s3.creds)).sign(Duration::from_secs(60));
-                let r = self
-                    .store
-                    .head(url)
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await
-                    .map_err(|e| format!("object store: {e}"))?;
-                if r.status().is_server_error() {
-                    return Err(format!("object store answered {}", r.status()));
-                }
-            }
-        }
-        Ok(())
+        self.storage.ready().await
     }
 }
 

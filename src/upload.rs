@@ -6,7 +6,7 @@
 //!   sends the file's digest), so clients can never choose or overwrite a path.
 //! * S3 mode (`IMAGO_S3_ENDPOINT` + `IMAGO_S3_BUCKET`): the ticket is a presigned PUT (signed
 //!   Content-Type, Content-Length, checksum) or a presigned POST policy; the bytes go straight
-//!   to the store ([`crate::store`]).
+//!   to the store ([`crate::storage::Bucket`]).
 //! * Embedded mode (the local store, the default): imago hosts the presigned target itself
 //!   (`PUT /v1/uploads/{key}?…&signature=…`, `POST /v1/uploads/form`), checks the signature,
 //!   expiry, size, type and magic bytes before anything is stored, and commits the file with an
@@ -36,13 +36,9 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::config::{clean_prefix, Config};
-use crate::store::{ObjectSpec, S3Store};
+use crate::storage::{Bucket, ObjectSpec, Storage, StorageError};
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// Temp files of embedded uploads live here, under the local root; reads never reach it
-/// ([`crate::source::Sources::local_path`] refuses keys under it).
-pub const INCOMING_DIR: &str = ".incoming";
 
 /// Why an upload request was refused. Each has a stable code (SPEC §10).
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +134,25 @@ impl UploadError {
             UploadError::RateLimited { retry_after } => Some(*retry_after),
             UploadError::Storage(_) => Some(1),
             _ => None,
+        }
+    }
+}
+
+/// Storage errors as upload errors, with the codes and wording uploads have always had.
+impl From<StorageError> for UploadError {
+    fn from(e: StorageError) -> UploadError {
+        match e {
+            StorageError::BadKey(_) => UploadError::InvalidRequest(crate::source::SourceError::from(e).to_string()),
+            StorageError::Reserved => UploadError::InvalidRequest("this key is reserved".into()),
+            StorageError::Escapes => UploadError::Forbidden("the key's directory is outside the store".into()),
+            StorageError::NotFound => UploadError::NotFound,
+            StorageError::Exists => UploadError::Exists,
+            StorageError::Invalid(m) => UploadError::InvalidRequest(m),
+            StorageError::Io { source, .. } => UploadError::Storage(source.to_string()),
+            StorageError::Status { status, .. } if !status.is_server_error() => {
+                UploadError::Storage(format!("object store refused: {e}"))
+            }
+            other => UploadError::Storage(format!("object store: {other}")),
         }
     }
 }
@@ -279,7 +294,7 @@ pub enum Backend {
     /// The embedded store: imago receives the bytes into the local root.
     Local,
     /// The object store's default bucket: the client sends the bytes there.
-    S3(Box<S3Store>),
+    S3(Box<Bucket>),
 }
 
 impl Backend {
@@ -438,23 +453,17 @@ fn content_disposition(name: &str) -> String {
 }
 
 impl Uploads {
-    /// Builds the upload state (creates the local root and `.incoming/` when missing).
+    /// Builds the upload state on storage of its own (creates the local root and `.incoming/`
+    /// when missing): for tools; the server shares its storage ([`Uploads::with_storage`]).
     pub fn new(cfg: &Config) -> Result<Uploads, String> {
+        Uploads::with_storage(cfg, Storage::new(cfg)?)
+    }
+
+    /// Builds the upload state on `storage` (creates `.incoming/` when embedded uploads are on).
+    pub fn with_storage(cfg: &Config, storage: Storage) -> Result<Uploads, String> {
         let settings = cfg.uploads.clone();
-        let r = &cfg.raw;
-        std::fs::create_dir_all(&r.local_root)
-            .map_err(|e| format!("IMAGO_LOCAL_ROOT {}: {e}", r.local_root.display()))?;
-        let local_root = std::fs::canonicalize(&r.local_root)
-            .map_err(|e| format!("IMAGO_LOCAL_ROOT {}: {e}", r.local_root.display()))?;
-        let timeout = Duration::from_millis(r.fetch_timeout_ms);
-        let store_client = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
-        let backend = match (&cfg.s3, &cfg.raw.s3_bucket) {
-            (Some(s3), Some(bucket)) => Backend::S3(Box::new(S3Store::new(s3, bucket, store_client)?)),
+        let backend = match (storage.s3(), &cfg.raw.s3_bucket) {
+            (Some(s3), Some(bucket)) => Backend::S3(Box::new(s3.bucket(bucket).map_err(|e| e.to_string())?)),
             _ => Backend::Local,
         };
         let signer = cfg.verifier.signer();
@@ -470,7 +479,7 @@ impl Uploads {
             _ => Vec::new(),
         };
         let embedded = matches!(backend, Backend::Local) && !settings.api_keys.is_empty();
-        let ingest = ingest::Ingest::new(local_root, settings.fsync, settings.body_timeout, embedded)?;
+        let ingest = ingest::Ingest::new(storage.local().clone(), settings.fsync, settings.body_timeout, embedded)?;
         Ok(Uploads { settings, backend, grant_key, signer, keys, limiters, ingest })
     }
 
@@ -494,7 +503,7 @@ impl Uploads {
     pub fn source_of(&self, key: &str) -> String {
         match &self.backend {
             Backend::Local => format!("local:///{key}"),
-            Backend::S3(s) => format!("s3://{}/{key}", s.bucket_name()),
+            Backend::S3(s) => format!("s3://{}/{key}", s.name()),
         }
     }
 
@@ -680,7 +689,7 @@ impl Uploads {
     pub async fn exists(&self, key: &str) -> Result<bool, UploadError> {
         match &self.backend {
             Backend::Local => Ok(self.ingest.stat(key).await?.is_some()),
-            Backend::S3(s) => s.head(key).await.map(|m| m.is_some()).map_err(|e| UploadError::Storage(e.to_string())),
+            Backend::S3(s) => Ok(s.head(key).await?.is_some()),
         }
     }
 

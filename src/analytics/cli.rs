@@ -91,7 +91,7 @@ pub fn run(raw: RawConfig, a: AnalyticsArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let store = match Store::from_config(&cfg, None) {
+    let store = match Store::from_config(&cfg) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };

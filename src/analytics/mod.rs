@@ -270,13 +270,13 @@ impl Analytics {
 
     /// Starts the writer task (on the current Tokio runtime, or on a thread of its own outside
     /// one) when analytics are on.
-    pub fn start(cfg: &Config, metrics: &Metrics, store_client: &reqwest::Client) -> Result<Analytics, String> {
+    pub fn start(cfg: &Config, metrics: &Metrics, storage: &crate::storage::Storage) -> Result<Analytics, String> {
         let s = cfg.analytics.clone();
         let counters = Counters::register(metrics);
         if !s.enabled {
             return Ok(Analytics::off());
         }
-        let store = Store::from_config(cfg, Some(store_client.clone()))?;
+        let store = Store::new(cfg, storage)?;
         let (shared, ctl) = Shared::new(s.channel, s.flush_events, interned_instance_id(), counters.dropped.clone());
         let writer = Writer {
             ctl,

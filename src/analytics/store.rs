@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
-use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
 use super::Event;
 use crate::config::Config;
+use crate::storage::{local, Bucket, S3Client, Storage, StorageError};
 
 /// Key prefix of event files in the bucket.
 pub const S3_PREFIX: &str = "analytics/";
@@ -79,7 +79,7 @@ fn content_type(name: &str) -> &'static str {
 #[derive(Clone)]
 pub enum Store {
     Local { dir: PathBuf },
-    S3 { bucket: Bucket, creds: Credentials, client: reqwest::Client },
+    S3 { bucket: Bucket },
 }
 
 impl std::fmt::Debug for Store {
@@ -176,24 +176,37 @@ pub fn partitions(from: Timestamp, to: Timestamp) -> BTreeMap<String, Vec<String
     out
 }
 
+/// An object store error as the message of `what` (`PUT analytics/…`, `list analytics/dt=…/`).
+fn s3_err(what: &str, e: StorageError) -> String {
+    match e {
+        StorageError::Status { status, .. } => format!("{what}: the store answered {status}"),
+        other => format!("{what}: {other}"),
+    }
+}
+
 impl Store {
-    /// The store for a configuration: the bucket in S3 mode, else `IMAGO_ANALYTICS_DIR`.
-    /// `client`: the shared store client (a new one when `None`).
-    pub fn from_config(cfg: &Config, client: Option<reqwest::Client>) -> Result<Store, String> {
-        match (&cfg.s3, &cfg.raw.s3_bucket) {
+    /// The store for a configuration: the bucket (on the shared object store client) in S3
+    /// mode, else `IMAGO_ANALYTICS_DIR`.
+    pub fn new(cfg: &Config, storage: &Storage) -> Result<Store, String> {
+        Store::build(cfg, storage.s3().cloned())
+    }
+
+    /// [`Store::new`] with an object store client of its own (`imago analytics`: timeout
+    /// `IMAGO_FETCH_TIMEOUT_MS`, at least 1 s; no local root is opened).
+    pub fn from_config(cfg: &Config) -> Result<Store, String> {
+        let timeout = Duration::from_millis(cfg.raw.fetch_timeout_ms.max(1000));
+        let s3 = match (&cfg.s3, &cfg.raw.s3_bucket) {
+            (Some(s3), Some(_)) => Some(S3Client::new(s3, timeout)?),
+            _ => None,
+        };
+        Store::build(cfg, s3)
+    }
+
+    fn build(cfg: &Config, s3: Option<S3Client>) -> Result<Store, String> {
+        match (s3, &cfg.raw.s3_bucket) {
             (Some(s3), Some(name)) => {
-                let style = if s3.path_style { UrlStyle::Path } else { UrlStyle::VirtualHost };
-                let bucket = Bucket::new(s3.endpoint.clone(), style, name.clone(), s3.region.clone())
-                    .map_err(|e| format!("analytics bucket {name}: {e}"))?;
-                let creds = Credentials::new(s3.access_key_id.clone(), s3.secret_access_key.clone());
-                let client = match client {
-                    Some(c) => c,
-                    None => reqwest::Client::builder()
-                        .timeout(Duration::from_millis(cfg.raw.fetch_timeout_ms.max(1000)))
-                        .build()
-                        .map_err(|e| e.to_string())?,
-                };
-                Ok(Store::S3 { bucket, creds, client })
+                let bucket = s3.bucket(name).map_err(|e| format!("analytics {e}"))?;
+                Ok(Store::S3 { bucket })
             }
             _ => Ok(Store::Local { dir: cfg.raw.analytics_dir.clone() }),
         }
@@ -203,7 +216,7 @@ impl Store {
     pub fn describe(&self) -> String {
         match self {
             Store::Local { dir } => dir.display().to_string(),
-            Store::S3 { bucket, .. } => format!("s3://{}/{S3_PREFIX}", bucket.name()),
+            Store::S3 { bucket } => format!("s3://{}/{S3_PREFIX}", bucket.name()),
         }
     }
 
@@ -212,23 +225,13 @@ impl Store {
         match self {
             Store::Local { dir } => {
                 let (dir, name) = (dir.clone(), name.to_string());
-                tokio::task::spawn_blocking(move || write_local(&dir, &name, &body)).await.map_err(|e| e.to_string())?
-            }
-            Store::S3 { bucket, creds, client } => {
-                let key = format!("{S3_PREFIX}{name}");
-                let url = bucket.put_object(Some(creds), &key).sign(Duration::from_secs(300));
-                let resp = client
-                    .put(url)
-                    .header("content-type", content_type(name))
-                    .body(body)
-                    .send()
+                tokio::task::spawn_blocking(move || local::write_atomic(&dir, &name, &body).map_err(|e| e.to_string()))
                     .await
-                    .map_err(|e| format!("PUT {key}: {e}"))?;
-                if resp.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(format!("PUT {key}: the store answered {}", resp.status()))
-                }
+                    .map_err(|e| e.to_string())?
+            }
+            Store::S3 { bucket } => {
+                let key = format!("{S3_PREFIX}{name}");
+                bucket.put(&key, content_type(name), body).await.map_err(|e| s3_err(&format!("PUT {key}"), e))
             }
         }
     }
@@ -241,35 +244,16 @@ impl Store {
                 let dir = dir.clone();
                 tokio::task::spawn_blocking(move || list_local(&dir, &parts)).await.map_err(|e| e.to_string())?
             }
-            Store::S3 { bucket, creds, client } => {
+            Store::S3 { bucket } => {
                 let mut out = Vec::new();
                 for (day, hours) in &parts {
                     let prefix = format!("{S3_PREFIX}{day}/");
-                    let mut token: Option<String> = None;
-                    loop {
-                        let mut action = bucket.list_objects_v2(Some(creds));
-                        action.with_prefix(prefix.as_str());
-                        if let Some(t) = &token {
-                            action.with_continuation_token(t.as_str());
-                        }
-                        let url = action.sign(Duration::from_secs(300));
-                        let resp = client.get(url).send().await.map_err(|e| format!("list {prefix}: {e}"))?;
-                        if !resp.status().is_success() {
-                            return Err(format!("list {prefix}: the store answered {}", resp.status()));
-                        }
-                        let text = resp.text().await.map_err(|e| format!("list {prefix}: {e}"))?;
-                        let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&text)
-                            .map_err(|e| format!("list {prefix}: {e}"))?;
-                        for c in parsed.contents {
-                            let Some(rel) = c.key.strip_prefix(S3_PREFIX) else { continue };
-                            let hour_ok = rel.split('/').nth(1).is_some_and(|h| hours.iter().any(|x| x == h));
-                            if hour_ok && is_event_file(rel) {
-                                out.push(rel.to_string());
-                            }
-                        }
-                        match parsed.next_continuation_token {
-                            Some(t) if !t.is_empty() => token = Some(t),
-                            _ => break,
+                    let keys = bucket.list(&prefix).await.map_err(|e| s3_err(&format!("list {prefix}"), e))?;
+                    for key in keys {
+                        let Some(rel) = key.strip_prefix(S3_PREFIX) else { continue };
+                        let hour_ok = rel.split('/').nth(1).is_some_and(|h| hours.iter().any(|x| x == h));
+                        if hour_ok && is_event_file(rel) {
+                            out.push(rel.to_string());
                         }
                     }
                 }
@@ -287,69 +271,27 @@ impl Store {
         match self {
             Store::Local { dir } => {
                 let p = dir.join(name);
-                tokio::task::spawn_blocking(move || {
-                    let f = std::fs::File::open(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-                    let mut buf = Vec::new();
-                    f.take(limit).read_to_end(&mut buf).map_err(|e| format!("{}: {e}", p.display()))?;
-                    Ok(buf)
-                })
-                .await
-                .map_err(|e| e.to_string())?
+                tokio::task::spawn_blocking(move || local::read_file(&p, limit).map_err(|e| e.to_string()))
+                    .await
+                    .map_err(|e| e.to_string())?
             }
-            Store::S3 { bucket, creds, client } => {
+            Store::S3 { bucket } => {
                 let key = format!("{S3_PREFIX}{name}");
-                let url = bucket.get_object(Some(creds), &key).sign(Duration::from_secs(300));
-                let resp = client.get(url).send().await.map_err(|e| format!("GET {key}: {e}"))?;
-                if !resp.status().is_success() {
-                    return Err(format!("GET {key}: the store answered {}", resp.status()));
+                match bucket.get(&key, limit).await {
+                    Ok(o) => Ok(o.bytes.to_vec()),
+                    Err(StorageError::TooLarge { limit }) => Err(format!("{key} is larger than {limit} bytes")),
+                    Err(e) => Err(s3_err(&format!("GET {key}"), e)),
                 }
-                let b = resp.bytes().await.map_err(|e| format!("GET {key}: {e}"))?;
-                if b.len() as u64 > limit {
-                    return Err(format!("{key} is larger than {limit} bytes"));
-                }
-                Ok(b.to_vec())
             }
         }
     }
-}
-
-fn write_local(dir: &Path, name: &str, body: &[u8]) -> Result<(), String> {
-    let path = dir.join(name);
-    let parent = path.parent().ok_or_else(|| format!("bad file name {name}"))?;
-    std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    // Not matched by `*.jsonl.zst` (`*.jsonl.gz`) globs while it is being written.
-    let tmp = parent.join(format!(".{file_name}.tmp"));
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(body)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        // The rename itself is durable once the directory is synced.
-        if let Ok(d) = std::fs::File::open(parent) {
-            let _ = d.sync_all();
-        }
-        Ok::<(), std::io::Error>(())
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(format!("{}: {e}", path.display()));
-    }
-    Ok(())
 }
 
 fn list_local(dir: &Path, parts: &BTreeMap<String, Vec<String>>) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for (day, hours) in parts {
         for hour in hours {
-            let d = dir.join(day).join(hour);
-            let entries = match std::fs::read_dir(&d) {
-                Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(format!("{}: {e}", d.display())),
-            };
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
+            for name in local::list_dir(&dir.join(day).join(hour)).map_err(|e| e.to_string())? {
                 if is_event_file(&name) && !name.starts_with('.') {
                     out.push(format!("{day}/{hour}/{name}"));
                 }

@@ -62,8 +62,7 @@ async fn build(req: &HttpRequest, st: &AppState, q: &Query) -> Result<Report, Ht
         ))
         .error_response());
     }
-    let store = Store::from_config(&st.cfg, Some(st.sources.store_client().clone()))
-        .map_err(|e| Error::Internal(e).error_response())?;
+    let store = Store::new(&st.cfg, &st.storage).map_err(|e| Error::Internal(e).error_response())?;
     report::build(&store, range).await.map_err(|e| {
         tracing::warn!(error = %e, "analytics report failed");
         crate::error::json_response(

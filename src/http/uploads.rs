@@ -356,11 +356,10 @@ async fn form_upload(req: HttpRequest, body: web::Payload, st: web::Data<AppStat
 }
 
 fn clean_api_key(key: &str) -> Result<String, UploadError> {
-    let k = crate::source::clean_key(key).map_err(|e| UploadError::InvalidRequest(e.to_string()))?;
-    if k.split('/').next() == Some(crate::upload::INCOMING_DIR) {
-        return Err(UploadError::NotFound);
+    match crate::storage::object_key(key) {
+        Err(crate::storage::StorageError::Reserved) => Err(UploadError::NotFound),
+        r => Ok(r?),
     }
-    Ok(k)
 }
 
 /// `GET /v1/images/{key}/info`.
@@ -384,10 +383,10 @@ async fn image_info(req: HttpRequest, path: web::Path<String>, st: web::Data<App
                 (SourceRef::Local(key.clone()), m.len(), format!("{}:{mtime}", m.len()))
             }
             Backend::S3(s) => {
-                let m = s.head(&key).await.map_err(|e| UploadError::Storage(e.to_string()))?;
+                let m = s.head(&key).await.map_err(UploadError::from)?;
                 let m = m.ok_or(UploadError::NotFound)?;
                 (
-                    SourceRef::S3 { bucket: s.bucket_name().to_string(), key: key.clone() },
+                    SourceRef::S3 { bucket: s.name().to_string(), key: key.clone() },
                     m.size,
                     format!("{}:{}", m.size, m.etag),
                 )
@@ -443,7 +442,7 @@ async fn delete_image(req: HttpRequest, path: web::Path<String>, st: web::Data<A
         match &up.backend {
             Backend::Local => up.ingest.delete(&key).await,
             Backend::S3(s) => {
-                let e = |e: crate::store::StoreError| UploadError::Storage(e.to_string());
+                let e = UploadError::from;
                 s.head(&key).await.map_err(e)?.ok_or(UploadError::NotFound)?;
                 s.delete(&key).await.map_err(e)
             }

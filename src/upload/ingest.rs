@@ -8,20 +8,21 @@
 //! swept of temp files older than the body timeout at start-up and every body timeout after);
 //! an existing object is never replaced (`renameat2(RENAME_NOREPLACE)`, or hard link +
 //! unlink where the filesystem lacks it). Small bodies (below [`SPILL`]) are buffered and written
-//! in one blocking call at the end, so a cut-off small upload never touches the disk.
+//! in one blocking call at the end, so a cut-off small upload never touches the disk. The file
+//! operations themselves are [`crate::storage::LocalRoot`]'s.
 
-use std::collections::HashSet;
-use std::io::{IoSlice, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
-use super::{check_magic, ImageType, UploadError, INCOMING_DIR};
+use super::{check_magic, ImageType, UploadError};
+pub use crate::storage::Outcome;
+use crate::storage::{LocalRoot, TempFile};
 
 /// Bytes buffered in memory before the body is spilled to the temp file.
 pub const SPILL: usize = 1024 * 1024;
@@ -43,15 +44,6 @@ pub struct Limits {
     pub sha256: Option<[u8; 32]>,
 }
 
-/// How a body was stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// A new object.
-    Created,
-    /// The same bytes were already there (a retried upload): nothing changed.
-    Identical,
-}
-
 /// A stored body.
 #[derive(Clone, Debug)]
 pub struct Stored {
@@ -64,86 +56,20 @@ pub struct Stored {
 /// The embedded store writer.
 #[derive(Clone, Debug)]
 pub struct Ingest {
-    root: PathBuf,
-    incoming: PathBuf,
+    local: LocalRoot,
     fsync: bool,
     body_timeout: Duration,
-    /// Directories already checked to lie inside the root (saves a realpath per upload).
-    verified: Arc<Mutex<HashSet<PathBuf>>>,
     /// Keeps the sweeper thread running: it stops when the last clone is dropped.
     _sweeper: Option<Arc<Sender<()>>>,
 }
 
-/// A temp file that removes itself unless committed.
-struct TempFile {
-    path: PathBuf,
-    file: std::fs::File,
-    committed: bool,
-}
-
-impl TempFile {
-    fn create(dir: &Path) -> std::io::Result<TempFile> {
-        match Self::create_in(dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(dir)?;
-                Self::create_in(dir)
-            }
-            r => r,
-        }
-    }
-
-    fn create_in(dir: &Path) -> std::io::Result<TempFile> {
-        let ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        let name =
-            format!("{}.part", ulid::Ulid::from_parts(ms, rand::random::<u128>()).to_string().to_ascii_lowercase());
-        let path = dir.join(name);
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            o.mode(0o644);
-        }
-        let file = o.open(&path)?;
-        Ok(TempFile { path, file, committed: false })
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Removes the files in `dir` not modified for `age`; returns how many.
-fn sweep(dir: &Path, age: Duration) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let now = SystemTime::now();
-    let mut n = 0;
-    for e in entries.flatten() {
-        let old = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .map(|t| now.duration_since(t).unwrap_or_default() >= age)
-            .unwrap_or(false);
-        if old && std::fs::remove_file(e.path()).is_ok() {
-            n += 1;
-        }
-    }
-    n
-}
-
-/// Sweeps `dir` every `age` on its own thread until the returned sender is dropped.
-fn sweeper(dir: PathBuf, age: Duration) -> std::io::Result<Sender<()>> {
+/// Sweeps `.incoming/` every `age` on its own thread until the returned sender is dropped.
+fn sweeper(local: LocalRoot, age: Duration) -> std::io::Result<Sender<()>> {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new().name("upload-sweeper".into()).spawn(move || loop {
         match rx.recv_timeout(age) {
             Err(RecvTimeoutError::Timeout) => {
-                let removed = sweep(&dir, age);
+                let removed = local.sweep_incoming(age);
                 if removed > 0 {
                     tracing::info!(removed, "removed stale upload temp files");
                 }
@@ -155,63 +81,10 @@ fn sweeper(dir: PathBuf, age: Duration) -> std::io::Result<Sender<()>> {
     Ok(tx)
 }
 
-fn io_err(e: std::io::Error) -> UploadError {
-    UploadError::Storage(e.to_string())
-}
-
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, UploadError> + Send + 'static,
 ) -> Result<T, UploadError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| UploadError::Storage(format!("writer task: {e}")))?
-}
-
-/// Renames `from` to `to` unless `to` exists (then `AlreadyExists`), atomically.
-pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::ffi::CString;
-        use std::os::unix::ffi::OsStrExt;
-        let f = CString::new(from.as_os_str().as_bytes())?;
-        let t = CString::new(to.as_os_str().as_bytes())?;
-        // SAFETY: two valid NUL-terminated paths; renameat2 only reads them.
-        let r =
-            unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), libc::RENAME_NOREPLACE) };
-        if r == 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        match e.raw_os_error() {
-            // The filesystem (or kernel) cannot do it: fall back to link + unlink.
-            Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {}
-            _ => return Err(e),
-        }
-    }
-    std::fs::hard_link(from, to)?;
-    std::fs::remove_file(from)
-}
-
-fn fsync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// True when the two files hold the same bytes.
-fn same_contents(a: &Path, b: &Path) -> std::io::Result<bool> {
-    let (ma, mb) = (std::fs::metadata(a)?, std::fs::metadata(b)?);
-    if ma.len() != mb.len() {
-        return Ok(false);
-    }
-    let (mut fa, mut fb) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
-    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
-    loop {
-        let n = fa.read(&mut ba)?;
-        if n == 0 {
-            return Ok(true);
-        }
-        fb.read_exact(&mut bb[..n])?;
-        if ba[..n] != bb[..n] {
-            return Ok(false);
-        }
-    }
 }
 
 impl Ingest {
@@ -222,17 +95,21 @@ impl Ingest {
     /// younger): the start-up sweep alone would miss the files of a crash followed by a quick
     /// restart, which is the usual case. Without `prepare` no I/O happens, so a read-only root
     /// still serves reads.
-    pub fn new(root: PathBuf, fsync: bool, body_timeout: Duration, prepare: bool) -> Result<Ingest, String> {
-        let incoming = root.join(INCOMING_DIR);
-        let mut ingest = Ingest { root, incoming, fsync, body_timeout, verified: Arc::default(), _sweeper: None };
+    pub fn new(
+        local: impl Into<LocalRoot>,
+        fsync: bool,
+        body_timeout: Duration,
+        prepare: bool,
+    ) -> Result<Ingest, String> {
+        let mut ingest = Ingest { local: local.into(), fsync, body_timeout, _sweeper: None };
         if prepare {
-            std::fs::create_dir_all(&ingest.incoming).map_err(|e| format!("{}: {e}", ingest.incoming.display()))?;
+            ingest.local.create_incoming().map_err(|e| e.to_string())?;
             let removed = ingest.clean_stale(body_timeout);
             if removed > 0 {
                 tracing::info!(removed, "removed stale upload temp files");
             }
             if !body_timeout.is_zero() {
-                let tx = sweeper(ingest.incoming.clone(), body_timeout)
+                let tx = sweeper(ingest.local.clone(), body_timeout)
                     .map_err(|e| format!("cannot start the upload temp file sweeper: {e}"))?;
                 ingest._sweeper = Some(Arc::new(tx));
             }
@@ -242,53 +119,28 @@ impl Ingest {
 
     /// Removes temp files older than `age`; returns how many.
     pub fn clean_stale(&self, age: Duration) -> usize {
-        sweep(&self.incoming, age)
+        self.local.sweep_incoming(age)
     }
 
     pub fn incoming_dir(&self) -> &Path {
-        &self.incoming
+        self.local.incoming_dir()
     }
 
     /// The path of a store key (clean relative path, never under `.incoming/`).
     pub fn path_of(&self, key: &str) -> Result<PathBuf, UploadError> {
-        let key = crate::source::clean_key(key).map_err(|e| UploadError::InvalidRequest(e.to_string()))?;
-        if key.split('/').next() == Some(INCOMING_DIR) {
-            return Err(UploadError::InvalidRequest("this key is reserved".into()));
-        }
-        Ok(self.root.join(key))
+        Ok(self.local.path_of(key)?)
     }
 
     /// The metadata of a stored object, if there is one.
     pub async fn stat(&self, key: &str) -> Result<Option<std::fs::Metadata>, UploadError> {
-        let p = self.path_of(key)?;
-        match tokio::fs::metadata(&p).await {
-            Ok(m) if m.is_file() => Ok(Some(m)),
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err(e)),
-        }
+        Ok(self.local.stat(key).await?)
     }
 
     /// Removes a stored object; `NotFound` when there is none.
     pub async fn delete(&self, key: &str) -> Result<(), UploadError> {
-        let p = self.path_of(key)?;
-        let fsync = self.fsync;
-        blocking(move || {
-            match std::fs::symlink_metadata(&p) {
-                Ok(m) if m.is_file() => {}
-                Ok(_) => return Err(UploadError::NotFound),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(UploadError::NotFound),
-                Err(e) => return Err(io_err(e)),
-            }
-            std::fs::remove_file(&p).map_err(io_err)?;
-            if fsync {
-                if let Some(dir) = p.parent() {
-                    fsync_dir(dir).map_err(io_err)?;
-                }
-            }
-            Ok(())
-        })
-        .await
+        self.path_of(key)?;
+        let (local, key, fsync) = (self.local.clone(), key.to_string(), self.fsync);
+        blocking(move || Ok(local.remove(&key, fsync)?)).await
     }
 
     /// Receives one body for `key`. The whole receive is bounded by the body timeout.
@@ -362,15 +214,15 @@ impl Ingest {
             if checked && pending_len >= SPILL {
                 let data = std::mem::take(&mut pending);
                 pending_len = 0;
-                let dir = self.incoming.clone();
+                let local = self.local.clone();
                 let tf = temp.take();
                 temp = Some(
                     blocking(move || {
                         let mut tf = match tf {
                             Some(tf) => tf,
-                            None => TempFile::create(&dir).map_err(io_err)?,
+                            None => local.temp_file()?,
                         };
-                        write_chunks(&mut tf.file, &data).map_err(io_err)?;
+                        tf.write_chunks(&data)?;
                         Ok(tf)
                     })
                     .await?,
@@ -391,123 +243,26 @@ impl Ingest {
                 return Err(UploadError::ChecksumMismatch);
             }
         }
-        let (dir, root, fsync, verified) =
-            (self.incoming.clone(), self.root.clone(), self.fsync, self.verified.clone());
-        let outcome = blocking(move || commit(temp, pending, &dir, &root, &dest, fsync, &verified)).await?;
+        let (local, fsync) = (self.local.clone(), self.fsync);
+        let outcome = blocking(move || {
+            let mut tf = match temp {
+                Some(tf) => tf,
+                None => local.temp_file()?,
+            };
+            tf.write_chunks(&pending)?;
+            Ok(local.commit(tf, &dest, fsync)?)
+        })
+        .await?;
         Ok(Stored { bytes: total, sha256: digest, outcome })
-    }
-}
-
-/// Writes every chunk (vectored writes: the chunks are not copied together first).
-fn write_chunks(f: &mut std::fs::File, chunks: &[Bytes]) -> std::io::Result<()> {
-    let mut i = 0;
-    let mut off = 0;
-    while i < chunks.len() {
-        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity((chunks.len() - i).min(512));
-        slices.push(IoSlice::new(&chunks[i][off..]));
-        slices.extend(chunks[i + 1..].iter().take(511).map(|c| IoSlice::new(c)));
-        let mut n = f.write_vectored(&slices)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        while i < chunks.len() && n > 0 {
-            let left = chunks[i].len() - off;
-            if n >= left {
-                n -= left;
-                i += 1;
-                off = 0;
-            } else {
-                off += n;
-                n = 0;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Creates `dir` (and missing parents) under `root`, syncing each new directory entry.
-fn ensure_dir(root: &Path, dir: &Path, fsync: bool) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut missing = Vec::new();
-    let mut d = dir;
-    while !d.exists() && d != root {
-        missing.push(d.to_path_buf());
-        match d.parent() {
-            Some(p) => d = p,
-            None => break,
-        }
-    }
-    std::fs::create_dir_all(dir)?;
-    if fsync {
-        for m in missing.iter().rev() {
-            if let Some(p) = m.parent() {
-                fsync_dir(p)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Writes the rest, syncs, and moves the temp file into place without replacing anything.
-fn commit(
-    temp: Option<TempFile>,
-    rest: Vec<Bytes>,
-    incoming: &Path,
-    root: &Path,
-    dest: &Path,
-    fsync: bool,
-    verified: &Mutex<HashSet<PathBuf>>,
-) -> Result<Outcome, UploadError> {
-    let mut tf = match temp {
-        Some(tf) => tf,
-        None => TempFile::create(incoming).map_err(io_err)?,
-    };
-    write_chunks(&mut tf.file, &rest).map_err(io_err)?;
-    if fsync {
-        tf.file.sync_all().map_err(io_err)?;
-    }
-    let parent = dest.parent().ok_or_else(|| UploadError::InvalidRequest("bad key".into()))?;
-    let known = verified.lock().map(|v| v.contains(parent)).unwrap_or(false);
-    if !known {
-        ensure_dir(root, parent, fsync).map_err(io_err)?;
-        // A directory symlinked out of the store must not receive uploads.
-        let real = std::fs::canonicalize(parent).map_err(io_err)?;
-        if !real.starts_with(root) {
-            return Err(UploadError::Forbidden("the key's directory is outside the store".into()));
-        }
-        if let Ok(mut v) = verified.lock() {
-            if v.len() > 10_000 {
-                v.clear();
-            }
-            v.insert(parent.to_path_buf());
-        }
-    }
-    match rename_noreplace(&tf.path, dest) {
-        Ok(()) => {
-            tf.committed = true;
-            if fsync {
-                fsync_dir(parent).map_err(io_err)?;
-            }
-            Ok(Outcome::Created)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            // A retry of the same ticket: fine when the bytes are the same (the temp file is
-            // dropped), a conflict otherwise. The stored object is never touched.
-            if same_contents(&tf.path, dest).map_err(io_err)? {
-                Ok(Outcome::Identical)
-            } else {
-                Err(UploadError::Exists)
-            }
-        }
-        Err(e) => Err(io_err(e)),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
+    use crate::storage::INCOMING_DIR;
 
     fn jpeg_type() -> &'static ImageType {
         super::super::IMAGE_TYPES.iter().find(|t| t.mime == "image/jpeg").unwrap()
@@ -625,18 +380,5 @@ mod tests {
             std::thread::sleep(Duration::from_millis(100));
         }
         assert!(live.exists(), "a temp file being written was swept");
-    }
-
-    #[test]
-    fn rename_refuses_to_replace() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        std::fs::write(&a, b"1").unwrap();
-        std::fs::write(&b, b"2").unwrap();
-        assert_eq!(rename_noreplace(&a, &b).unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
-        assert_eq!(std::fs::read(&b).unwrap(), b"2");
-        std::fs::remove_file(&b).unwrap();
-        rename_noreplace(&a, &b).unwrap();
-        assert!(!a.exists() && std::fs::read(&b).unwrap() == b"1");
     }
 }

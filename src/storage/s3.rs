@@ -1,32 +1,37 @@
-//! The object store as the upload side sees it: presigned `PUT` URLs with signed headers
-//! (Content-Type, Content-Length, checksum, If-None-Match; `rusty-s3`), presigned `POST` forms
-//! with a SigV4 policy (AWS's documented browser-upload algorithm, with `hmac`/`sha2`: no crate
-//! does it), and `HEAD`/`DELETE` through presigned URLs on the shared store client.
+//! The one S3 client: every request to the object store (any S3 API store) is SigV4 presigned
+//! by `rusty-s3` and sent by one reqwest client, built once from [`S3Config`]. [`Bucket`] is a
+//! cheap per-bucket handle: `s3://bucket/key` sources name their bucket, uploads and analytics
+//! use `IMAGO_S3_BUCKET`.
 //!
-//! The bytes of an upload never pass through imago in this mode: the browser sends them to the
-//! store, which checks the signature, the size and the checksum itself.
+//! Requests: `GET` (bounded body), `HEAD`, `PUT`, `DELETE`, `LIST` (v2, all pages), the
+//! readiness `HEAD` of the bucket, and presigned `GET`/`PUT` URLs and `POST` forms for clients.
+//! Presigned `POST` forms carry a SigV4 policy (AWS's documented browser-upload algorithm, with
+//! `hmac`/`sha2`: no crate does it). In upload tickets the bytes never pass through imago: the
+//! browser sends them to the store, which checks the signature, the size and the checksum.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
-use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use rusty_s3::{Credentials, S3Action, UrlStyle};
 use sha2::Sha256;
 
+use super::{read_body, Object, StorageError};
 use crate::config::S3Config;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// What the store could not do.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("object store: {0}")]
-    Unavailable(String),
-    #[error("object store refused: {0}")]
-    Refused(String),
-}
+/// How long the presigned URLs of imago's own requests are valid.
+const GET_TTL: Duration = Duration::from_secs(300);
+const PUT_TTL: Duration = Duration::from_secs(300);
+const LIST_TTL: Duration = Duration::from_secs(300);
+const HEAD_TTL: Duration = Duration::from_secs(60);
+const DELETE_TTL: Duration = Duration::from_secs(60);
+/// The readiness probe's own, short, timeout.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One object to be uploaded, as the ticket describes it.
 #[derive(Clone, Debug)]
@@ -68,18 +73,19 @@ pub struct ObjectMeta {
     pub last_modified: Option<SystemTime>,
 }
 
-/// The upload side of one bucket.
+/// The object store client (cheap to clone: one connection pool).
 #[derive(Clone)]
-pub struct S3Store {
-    bucket: Bucket,
+pub struct S3Client(Arc<Inner>);
+
+struct Inner {
+    cfg: S3Config,
     creds: Credentials,
-    region: String,
-    client: reqwest::Client,
+    http: reqwest::Client,
 }
 
-impl std::fmt::Debug for S3Store {
+impl std::fmt::Debug for S3Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Store").field("bucket", &self.bucket.name()).field("region", &self.region).finish()
+        f.debug_struct("S3Client").field("cfg", &self.0.cfg).finish()
     }
 }
 
@@ -161,27 +167,90 @@ pub fn sign_post_policy(
     fields
 }
 
-impl S3Store {
-    /// The store for `bucket` with the connection settings of `cfg`.
-    pub fn new(cfg: &S3Config, bucket: &str, client: reqwest::Client) -> Result<S3Store, String> {
-        let style = if cfg.path_style { UrlStyle::Path } else { UrlStyle::VirtualHost };
-        let b = Bucket::new(cfg.endpoint.clone(), style, bucket.to_string(), cfg.region.clone())
-            .map_err(|e| format!("bucket {bucket}: {e}"))?;
-        Ok(S3Store {
-            bucket: b,
-            creds: Credentials::new(cfg.access_key_id.clone(), cfg.secret_access_key.clone()),
-            region: cfg.region.clone(),
-            client,
-        })
+/// A request that got no answer.
+fn request_err(e: reqwest::Error) -> StorageError {
+    StorageError::Request { message: e.to_string(), timeout: e.is_timeout() }
+}
+
+impl S3Client {
+    /// The client for `cfg`; `timeout` bounds connecting and each whole request.
+    pub fn new(cfg: &S3Config, timeout: Duration) -> Result<S3Client, String> {
+        // The object store is configured by the operator, so it may live on a private network.
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let creds = Credentials::new(cfg.access_key_id.clone(), cfg.secret_access_key.clone());
+        Ok(S3Client(Arc::new(Inner { cfg: cfg.clone(), creds, http })))
     }
 
-    pub fn bucket_name(&self) -> &str {
+    /// The connection settings (buckets included).
+    pub fn config(&self) -> &S3Config {
+        &self.0.cfg
+    }
+
+    /// A handle on bucket `name` (no I/O).
+    pub fn bucket(&self, name: &str) -> Result<Bucket, StorageError> {
+        let cfg = &self.0.cfg;
+        let style = if cfg.path_style { UrlStyle::Path } else { UrlStyle::VirtualHost };
+        let bucket = rusty_s3::Bucket::new(cfg.endpoint.clone(), style, name.to_string(), cfg.region.clone())
+            .map_err(|e| StorageError::Bucket { name: name.to_string(), message: e.to_string() })?;
+        Ok(Bucket { client: self.clone(), bucket })
+    }
+
+    /// Readiness: `HEAD` of the default bucket (or the first allowed one) gets any answer but
+    /// a 5xx within 2 s.
+    pub async fn ready(&self) -> Result<(), String> {
+        let cfg = &self.0.cfg;
+        let Some(name) = cfg.bucket.as_deref().or(cfg.allowed_buckets.first().map(String::as_str)) else {
+            return Ok(());
+        };
+        // The wording of source errors, as before the storage layer.
+        let b = self.bucket(name).map_err(|e| format!("invalid source: {e}"))?;
+        let url = b.bucket.head_bucket(Some(&self.0.creds)).sign(HEAD_TTL);
+        let r = self.0.http.head(url).timeout(READY_TIMEOUT).send().await.map_err(|e| format!("object store: {e}"))?;
+        if r.status().is_server_error() {
+            return Err(format!("object store answered {}", r.status()));
+        }
+        Ok(())
+    }
+}
+
+/// One bucket of the object store.
+#[derive(Clone)]
+pub struct Bucket {
+    client: S3Client,
+    bucket: rusty_s3::Bucket,
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bucket")
+            .field("bucket", &self.bucket.name())
+            .field("region", &self.client.0.cfg.region)
+            .finish()
+    }
+}
+
+impl Bucket {
+    pub fn name(&self) -> &str {
         self.bucket.name()
+    }
+
+    fn creds(&self) -> &Credentials {
+        &self.client.0.creds
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        &self.client.0.http
     }
 
     /// A presigned PUT of `spec` valid for `ttl` from `now`.
     pub fn presign_put(&self, spec: &ObjectSpec<'_>, ttl: Duration, now: &Timestamp) -> PutTarget {
-        let mut action = self.bucket.put_object(Some(&self.creds), spec.key);
+        let mut action = self.bucket.put_object(Some(self.creds()), spec.key);
         let mut headers = vec![("Content-Type".to_string(), spec.content_type.to_string())];
         let len = spec.length.map(|l| l.to_string());
         {
@@ -208,25 +277,36 @@ impl S3Store {
 
     /// A presigned POST form for `spec` valid for `ttl` from `now`.
     pub fn presign_post(&self, spec: &ObjectSpec<'_>, ttl: Duration, now: &Timestamp) -> PostTarget {
+        let c = self.creds();
         let fields =
-            sign_post_policy(self.bucket.name(), self.creds.key(), self.creds.secret(), &self.region, spec, ttl, now);
+            sign_post_policy(self.bucket.name(), c.key(), c.secret(), &self.client.0.cfg.region, spec, ttl, now);
         PostTarget { url: self.bucket.base_url().clone(), fields }
     }
 
-    /// A presigned GET (reads go through [`crate::source::Sources`]; tests and tools use this).
+    /// A presigned GET valid for `ttl`.
     pub fn presign_get(&self, key: &str, ttl: Duration) -> url::Url {
-        self.bucket.get_object(Some(&self.creds), key).sign(ttl)
+        self.bucket.get_object(Some(self.creds()), key).sign(ttl)
+    }
+
+    /// The object, refused as [`StorageError::TooLarge`] past `max_bytes` (announced or read).
+    /// Any answer but a 2xx is [`StorageError::Status`].
+    pub async fn get(&self, key: &str, max_bytes: u64) -> Result<Object, StorageError> {
+        let url = self.presign_get(key, GET_TTL);
+        let resp = self.http().get(url).send().await.map_err(request_err)?;
+        if !resp.status().is_success() {
+            return Err(StorageError::Status { op: "GET", status: resp.status() });
+        }
+        read_body(resp, max_bytes).await
     }
 
     /// The object's size and ETag, or `None` when there is none.
-    pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
-        let url = self.bucket.head_object(Some(&self.creds), key).sign(Duration::from_secs(60));
-        let resp = self.client.head(url).send().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
+        let url = self.bucket.head_object(Some(self.creds()), key).sign(HEAD_TTL);
+        let resp = self.http().head(url).send().await.map_err(request_err)?;
         match resp.status() {
             s if s.is_success() => {}
             reqwest::StatusCode::NOT_FOUND => return Ok(None),
-            s if s.is_server_error() => return Err(StoreError::Unavailable(format!("HEAD answered {s}"))),
-            s => return Err(StoreError::Refused(format!("HEAD answered {s}"))),
+            s => return Err(StorageError::Status { op: "HEAD", status: s }),
         }
         let h = resp.headers();
         let size = h
@@ -242,14 +322,55 @@ impl S3Store {
         Ok(Some(ObjectMeta { size, etag, last_modified }))
     }
 
-    /// Deletes the object (S3 answers 204 whether or not it existed).
-    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let url = self.bucket.delete_object(Some(&self.creds), key).sign(Duration::from_secs(60));
-        let resp = self.client.delete(url).send().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    /// Stores `body` at `key`.
+    pub async fn put(&self, key: &str, content_type: &str, body: Vec<u8>) -> Result<(), StorageError> {
+        let url = self.bucket.put_object(Some(self.creds()), key).sign(PUT_TTL);
+        let resp =
+            self.http().put(url).header("content-type", content_type).body(body).send().await.map_err(request_err)?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(StorageError::Status { op: "PUT", status: resp.status() })
+        }
+    }
+
+    /// Deletes the object (S3 answers 204 whether or not it existed; a 404 is fine too).
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let url = self.bucket.delete_object(Some(self.creds()), key).sign(DELETE_TTL);
+        let resp = self.http().delete(url).send().await.map_err(request_err)?;
         match resp.status() {
             s if s.is_success() || s == reqwest::StatusCode::NOT_FOUND => Ok(()),
-            s if s.is_server_error() => Err(StoreError::Unavailable(format!("DELETE answered {s}"))),
-            s => Err(StoreError::Refused(format!("DELETE answered {s}"))),
+            s => Err(StorageError::Status { op: "DELETE", status: s }),
+        }
+    }
+
+    /// Every key under `prefix` (`ListObjectsV2`, following continuation tokens), in the
+    /// store's order.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut action = self.bucket.list_objects_v2(Some(self.creds()));
+            action.with_prefix(prefix);
+            if let Some(t) = &token {
+                action.with_continuation_token(t.as_str());
+            }
+            let url = action.sign(LIST_TTL);
+            let resp = self.http().get(url).send().await.map_err(request_err)?;
+            if !resp.status().is_success() {
+                return Err(StorageError::Status { op: "LIST", status: resp.status() });
+            }
+            let text = resp
+                .text()
+                .await
+                .map_err(|e| StorageError::Body { message: e.to_string(), timeout: e.is_timeout() })?;
+            let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&text)
+                .map_err(|e| StorageError::Invalid(e.to_string()))?;
+            out.extend(parsed.contents.into_iter().map(|c| c.key));
+            match parsed.next_continuation_token {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => return Ok(out),
+            }
         }
     }
 }
