@@ -24,6 +24,7 @@
 
 pub mod cli;
 pub mod html;
+pub mod json;
 pub mod report;
 pub mod sink;
 pub mod store;
@@ -44,7 +45,8 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::negotiate::Negotiated;
 use crate::options::FormatChoice;
-use sink::{rfc3339_bytes, Counters, Ctl, Item, NegFacts, Out, Record, Shared, VariantSpec, Writer};
+use json::{rfc3339_bytes, VariantSpec};
+use sink::{Counters, Ctl, Item, NegFacts, Out, Record, Shared, Writer};
 pub use sink::{Subject, SubjectOf};
 pub use store::Store;
 
