@@ -14,7 +14,7 @@ read-only root, probes, drain timing).
     check_deploy.py dashboard docker/grafana/dashboards/imago.json
     check_deploy.py promql   docker/grafana/dashboards/imago.json OUT_RULES_FILE
     check_deploy.py dockerfile docker/Dockerfile
-    check_deploy.py vcl-ladder src/config.rs docker/varnish/default.vcl docker/varnish/lb.vcl
+    check_deploy.py vcl-ladder src/config/raw.rs docker/varnish/default.vcl docker/varnish/lb.vcl
 
 Exit status 0 when every check passes, 1 otherwise; each problem is printed.
 """
@@ -299,7 +299,7 @@ def check_dockerfile(path: Path) -> None:
 
 def check_vcl_ladder(src_config: Path, vcls: list[Path]) -> int:
     """The edge snaps width hints to the origin's default IMAGO_WIDTH_LADDER and rounds
-    DPR to at most IMAGO_MAX_DPR; both must match src/config.rs. Returns 3 when the
+    DPR to at most IMAGO_MAX_DPR; both must match src/config/raw.rs. Returns 3 when the
     defaults cannot be found there (reported as skipped)."""
     if not src_config.exists():
         print(f"  {src_config} not found")
@@ -308,7 +308,7 @@ def check_vcl_ladder(src_config: Path, vcls: list[Path]) -> int:
     m = re.search(r"width_ladder:\s*List::from_strs\(&\[(.*?)\]\)", src, re.S)
     d = re.search(r"max_dpr:\s*([0-9.]+)", src)
     if not m or not d:
-        print("  default width_ladder / max_dpr not found in src/config.rs")
+        print("  default width_ladder / max_dpr not found in src/config/raw.rs")
         return 3
     origin = [int(x) for x in re.findall(r'"(\d+)"', m.group(1))]
     for vcl in vcls:

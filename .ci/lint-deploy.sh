@@ -245,17 +245,17 @@ vcl_shared_identical() {
 run_check "VCL shared block identical in default.vcl and lb.vcl" vcl_shared_identical
 # Width snapping and the DPR cap at the edge must match the origin's defaults.
 ladder_rc=0
-python3 .ci/check_deploy.py vcl-ladder src/config.rs docker/varnish/default.vcl docker/varnish/lb.vcl \
+python3 .ci/check_deploy.py vcl-ladder src/config/raw.rs docker/varnish/default.vcl docker/varnish/lb.vcl \
   >"$TMP/ladder.log" 2>&1 || ladder_rc=$?
 if ((ladder_rc == 3)); then
   cat "$TMP/ladder.log"
-  skip_check "VCL width ladder / DPR cap match src/config.rs" "defaults not found in src/config.rs"
+  skip_check "VCL width ladder / DPR cap match src/config/raw.rs" "defaults not found in src/config/raw.rs"
 else
   ladder_result() {
     cat "$TMP/ladder.log"
     return "$ladder_rc"
   }
-  run_check "VCL width ladder / DPR cap match src/config.rs" ladder_result
+  run_check "VCL width ladder / DPR cap match src/config/raw.rs" ladder_result
 fi
 
 if have varnishd; then
