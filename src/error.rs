@@ -9,6 +9,57 @@ use crate::source::SourceError;
 use crate::transform::TransformError;
 use crate::url::UrlError;
 
+/// The catalogue of every stable error `code` a client can see, with the statuses it comes with.
+/// Each layer's error (`UrlError`, `SignatureError`, `OptionError`, `SourceError`,
+/// `TransformError`, `UploadError`) names its codes from this list; `tests/error_codes.rs` checks
+/// that every code the source returns is here and that the README's tables say the same.
+pub const CODES: &[(&str, &[u16])] = &[
+    // The image path.
+    ("invalid-url", &[400]),
+    ("invalid-source", &[400]),
+    ("unknown-option", &[400]),
+    ("invalid-option", &[400]),
+    ("presets-only", &[400]),
+    ("bad-request", &[400]),
+    ("unauthorized", &[401]),
+    ("invalid-signature", &[403]),
+    ("source-not-allowed", &[403]),
+    ("source-not-found", &[404]),
+    ("not-found", &[404]),
+    ("method-not-allowed", &[405]),
+    ("url-expired", &[410]),
+    ("source-too-large", &[413]),
+    ("unsupported-format", &[415]),
+    ("invalid-image", &[422]),
+    ("image-too-large", &[422]),
+    ("too-many-frames", &[422]),
+    ("output-too-large", &[422]),
+    ("busy", &[429]),
+    ("internal", &[500]),
+    ("encode-failed", &[500]),
+    ("upstream-error", &[502]),
+    ("overloaded", &[503]),
+    ("transform-timeout", &[503]),
+    ("storage-unavailable", &[503]),
+    ("shutting-down", &[503]),
+    ("analytics-unavailable", &[503]),
+    ("upstream-timeout", &[504]),
+    // Uploads and the API (`/v1/*`).
+    ("invalid-request", &[400]),
+    ("length-mismatch", &[400]),
+    ("incomplete-body", &[400]),
+    ("forbidden", &[403]),
+    ("upload-expired", &[403]),
+    ("upload-timeout", &[408]),
+    ("exists", &[409]),
+    ("too-large", &[413]),
+    ("unsupported-content-type", &[415]),
+    ("content-type-mismatch", &[415]),
+    ("not-an-image", &[422]),
+    ("checksum-mismatch", &[422]),
+    ("rate-limited", &[429]),
+];
+
 /// Every error a request can end in.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -188,6 +239,14 @@ mod tests {
         for (e, status, code) in cases {
             assert_eq!(e.status_code().as_u16(), status);
             assert_eq!(e.code(), code);
+        }
+        for (e, status, code) in [
+            (Error::NotFound, 404u16, "not-found"),
+            (Error::ShuttingDown, 503, "shutting-down"),
+            (Error::Upload(crate::upload::UploadError::Exists), 409, "exists"),
+        ] {
+            assert_eq!((e.status_code().as_u16(), e.code()), (status, code));
+            assert!(CODES.iter().any(|(c, s)| *c == code && s.contains(&status)), "{code} {status}");
         }
         assert!(!Error::Internal("secret detail".into()).public_message().contains("secret"));
     }
