@@ -395,41 +395,11 @@ pub struct Presets {
     pub only: bool,
 }
 
-/// Every accepted option name (SPEC §4 aliases, plus `min_width`/`min_height`) → canonical name.
+/// Every accepted option name (SPEC §4 names and aliases) → canonical name. The vocabulary is
+/// the Rust SDK's ([`imago_signing::options::OPTION_NAMES`]): one table for the server and the
+/// SDKs, whose TypeScript and Python parsers are held to it by the shared test vectors.
 pub fn canonical_name(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "ar" | "auto_rotate" => "auto_rotate",
-        "bg" | "background" => "background",
-        "bl" | "blur" => "blur",
-        "cb" | "cachebuster" => "cachebuster",
-        "c" | "crop" => "crop",
-        "dpr" => "dpr",
-        "el" | "enlarge" => "enlarge",
-        "exp" | "expires" => "expires",
-        "ex" | "extend" => "extend",
-        "fl" | "flip" => "flip",
-        "f" | "format" | "ext" => "format",
-        "fq" | "format_quality" => "format_quality",
-        "g" | "gravity" => "gravity",
-        "h" | "height" => "height",
-        "kcr" | "keep_copyright" => "keep_copyright",
-        "mb" | "max_bytes" => "max_bytes",
-        "mh" | "min-height" | "min_height" => "min_height",
-        "mw" | "min-width" | "min_width" => "min_width",
-        "pd" | "padding" => "padding",
-        "pr" | "preset" => "preset",
-        "q" | "quality" => "quality",
-        "rs" | "resize" => "resize",
-        "rt" | "resizing_type" => "resizing_type",
-        "rot" | "rotate" => "rotate",
-        "sh" | "sharpen" => "sharpen",
-        "s" | "size" => "size",
-        "scp" | "strip_color_profile" => "strip_color_profile",
-        "sm" | "strip_metadata" => "strip_metadata",
-        "t" | "trim" => "trim",
-        "w" | "width" => "width",
-        _ => return None,
-    })
+    imago_signing::options::lookup_url_name(name).map(|(slot, _)| imago_signing::options::OPTION_NAMES[slot].0)
 }
 
 /// Parses option segments (with presets expanded) into [`Options`]. The `extension` from the URL
