@@ -69,15 +69,7 @@ async fn garage_down_means_fast_503_and_recovery_without_restart() {
     assert_eq!(s.get(&s.url("w:100", &src, Some("jpg"))).await.status(), 200);
 
     // Garage comes back with the same data: imago recovers by itself.
-    let garage = std::env::var("GARAGE").ok().unwrap_or_else(|| {
-        let home = std::env::var("HOME").unwrap_or_default();
-        let local = format!("{home}/.cargo/bin/garage");
-        if std::path::Path::new(&local).exists() {
-            local
-        } else {
-            "garage".into()
-        }
-    });
+    let garage = Garage::binary();
     let mut child = Command::new(garage)
         .arg("-c")
         .arg(gdir.join("garage.toml"))

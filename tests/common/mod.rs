@@ -185,6 +185,15 @@ impl Garage {
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
     }
 
+    /// The garage binary the script runs (`scripts/garage.sh which`: $GARAGE, IMAGO_TOOLS_DIR,
+    /// PATH, ~/.cargo/bin), or `garage`.
+    pub fn binary() -> String {
+        Self::script(Path::new("/nonexistent"), "which")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "garage".into())
+    }
+
     /// Starts one in `dir`; None when garage is not installed.
     pub fn start(dir: &Path) -> Option<Garage> {
         let text = Self::script(dir, "start")?;
