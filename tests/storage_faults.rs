@@ -64,7 +64,12 @@ async fn garage_down_means_fast_503_and_recovery_without_restart() {
     assert!(r.status() == 503 || r.status() == 502, "{}", r.status());
     assert!(r.headers().contains_key("retry-after") || r.status() == 502);
     assert!(took < Duration::from_secs(3), "took {took:?}");
-    assert_eq!(s.get(&format!("{}/readyz", s.base)).await.status(), 503);
+    let ready = s.get(&format!("{}/readyz", s.base)).await;
+    assert_eq!(ready.status(), 503);
+    // Says which dependency failed, never a presigned URL (a credential): issue 15, item 2.
+    let reason = ready.text().await.unwrap();
+    assert!(reason.contains("object store"), "{reason}");
+    assert!(!reason.contains("X-Amz-") && !reason.contains("http://"), "a URL leaked: {reason}");
     // Cached variants are still served.
     assert_eq!(s.get(&s.url("w:100", &src, Some("jpg"))).await.status(), 200);
 

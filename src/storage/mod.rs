@@ -86,7 +86,9 @@ pub async fn read_body(resp: reqwest::Response, max_bytes: u64) -> Result<Object
     let mut buf = BytesMut::with_capacity(resp.content_length().unwrap_or(64 * 1024).min(max_bytes) as usize);
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| StorageError::Body { message: e.to_string(), timeout: e.is_timeout() })?;
+        // `without_url`: a presigned URL (a credential) must never reach an error text or a log.
+        let chunk =
+            chunk.map_err(|e| StorageError::Body { timeout: e.is_timeout(), message: e.without_url().to_string() })?;
         if (buf.len() + chunk.len()) as u64 > max_bytes {
             return Err(StorageError::TooLarge { limit: max_bytes });
         }

@@ -168,8 +168,10 @@ pub fn sign_post_policy(
 }
 
 /// A request that got no answer.
+/// `without_url`: the request URL is presigned (a credential valid for minutes), so it never goes
+/// into an error text, a log line or `/readyz`.
 fn request_err(e: reqwest::Error) -> StorageError {
-    StorageError::Request { message: e.to_string(), timeout: e.is_timeout() }
+    StorageError::Request { timeout: e.is_timeout(), message: e.without_url().to_string() }
 }
 
 impl S3Client {
@@ -211,7 +213,14 @@ impl S3Client {
         // The wording of source errors, as before the storage layer.
         let b = self.bucket(name).map_err(|e| format!("invalid source: {e}"))?;
         let url = b.bucket.head_bucket(Some(&self.0.creds)).sign(HEAD_TTL);
-        let r = self.0.http.head(url).timeout(READY_TIMEOUT).send().await.map_err(|e| format!("object store: {e}"))?;
+        let r = self
+            .0
+            .http
+            .head(url)
+            .timeout(READY_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| format!("object store: {}", e.without_url()))?;
         if r.status().is_server_error() {
             return Err(format!("object store answered {}", r.status()));
         }
@@ -363,7 +372,7 @@ impl Bucket {
             let text = resp
                 .text()
                 .await
-                .map_err(|e| StorageError::Body { message: e.to_string(), timeout: e.is_timeout() })?;
+                .map_err(|e| StorageError::Body { timeout: e.is_timeout(), message: e.without_url().to_string() })?;
             let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&text)
                 .map_err(|e| StorageError::Invalid(e.to_string()))?;
             out.extend(parsed.contents.into_iter().map(|c| c.key));
