@@ -4,24 +4,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use imago::error::CODES;
+#[path = "common/files.rs"]
+mod files;
 
-fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
+use imago::error::CODES;
 
 /// The string literals a `fn code(&self)` returns (its `=> "…"` arms, up to the function's end),
 /// and the code argument of every `json_response(status, "code", …)` call.
 fn codes_in_source() -> BTreeMap<String, String> {
-    let mut files = Vec::new();
-    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    let files = files::rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     let mut out = BTreeMap::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();

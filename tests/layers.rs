@@ -16,19 +16,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+#[path = "common/files.rs"]
+mod files;
+
 const MAX_CODE_LINES: usize = 600;
 const PURE_STEPS: &[&str] = &["url", "signature", "options", "negotiate"];
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
 
 /// The file's text without its unit-test module (by this repository's convention the last item,
 /// introduced by `#[cfg(test)]` and `mod tests`).
@@ -117,9 +109,7 @@ struct Tree {
 fn tree() -> Tree {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let src = root.join("src");
-    let mut paths = Vec::new();
-    rust_files(&src, &mut paths);
-    paths.sort();
+    let paths = files::rust_files(&src);
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut files = Vec::new();
     for p in paths {
@@ -286,9 +276,7 @@ fn no_source_file_over_the_size_limit() {
     let t = tree();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = t.files;
-    let mut sdk = Vec::new();
-    rust_files(&root.join("signing/rust/src"), &mut sdk);
-    for p in sdk {
+    for p in files::rust_files(&root.join("signing/rust/src")) {
         let code = without_tests(&std::fs::read_to_string(&p).unwrap());
         files.push((p, code));
     }
