@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::{HttpRequest, HttpResponse};
 use tracing::{info_span, Instrument};
 
@@ -25,7 +25,7 @@ use crate::cache::{self, Outcome, Variant, VariantCache};
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::{dpr_bucket, width_bucket, Metrics};
-use crate::negotiate::{self, Hints, NegotiateSettings};
+use crate::negotiate::{self, HintHeader, Hints, NegotiateSettings};
 use crate::options::{self, FormatChoice, Presets};
 use crate::respond::{self, RespondSettings};
 use crate::source::{self, Sources};
@@ -101,12 +101,35 @@ pub fn prepare(
     Ok(Prepared { subject, src, neg, key, etag, etag_value, vary_value })
 }
 
+// Static names: looking a header up by `&str` parses the name on every request.
+const DPR: [HeaderName; 2] = [HeaderName::from_static("sec-ch-dpr"), HeaderName::from_static("dpr")];
+const WIDTH: [HeaderName; 2] = [HeaderName::from_static("sec-ch-width"), HeaderName::from_static("width")];
+const VIEWPORT_WIDTH: [HeaderName; 2] =
+    [HeaderName::from_static("sec-ch-viewport-width"), HeaderName::from_static("viewport-width")];
+const SAVE_DATA: [HeaderName; 1] = [HeaderName::from_static("save-data")];
+const ECT: [HeaderName; 1] = [HeaderName::from_static("ect")];
+
+/// The Client Hints of a request (header reading stays here, at the edge of the pure
+/// `negotiate` step).
+fn hints(h: &HeaderMap) -> Hints {
+    Hints::read(|which| {
+        let names: &[HeaderName] = match which {
+            HintHeader::Dpr => &DPR,
+            HintHeader::Width => &WIDTH,
+            HintHeader::ViewportWidth => &VIEWPORT_WIDTH,
+            HintHeader::SaveData => &SAVE_DATA,
+            HintHeader::Ect => &ECT,
+        };
+        names.iter().find_map(|n| h.get(n).and_then(|v| v.to_str().ok()))
+    })
+}
+
 impl Flow<'_> {
     /// The whole flow for a `GET`/`HEAD` of an image path.
     pub async fn run(&self, req: &HttpRequest, start: Instant, draft: &mut Draft) -> Result<HttpResponse, Error> {
         let path = req.uri().path();
         let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let hints = Hints::from_headers(req.headers());
+        let hints = hints(req.headers());
         let class = negotiate::AcceptClass::from_accept(accept);
         let entry = match self.memo.get(path, class, &hints).await {
             Some(e) => e,

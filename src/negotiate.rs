@@ -6,7 +6,6 @@
 //! *up* to the width ladder but never above `w × dpr`. `Viewport-Width × dpr` bounds the target
 //! when no `Width` is sent. Without hints the URL's numbers are used exactly.
 
-use actix_web::http::header::{HeaderMap, HeaderName};
 use serde::Serialize;
 
 use crate::options::{FormatChoice, Options, Quality};
@@ -63,29 +62,29 @@ pub struct Hints {
     pub slow_network: bool,
 }
 
-fn header<'a>(h: &'a HeaderMap, names: &[HeaderName]) -> Option<&'a str> {
-    names.iter().find_map(|n| h.get(n).and_then(|v| v.to_str().ok()))
+/// The request headers [`Hints::read`] asks for (the HTTP edge maps each to its header names:
+/// `Sec-CH-DPR` or `DPR`, `Sec-CH-Width` or `Width`, `Sec-CH-Viewport-Width` or `Viewport-Width`,
+/// `Save-Data`, `ECT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HintHeader {
+    Dpr,
+    Width,
+    ViewportWidth,
+    SaveData,
+    Ect,
 }
 
-// Static names: looking a header up by `&str` parses the name on every request.
-const DPR: [HeaderName; 2] = [HeaderName::from_static("sec-ch-dpr"), HeaderName::from_static("dpr")];
-const WIDTH: [HeaderName; 2] = [HeaderName::from_static("sec-ch-width"), HeaderName::from_static("width")];
-const VIEWPORT_WIDTH: [HeaderName; 2] =
-    [HeaderName::from_static("sec-ch-viewport-width"), HeaderName::from_static("viewport-width")];
-const SAVE_DATA: [HeaderName; 1] = [HeaderName::from_static("save-data")];
-const ECT: [HeaderName; 1] = [HeaderName::from_static("ect")];
-
 impl Hints {
-    pub fn from_headers(h: &HeaderMap) -> Hints {
-        let num = |names: &[HeaderName]| {
-            header(h, names).and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| v.is_finite() && *v > 0.0)
-        };
+    /// The hints from header values; `get` returns a header's value (the first of its names sent).
+    /// Malformed, non-finite or non-positive numbers are ignored; widths are capped at 100,000.
+    pub fn read<'a>(get: impl Fn(HintHeader) -> Option<&'a str>) -> Hints {
+        let num = |h| get(h).and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| v.is_finite() && *v > 0.0);
         Hints {
-            dpr: num(&DPR),
-            width: num(&WIDTH).map(|v| v.ceil().min(100_000.0) as u32),
-            viewport_width: num(&VIEWPORT_WIDTH).map(|v| v.ceil().min(100_000.0) as u32),
-            save_data: header(h, &SAVE_DATA).is_some_and(|v| v.trim().eq_ignore_ascii_case("on")),
-            slow_network: header(h, &ECT)
+            dpr: num(HintHeader::Dpr),
+            width: num(HintHeader::Width).map(|v| v.ceil().min(100_000.0) as u32),
+            viewport_width: num(HintHeader::ViewportWidth).map(|v| v.ceil().min(100_000.0) as u32),
+            save_data: get(HintHeader::SaveData).is_some_and(|v| v.trim().eq_ignore_ascii_case("on")),
+            slow_network: get(HintHeader::Ect)
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("2g") || v.trim().eq_ignore_ascii_case("slow-2g")),
         }
     }
@@ -214,7 +213,6 @@ pub fn negotiate(mut o: Options, accept: &str, hints: &Hints, s: &NegotiateSetti
 mod tests {
     use super::*;
     use crate::options::{parse, Presets};
-    use actix_web::http::header::{HeaderName, HeaderValue};
 
     fn settings() -> NegotiateSettings {
         NegotiateSettings {
@@ -227,12 +225,16 @@ mod tests {
         let segs: Vec<&str> = s.split('/').filter(|x| !x.is_empty()).collect();
         parse(&segs, None, &Presets::default()).unwrap()
     }
+    /// Hints from (header name, value) pairs, named as a browser sends them.
     fn hints(pairs: &[(&'static str, &'static str)]) -> Hints {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
-        }
-        Hints::from_headers(&h)
+        let names = |h| match h {
+            HintHeader::Dpr => ["sec-ch-dpr", "dpr"],
+            HintHeader::Width => ["sec-ch-width", "width"],
+            HintHeader::ViewportWidth => ["sec-ch-viewport-width", "viewport-width"],
+            HintHeader::SaveData => ["save-data", "save-data"],
+            HintHeader::Ect => ["ect", "ect"],
+        };
+        Hints::read(|h| names(h).iter().find_map(|n| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| *v)))
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!   the crate (it knows no options or transform types);
 //! * only `storage` builds S3 clients (`rusty_s3`) for the crate;
 //! * the pure request steps (`url`, `signature`, `options`, `negotiate`) import neither the HTTP
-//!   layer nor the top-level error, and only `http` (and `main.rs`) import `http`;
+//!   layer nor the top-level error, nor any I/O or web-framework crate (header reading stays at
+//!   the edge), and only `http` (and `main.rs`) import `http`;
 //! * `app` (the composition root) never imports `http`;
 //! * no source file has over 600 lines of code (blank lines, comments and its `#[cfg(test)]`
 //!   module not counted).
@@ -269,6 +270,17 @@ fn pure_request_steps_stay_pure_and_http_is_the_top() {
         }
     }
     assert!(!t.graph["app"].contains("http"), "the composition root imports http");
+    // No I/O and no web framework in the pure steps: header reading stays at the edge.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for (p, code) in &t.files {
+        let Some(m) = module_of(&src, p) else { continue };
+        if !PURE_STEPS.contains(&m.as_str()) {
+            continue;
+        }
+        for banned in ["actix_web", "reqwest", "tokio", "std::fs", "std::net", "rusty_s3"] {
+            assert!(!code.contains(banned), "the pure step {m} ({}) uses {banned}", p.display());
+        }
+    }
 }
 
 #[test]
