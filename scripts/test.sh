@@ -17,6 +17,9 @@ step() { # prints the time of the step that ended and the name of the next one
 # Every crate of Cargo.lock, for all targets: the `--offline` steps below (cargo deny) read
 # metadata of Windows/wasm crates that no Linux build downloads, so an empty registry (a new
 # machine, a new CARGO_HOME) must fetch them first.
+# The capacity plan's simulator (docs/design.md §9-§11) on a reduced size: a few seconds.
+step "capacity simulator (scripts/test_capacity.py, reduced size)"
+python3 scripts/test_capacity.py
 step "cargo fetch (the whole lockfile, all targets)"
 cargo fetch --locked
 step "cargo fmt / clippy"
