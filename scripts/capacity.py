@@ -381,17 +381,17 @@ def plan(sim, p=P):
         ia_gb = max(0.0, stored_gb - p["uploads_per_hour"] * 24 * p["ia_after_days"] * p["original_bytes"] / GB)
         std_gb = stored_gb - ia_gb
         cost = {
-            "storage_standard": tiered(stored_gb, p["s3_standard_tiers"]),
+            "alt_storage_all_standard": tiered(stored_gb, p["s3_standard_tiers"]),
             "storage_tiered": tiered(std_gb, p["s3_standard_tiers"]) + ia_gb * p["s3_ia"],
             "put": uploads * p["s3_put"],
-            "get": (c["transforms"] - c["cold_fetches"]) / s * p["s3_get"]
-            + c["cold_fetches"] / s * (p["s3_ia_get"] + p["original_bytes"] / GB * p["s3_ia_retrieval"]),
+            "get": (c["transforms"] - c["cold_fetches"]) / s * p["s3_get"] + c["cold_fetches"] / s * p["s3_ia_get"],
+            "ia_retrieval": c["cold_fetches"] / s * p["original_bytes"] / GB * p["s3_ia_retrieval"],
             "transitions": (max(0, day_end - p["ia_after_days"]) - max(0, day_end - c["days"] - p["ia_after_days"]))
             * p["uploads_per_hour"] * 24 * p["s3_transition_ia"],
             "cdn_egress": tiered(egress_gb, p["cdn_egress_tiers"]),
             "cdn_requests": c["requests"] / s * p["cdn_request"],
             "shield_requests": c["shield_requests"] / s * p["shield_request"] if sim["shield"] else 0.0,
-            "origin_egress_non_aws_cdn": tiered(origin_gb, p["internet_egress_tiers"]),
+            "alt_origin_egress_non_aws_cdn": tiered(origin_gb, p["internet_egress_tiers"]),
             "compute": max(mean_cores, p["min_pods"] * p["pod_vcpu"]) * p["vcpu_hour"] * 24 * c["days"],
         }
         rows.append({
@@ -410,6 +410,26 @@ def plan(sim, p=P):
     mem = p["pod_workers"] * p["worker_peak_bytes"] + p["pod_variant_cache_bytes"] + p["pod_source_cache_bytes"] + p["runtime_bytes"]
     return {"rows": rows, "pod_memory_bytes": mem, "monthly_uploads": monthly_put,
             "variants": len(mix), "cpu_fixed_mean": cpu_fixed_mean}
+
+
+def storage_levers(pl, p=P):
+    """(name, GB stored at the end of the last month, that month's storage $) for each lever,
+    cumulative: masters capped at 4096 px, then lossless JPEG -> JPEG XL, then IA after 30 days."""
+    rows = pl["rows"]
+    gb = rows[-1]["stored_pb"] * 1e6
+    ia = rows[-1]["stored_ia_pb"] * 1e6
+    base = p["original_bytes"]
+    capped = base - p["over_4096_share"] * (p["over_4096_bytes"] - p["capped_bytes"])
+    jxl = capped * (1 - p["jpeg_share"] * p["jxl_saving"])
+    out = []
+    for name, per in (("as uploaded", base), ("masters capped at 4096 px", capped),
+                      ("+ lossless JPEG -> JPEG XL", jxl)):
+        g = gb * per / base
+        out.append((name, g, tiered(g, p["s3_standard_tiers"])))
+    g, i = gb * jxl / base, ia * jxl / base
+    out.append((f"+ Standard-IA after {p['ia_after_days']} days", g,
+                tiered(g - i, p["s3_standard_tiers"]) + i * p["s3_ia"]))
+    return out
 
 
 def closed_forms(p=P, days=365):
@@ -475,7 +495,14 @@ def report(sim, pl, cf, p=P, out=sys.stdout, sets=()):
       f"{last['cpu_per_miss_plan'] * 1e3:.0f} ms\n")
     w(f"memory per pod: {pl['pod_memory_bytes'] / 1e9:.2f} GB ({p['pod_workers']} workers x "
       f"{p['worker_peak_bytes'] / 1e6:.0f} MB + caches + runtime)\n\n")
-    w("## cost by month (USD, list prices)\n")
+    w(f"## storage levers at month {len(pl['rows'])} (stored bytes and the month's storage bill)\n")
+    for name, gb, cost in storage_levers(pl, p):
+        w(f"- {name}: {gb / 1e6:.1f} PB, {fmt_money(cost)}/month\n")
+    jxl_cores = p["uploads_per_hour"] / 3600 * p["jxl_cpu"]
+    w(f"- JPEG XL recompression CPU: {jxl_cores:,.0f} cores on average "
+      f"({fmt_money(jxl_cores * p['vcpu_hour'] * 24 * MONTH_DAYS)}/month)\n\n")
+    w("## cost by month (USD, list prices; alt_ lines are alternatives, not in the total: every "
+      "original in S3 Standard, and origin egress were the CDN not CloudFront)\n")
     lines = list(last["cost"].keys())
     w("| month | " + " | ".join(lines) + " | total (tiered storage) |\n")
     w("|---|" + "---|" * (len(lines) + 1) + "\n")
@@ -484,9 +511,9 @@ def report(sim, pl, cf, p=P, out=sys.stdout, sets=()):
         cst = r["cost"]
         for k in lines:
             year[k] += cst[k]
-        total = sum(v for k, v in cst.items() if k != "storage_standard")
+        total = sum(v for k, v in cst.items() if not k.startswith("alt_"))
         w(f"| {r['month']} | " + " | ".join(fmt_money(cst[k]) for k in lines) + f" | {fmt_money(total)} |\n")
-    ytot = sum(v for k, v in year.items() if k != "storage_standard")
+    ytot = sum(v for k, v in year.items() if not k.startswith("alt_"))
     w("| year | " + " | ".join(fmt_money(year[k]) for k in lines) + f" | {fmt_money(ytot)} |\n")
 
 

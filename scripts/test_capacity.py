@@ -131,7 +131,8 @@ class Simulation(unittest.TestCase):
         rows = self.plan["rows"]
         for a, b in zip(rows, rows[1:]):
             self.assertGreater(b["stored_pb"], a["stored_pb"])
-            self.assertGreaterEqual(b["cost"]["storage_standard"], a["cost"]["storage_standard"])
+            self.assertGreaterEqual(b["cost"]["alt_storage_all_standard"], a["cost"]["alt_storage_all_standard"])
+            self.assertLessEqual(b["cost"]["storage_tiered"], b["cost"]["alt_storage_all_standard"])
         days = sum(r["days"] for r in rows)
         expect = self.p["uploads_per_hour"] * 24 * days * self.p["original_bytes"] / 1e15
         self.assertAlmostEqual(rows[-1]["stored_pb"], expect, delta=expect * 1e-9)
