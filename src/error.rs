@@ -58,6 +58,9 @@ pub const CODES: &[(&str, &[u16])] = &[
     ("not-an-image", &[422]),
     ("checksum-mismatch", &[422]),
     ("rate-limited", &[429]),
+    ("path-escapes", &[403]),
+    ("key-not-allowed", &[403]),
+    ("upload-busy", &[503]),
 ];
 
 /// Every error a request can end in.

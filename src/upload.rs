@@ -13,16 +13,19 @@
 //!   atomic no-replace rename ([`ingest`]).
 //!
 //! [`Uploads::issue`] is the one ticket code path: the HTTP handler and `imago presign` both call
-//! it. Handlers live in [`handlers`], the embedded writer in [`ingest`], `/info` in [`info`].
+//! it. Handlers live in [`crate::http`], the embedded writer in [`ingest`], `/info` in [`info`],
+//! the refusals in [`error`].
 
+pub mod error;
 pub mod info;
 pub mod ingest;
+
+pub use error::UploadError;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use actix_web::http::StatusCode;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
 use base64::Engine;
 use governor::clock::{Clock, DefaultClock};
@@ -39,123 +42,6 @@ use crate::config::{clean_prefix, Config};
 use crate::storage::{Bucket, ObjectSpec, Storage, StorageError};
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// Why an upload request was refused. Each has a stable code (SPEC §10).
-#[derive(Debug, thiserror::Error)]
-pub enum UploadError {
-    #[error("unauthorized: {0}")]
-    Unauthorized(&'static str),
-    #[error("invalid request: {0}")]
-    InvalidRequest(String),
-    #[error("forbidden: {0}")]
-    Forbidden(String),
-    #[error("the upload is larger than the limit of {limit} bytes")]
-    TooLarge { limit: u64 },
-    #[error("unsupported content type `{0}` (allowed: {1})")]
-    UnsupportedContentType(String, String),
-    #[error("Content-Type must be `{0}`, as in the ticket")]
-    ContentTypeMismatch(String),
-    #[error("the body is not a {0} image")]
-    NotAnImage(String),
-    #[error("too many upload tickets for this API key: retry in {retry_after} s")]
-    RateLimited { retry_after: u64 },
-    #[error("this upload ticket expired")]
-    Expired,
-    #[error("invalid upload signature")]
-    InvalidSignature,
-    #[error("a different object already exists at this key")]
-    Exists,
-    #[error("the body does not match the ticket's sha256")]
-    ChecksumMismatch,
-    #[error("the body has {got} bytes, the ticket says {expected}")]
-    LengthMismatch { expected: u64, got: u64 },
-    #[error("the upload body ended early")]
-    Incomplete,
-    #[error("the upload body did not arrive within {0} s")]
-    Timeout(u64),
-    #[error("no image at this key")]
-    NotFound,
-    #[error("storage failed: {0}")]
-    Storage(String),
-}
-
-impl UploadError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            UploadError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            UploadError::InvalidRequest(_) | UploadError::LengthMismatch { .. } | UploadError::Incomplete => {
-                StatusCode::BAD_REQUEST
-            }
-            UploadError::Forbidden(_) | UploadError::Expired | UploadError::InvalidSignature => StatusCode::FORBIDDEN,
-            UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            UploadError::UnsupportedContentType(..) | UploadError::ContentTypeMismatch(_) => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            }
-            UploadError::NotAnImage(_) | UploadError::ChecksumMismatch => StatusCode::UNPROCESSABLE_ENTITY,
-            UploadError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            UploadError::Exists => StatusCode::CONFLICT,
-            UploadError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-            UploadError::NotFound => StatusCode::NOT_FOUND,
-            UploadError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            UploadError::Unauthorized(_) => "unauthorized",
-            UploadError::InvalidRequest(_) => "invalid-request",
-            UploadError::Forbidden(_) => "forbidden",
-            UploadError::TooLarge { .. } => "too-large",
-            UploadError::UnsupportedContentType(..) => "unsupported-content-type",
-            UploadError::ContentTypeMismatch(_) => "content-type-mismatch",
-            UploadError::NotAnImage(_) => "not-an-image",
-            UploadError::RateLimited { .. } => "rate-limited",
-            UploadError::Expired => "upload-expired",
-            UploadError::InvalidSignature => "invalid-signature",
-            UploadError::Exists => "exists",
-            UploadError::ChecksumMismatch => "checksum-mismatch",
-            UploadError::LengthMismatch { .. } => "length-mismatch",
-            UploadError::Incomplete => "incomplete-body",
-            UploadError::Timeout(_) => "upload-timeout",
-            UploadError::NotFound => "not-found",
-            UploadError::Storage(_) => "storage-unavailable",
-        }
-    }
-
-    pub fn public_message(&self) -> String {
-        match self {
-            UploadError::Storage(_) => "storage is unavailable".into(),
-            other => other.to_string(),
-        }
-    }
-
-    pub fn retry_after(&self) -> Option<u64> {
-        match self {
-            UploadError::RateLimited { retry_after } => Some(*retry_after),
-            UploadError::Storage(_) => Some(1),
-            _ => None,
-        }
-    }
-}
-
-/// Storage errors as upload errors, with the codes and wording uploads have always had.
-impl From<StorageError> for UploadError {
-    fn from(e: StorageError) -> UploadError {
-        match e {
-            StorageError::BadKey(_) => UploadError::InvalidRequest(crate::source::SourceError::from(e).to_string()),
-            StorageError::Reserved => UploadError::InvalidRequest("this key is reserved".into()),
-            StorageError::Escapes => UploadError::Forbidden("the key's directory is outside the store".into()),
-            StorageError::NotFound => UploadError::NotFound,
-            StorageError::Exists => UploadError::Exists,
-            StorageError::Invalid(m) => UploadError::InvalidRequest(m),
-            StorageError::Io { source, .. } => UploadError::Storage(source.to_string()),
-            StorageError::Status { status, .. } if !status.is_server_error() => {
-                UploadError::Storage(format!("object store refused: {e}"))
-            }
-            other => UploadError::Storage(format!("object store: {other}")),
-        }
-    }
-}
 
 /// One accepted content type.
 #[derive(Debug)]
@@ -418,6 +304,8 @@ pub struct Uploads {
     keys: crate::auth::ApiKeys,
     limiters: Vec<Limiter>,
     pub ingest: ingest::Ingest,
+    /// One permit per request body being received (`IMAGO_UPLOAD_MAX_BODIES`).
+    bodies: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Uploads {
@@ -480,7 +368,8 @@ impl Uploads {
         };
         let embedded = matches!(backend, Backend::Local) && !settings.api_keys.is_empty();
         let ingest = ingest::Ingest::new(storage.local().clone(), settings.fsync, settings.body_timeout, embedded)?;
-        Ok(Uploads { settings, backend, grant_key, signer, keys, limiters, ingest })
+        let bodies = Arc::new(tokio::sync::Semaphore::new(settings.max_bodies));
+        Ok(Uploads { settings, backend, grant_key, signer, keys, limiters, ingest, bodies })
     }
 
     /// Which API key (index) the `Authorization: Bearer …` header carries ([`crate::auth`]).
@@ -497,6 +386,49 @@ impl Uploads {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             UploadError::RateLimited { retry_after: wait.as_secs_f64().ceil().max(1.0) as u64 }
         })
+    }
+
+    /// A slot for receiving one request body (held until the answer), or
+    /// [`UploadError::Busy`] when `IMAGO_UPLOAD_MAX_BODIES` are taken: nothing is read then.
+    pub fn body_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, UploadError> {
+        self.bodies.clone().try_acquire_owned().map_err(|_| UploadError::Busy)
+    }
+
+    /// The key if it is one uploads could have made: a clean key under one of
+    /// `IMAGO_UPLOAD_PREFIXES` whose name ends in an image extension. Only those can be deleted.
+    pub fn upload_key(&self, key: &str) -> Result<String, UploadError> {
+        let key = match crate::storage::object_key(key) {
+            Err(StorageError::Reserved) => return Err(UploadError::NotFound),
+            r => r?,
+        };
+        let prefixed =
+            self.settings.prefixes.iter().any(|p| key.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('/')));
+        if !prefixed {
+            return Err(UploadError::KeyNotAllowed(format!(
+                "the key is not under an upload prefix (IMAGO_UPLOAD_PREFIXES: {})",
+                self.settings.prefixes.join(", ")
+            )));
+        }
+        let ext =
+            key.rsplit_once('/').map_or(key.as_str(), |(_, n)| n).rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        let image = ext.is_some_and(|e| IMAGE_TYPES.iter().any(|t| t.ext == e || t.alt_ext.contains(&e.as_str())));
+        if !image {
+            return Err(UploadError::KeyNotAllowed("the key does not name an image file".into()));
+        }
+        Ok(key)
+    }
+
+    /// Deletes the original at an upload key ([`Uploads::upload_key`]): the local file (never
+    /// outside the root) or the object.
+    pub async fn delete(&self, key: &str) -> Result<(), UploadError> {
+        let key = self.upload_key(key)?;
+        match &self.backend {
+            Backend::Local => self.ingest.delete(&key).await,
+            Backend::S3(s) => {
+                s.head(&key).await?.ok_or(UploadError::NotFound)?;
+                Ok(s.delete(&key).await?)
+            }
+        }
     }
 
     /// The proxy source string of a key.

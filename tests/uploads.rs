@@ -462,8 +462,10 @@ async fn info_dominant_colour_and_thumbhash_of_a_known_image() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn info_and_delete_need_a_key_and_an_object() {
-    let s = start(&["gps.jpg", "orientation/Landscape_1.jpg"], |_| {}).await;
-    let r = s.client.get(format!("{}/v1/images/gps.jpg/info", s.base)).send().await.unwrap();
+    let s = start(&["orientation/Landscape_1.jpg"], |_| {}).await;
+    // DELETE takes upload keys only (under IMAGO_UPLOAD_PREFIXES).
+    s.put("uploads/gps.jpg", &fixture("gps.jpg"));
+    let r = s.client.get(format!("{}/v1/images/uploads/gps.jpg/info", s.base)).send().await.unwrap();
     assert_error(r, 401, "unauthorized").await;
     assert_error(info(&s, "missing.jpg").await, 404, "not-found").await;
     assert_error(info(&s, ".incoming/x.part").await, 404, "not-found").await;
@@ -474,14 +476,14 @@ async fn info_and_delete_need_a_key_and_an_object() {
         }
         r.send()
     };
-    assert_error(del("gps.jpg", None).await.unwrap(), 401, "unauthorized").await;
-    assert!(s.root.join("gps.jpg").exists());
-    let r = del("gps.jpg", Some(API_KEY_2)).await.unwrap();
+    assert_error(del("uploads/gps.jpg", None).await.unwrap(), 401, "unauthorized").await;
+    assert!(s.root.join("uploads/gps.jpg").exists());
+    let r = del("uploads/gps.jpg", Some(API_KEY_2)).await.unwrap();
     assert_eq!(r.status(), 204);
-    assert!(!s.root.join("gps.jpg").exists());
-    assert_error(del("gps.jpg", Some(API_KEY)).await.unwrap(), 404, "not-found").await;
-    assert_error(info(&s, "gps.jpg").await, 404, "not-found").await;
-    let r = s.get(&s.url("w:100", "local:///gps.jpg", None)).await;
+    assert!(!s.root.join("uploads/gps.jpg").exists());
+    assert_error(del("uploads/gps.jpg", Some(API_KEY)).await.unwrap(), 404, "not-found").await;
+    assert_error(info(&s, "uploads/gps.jpg").await, 404, "not-found").await;
+    let r = s.get(&s.url("w:100", "local:///uploads/gps.jpg", None)).await;
     assert_eq!(r.status(), 404, "the original is gone");
     assert!(s.root.join("orientation/Landscape_1.jpg").exists());
 }
@@ -591,4 +593,214 @@ async fn chunked_bodies_work_and_slow_bodies_time_out() {
     drop(tcp);
     eventually("no temp file", || incoming(&s.root).is_empty()).await;
     assert_eq!(files(&s.root), vec![key]);
+}
+
+/// `DELETE /v1/images/{key}` with the API key.
+async fn delete(s: &common::TestServer, key: &str) -> reqwest::Response {
+    s.client.delete(format!("{}/v1/images/{key}", s.base)).bearer_auth(API_KEY).send().await.unwrap()
+}
+
+/// Reads a raw answer until the server closes or answers in full, up to `max`; returns it with
+/// the time it took.
+async fn answer_within(tcp: &mut tokio::net::TcpStream, max: Duration) -> (String, Duration) {
+    use tokio::io::AsyncReadExt;
+    let start = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    while start.elapsed() < max {
+        match tokio::time::timeout(max - start.elapsed(), tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => {
+                got.extend_from_slice(&buf[..n]);
+                if got.windows(4).any(|w| w == b"\r\n\r\n") && got.ends_with(b"}") {
+                    break;
+                }
+            }
+        }
+    }
+    (String::from_utf8_lossy(&got).into_owned(), start.elapsed())
+}
+
+/// Opens a form upload whose multipart preamble (the fields before `file`) stalls half-way.
+async fn stalled_form(s: &common::TestServer) -> tokio::net::TcpStream {
+    let boundary = "----imagostall";
+    let headers = [
+        ("Content-Type", format!("multipart/form-data; boundary={boundary}")),
+        ("Content-Length", "100000".to_string()),
+    ];
+    let part = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nuplo");
+    raw_request(&format!("{}/v1/uploads/form", s.base), "POST", &headers, part.as_bytes()).await
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_is_confined_to_upload_keys_inside_the_store() {
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim.jpg");
+    std::fs::write(&victim, fixture("gps.jpg")).unwrap();
+    let s = start(&["orientation/Landscape_1.jpg"], |r| {
+        r.upload_prefixes = imago::config::List::from_strs(&["uploads", "shared"]);
+    })
+    .await;
+    s.put("originals/hero.jpg", &fixture("gps.jpg"));
+    s.put("originals/notes.txt", b"notes");
+    s.put("uploads/notes.txt", b"notes");
+    std::fs::create_dir_all(s.root.join("uploads")).unwrap();
+    // An upload prefix that is a directory symlinked out of the store, and one inside an upload
+    // prefix.
+    std::os::unix::fs::symlink(outside.path(), s.root.join("shared")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), s.root.join("uploads/ext")).unwrap();
+
+    // Reads refuse the escape already; DELETE must too, and the file outside survives.
+    let r = s.client.get(format!("{}/v1/images/shared/victim.jpg/info", s.base)).bearer_auth(API_KEY);
+    assert_eq!(r.send().await.unwrap().status(), 403);
+    for key in ["shared/victim.jpg", "uploads/ext/victim.jpg"] {
+        assert_error(delete(&s, key).await, 403, "path-escapes").await;
+        assert!(victim.exists(), "DELETE {key} removed a file outside the store");
+    }
+    // Only upload keys: not another directory, not a non-image, not a directory.
+    for key in ["originals/hero.jpg", "originals/notes.txt", "uploads/notes.txt", "orientation/Landscape_1.jpg"] {
+        assert_error(delete(&s, key).await, 403, "key-not-allowed").await;
+        assert!(s.root.join(key).exists(), "DELETE {key} removed it");
+    }
+    // `..` and its encodings never reach outside the upload prefix (raw requests: a client
+    // library would normalise them away).
+    for target in [
+        "/v1/images/uploads/../originals/hero.jpg",
+        "/v1/images/uploads/%2e%2e/originals/hero.jpg",
+        "/v1/images/uploads/.%2E/originals/hero.jpg",
+        "/v1/images/uploads%2F..%2Foriginals%2Fhero.jpg",
+        "/v1/images/uploads/..%2Foriginals/hero.jpg",
+        "/v1/images/uploads/%2E%2E%2F%2E%2E%2Fimages/originals/hero.jpg",
+    ] {
+        let headers = [("Authorization", format!("Bearer {API_KEY}")), ("Connection", "close".to_string())];
+        let mut tcp = raw_request(&format!("{}{target}", s.base), "DELETE", &headers, b"").await;
+        let (answer, _) = answer_within(&mut tcp, Duration::from_secs(5)).await;
+        let status: u16 = answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+        assert!((400..500).contains(&status), "{target}: {answer}");
+        assert!(s.root.join("originals/hero.jpg").exists(), "{target} removed it");
+    }
+    // An upload to the prefix symlinked out is refused before any directory is made out there.
+    let (status, t) = ticket(&s, json!({"content_type": "image/jpeg", "prefix": "shared"})).await;
+    assert_eq!(status, 201, "{t}");
+    assert_error(send(&s.client, &t, fixture("gps.jpg"), None).await, 403, "path-escapes").await;
+    let mut out: Vec<_> = std::fs::read_dir(outside.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    out.sort();
+    assert_eq!(out, vec![std::ffi::OsString::from("victim.jpg")], "nothing was created outside the store");
+    // An upload key still deletes.
+    let (_, t) = ticket(&s, json!({"content_type": "image/jpeg"})).await;
+    assert_eq!(send(&s.client, &t, fixture("gps.jpg"), None).await.status(), 201);
+    let key = t["key"].as_str().unwrap();
+    assert_eq!(delete(&s, key).await.status(), 204);
+    assert!(!s.root.join(key).exists());
+    assert_error(delete(&s, key).await, 404, "not-found").await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlinked_store_root_works_for_every_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir_all(real.join("uploads/old")).unwrap();
+    std::fs::copy(fixture_path("gps.jpg"), real.join("uploads/old/gps.jpg")).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let s = start(&[], |r| r.local_root = link.clone()).await;
+    // Read and info of what was there.
+    let r = s.get(&s.url("w:100", "local:///uploads/old/gps.jpg", Some("png"))).await;
+    assert_eq!(r.status(), 200);
+    let r = s.client.get(format!("{}/v1/images/uploads/old/gps.jpg/info", s.base)).bearer_auth(API_KEY);
+    assert_eq!(r.send().await.unwrap().status(), 200);
+    // PUT and form uploads commit under the real directory; reads, info and delete follow.
+    for method in ["PUT", "POST"] {
+        let (_, t) = ticket(&s, json!({"content_type": "image/jpeg", "method": method})).await;
+        let r = send(&s.client, &t, fixture("gps.jpg"), None).await;
+        assert_eq!(r.status(), 201, "{method}: {:?}", r.text().await);
+        let key = t["key"].as_str().unwrap();
+        assert_eq!(std::fs::read(real.join(key)).unwrap(), fixture("gps.jpg"));
+        assert_eq!(s.get(t["image_url"].as_str().unwrap()).await.status(), 200);
+        let r = s.client.get(t["info_url"].as_str().unwrap()).bearer_auth(API_KEY).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(delete(&s, key).await.status(), 204);
+        assert!(!real.join(key).exists());
+    }
+    assert_eq!(delete(&s, "uploads/old/gps.jpg").await.status(), 204);
+    assert!(!real.join("uploads/old/gps.jpg").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_request_bodies_time_out_fields_and_tickets_included() {
+    let s = start(&[], |r| r.upload_body_timeout_secs = 1).await;
+    // A form whose fields stall (no signature seen yet: the request is unauthenticated).
+    let mut tcp = stalled_form(&s).await;
+    let (answer, took) = answer_within(&mut tcp, Duration::from_secs(8)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "after {took:?}: {answer:?}");
+    assert!(answer.contains("\"upload-timeout\""), "{answer}");
+    assert!(took < Duration::from_millis(2500), "answered after {took:?}");
+    eprintln!("408 after {took:?}");
+    // A ticket request whose JSON body stalls.
+    let headers = [
+        ("Authorization", format!("Bearer {API_KEY}")),
+        ("Content-Type", "application/json".to_string()),
+        ("Content-Length", "200".to_string()),
+    ];
+    let mut tcp = raw_request(&format!("{}/v1/uploads", s.base), "POST", &headers, b"{\"content_type\":").await;
+    let (answer, took) = answer_within(&mut tcp, Duration::from_secs(8)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "after {took:?}: {answer:?}");
+    assert!(took < Duration::from_millis(2500), "answered after {took:?}");
+    eprintln!("408 after {took:?}");
+    // A form whose file part stalls after valid fields.
+    let (_, t) = ticket(&s, json!({"content_type": "image/jpeg", "method": "POST"})).await;
+    let fields: Vec<(String, String)> =
+        t["fields"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
+    let photo = fixture("gps.jpg");
+    let (ct, body) = multipart(&fields, &photo);
+    let headers = [("Content-Type", ct), ("Content-Length", body.len().to_string())];
+    let mut tcp = raw_request(t["url"].as_str().unwrap(), "POST", &headers, &body[..body.len() / 2]).await;
+    let (answer, took) = answer_within(&mut tcp, Duration::from_secs(8)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "after {took:?}: {answer:?}");
+    assert!(took < Duration::from_millis(2500), "answered after {took:?}");
+    eprintln!("408 after {took:?}");
+    drop(tcp);
+    eventually("no temp file", || incoming(&s.root).is_empty()).await;
+    assert!(files(&s.root).is_empty(), "{:?}", files(&s.root));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_request_bodies_are_bounded() {
+    let n = 2;
+    let s = start(&[], |r| {
+        r.upload_body_timeout_secs = 2;
+        r.upload_max_bodies = n;
+    })
+    .await;
+    let (_, put) = ticket(&s, json!({"content_type": "image/jpeg"})).await;
+    let (_, post) = ticket(&s, json!({"content_type": "image/jpeg", "method": "POST"})).await;
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.push(stalled_form(&s).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The third body of any kind is refused at once, before a byte of it is read.
+    let photo = fixture("gps.jpg");
+    for t in [&put, &post] {
+        let r = send(&s.client, t, photo.clone(), None).await;
+        assert_eq!(r.headers().get("retry-after").map(|v| v.to_str().unwrap()), Some("1"));
+        assert_error(r, 503, "upload-busy").await;
+    }
+    let (status, e) = ticket(&s, json!({"content_type": "image/jpeg"})).await;
+    assert_eq!((status, e["code"].as_str()), (503, Some("upload-busy")));
+    let mut tcp = stalled_form(&s).await;
+    let (answer, _) = answer_within(&mut tcp, Duration::from_secs(1)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert!(files(&s.root).is_empty(), "{:?}", files(&s.root));
+    // Once the held bodies time out, their slots are free again.
+    for tcp in held.iter_mut() {
+        let (answer, _) = answer_within(tcp, Duration::from_secs(5)).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    }
+    drop(held);
+    assert_eq!(send(&s.client, &put, photo.clone(), None).await.status(), 201);
+    assert_eq!(send(&s.client, &post, photo, None).await.status(), 201);
+    assert_eq!(files(&s.root).len(), 2);
 }

@@ -276,3 +276,30 @@ async fn info_and_delete_work_on_bucket_keys() {
     assert_error(del().await.unwrap(), 404, "not-found").await;
     assert_error(s.client.get(info_url).bearer_auth(API_KEY).send().await.unwrap(), 404, "not-found").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_in_s3_mode_is_confined_to_upload_keys() {
+    let Some(env) = S3Env::get() else { return };
+    let prefix = unique_prefix("del");
+    let other = unique_prefix("originals");
+    let s = s3_server(&env, &prefix, |_| {}).await;
+    let photo = fixture("gps.jpg");
+    let (hero, notes) = (format!("{other}/hero.jpg"), format!("{prefix}/notes.txt"));
+    env.put(&hero, photo.clone()).await;
+    env.put(&notes, b"notes".to_vec()).await;
+    for key in [&hero, &notes] {
+        let r = s.client.delete(format!("{}/v1/images/{key}", s.base)).bearer_auth(API_KEY).send().await.unwrap();
+        assert_error(r, 403, "key-not-allowed").await;
+        assert!(env.object(key).await.is_some(), "DELETE {key} removed it");
+    }
+    let r = s.client.delete(format!("{}/v1/images/{prefix}/%2e%2e/{hero}", s.base)).bearer_auth(API_KEY);
+    assert!(r.send().await.unwrap().status().is_client_error());
+    assert!(env.object(&hero).await.is_some());
+    // An upload key still deletes.
+    let (_, t) = ticket(&s, json!({"content_type": "image/jpeg", "content_length": photo.len()})).await;
+    assert!(send(&s.client, &t, photo, None).await.status().is_success());
+    let key = t["key"].as_str().unwrap();
+    let r = s.client.delete(format!("{}/v1/images/{key}", s.base)).bearer_auth(API_KEY).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(env.list(&prefix).await, vec![notes.clone()]);
+}

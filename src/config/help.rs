@@ -161,7 +161,12 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         env: "IMAGO_UPLOAD_BODY_TIMEOUT_SECS",
         default: "300",
-        help: "embedded uploads: longest time to receive a body (408 after)",
+        help: "longest time to receive a request body of /v1/uploads*, form fields included (408 after)",
+    },
+    Setting {
+        env: "IMAGO_UPLOAD_MAX_BODIES",
+        default: "64",
+        help: "request bodies of /v1/uploads* received at once (tickets, PUTs, forms; 503 upload-busy above)",
     },
     Setting {
         env: "IMAGO_UPLOAD_S3_IF_NONE_MATCH",

@@ -51,6 +51,7 @@ pub struct UploadSettings {
     pub burst: u32,
     pub fsync: bool,
     pub body_timeout: Duration,
+    pub max_bodies: usize,
     pub cors_origins: Vec<String>,
     pub info_max_age: u64,
     pub s3_if_none_match: bool,
@@ -117,6 +118,9 @@ impl UploadSettings {
         if r.upload_body_timeout_secs == 0 {
             return Err(("IMAGO_UPLOAD_BODY_TIMEOUT_SECS", "must be positive".into()));
         }
+        if !(1..=tokio::sync::Semaphore::MAX_PERMITS).contains(&r.upload_max_bodies) {
+            return Err(("IMAGO_UPLOAD_MAX_BODIES", "must be at least 1".into()));
+        }
         let cors_origins = r.cors_origins.strings();
         for o in &cors_origins {
             if o != "*" && url::Url::parse(o).map(|u| u.origin().ascii_serialization() != *o).unwrap_or(true) {
@@ -137,6 +141,7 @@ impl UploadSettings {
             burst: r.upload_burst,
             fsync: r.upload_fsync,
             body_timeout: Duration::from_secs(r.upload_body_timeout_secs),
+            max_bodies: r.upload_max_bodies,
             cors_origins,
             info_max_age: r.info_max_age_secs,
             s3_if_none_match: r.upload_s3_if_none_match,

@@ -139,9 +139,18 @@ async fn preflight(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
     resp
 }
 
-async fn read_limited(mut body: web::Payload, limit: usize) -> Result<Vec<u8>, UploadError> {
+/// Reads a whole small body, refusing more than `limit` bytes and a body still arriving at
+/// `deadline` ([`UploadError::Timeout`] after `secs`).
+async fn read_limited(
+    mut body: web::Payload,
+    limit: usize,
+    deadline: tokio::time::Instant,
+    secs: u64,
+) -> Result<Vec<u8>, UploadError> {
     let mut v = Vec::new();
-    while let Some(chunk) = body.next().await {
+    while let Some(chunk) =
+        tokio::time::timeout_at(deadline, body.next()).await.map_err(|_| UploadError::Timeout(secs))?
+    {
         let chunk = chunk.map_err(|_| UploadError::Incomplete)?;
         if v.len() + chunk.len() > limit {
             return Err(UploadError::InvalidRequest(format!("the request body is larger than {limit} bytes")));
@@ -155,11 +164,13 @@ async fn read_limited(mut body: web::Payload, limit: usize) -> Result<Vec<u8>, U
 async fn create_ticket(req: HttpRequest, body: web::Payload, st: web::Data<AppState>) -> HttpResponse {
     let start = Instant::now();
     let up = &st.uploads;
+    let deadline = tokio::time::Instant::now() + up.settings.body_timeout;
     let result = async {
         let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let key_index = up.authenticate(auth)?;
+        let _slot = up.body_slot()?;
         up.take_token(key_index)?;
-        let bytes = read_limited(body, MAX_TICKET_BODY).await?;
+        let bytes = read_limited(body, MAX_TICKET_BODY, deadline, up.settings.body_timeout.as_secs()).await?;
         let tr: TicketRequest = serde_json::from_slice(&bytes)
             .map_err(|e| UploadError::InvalidRequest(format!("the body must be a JSON ticket request: {e}")))?;
         up.issue(&tr, &Timestamp::now()).await
@@ -266,6 +277,7 @@ async fn put_upload(
     st: web::Data<AppState>,
 ) -> HttpResponse {
     let start = Instant::now();
+    let deadline = tokio::time::Instant::now() + st.uploads.settings.body_timeout;
     let key = path.into_inner();
     let origin = cors_origin(&st, &req);
     let allow = origin.as_ref().ok().cloned().flatten();
@@ -293,7 +305,8 @@ async fn put_upload(
                 }
             }
         }
-        st.uploads.ingest.receive(&key, t, &limits, body).await
+        let _slot = st.uploads.body_slot()?;
+        st.uploads.ingest.receive(&key, t, &limits, body, deadline).await
     }
     .await;
     let resp = match result {
@@ -305,46 +318,26 @@ async fn put_upload(
 }
 
 /// `POST /v1/uploads/form`: the embedded store's presigned POST target (fields, then `file`).
+/// The request is unauthenticated until its fields are read, so a slot is taken first and the
+/// body timeout runs from the start: fields and file alike must arrive by then.
 async fn form_upload(req: HttpRequest, body: web::Payload, st: web::Data<AppState>) -> HttpResponse {
     let start = Instant::now();
+    let deadline = tokio::time::Instant::now() + st.uploads.settings.body_timeout;
     let origin = cors_origin(&st, &req);
     let allow = origin.as_ref().ok().cloned().flatten();
     let mut key_out = String::new();
     let result = async {
         origin?;
+        let _slot = st.uploads.body_slot()?;
         let mut mp = Multipart::new(req.headers(), body);
-        let mut fields: Vec<(String, String)> = Vec::new();
-        let file = loop {
-            let field = mp
-                .next()
-                .await
-                .ok_or_else(|| UploadError::InvalidRequest("the form has no `file` field".into()))?
-                .map_err(|e| UploadError::InvalidRequest(format!("multipart: {e}")))?;
-            let name = field.name().unwrap_or("").to_string();
-            if name == "file" {
-                break field;
-            }
-            if fields.len() >= MAX_FIELDS {
-                return Err(UploadError::InvalidRequest("too many form fields".into()));
-            }
-            let mut field = field;
-            let mut value = Vec::new();
-            while let Some(chunk) = field.next().await {
-                let chunk = chunk.map_err(|_| UploadError::Incomplete)?;
-                if value.len() + chunk.len() > MAX_FIELD {
-                    return Err(UploadError::InvalidRequest(format!("form field `{name}` is too long")));
-                }
-                value.extend_from_slice(&chunk);
-            }
-            let value = String::from_utf8(value)
-                .map_err(|_| UploadError::InvalidRequest(format!("form field `{name}` is not UTF-8")))?;
-            fields.push((name, value));
-        };
+        let secs = st.uploads.settings.body_timeout.as_secs();
+        let (fields, file) =
+            tokio::time::timeout_at(deadline, form_fields(&mut mp)).await.map_err(|_| UploadError::Timeout(secs))??;
         let key = get(&fields, "key").ok_or(UploadError::InvalidSignature)?.to_string();
         key_out = key.clone();
         let (grant, t) = verify_grant(&st, Method::Post, &key, &fields, "Content-Type")?;
         let limits = limits_of(&grant)?;
-        st.uploads.ingest.receive(&key, t, &limits, file).await
+        st.uploads.ingest.receive(&key, t, &limits, file, deadline).await
     }
     .await;
     let resp = match result {
@@ -353,6 +346,38 @@ async fn form_upload(req: HttpRequest, body: web::Payload, st: web::Data<AppStat
     };
     record(&st, "upload_form", &resp, start);
     resp
+}
+
+/// Reads the form fields before `file` (at most [`MAX_FIELDS`] of [`MAX_FIELD`] bytes each);
+/// returns them with the `file` field, unread.
+async fn form_fields(mp: &mut Multipart) -> Result<(Vec<(String, String)>, actix_multipart::Field), UploadError> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    loop {
+        let field = mp
+            .next()
+            .await
+            .ok_or_else(|| UploadError::InvalidRequest("the form has no `file` field".into()))?
+            .map_err(|e| UploadError::InvalidRequest(format!("multipart: {e}")))?;
+        let name = field.name().unwrap_or("").to_string();
+        if name == "file" {
+            return Ok((fields, field));
+        }
+        if fields.len() >= MAX_FIELDS {
+            return Err(UploadError::InvalidRequest("too many form fields".into()));
+        }
+        let mut field = field;
+        let mut value = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|_| UploadError::Incomplete)?;
+            if value.len() + chunk.len() > MAX_FIELD {
+                return Err(UploadError::InvalidRequest(format!("form field `{name}` is too long")));
+            }
+            value.extend_from_slice(&chunk);
+        }
+        let value = String::from_utf8(value)
+            .map_err(|_| UploadError::InvalidRequest(format!("form field `{name}` is not UTF-8")))?;
+        fields.push((name, value));
+    }
 }
 
 fn clean_api_key(key: &str) -> Result<String, UploadError> {
@@ -430,7 +455,8 @@ async fn image_info(req: HttpRequest, path: web::Path<String>, st: web::Data<App
     resp
 }
 
-/// `DELETE /v1/images/{key}`: removes the original. Variants already in the in-memory cache
+/// `DELETE /v1/images/{key}`: removes the original at an upload key (under
+/// `IMAGO_UPLOAD_PREFIXES`, an image file name; in embedded mode never outside the root). Variants already in the in-memory cache
 /// and CDN copies live until their TTL or a purge.
 async fn delete_image(req: HttpRequest, path: web::Path<String>, st: web::Data<AppState>) -> HttpResponse {
     let start = Instant::now();
@@ -438,15 +464,7 @@ async fn delete_image(req: HttpRequest, path: web::Path<String>, st: web::Data<A
     let result = async {
         let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         up.authenticate(auth)?;
-        let key = clean_api_key(&path)?;
-        match &up.backend {
-            Backend::Local => up.ingest.delete(&key).await,
-            Backend::S3(s) => {
-                let e = UploadError::from;
-                s.head(&key).await.map_err(e)?.ok_or(UploadError::NotFound)?;
-                s.delete(&key).await.map_err(e)
-            }
-        }
+        up.delete(&path).await
     }
     .await;
     let resp = match result {

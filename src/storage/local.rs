@@ -2,15 +2,17 @@
 //! and plain directories of files (analytics event files).
 //!
 //! Keys are clean relative paths ([`clean_key`]); [`INCOMING_DIR`] under the root holds upload
-//! temp files and no key may name it ([`object_key`]); reads resolve symlinks and refuse a file
-//! outside the root. Writes are atomic: a temp file, fsync, then a rename (no-replace for the
+//! temp files and no key may name it ([`object_key`]). Every path of a key goes through one
+//! check, [`LocalRoot::resolve`]: it walks the key's directories from the (canonical) root one at
+//! a time, follows a symlink only to a directory that is still inside the root, creates missing
+//! directories only when asked and only once their parent is known to be inside, and refuses a
+//! file that resolves outside ([`StorageError::Escapes`]). Reads, stats, removals, commits and
+//! directory creation all use it. Writes are atomic: a temp file, fsync, then a rename (no-replace for the
 //! root's objects: `renameat2(RENAME_NOREPLACE)`, or hard link + unlink where the filesystem
 //! lacks it), then the directory is synced.
 
-use std::collections::HashSet;
 use std::io::{IoSlice, Read, Write};
-use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -64,20 +66,27 @@ pub enum Outcome {
     Identical,
 }
 
+/// What [`LocalRoot::resolve`] does about the key's directories.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dirs {
+    /// They must exist ([`StorageError::NotFound`] otherwise).
+    Existing,
+    /// Missing ones are created (with `true`, each new entry is fsynced).
+    Create { fsync: bool },
+}
+
 /// The local root (cheap to clone).
 #[derive(Clone, Debug)]
 pub struct LocalRoot {
     root: PathBuf,
     incoming: PathBuf,
-    /// Directories already checked to lie inside the root (saves a realpath per upload).
-    verified: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 /// A root at `path` as given (no I/O: the path should be canonical).
 impl From<PathBuf> for LocalRoot {
     fn from(root: PathBuf) -> LocalRoot {
         let incoming = root.join(INCOMING_DIR);
-        LocalRoot { root, incoming, verified: Arc::default() }
+        LocalRoot { root, incoming }
     }
 }
 
@@ -98,32 +107,105 @@ impl LocalRoot {
         &self.incoming
     }
 
-    /// The path of an object key ([`object_key`]), refusing anything that escapes the root.
-    pub fn path_of(&self, key: &str) -> Result<PathBuf, StorageError> {
+    /// The one local path check (blocking): the path of an object key ([`object_key`]) whose
+    /// directories are real directories inside the root. The directories are walked from the
+    /// root one at a time: a symlink is followed only when it resolves to a directory inside the
+    /// root ([`StorageError::Escapes`] otherwise), a missing directory is created only with
+    /// [`Dirs::Create`] (so nothing is ever created outside), and the returned path names the
+    /// final entry under the resolved directory (the entry itself may not exist, and is not
+    /// followed: see [`LocalRoot::resolve_file`]).
+    pub fn resolve(&self, key: &str, dirs: Dirs) -> Result<PathBuf, StorageError> {
         let key = object_key(key)?;
-        let p = self.root.join(&key);
-        if p.components().any(|c| matches!(c, Component::ParentDir)) || !p.starts_with(&self.root) {
-            return Err(StorageError::Escapes);
+        let (parent, name) = match key.rsplit_once('/') {
+            Some((p, n)) => (Some(p), n),
+            None => (None, key.as_str()),
+        };
+        let mut dir = self.root.clone();
+        for seg in parent.into_iter().flat_map(|p| p.split('/')) {
+            dir = match self.step(&dir, seg)? {
+                Some(d) => d,
+                None => match dirs {
+                    Dirs::Existing => return Err(StorageError::NotFound),
+                    Dirs::Create { fsync } => {
+                        let next = dir.join(seg);
+                        match std::fs::create_dir(&next) {
+                            Ok(()) => {
+                                if fsync {
+                                    fsync_dir(&dir).map_err(io(&dir))?;
+                                }
+                                next
+                            }
+                            // Made by a concurrent upload: checked like any other directory.
+                            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                                self.step(&dir, seg)?.ok_or(StorageError::NotFound)?
+                            }
+                            Err(e) => return Err(io(&next)(e)),
+                        }
+                    }
+                },
+            };
         }
-        Ok(p)
+        Ok(dir.join(name))
     }
 
-    /// Reads an object, refusing one that resolves (through symlinks) outside the root, one
-    /// that is not a file ([`StorageError::NotFound`]) and one larger than `max_bytes`.
-    pub async fn read(&self, key: &str, max_bytes: u64) -> Result<Object, StorageError> {
-        let p = self.path_of(key)?;
-        let real = match tokio::fs::canonicalize(&p).await {
+    /// One directory of a walk from a directory inside the root: the real path of `dir/seg`
+    /// when it is a directory inside the root (a symlink is followed), `None` when it is missing,
+    /// [`StorageError::Escapes`] when it leads outside, [`StorageError::NotFound`] when it is not
+    /// a directory.
+    fn step(&self, dir: &Path, seg: &str) -> Result<Option<PathBuf>, StorageError> {
+        let next = dir.join(seg);
+        match std::fs::symlink_metadata(&next) {
+            Ok(m) if m.is_dir() => Ok(Some(next)),
+            Ok(m) if m.file_type().is_symlink() => {
+                let real = match std::fs::canonicalize(&next) {
+                    Ok(r) => r,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StorageError::NotFound),
+                    Err(e) => return Err(io(&next)(e)),
+                };
+                if !real.starts_with(&self.root) {
+                    return Err(StorageError::Escapes);
+                }
+                if !real.is_dir() {
+                    return Err(StorageError::NotFound);
+                }
+                Ok(Some(real))
+            }
+            Ok(_) => Err(StorageError::NotFound),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&next)(e)),
+        }
+    }
+
+    /// The real path of an existing object (blocking): [`LocalRoot::resolve`], then the entry is
+    /// followed and must be a file inside the root. `Ok(None)` when there is no such file.
+    pub fn resolve_file(&self, key: &str) -> Result<Option<(PathBuf, std::fs::Metadata)>, StorageError> {
+        let p = match self.resolve(key, Dirs::Existing) {
+            Err(StorageError::NotFound) => return Ok(None),
+            r => r?,
+        };
+        let real = match std::fs::canonicalize(&p) {
             Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StorageError::NotFound),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(&p)(e)),
         };
         if !real.starts_with(&self.root) {
             return Err(StorageError::Escapes);
         }
-        let meta = tokio::fs::metadata(&real).await.map_err(io(&real))?;
-        if !meta.is_file() {
-            return Err(StorageError::NotFound);
-        }
+        let meta = std::fs::metadata(&real).map_err(io(&real))?;
+        Ok(meta.is_file().then_some((real, meta)))
+    }
+
+    async fn resolve_file_async(&self, key: &str) -> Result<Option<(PathBuf, std::fs::Metadata)>, StorageError> {
+        let (this, k) = (self.clone(), key.to_string());
+        tokio::task::spawn_blocking(move || this.resolve_file(&k))
+            .await
+            .map_err(|e| StorageError::Invalid(format!("local store task: {e}")))?
+    }
+
+    /// Reads an object, refusing one that resolves (through symlinks) outside the root, one
+    /// that is not a file ([`StorageError::NotFound`]) and one larger than `max_bytes`.
+    pub async fn read(&self, key: &str, max_bytes: u64) -> Result<Object, StorageError> {
+        let (real, meta) = self.resolve_file_async(key).await?.ok_or(StorageError::NotFound)?;
         if meta.len() > max_bytes {
             return Err(StorageError::TooLarge { limit: max_bytes });
         }
@@ -134,21 +216,16 @@ impl LocalRoot {
         Ok(Object { bytes: Bytes::from(bytes), last_modified: meta.modified().ok() })
     }
 
-    /// The metadata of an object, if there is one (a file).
+    /// The metadata of an object, if there is one (a file inside the root).
     pub async fn stat(&self, key: &str) -> Result<Option<std::fs::Metadata>, StorageError> {
-        let p = self.path_of(key)?;
-        match tokio::fs::metadata(&p).await {
-            Ok(m) if m.is_file() => Ok(Some(m)),
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(&p)(e)),
-        }
+        Ok(self.resolve_file_async(key).await?.map(|(_, m)| m))
     }
 
     /// Removes an object (blocking); [`StorageError::NotFound`] when there is none. With
     /// `fsync`, the directory is synced after.
+    /// The entry is not followed: a symlink is not an object, so it is [`StorageError::NotFound`].
     pub fn remove(&self, key: &str, fsync: bool) -> Result<(), StorageError> {
-        let p = self.path_of(key)?;
+        let p = self.resolve(key, Dirs::Existing)?;
         match std::fs::symlink_metadata(&p) {
             Ok(m) if m.is_file() => {}
             Ok(_) => return Err(StorageError::NotFound),
@@ -200,30 +277,17 @@ impl LocalRoot {
         }
     }
 
-    /// Moves a complete temp file to `dest` (a [`LocalRoot::path_of`] path) without replacing
-    /// anything (blocking). With `fsync`, the file and every directory entry it needs are
-    /// synced. An existing object with the same bytes is [`Outcome::Identical`] (the temp file
-    /// is dropped), with other bytes [`StorageError::Exists`]; it is never touched.
-    pub fn commit(&self, mut tf: TempFile, dest: &Path, fsync: bool) -> Result<Outcome, StorageError> {
+    /// Moves a complete temp file to the object `key` without replacing anything (blocking); its
+    /// directories are made by [`LocalRoot::resolve`], so never outside the root. With `fsync`,
+    /// the file and every directory entry it needs are synced. An existing object with the same
+    /// bytes is [`Outcome::Identical`] (the temp file is dropped), with other bytes
+    /// [`StorageError::Exists`]; it is never touched.
+    pub fn commit(&self, mut tf: TempFile, key: &str, fsync: bool) -> Result<Outcome, StorageError> {
         if fsync {
             tf.file.sync_all().map_err(io(&tf.path))?;
         }
+        let dest = &self.resolve(key, Dirs::Create { fsync })?;
         let parent = dest.parent().ok_or_else(|| StorageError::Invalid("bad key".into()))?;
-        let known = self.verified.lock().map(|v| v.contains(parent)).unwrap_or(false);
-        if !known {
-            ensure_dir(&self.root, parent, fsync).map_err(io(parent))?;
-            // A directory symlinked out of the store must not receive uploads.
-            let real = std::fs::canonicalize(parent).map_err(io(parent))?;
-            if !real.starts_with(&self.root) {
-                return Err(StorageError::Escapes);
-            }
-            if let Ok(mut v) = self.verified.lock() {
-                if v.len() > 10_000 {
-                    v.clear();
-                }
-                v.insert(parent.to_path_buf());
-            }
-        }
         match rename_noreplace(&tf.path, dest) {
             Ok(()) => {
                 tf.committed = true;
@@ -365,31 +429,6 @@ fn same_contents(a: &Path, b: &Path) -> std::io::Result<bool> {
             return Ok(false);
         }
     }
-}
-
-/// Creates `dir` (and missing parents) under `root`, syncing each new directory entry.
-fn ensure_dir(root: &Path, dir: &Path, fsync: bool) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut missing = Vec::new();
-    let mut d = dir;
-    while !d.exists() && d != root {
-        missing.push(d.to_path_buf());
-        match d.parent() {
-            Some(p) => d = p,
-            None => break,
-        }
-    }
-    std::fs::create_dir_all(dir)?;
-    if fsync {
-        for m in missing.iter().rev() {
-            if let Some(p) = m.parent() {
-                fsync_dir(p)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Writes `dir/name` atomically (blocking; the file may be replaced): a temp file `.{file}.tmp`

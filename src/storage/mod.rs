@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-pub use local::{clean_key, object_key, LocalRoot, Outcome, TempFile, INCOMING_DIR};
+pub use local::{clean_key, object_key, Dirs, LocalRoot, Outcome, TempFile, INCOMING_DIR};
 pub use s3::{Bucket, ObjectMeta, ObjectSpec, PostTarget, PutTarget, S3Client};
 
 use crate::config::Config;

@@ -2,8 +2,10 @@
 //! `{root}/.incoming/`, checking size, magic bytes and checksum on the way, then commit it with
 //! fsync + an atomic no-replace rename + directory fsync.
 //!
-//! Guarantees: nothing is written before the first bytes have passed the magic-byte check; a
-//! body that is refused, cut off or too slow leaves no visible object (its temp file, if one was
+//! Guarantees: nothing is written before the first bytes have passed the magic-byte check; the
+//! body timeout bounds receiving only: a body that arrived whole is committed and answered as
+//! committed (a `408` always means nothing was stored); a body that is refused, cut off or too
+//! slow leaves no visible object (its temp file, if one was
 //! started, is removed; a crash leaves it in `.incoming/`, which reads cannot reach and which is
 //! swept of temp files older than the body timeout at start-up and every body timeout after);
 //! an existing object is never replaced (`renameat2(RENAME_NOREPLACE)`, or hard link +
@@ -11,7 +13,7 @@
 //! in one blocking call at the end, so a cut-off small upload never touches the disk. The file
 //! operations themselves are [`crate::storage::LocalRoot`]'s.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,9 +128,9 @@ impl Ingest {
         self.local.incoming_dir()
     }
 
-    /// The path of a store key (clean relative path, never under `.incoming/`).
-    pub fn path_of(&self, key: &str) -> Result<PathBuf, UploadError> {
-        Ok(self.local.path_of(key)?)
+    /// The body timeout.
+    pub fn body_timeout(&self) -> Duration {
+        self.body_timeout
     }
 
     /// The metadata of a stored object, if there is one.
@@ -136,44 +138,32 @@ impl Ingest {
         Ok(self.local.stat(key).await?)
     }
 
-    /// Removes a stored object; `NotFound` when there is none.
+    /// Removes a stored object (through the store's path check: never outside the root);
+    /// `NotFound` when there is none.
     pub async fn delete(&self, key: &str) -> Result<(), UploadError> {
-        self.path_of(key)?;
+        crate::storage::object_key(key)?;
         let (local, key, fsync) = (self.local.clone(), key.to_string(), self.fsync);
         blocking(move || Ok(local.remove(&key, fsync)?)).await
     }
 
-    /// Receives one body for `key`. The whole receive is bounded by the body timeout.
+    /// Receives one body for `key`: its chunks must all have arrived by `deadline` (the
+    /// request's start plus the body timeout: the handler's earlier reads count too), else
+    /// [`UploadError::Timeout`] and nothing is stored. Once the body is complete the commit is
+    /// not timed: its outcome is the answer.
     pub async fn receive<S, E>(
         &self,
         key: &str,
         t: &'static ImageType,
         limits: &Limits,
-        body: S,
-    ) -> Result<Stored, UploadError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        let dest = self.path_of(key)?;
-        let secs = self.body_timeout.as_secs();
-        match tokio::time::timeout(self.body_timeout, self.receive_inner(dest, t, limits, body)).await {
-            Ok(r) => r,
-            Err(_) => Err(UploadError::Timeout(secs)),
-        }
-    }
-
-    async fn receive_inner<S, E>(
-        &self,
-        dest: PathBuf,
-        t: &'static ImageType,
-        limits: &Limits,
         mut body: S,
+        deadline: tokio::time::Instant,
     ) -> Result<Stored, UploadError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        let key = crate::storage::object_key(key)?;
+        let secs = self.body_timeout.as_secs();
         let cap = limits.exact.unwrap_or(limits.max_bytes).min(limits.max_bytes);
         let window = magic_window(t);
         // Only a ticket with a digest pays for hashing.
@@ -185,7 +175,9 @@ impl Ingest {
         let mut total: u64 = 0;
         let mut checked = false;
         let mut temp: Option<TempFile> = None;
-        while let Some(chunk) = body.next().await {
+        while let Some(chunk) =
+            tokio::time::timeout_at(deadline, body.next()).await.map_err(|_| UploadError::Timeout(secs))?
+        {
             let chunk = chunk.map_err(|e| {
                 tracing::debug!(error = %e, "upload body failed");
                 UploadError::Incomplete
@@ -250,7 +242,7 @@ impl Ingest {
                 None => local.temp_file()?,
             };
             tf.write_chunks(&pending)?;
-            Ok(local.commit(tf, &dest, fsync)?)
+            Ok(local.commit(tf, &key, fsync)?)
         })
         .await?;
         Ok(Stored { bytes: total, sha256: digest, outcome })
@@ -260,6 +252,7 @@ impl Ingest {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
+    use std::path::PathBuf;
 
     use super::*;
     use crate::storage::INCOMING_DIR;
@@ -270,6 +263,17 @@ mod tests {
 
     fn body(parts: Vec<Result<Vec<u8>, &'static str>>) -> impl Stream<Item = Result<Bytes, &'static str>> + Unpin {
         futures_util::stream::iter(parts.into_iter().map(|r| r.map(Bytes::from)))
+    }
+
+    /// Receives with the whole body timeout from now.
+    async fn recv<S: Stream<Item = Result<Bytes, &'static str>> + Unpin>(
+        ing: &Ingest,
+        key: &str,
+        t: &'static ImageType,
+        lim: &Limits,
+        body: S,
+    ) -> Result<Stored, UploadError> {
+        ing.receive(key, t, lim, body, tokio::time::Instant::now() + ing.body_timeout()).await
     }
 
     fn jpeg(n: usize) -> Vec<u8> {
@@ -310,45 +314,97 @@ mod tests {
         // Large body: spills to a temp file across several writes.
         let big = jpeg(2 * SPILL + 123);
         let parts = big.chunks(100_000).map(|c| Ok(c.to_vec())).collect();
-        let s = ing.receive("a/b/big.jpg", jpeg_type(), &lim, body(parts)).await.unwrap();
+        let s = recv(&ing, "a/b/big.jpg", jpeg_type(), &lim, body(parts)).await.unwrap();
         assert_eq!((s.bytes, s.outcome), (big.len() as u64, Outcome::Created));
         assert_eq!(std::fs::read(root.join("a/b/big.jpg")).unwrap(), big);
         // Same bytes again: identical; different bytes: conflict, original untouched.
-        let s = ing.receive("a/b/big.jpg", jpeg_type(), &lim, body(vec![Ok(big.clone())])).await.unwrap();
+        let s = recv(&ing, "a/b/big.jpg", jpeg_type(), &lim, body(vec![Ok(big.clone())])).await.unwrap();
         assert_eq!(s.outcome, Outcome::Identical);
-        let e = ing.receive("a/b/big.jpg", jpeg_type(), &lim, body(vec![Ok(jpeg(500))])).await.unwrap_err();
+        let e = recv(&ing, "a/b/big.jpg", jpeg_type(), &lim, body(vec![Ok(jpeg(500))])).await.unwrap_err();
         assert_eq!(e.code(), "exists");
         assert_eq!(std::fs::read(root.join("a/b/big.jpg")).unwrap(), big);
         // Cut off mid-body after spilling: no object, no temp file.
         let parts = vec![Ok(jpeg(SPILL + 10)), Err("connection reset")];
-        let e = ing.receive("a/cut.jpg", jpeg_type(), &lim, body(parts)).await.unwrap_err();
+        let e = recv(&ing, "a/cut.jpg", jpeg_type(), &lim, body(parts)).await.unwrap_err();
         assert_eq!(e.code(), "incomplete-body");
         // Not an image: refused on the first bytes.
-        let e = ing.receive("a/x.jpg", jpeg_type(), &lim, body(vec![Ok(b"<html>".repeat(100))])).await.unwrap_err();
+        let e = recv(&ing, "a/x.jpg", jpeg_type(), &lim, body(vec![Ok(b"<html>".repeat(100))])).await.unwrap_err();
         assert_eq!(e.code(), "not-an-image");
         // Over the cap (streamed, no length declared).
         let small = Limits { max_bytes: 1000, exact: None, sha256: None };
-        let e =
-            ing.receive("a/y.jpg", jpeg_type(), &small, body(vec![Ok(jpeg(600)), Ok(jpeg(600))])).await.unwrap_err();
+        let e = recv(&ing, "a/y.jpg", jpeg_type(), &small, body(vec![Ok(jpeg(600)), Ok(jpeg(600))])).await.unwrap_err();
         assert_eq!(e.code(), "too-large");
         // Checksum and exact length.
         let data = jpeg(700);
         let good: [u8; 32] = Sha256::digest(&data).into();
         let lim = Limits { max_bytes: 1000, exact: Some(700), sha256: Some([1; 32]) };
-        let e = ing.receive("a/z.jpg", jpeg_type(), &lim, body(vec![Ok(data.clone())])).await.unwrap_err();
+        let e = recv(&ing, "a/z.jpg", jpeg_type(), &lim, body(vec![Ok(data.clone())])).await.unwrap_err();
         assert_eq!(e.code(), "checksum-mismatch");
         let lim = Limits { sha256: Some(good), ..lim };
-        let e = ing.receive("a/z.jpg", jpeg_type(), &lim, body(vec![Ok(data[..600].to_vec())])).await.unwrap_err();
+        let e = recv(&ing, "a/z.jpg", jpeg_type(), &lim, body(vec![Ok(data[..600].to_vec())])).await.unwrap_err();
         assert_eq!(e.code(), "length-mismatch");
-        assert_eq!(ing.receive("a/z.jpg", jpeg_type(), &lim, body(vec![Ok(data)])).await.unwrap().sha256, Some(good));
+        assert_eq!(recv(&ing, "a/z.jpg", jpeg_type(), &lim, body(vec![Ok(data)])).await.unwrap().sha256, Some(good));
         let mut left = files(&root);
         left.sort();
         assert_eq!(left, vec![root.join("a/b/big.jpg"), root.join("a/z.jpg")], "nothing else was left behind");
         // Reserved and unclean keys.
-        assert!(ing.path_of(".incoming/x.part").is_err());
-        assert!(ing.path_of("../x.jpg").is_err());
+        for bad in [".incoming/x.part", "../x.jpg"] {
+            let e = recv(&ing, bad, jpeg_type(), &lim, body(vec![Ok(jpeg(500))])).await.unwrap_err();
+            assert_eq!(e.code(), "invalid-request", "{bad}");
+        }
         ing.delete("a/z.jpg").await.unwrap();
         assert_eq!(ing.delete("a/z.jpg").await.unwrap_err().code(), "not-found");
+    }
+
+    /// A body that yields `data` and ends at `end` (a real stream, paced by the clock).
+    fn ending_at(data: Vec<u8>, end: tokio::time::Instant) -> impl Stream<Item = Result<Bytes, &'static str>> + Unpin {
+        Box::pin(futures_util::stream::unfold(Some(data), move |d| async move {
+            match d {
+                Some(d) => Some((Ok(Bytes::from(d)), None)),
+                None => {
+                    tokio::time::sleep_until(end).await;
+                    None
+                }
+            }
+        }))
+    }
+
+    #[tokio::test]
+    async fn the_timeout_covers_receiving_only_and_the_answer_matches_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let timeout = Duration::from_millis(400);
+        let ing = Ingest::new(root.clone(), true, timeout, false).unwrap();
+        let lim = Limits { max_bytes: 3 * SPILL as u64, exact: None, sha256: None };
+        // A complete body whose end arrives just before the deadline, then a commit that needs
+        // some time (a deep new directory, fsynced level by level): the commit lands, so the
+        // answer must say so.
+        let key = format!("{}late.jpg", "d/".repeat(300));
+        let start = tokio::time::Instant::now();
+        let body = ending_at(jpeg(SPILL + 10), start + timeout - Duration::from_millis(2));
+        let r = ing.receive(&key, jpeg_type(), &lim, body, start + timeout).await;
+        // Whatever was answered, the commit (if one started) has ended in 5 s.
+        let landed = async {
+            for _ in 0..50 {
+                if root.join(&key).exists() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        };
+        match r {
+            Ok(s) => assert!(root.join(&key).exists() && s.outcome == Outcome::Created),
+            Err(e) => panic!("a complete body was answered `{}`; the object landed anyway: {}", e.code(), landed.await),
+        }
+        // A body still arriving at the deadline: a timeout, and nothing committed.
+        let start = tokio::time::Instant::now();
+        let body = ending_at(jpeg(SPILL + 10), start + timeout + Duration::from_millis(200));
+        let e = ing.receive("a/slow.jpg", jpeg_type(), &lim, body, start + timeout).await.unwrap_err();
+        assert_eq!(e.code(), "upload-timeout");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!root.join("a/slow.jpg").exists());
+        assert!(files(ing.incoming_dir()).is_empty(), "{:?}", files(ing.incoming_dir()));
     }
 
     #[test]

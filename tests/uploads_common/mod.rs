@@ -283,6 +283,14 @@ impl S3Env {
         keys
     }
 
+    /// Stores an object directly (not through imago).
+    pub async fn put(&self, key: &str, body: Vec<u8>) {
+        use rusty_s3::S3Action;
+        let url = self.bucket().put_object(Some(&self.creds()), key).sign(Duration::from_secs(60));
+        let r = reqwest::Client::new().put(url).body(body).send().await.unwrap();
+        assert!(r.status().is_success(), "PUT {key}: {}", r.status());
+    }
+
     /// The bytes of an object.
     pub async fn object(&self, key: &str) -> Option<Vec<u8>> {
         use rusty_s3::S3Action;
