@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
-use crate::negotiate::{AcceptClass, Hints, Negotiated};
+use crate::negotiate::{AcceptClass, HintClass, Negotiated};
 use crate::options::Format;
 use crate::transform::PIPELINE_VERSION;
 
@@ -69,7 +69,9 @@ struct KeyMaterial<'a> {
     n: &'a Negotiated,
 }
 
-/// The key for a resolved request.
+/// The key for a resolved request: the options after negotiation carry the resolved device-pixel
+/// geometry (the DPR as resolved from [`crate::negotiate::HintClass`], or `target / w`), never a
+/// raw hint value, so hint values that resolve alike share one key and one ETag.
 pub fn key(source: &str, n: &Negotiated) -> Key {
     let mut n = n.clone();
     // Vary and the target width are derived from the options; expiry does not change pixels.
@@ -139,12 +141,13 @@ impl VariantCache {
     }
 }
 
-/// What a request's memo entry is keyed by: its raw path and the header classes negotiation read.
+/// What a request's memo entry is keyed by: its raw path and the header classes negotiation read
+/// (the hints as resolved, so raw values that resolve alike share one entry).
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemoId {
     pub path: Box<str>,
     pub accept: AcceptClass,
-    pub hints: Hints,
+    pub hints: HintClass,
 }
 
 /// The front of the request flow, remembered: for a raw path that passed the signature check and
@@ -166,21 +169,13 @@ impl<T: Send + Sync + 'static> RequestMemo<T> {
         RequestMemo { inner, hasher: Default::default() }
     }
 
-    fn hash(&self, path: &str, accept: AcceptClass, h: &Hints) -> u64 {
+    fn hash(&self, path: &str, accept: AcceptClass, h: &HintClass) -> u64 {
         use std::hash::BuildHasher;
-        self.hasher.hash_one((
-            path,
-            accept,
-            h.dpr.map(f64::to_bits),
-            h.width,
-            h.viewport_width,
-            h.save_data,
-            h.slow_network,
-        ))
+        self.hasher.hash_one((path, accept, h.dpr.to_bits(), h.bound, h.width_sent, h.save_data))
     }
 
     /// The remembered entry for exactly this path, Accept class and hints.
-    pub async fn get(&self, path: &str, accept: AcceptClass, hints: &Hints) -> Option<Arc<(MemoId, T)>> {
+    pub async fn get(&self, path: &str, accept: AcceptClass, hints: &HintClass) -> Option<Arc<(MemoId, T)>> {
         let c = self.inner.as_ref()?;
         let e = c.get(&self.hash(path, accept, hints)).await?;
         (&*e.0.path == path && e.0.accept == accept && e.0.hints == *hints).then_some(e)
@@ -245,14 +240,14 @@ mod tests {
     use super::*;
 
     fn id(path: &str, accept: AcceptClass, dpr: Option<f64>) -> MemoId {
-        MemoId { path: path.into(), accept, hints: Hints { dpr, ..Hints::default() } }
+        MemoId { path: path.into(), accept, hints: HintClass { dpr: dpr.unwrap_or(1.0), ..HintClass::default() } }
     }
 
     #[tokio::test]
     async fn memo_answers_only_the_exact_request() {
         let m: RequestMemo<u32> = RequestMemo::new(100);
         m.insert(id("/sig/w:100/plain/a.jpg", AcceptClass::Avif, Some(2.0)), 7).await;
-        let hints = |dpr| Hints { dpr, ..Hints::default() };
+        let hints = |dpr: Option<f64>| HintClass { dpr: dpr.unwrap_or(1.0), ..HintClass::default() };
         let got = m.get("/sig/w:100/plain/a.jpg", AcceptClass::Avif, &hints(Some(2.0))).await;
         assert_eq!(got.map(|e| e.1), Some(7));
         // Another path, Accept class or hint is another request.
@@ -267,12 +262,30 @@ mod tests {
         // An entry stored under the hash of one request but holding another's id (what a hash
         // collision would look like) is a miss, never a wrong answer.
         let m: RequestMemo<u32> = RequestMemo::new(100);
-        let h = m.hash("/a", AcceptClass::Legacy, &Hints::default());
+        let h = m.hash("/a", AcceptClass::Legacy, &HintClass::default());
         if let Some(c) = &m.inner {
             c.insert(h, Arc::new((id("/b", AcceptClass::Legacy, None), 1))).await;
         }
-        assert!(m.get("/a", AcceptClass::Legacy, &Hints::default()).await.is_none());
-        assert_eq!(m.get("/b", AcceptClass::Legacy, &Hints::default()).await.map(|e| e.1), None);
+        assert!(m.get("/a", AcceptClass::Legacy, &HintClass::default()).await.is_none());
+        assert_eq!(m.get("/b", AcceptClass::Legacy, &HintClass::default()).await.map(|e| e.1), None);
+    }
+
+    #[tokio::test]
+    async fn memo_is_keyed_on_resolved_hints() {
+        // Issue #16: 100 distinct DPR values for one URL share the 5 entries of their resolved
+        // DPRs instead of evicting other URLs' entries.
+        use crate::negotiate::{Hints, NegotiateSettings};
+        let s = NegotiateSettings { max_dpr: 3.0, ladder: vec![16, 640, 1200, 3840], ect: true };
+        let m: RequestMemo<u32> = RequestMemo::new(1000);
+        for i in 0..100 {
+            let h = Hints { dpr: Some(1.0 + 2.0 * f64::from(i) / 99.0), ..Hints::default() }.class(&s);
+            if m.get("/a", AcceptClass::Avif, &h).await.is_none() {
+                m.insert(MemoId { path: "/a".into(), accept: AcceptClass::Avif, hints: h }, i).await;
+            }
+        }
+        let c = m.inner.as_ref().unwrap();
+        c.run_pending_tasks().await;
+        assert_eq!(c.entry_count(), 5);
     }
 
     #[tokio::test]
@@ -280,7 +293,7 @@ mod tests {
         let off: RequestMemo<u32> = RequestMemo::new(0);
         let e = off.insert(id("/a", AcceptClass::Legacy, None), 1).await;
         assert_eq!(e.1, 1);
-        assert!(off.get("/a", AcceptClass::Legacy, &Hints::default()).await.is_none());
+        assert!(off.get("/a", AcceptClass::Legacy, &HintClass::default()).await.is_none());
         let small: RequestMemo<u32> = RequestMemo::new(50);
         for i in 0..2000 {
             small.insert(id(&format!("/p{i}"), AcceptClass::Legacy, None), i).await;

@@ -25,7 +25,7 @@ use crate::cache::{self, Outcome, Variant, VariantCache};
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::{dpr_bucket, width_bucket, Metrics};
-use crate::negotiate::{self, HintHeader, Hints, NegotiateSettings};
+use crate::negotiate::{self, HintClass, HintHeader, Hints, NegotiateSettings};
 use crate::options::{self, FormatChoice, Presets};
 use crate::respond::{self, RespondSettings};
 use crate::source::{self, Sources};
@@ -75,7 +75,7 @@ pub struct Prepared {
 pub fn prepare(
     req: &HttpRequest,
     accept: &str,
-    hints: &Hints,
+    hints: &HintClass,
     f: &Flow<'_>,
     draft: &mut Draft,
 ) -> Result<Prepared, Error> {
@@ -92,7 +92,7 @@ pub fn prepare(
         draft.subject = Some(Arc::new(crate::analytics::subject(src_key, src.kind(), None)));
         return Err(e.into());
     }
-    let neg = negotiate::negotiate(opts, accept, hints, f.neg);
+    let neg = negotiate::negotiate_class(opts, accept, hints, f.neg);
     let subject = crate::analytics::subject(src_key, src.kind(), Some(&neg));
     let key = cache::key(&split.source, &neg);
     let etag = respond::etag(&key);
@@ -129,7 +129,9 @@ impl Flow<'_> {
     pub async fn run(&self, req: &HttpRequest, start: Instant, draft: &mut Draft) -> Result<HttpResponse, Error> {
         let path = req.uri().path();
         let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let hints = hints(req.headers());
+        // Raw hint values are reduced to the few that can change the response before anything is
+        // keyed on them (memo, cache key, ETag).
+        let hints = hints(req.headers()).class(self.neg);
         let class = negotiate::AcceptClass::from_accept(accept);
         let entry = match self.memo.get(path, class, &hints).await {
             Some(e) => e,

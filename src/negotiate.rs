@@ -2,9 +2,14 @@
 //! exact `Vary` of the response.
 //!
 //! The signed URL bounds what a hint can do: `w:` is the largest CSS width; DPR comes from the
-//! hint, capped; the target is `w × dpr` device pixels, or the `Width` hint when smaller, snapped
-//! *up* to the width ladder but never above `w × dpr`. `Viewport-Width × dpr` bounds the target
-//! when no `Width` is sent. Without hints the URL's numbers are used exactly.
+//! hint, rounded to the nearest half (1, 1.5, 2, 2.5, 3) and capped; the target is `w × dpr`
+//! device pixels, or the `Width` hint when smaller, snapped *up* to the width ladder but never
+//! above `w × dpr`. `Viewport-Width × dpr` bounds the target when no `Width` is sent. Without
+//! hints the URL's numbers are used exactly.
+//!
+//! Every hint value therefore maps to a few resolved values ([`HintClass`]): one URL resolves to
+//! at most `|DPR steps| + |ladder steps below w × max_dpr|` sizes (5 + 15 for `w:800` with the
+//! defaults; 5 with only `h:`), per Accept class and Save-Data flag.
 
 use serde::Serialize;
 
@@ -90,6 +95,61 @@ impl Hints {
     }
 }
 
+/// A bound past the ladder's top step: no bound (the target is `w × dpr`).
+pub const ABOVE_LADDER: u32 = u32::MAX;
+
+/// The smallest ladder step ≥ `w`, or [`ABOVE_LADDER`] past the top.
+fn ladder_step(w: u32, ladder: &[u32]) -> u32 {
+    ladder.iter().copied().find(|l| *l >= w).unwrap_or(ABOVE_LADDER)
+}
+
+/// The DPR a hint resolves to: rounded to the nearest half (ties up: 1.25 → 1.5, 1.75 → 2),
+/// within `1..=max_dpr`; 1 without a hint.
+pub fn dpr_step(dpr: Option<f64>, max_dpr: f64) -> f64 {
+    ((dpr.unwrap_or(1.0) * 2.0).round() / 2.0).clamp(1.0, max_dpr)
+}
+
+/// The hints reduced to what can change a response: a few values per hint whatever the client
+/// sends. Negotiation reads only this, and the request memo is keyed on it, so distinct raw
+/// values that resolve alike share one memo entry, one cache key and one ETag.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct HintClass {
+    /// [`dpr_step`] of the DPR hint.
+    pub dpr: f64,
+    /// The device-pixel bound on the width: the `Width` hint, or without one `Viewport-Width ×
+    /// dpr`, snapped up to the ladder ([`ABOVE_LADDER`] past its top); None without either.
+    pub bound: Option<u32>,
+    /// A `Width` hint was sent (then `Viewport-Width` is not consulted).
+    pub width_sent: bool,
+    /// `Save-Data: on`, or (when enabled) a 2g/slow-2g `ECT`.
+    pub save_data: bool,
+}
+
+impl Default for HintClass {
+    /// No hints.
+    fn default() -> HintClass {
+        HintClass { dpr: 1.0, bound: None, width_sent: false, save_data: false }
+    }
+}
+
+impl Hints {
+    /// What these hints resolve to under `s`.
+    pub fn class(&self, s: &NegotiateSettings) -> HintClass {
+        let dpr = dpr_step(self.dpr, s.max_dpr);
+        let device = match (self.width, self.viewport_width) {
+            (Some(w), _) => Some(w),
+            (None, Some(vw)) => Some((vw as f64 * dpr).round() as u32),
+            (None, None) => None,
+        };
+        HintClass {
+            dpr,
+            bound: device.map(|b| ladder_step(b, &s.ladder)),
+            width_sent: self.width.is_some(),
+            save_data: self.save_data || (s.ect && self.slow_network),
+        }
+    }
+}
+
 /// Request headers a response depended on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Vary {
@@ -152,14 +212,13 @@ pub struct Negotiated {
     pub target_width: u32,
 }
 
-/// The smallest ladder width ≥ `w`, capped at `max` (and `w` itself past the ladder's top).
-pub fn snap_up(w: u32, ladder: &[u32], max: u32) -> u32 {
-    let snapped = ladder.iter().copied().find(|l| *l >= w).unwrap_or(w);
-    snapped.min(max).max(1)
+/// Applies Accept and Client Hints to the URL's options.
+pub fn negotiate(o: Options, accept: &str, hints: &Hints, s: &NegotiateSettings) -> Negotiated {
+    negotiate_class(o, accept, &hints.class(s), s)
 }
 
-/// Applies Accept and Client Hints to the URL's options.
-pub fn negotiate(mut o: Options, accept: &str, hints: &Hints, s: &NegotiateSettings) -> Negotiated {
+/// Applies Accept and resolved Client Hints ([`Hints::class`]) to the URL's options.
+pub fn negotiate_class(mut o: Options, accept: &str, hints: &HintClass, s: &NegotiateSettings) -> Negotiated {
     let mut vary = Vary::default();
     let format_negotiated = matches!(o.format, FormatChoice::Auto | FormatChoice::Unset);
     let class = if format_negotiated {
@@ -175,24 +234,20 @@ pub fn negotiate(mut o: Options, accept: &str, hints: &Hints, s: &NegotiateSetti
     } else {
         vary.save_data = true;
         vary.ect = s.ect;
-        hints.save_data || (s.ect && hints.slow_network)
+        hints.save_data
     };
     let mut target_width = 0;
     if o.dpr.is_none() && (o.width > 0 || o.height > 0) {
         vary.dpr = true;
-        let dpr = hints.dpr.unwrap_or(1.0).clamp(1.0, s.max_dpr);
+        let dpr = hints.dpr.clamp(1.0, s.max_dpr);
         let mut eff = dpr;
         if o.width > 0 {
             vary.width = true;
-            vary.viewport_width = hints.width.is_none();
+            vary.viewport_width = !hints.width_sent;
             let full = (o.width as f64 * dpr).round() as u32;
-            let bound = match (hints.width, hints.viewport_width) {
-                (Some(w), _) => Some(w),
-                (None, Some(vw)) => Some((vw as f64 * dpr).round() as u32),
-                (None, None) => None,
-            };
-            let target = match bound {
-                Some(b) if b < full => snap_up(b, &s.ladder, full),
+            // The bound is already a ladder step (or past the top: no bound).
+            let target = match hints.bound {
+                Some(b) if b < full => b.max(1),
                 _ => full,
             };
             target_width = target;
@@ -287,6 +342,60 @@ mod tests {
             &settings(),
         );
         assert_eq!(n.target_width, 828);
+    }
+
+    #[test]
+    fn dpr_resolves_to_half_steps() {
+        let step = |d| dpr_step(Some(d), 3.0);
+        assert_eq!(
+            [step(0.5), step(1.1), step(1.25), step(1.3), step(1.74), step(1.75)],
+            [1.0, 1.0, 1.5, 1.5, 1.5, 2.0]
+        );
+        assert_eq!([step(2.2), step(2.625), step(2.75), step(9.0), dpr_step(None, 3.0)], [2.0, 2.5, 3.0, 3.0, 1.0]);
+        assert_eq!(dpr_step(Some(2.9), 2.75), 2.75);
+        let n = negotiate(opts("w:800"), "", &hints(&[("sec-ch-dpr", "1.3")]), &settings());
+        assert_eq!((n.target_width, n.options.dpr), (1200, Some(1.5)));
+        let n = negotiate(opts("h:400"), "", &hints(&[("dpr", "2.6")]), &settings());
+        assert_eq!(n.options.dpr, Some(2.5));
+    }
+
+    #[test]
+    fn any_hint_values_resolve_to_a_few_classes_and_sizes() {
+        // Issue #16: every DPR × Width × Viewport-Width value, including ones past the ladder,
+        // resolves to a bounded set; the memo and the cache key follow it.
+        let (mut classes, mut sizes, mut heights) = (Vec::new(), Vec::new(), Vec::new());
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut below = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for _ in 0..5000 {
+            let h = Hints {
+                dpr: Some(0.01 + below(100_000) as f64 / 10_000.0),
+                width: (below(3) > 0).then(|| 1 + below(100_000) as u32),
+                viewport_width: (below(3) > 0).then(|| 1 + below(100_000) as u32),
+                ..Hints::default()
+            };
+            let c = h.class(&settings());
+            if !classes.contains(&c) {
+                classes.push(c);
+            }
+            let n = negotiate_class(opts("w:800"), "", &c, &settings());
+            if !sizes.contains(&n.options.dpr.map(f64::to_bits)) {
+                sizes.push(n.options.dpr.map(f64::to_bits));
+            }
+            let n = negotiate_class(opts("h:400"), "", &c, &settings());
+            if !heights.contains(&n.options.dpr.map(f64::to_bits)) {
+                heights.push(n.options.dpr.map(f64::to_bits));
+            }
+        }
+        // 5 DPR steps × (17 bounds from Width + 17 from Viewport-Width + none).
+        assert!(classes.len() <= 5 * 35, "{} classes", classes.len());
+        // w:800: w × {1, 1.5, 2, 2.5, 3} and the 15 ladder steps below 2400.
+        assert!(sizes.len() <= 20, "{} sizes", sizes.len());
+        assert!(heights.len() <= 5, "{} heights", heights.len());
     }
 
     #[test]

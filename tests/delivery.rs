@@ -210,3 +210,67 @@ async fn cache_never_grows_past_its_capacity_and_does_not_keep_errors() {
     s.put("later.jpg", &fixture("nasa_large.jpg"));
     assert_eq!(s.get(&url).await.status(), 200);
 }
+
+/// A small deterministic generator for hint values (xorshift64).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Issue #16.2: whatever hint values arrive, one signed URL resolves to a small set of variants
+/// (distinct ETags and transforms): at most |DPR steps| (5: 1, 1.5, 2, 2.5, 3) sizes for a URL
+/// with only `h:`, and |DPR steps| + |ladder steps below `w × IMAGO_MAX_DPR`| for a `w:` URL
+/// (w:800: 5 + 15 = 20), per Accept class and Save-Data flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hint_values_map_to_a_bounded_set_of_variants_per_url() {
+    use std::collections::HashSet;
+    let s = start(&["nasa_large.jpg"], |_| {}).await;
+    let count = |label: String, etags: &HashSet<String>, transforms: usize, bound: usize| {
+        println!("{label}: {} ETags, {transforms} transforms (bound {bound})", etags.len());
+        assert!(etags.len() <= bound && transforms <= bound, "{label}: {} ETags, {transforms} transforms", etags.len());
+    };
+    // 100 distinct DPR values between 1 and 3.
+    let dprs: Vec<String> = (0..100).map(|i| format!("{:.4}", 1.0 + 2.0 * f64::from(i) / 99.0)).collect();
+    for opts in ["w:800", "h:400"] {
+        let url = s.url(opts, PHOTO, Some("jpg"));
+        let before = s.transforms();
+        let mut etags = HashSet::new();
+        for d in &dprs {
+            let r = s.get_with(&url, &[("sec-ch-dpr", d)]).await;
+            assert_eq!(r.status(), 200, "{opts} DPR {d}");
+            etags.insert(header(&r, "etag"));
+        }
+        count(format!("{opts}, 100 DPR values"), &etags, s.transforms() - before, 8);
+    }
+    // 100 random DPR × Width × Viewport-Width combinations (either header name, some absent).
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for (opts, bound) in [("w:800", 20), ("h:400", 5)] {
+        let url = s.url(opts, PHOTO, Some("jpg"));
+        let before = s.transforms();
+        let mut etags = HashSet::new();
+        for _ in 0..100 {
+            let mut h: Vec<(&str, String)> = Vec::new();
+            let dpr = format!("{:.3}", 0.5 + rng.below(3500) as f64 / 1000.0);
+            h.push((if rng.below(2) == 0 { "sec-ch-dpr" } else { "dpr" }, dpr));
+            if rng.below(3) > 0 {
+                h.push((if rng.below(2) == 0 { "sec-ch-width" } else { "width" }, (1 + rng.below(5000)).to_string()));
+            }
+            if rng.below(3) > 0 {
+                h.push(("sec-ch-viewport-width", (1 + rng.below(3000)).to_string()));
+            }
+            let pairs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let r = s.get_with(&url, &pairs).await;
+            assert_eq!(r.status(), 200, "{opts} {pairs:?}");
+            etags.insert(header(&r, "etag"));
+        }
+        count(format!("{opts}, 100 random DPR × Width × Viewport-Width"), &etags, s.transforms() - before, bound);
+    }
+}

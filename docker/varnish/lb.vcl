@@ -55,7 +55,7 @@ sub vcl_init {
 # Varnish honours that Vary. imago_recv shrinks the number of distinct values those
 # headers can take, mirroring how the origin reads them (src/negotiate.rs), so that
 # one cached object serves every client that would have received the same bytes.
-# The one deliberate change of output is DPR rounding (below).
+# None of it changes the bytes a request gets (tests/cdn.rs checks it).
 
 # Who may read /metrics through the edge. Prometheus should scrape the origin (or its
 # metrics port) directly; this is only for debugging on the edge host itself.
@@ -65,10 +65,16 @@ acl imago_metrics_clients {
 }
 
 sub imago_round_dpr {
-    if (std.real(req.http.X-Imago-Hint, 1.0) >= 2.5) {
+    # As the origin (src/negotiate.rs, dpr_step): the nearest half, ties up, within
+    # 1..IMAGO_MAX_DPR; unparseable -> 1.
+    if (std.real(req.http.X-Imago-Hint, 1.0) >= 2.75) {
         set req.http.X-Imago-Hint = "3";
-    } elsif (std.real(req.http.X-Imago-Hint, 1.0) >= 1.5) {
+    } elsif (std.real(req.http.X-Imago-Hint, 1.0) >= 2.25) {
+        set req.http.X-Imago-Hint = "2.5";
+    } elsif (std.real(req.http.X-Imago-Hint, 1.0) >= 1.75) {
         set req.http.X-Imago-Hint = "2";
+    } elsif (std.real(req.http.X-Imago-Hint, 1.0) >= 1.25) {
+        set req.http.X-Imago-Hint = "1.5";
     } else {
         set req.http.X-Imago-Hint = "1";
     }
@@ -113,7 +119,31 @@ sub imago_snap_width {
         set req.http.X-Imago-Hint = "2048";
     } elsif (std.real(req.http.X-Imago-Hint, 0.0) <= 3840.0) {
         set req.http.X-Imago-Hint = "3840";
+    } else {
+        # Past the ladder's top the origin applies no bound: every such value is the same.
+        set req.http.X-Imago-Hint = "100000";
     }
+}
+
+sub imago_viewport_width {
+    # In: X-Imago-Hint = the Viewport-Width as sent, X-Imago-DPR = the normalised DPR.
+    # Out: X-Imago-Hint = a CSS width the origin resolves exactly as the one sent. The
+    # origin rounds the hint up to a whole pixel (at most 100000), multiplies it by the
+    # DPR, rounds, and snaps that up to the ladder; the edge does the same and sends
+    # floor(step / DPR), which the origin maps back to that step (steps are > 3 apart).
+    # std.round rounds halves away from zero, as the origin does; std.round(x - 0.5)
+    # is floor(x) for x > 0.
+    set req.http.X-Imago-VW = std.round(std.real(req.http.X-Imago-Hint, 0.0) - 0.5);
+    if (std.real(req.http.X-Imago-Hint, 0.0) > std.real(req.http.X-Imago-VW, 0.0)) {
+        set req.http.X-Imago-VW = std.real(req.http.X-Imago-VW, 0.0) + 1.0;
+    }
+    if (std.real(req.http.X-Imago-VW, 0.0) > 100000.0) {
+        set req.http.X-Imago-VW = "100000";
+    }
+    set req.http.X-Imago-Hint = std.round(std.real(req.http.X-Imago-VW, 0.0) * std.real(req.http.X-Imago-DPR, 1.0));
+    call imago_snap_width;
+    set req.http.X-Imago-Hint = std.integer(real = std.round(std.real(req.http.X-Imago-Hint, 0.0) / std.real(req.http.X-Imago-DPR, 1.0) - 0.5));
+    unset req.http.X-Imago-VW;
 }
 
 sub imago_recv {
@@ -160,10 +190,10 @@ sub imago_recv {
     }
 
     # Device pixel ratio. The origin reads Sec-CH-DPR if present (else DPR) and
-    # ignores the other one, so that one is dropped. The value is rounded half up and
-    # clamped to 1..3 (IMAGO_MAX_DPR): 1.25 -> 1, 1.5 -> 2, 2.625 -> 3, unparseable
-    # -> 1 (as at the origin). This is the one normalisation that changes the bytes
-    # (slightly smaller or larger renditions), for 3 variants instead of dozens.
+    # ignores the other one, so that one is dropped. The value is resolved as the origin
+    # resolves it: the nearest half, ties up, within 1..3 (IMAGO_MAX_DPR): 1.25 -> 1.5,
+    # 2.2 -> 2, 2.625 -> 2.5, unparseable -> 1. Five values instead of dozens, and the
+    # origin answers them exactly as it answers the value sent.
     if (req.http.Sec-CH-DPR) {
         unset req.http.DPR;
         set req.http.X-Imago-Hint = req.http.Sec-CH-DPR;
@@ -174,13 +204,14 @@ sub imago_recv {
         call imago_round_dpr;
         set req.http.DPR = req.http.X-Imago-Hint;
     }
+    set req.http.X-Imago-DPR = std.real(req.http.Sec-CH-DPR, std.real(req.http.DPR, 1.0));
 
     # Width. The origin reads Sec-CH-Width if present (else Width), rounds it up to a
     # whole pixel and snaps it up to IMAGO_WIDTH_LADDER (capped at w: x DPR). Snapping
     # here to the same ladder hands the origin a value it snaps to the same target, so
-    # the bytes are identical and a URL has at most 16 width variants instead of one
+    # the bytes are identical and a URL has at most 17 width variants instead of one
     # per distinct width a browser sends. Values the origin would ignore (not a
-    # positive number) are removed; values above the ladder are left to the origin.
+    # positive number) are removed; values above the ladder become 100000 (no bound).
     if (req.http.Sec-CH-Width) {
         unset req.http.Width;
         set req.http.X-Imago-Hint = req.http.Sec-CH-Width;
@@ -200,9 +231,9 @@ sub imago_recv {
         }
     }
 
-    # Viewport width: used by the origin only when there is no width hint, and then
-    # multiplied by the DPR before snapping, so it cannot be snapped here; it is kept
-    # as sent (positive numbers only) and dropped when a width hint makes it moot.
+    # Viewport width: used by the origin only when there is no width hint, multiplied
+    # by the DPR and snapped to the ladder (imago_viewport_width); dropped when a width
+    # hint makes it moot or the origin would ignore it (not a positive number).
     if (req.http.Sec-CH-Width || req.http.Width) {
         unset req.http.Sec-CH-Viewport-Width;
         unset req.http.Viewport-Width;
@@ -210,13 +241,22 @@ sub imago_recv {
         unset req.http.Viewport-Width;
         if (std.real(req.http.Sec-CH-Viewport-Width, 0.0) <= 0.0) {
             unset req.http.Sec-CH-Viewport-Width;
+        } else {
+            set req.http.X-Imago-Hint = req.http.Sec-CH-Viewport-Width;
+            call imago_viewport_width;
+            set req.http.Sec-CH-Viewport-Width = req.http.X-Imago-Hint;
         }
     } elsif (req.http.Viewport-Width) {
         if (std.real(req.http.Viewport-Width, 0.0) <= 0.0) {
             unset req.http.Viewport-Width;
+        } else {
+            set req.http.X-Imago-Hint = req.http.Viewport-Width;
+            call imago_viewport_width;
+            set req.http.Viewport-Width = req.http.X-Imago-Hint;
         }
     }
     unset req.http.X-Imago-Hint;
+    unset req.http.X-Imago-DPR;
 
     # Save-Data: "on" or absent (the origin only tests for "on").
     if (req.http.Save-Data ~ "(?i)^\s*on\s*$") {

@@ -299,6 +299,7 @@ const SS = [
   { name: "max_width below the ladder keeps the smallest", source: SRC, encoding: "base64", options: {}, max_width: 10 },
   { name: "max_width between rungs", source: SRC, encoding: "base64", options: { format: "webp" }, max_width: 700 },
   { name: "custom widths sorted and deduplicated; width option replaced", source: SRC, encoding: "base64", options: { width: 999, height: 100 }, widths: [300, 100, 200, 100] },
+  { name: "dpr option replaced by dpr:1 (w descriptors are device pixels)", source: SRC, encoding: "base64", options: { dpr: 2, format: "webp" }, widths: [100, 200] },
 ];
 const srcset = SS.map((v) => {
   let widths = [...new Set(v.widths ?? LADDER)].sort((a, b) => a - b);
@@ -307,7 +308,7 @@ const srcset = SS.map((v) => {
     widths = kept.length ? kept : [widths[0]];
   }
   const cands = widths.map((w) => {
-    const opts = { ...v.options, width: w };
+    const opts = { ...v.options, width: w, dpr: 1 };
     const sdk = buildPath(v.source, opts, { encoding: v.encoding });
     const path = sdk; // option paths themselves are pinned by the build vectors
     return `${BASE}/${sign(K, S, path)}${path} ${w}w`;
@@ -316,7 +317,7 @@ const srcset = SS.map((v) => {
 });
 // Hand-check one candidate of the first srcset vector.
 {
-  const p = `/f:auto/q:auto/w:16/${Buffer.from(HTTP).toString("base64url")}`;
+  const p = `/dpr:1/f:auto/q:auto/w:16/${Buffer.from(HTTP).toString("base64url")}`;
   if (!srcset[0].expected.startsWith(`${BASE}/${sign(K, S, p)}${p} 16w, `)) errors.push("srcset hand check failed");
 }
 

@@ -52,7 +52,8 @@ export class ImagoSignerSync {
   srcsetEntries(source: string, options: ImagoOptions | null | undefined, opts: SrcsetOptions & PathOptions = {}): Array<{ width: number; url: string }> {
     const base = withExpiry(options ?? undefined, opts) ?? {};
     const po: PathOptions = { encoding: opts.encoding, extension: opts.extension, chunkSize: opts.chunkSize };
-    return srcsetWidths(opts).map((w) => ({ width: w, url: this.url(source, { ...base, width: w }, po) }));
+    // `dpr: 1`: a `w` descriptor is already in device pixels (SPEC §9).
+    return srcsetWidths(opts).map((w) => ({ width: w, url: this.url(source, { ...base, width: w, dpr: 1 }, po) }));
   }
 
   srcset(source: string, options?: ImagoOptions | null, opts: SrcsetOptions & PathOptions = {}): string {

@@ -112,13 +112,14 @@ export class ImagoSigner {
     return new ImageUrlBuilder(this, source, {}, po);
   }
 
-  /** Width candidates `[{width, url}]` on the ladder (SPEC §9). */
+  /** Width candidates `[{width, url}]` on the ladder, each with `w:{W}` and `dpr:1` (SPEC §9). */
   async srcsetEntries(source: string, options: ImagoOptions | null | undefined, opts: SrcsetOptions & PathOptions = {}): Promise<Array<{ width: number; url: string }>> {
     const widths = srcsetWidths(opts);
     // Resolve expiry once so every candidate carries the same exp.
     const base = withExpiry(options ?? undefined, opts) ?? {};
     const po: PathOptions = { encoding: opts.encoding, extension: opts.extension, chunkSize: opts.chunkSize };
-    return Promise.all(widths.map(async (w) => ({ width: w, url: await this.url(source, { ...base, width: w }, po) })));
+    // `dpr: 1`: a `w` descriptor is already in device pixels, so no DPR hint may multiply it.
+    return Promise.all(widths.map(async (w) => ({ width: w, url: await this.url(source, { ...base, width: w, dpr: 1 }, po) })));
   }
 
   /** `srcset` attribute value: `"{url} 16w, {url} 32w, …"`. */

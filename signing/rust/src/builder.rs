@@ -425,8 +425,9 @@ impl UrlBuilder {
         Ok(format!("{}{}", base_url.trim_end_matches('/'), self.sign(signer, source)?))
     }
 
-    /// `(width, signed URL)` for each srcset width (SPEC §9): this builder with `w:{W}` (any
-    /// width set before, typed or raw, is replaced).
+    /// `(width, signed URL)` for each srcset width (SPEC §9): this builder with `w:{W}` and
+    /// `dpr:1` (any width or dpr set before, typed or raw, is replaced): a `w` descriptor is
+    /// already in device pixels, so no DPR hint may multiply it.
     pub fn srcset_entries(
         &self,
         signer: &Signer,
@@ -435,10 +436,10 @@ impl UrlBuilder {
         opts: &SrcsetOptions,
     ) -> Result<Vec<(u32, String)>, BuildError> {
         let mut base = self.clone();
-        base.raw.retain(|(slot, _)| OPTION_NAMES.get(*slot).is_none_or(|(key, _, _)| *key != "width"));
+        base.raw.retain(|(slot, _)| OPTION_NAMES.get(*slot).is_none_or(|(key, _, _)| !matches!(*key, "width" | "dpr")));
         srcset_widths(opts)?
             .into_iter()
-            .map(|w| Ok((w, base.clone().width(w).url(signer, base_url, source)?)))
+            .map(|w| Ok((w, base.clone().width(w).dpr(1.0).url(signer, base_url, source)?)))
             .collect()
     }
 

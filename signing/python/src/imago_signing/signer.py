@@ -138,10 +138,11 @@ class ImagoSigner:
                        max_width: Optional[float] = None, widths: Optional[Sequence[int]] = None,
                        expires: Optional[Expires] = None, expires_in: Optional[float] = None,
                        **path_opts: Any) -> List[Tuple[int, str]]:
-        """``[(width, url), …]`` on the width ladder (SPEC §9)."""
+        """``[(width, url), …]`` on the width ladder, each with ``w:{W}`` and ``dpr:1`` (SPEC §9)."""
         ws = srcset_widths(max_width, widths)
         base = with_expiry(options, expires, expires_in) or {}
-        return [(w, self.url(source, {**base, "width": w}, **path_opts)) for w in ws]
+        # ``dpr: 1``: a ``w`` descriptor is already in device pixels, so no DPR hint may multiply it.
+        return [(w, self.url(source, {**base, "width": w, "dpr": 1}, **path_opts)) for w in ws]
 
     def srcset(self, source: str, options: Optional[Mapping[str, Any]] = None, **kw: Any) -> str:
         """``srcset`` attribute value: ``"{url} 16w, {url} 32w, …"``."""
