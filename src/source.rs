@@ -2,7 +2,7 @@
 //! store) through [`crate::storage`], and allow-listed `http(s)://` origins (reqwest, with every
 //! resolved address and every redirect checked against private/loopback/link-local ranges).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -165,26 +165,45 @@ pub fn is_public_ip(ip: IpAddr) -> bool {
                 || (o[0] == 100 && (o[1] & 0xC0) == 64)
                 || (o[0] == 192 && o[1] == 0 && o[2] == 0)
                 || (o[0] == 198 && (o[1] & 0xFE) == 18)
+                // 6to4 relay anycast (deprecated)
+                || (o[0] == 192 && o[1] == 88 && o[2] == 99)
                 || o[0] >= 240)
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public_ip(IpAddr::V4(v4));
-            }
             let s = v6.segments();
-            // NAT64 well-known prefix embeds an IPv4 address.
-            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-                let v4 = std::net::Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-                return is_public_ip(IpAddr::V4(v4));
+            let v4 = |hi: u16, lo: u16| IpAddr::V4(Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8));
+            // Addresses that carry an IPv4 address are judged by it: IPv4-mapped ::ffff:0:0/96,
+            // IPv4-translated ::ffff:0:0:0/96 (SIIT), the NAT64 well-known prefix 64:ff9b::/96,
+            // and 6to4 2002::/16 (the IPv4 address in bits 16..48).
+            if let Some(mapped) = v6.to_ipv4_mapped() {
+                return is_public_ip(IpAddr::V4(mapped));
+            }
+            if s[0..6] == [0, 0, 0, 0, 0xffff, 0] || s[0..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_public_ip(v4(s[6], s[7]));
+            }
+            if s[0] == 0x2002 {
+                return is_public_ip(v4(s[1], s[2]));
             }
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
+                // IPv4-compatible ::a.b.c.d (deprecated) and the rest of ::/96
+                || s[0..6] == [0, 0, 0, 0, 0, 0]
+                // local-use NAT64 64:ff9b:1::/48 (RFC 8215): the network's own translator
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
+                // discard-only 100::/64
+                || s[0..4] == [0x100, 0, 0, 0]
+                // 2001::/23, IETF protocol assignments: Teredo 2001::/32 (tunnels to an IPv4
+                // address), benchmarking, ORCHID, …; and documentation 2001:db8::/32
+                || (s[0] == 0x2001 && s[1] < 0x200)
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+                // documentation 3fff::/20 (RFC 9637), SRv6 SIDs 5f00::/16 (RFC 9602)
+                || (s[0] == 0x3fff && s[1] < 0x1000)
+                || s[0] == 0x5f00
+                // unique local fc00::/7, link-local fe80::/10, site-local fec0::/10
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
-                || (s[0] & 0xffc0) == 0xfec0
-                || (s[0] == 0x2001 && s[1] == 0x0db8)
-                || s[0..6] == [0, 0, 0, 0, 0, 0])
+                || (s[0] & 0xffc0) == 0xfec0)
         }
     }
 }
@@ -428,6 +447,57 @@ mod tests {
         for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"] {
             assert!(is_public_ip(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    /// Addresses that embed an IPv4 address (or tunnel to one), as a table: (address, public?).
+    #[test]
+    fn embedded_and_tunnelled_ipv4_table() {
+        let table: &[(&str, bool)] = &[
+            // IPv4-mapped ::ffff:a.b.c.d
+            ("::ffff:10.0.0.1", false),
+            ("::ffff:169.254.169.254", false),
+            ("::ffff:8.8.8.8", true),
+            // IPv4-compatible ::a.b.c.d (deprecated): never public
+            ("::10.0.0.1", false),
+            ("::127.0.0.1", false),
+            ("::8.8.8.8", false),
+            // IPv4-translated ::ffff:0:a.b.c.d (SIIT, RFC 2765)
+            ("::ffff:0:127.0.0.1", false),
+            ("::ffff:0:10.1.2.3", false),
+            ("::ffff:0:169.254.169.254", false),
+            // NAT64 well-known prefix 64:ff9b::/96 (RFC 6052)
+            ("64:ff9b::10.0.0.1", false),
+            ("64:ff9b::127.0.0.1", false),
+            ("64:ff9b::8.8.8.8", true),
+            // Local-use NAT64 64:ff9b:1::/48 (RFC 8215): the network's own translator
+            ("64:ff9b:1::a00:1", false),
+            ("64:ff9b:1:abcd::808:808", false),
+            // 6to4 2002::/16 (RFC 3056) with the IPv4 address in bits 16..48
+            ("2002:7f00:1::1", false),
+            ("2002:a00:1::1", false),
+            ("2002:a9fe:a9fe::1", false),
+            ("2002:c0a8:101::1", false),
+            ("2002:808:808::1", true),
+            // Teredo 2001::/32 (RFC 4380) and the rest of 2001::/23 (IETF protocol assignments)
+            ("2001:0:4136:e378:8000:63bf:f5ff:fffe", false),
+            ("2001:0:7f00:1::1", false),
+            ("2001:2::1", false),
+            // Documentation (2001:db8::/32, 3fff::/20), discard-only 100::/64, SRv6 5f00::/16
+            ("2001:db8::1", false),
+            ("3fff::1", false),
+            ("100::1", false),
+            ("5f00::1", false),
+            // Ordinary global unicast
+            ("2606:4700:4700::1111", true),
+            ("2a00:1450:4001:80b::200e", true),
+            ("2001:4860:4860::8888", true),
+        ];
+        let wrong: Vec<String> = table
+            .iter()
+            .filter(|(ip, public)| is_public_ip(ip.parse().unwrap()) != *public)
+            .map(|(ip, public)| format!("{ip} should be {}", if *public { "public" } else { "refused" }))
+            .collect();
+        assert!(wrong.is_empty(), "{wrong:#?}");
     }
 
     #[test]
