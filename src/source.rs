@@ -306,7 +306,15 @@ impl Sources {
                 Err(e) => attempt.error(Blocked(format!("redirect refused: {e}"))),
             }
         });
-        let http = reqwest::Client::builder()
+        // The environment's proxy variables (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) are ignored: a
+        // proxy resolves and connects by itself, so the guarded resolver would never be asked.
+        // An egress proxy is an explicit setting, and the address policy then lives in it.
+        let builder = match r.source_proxy.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+            None => reqwest::Client::builder().no_proxy(),
+            Some(p) => reqwest::Client::builder()
+                .proxy(reqwest::Proxy::all(p).map_err(|e| format!("IMAGO_SOURCE_PROXY: {e}"))?),
+        };
+        let http = builder
             .dns_resolver(Arc::new(GuardedResolver { allow_private: r.allow_private_networks }))
             .redirect(policy)
             .connect_timeout(timeout)

@@ -41,6 +41,11 @@ pub const SETTINGS: &[Setting] = &[
         default: "false",
         help: "let HTTP sources resolve to loopback/private/link-local",
     },
+    Setting {
+        env: "IMAGO_SOURCE_PROXY",
+        default: "(none)",
+        help: "egress proxy URL for HTTP(S) sources; HTTP_PROXY & co. are ignored; the proxy then enforces the address policy",
+    },
     Setting { env: "IMAGO_S3_ENDPOINT", default: "(none)", help: "S3 API endpoint URL (enables s3:// sources)" },
     Setting { env: "IMAGO_S3_REGION", default: "us-east-1", help: "S3 region (Garage: `garage`)" },
     Setting { env: "IMAGO_S3_BUCKET", default: "(none)", help: "default bucket (uploads, analytics)" },

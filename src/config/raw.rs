@@ -63,6 +63,8 @@ pub struct RawConfig {
     pub local_root: PathBuf,
     pub allowed_hosts: List,
     pub allow_private_networks: bool,
+    /// An explicit egress proxy for HTTP(S) sources (the environment's proxies are ignored).
+    pub source_proxy: Option<String>,
     pub s3_endpoint: Option<String>,
     pub s3_region: String,
     pub s3_bucket: Option<String>,
@@ -147,6 +149,7 @@ impl Default for RawConfig {
             local_root: "./data/images".into(),
             allowed_hosts: List::Empty,
             allow_private_networks: false,
+            source_proxy: None,
             s3_endpoint: None,
             s3_region: "us-east-1".into(),
             s3_bucket: None,
