@@ -181,8 +181,13 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "IMAGO_INFO_MAX_AGE_SECS", default: "300", help: "Cache-Control max-age of /v1/images/{key}/info" },
     Setting {
         env: "IMAGO_METRICS_BIND",
-        default: "(none: /metrics on IMAGO_BIND)",
-        help: "separate listener for /metrics (e.g. 0.0.0.0:9090); /metrics then leaves IMAGO_BIND",
+        default: "(none: no metrics listener)",
+        help: "listener for /metrics (e.g. 0.0.0.0:9090 behind a NetworkPolicy); the only place metrics are served by default",
+    },
+    Setting {
+        env: "IMAGO_PUBLIC_METRICS",
+        default: "false",
+        help: "opt-in: also serve /metrics on IMAGO_BIND when IMAGO_METRICS_BIND is not set (keep that port off the internet)",
     },
     Setting { env: "IMAGO_ANALYTICS", default: "true", help: "write one event per image request (docs/analytics.md)" },
     Setting {

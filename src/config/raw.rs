@@ -126,6 +126,8 @@ pub struct RawConfig {
     pub info_max_age_secs: u64,
     // Observability and analytics (src/telemetry.rs, src/analytics/).
     pub metrics_bind: Option<String>,
+    /// Also serve `/metrics` on the public listener (off: only on `metrics_bind`).
+    pub public_metrics: bool,
     pub analytics: bool,
     pub analytics_dir: PathBuf,
     pub analytics_flush_secs: u64,
@@ -212,6 +214,7 @@ impl Default for RawConfig {
             cors_origins: List::from_strs(&["*"]),
             info_max_age_secs: 300,
             metrics_bind: None,
+            public_metrics: false,
             analytics: true,
             analytics_dir: "./data/analytics".into(),
             analytics_flush_secs: 60,
