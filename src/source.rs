@@ -3,8 +3,9 @@
 //! resolved address and every redirect checked against private/loopback/link-local ranges).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::http::StatusCode;
 use bytes::Bytes;
@@ -282,6 +283,16 @@ pub struct Sources {
     allow_private: bool,
     max_bytes: u64,
     timeout: Duration,
+    ready: Arc<ReadyProbe>,
+}
+
+/// `/readyz`'s storage probe, reused for `ttl` (one probe at a time: concurrent calls wait for it
+/// and share its answer), so unauthenticated probes cannot turn into a HEAD each on the store.
+struct ReadyProbe {
+    ttl: Duration,
+    last: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+    /// Set when a read saw the store fail: the next call probes again.
+    stale: AtomicBool,
 }
 
 impl From<Object> for Fetched {
@@ -329,6 +340,11 @@ impl Sources {
             allow_private: r.allow_private_networks,
             max_bytes: r.max_src_bytes,
             timeout,
+            ready: Arc::new(ReadyProbe {
+                ttl: Duration::from_millis(r.readyz_cache_ms),
+                last: tokio::sync::Mutex::new(None),
+                stale: AtomicBool::new(false),
+            }),
         })
     }
 
@@ -365,11 +381,11 @@ impl Sources {
 
     /// A storage error as a source error: a timeout is the fetch timeout.
     fn storage_err(&self, e: StorageError) -> SourceError {
-        if e.is_timeout() {
-            SourceError::Timeout(self.timeout)
-        } else {
-            SourceError::from(e)
+        let e = if e.is_timeout() { SourceError::Timeout(self.timeout) } else { SourceError::from(e) };
+        if matches!(e, SourceError::Timeout(_) | SourceError::Unavailable(_)) {
+            self.ready.stale.store(true, Ordering::Relaxed);
         }
+        e
     }
 
     async fn fetch_http(&self, u: url::Url) -> Result<Fetched, SourceError> {
@@ -398,8 +414,22 @@ impl Sources {
     }
 
     /// Readiness: the local root is a directory, and the object store answers (any HTTP answer).
+    /// The answer is reused for `IMAGO_READYZ_CACHE_MS`, or until a read sees the store fail.
     pub async fn ready(&self) -> Result<(), String> {
-        self.storage.ready().await
+        let p = &self.ready;
+        if p.ttl.is_zero() {
+            return self.storage.ready().await;
+        }
+        let mut last = p.last.lock().await;
+        let stale = p.stale.swap(false, Ordering::Relaxed);
+        if let Some((at, answer)) = last.as_ref() {
+            if !stale && at.elapsed() < p.ttl {
+                return answer.clone();
+            }
+        }
+        let answer = self.storage.ready().await;
+        *last = Some((Instant::now(), answer.clone()));
+        answer
     }
 }
 

@@ -180,6 +180,11 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting { env: "IMAGO_INFO_MAX_AGE_SECS", default: "300", help: "Cache-Control max-age of /v1/images/{key}/info" },
     Setting {
+        env: "IMAGO_READYZ_CACHE_MS",
+        default: "2000",
+        help: "/readyz reuses its object-store probe this long (0 = probe on every call); a failed read ends it early",
+    },
+    Setting {
         env: "IMAGO_METRICS_BIND",
         default: "(none: no metrics listener)",
         help: "listener for /metrics (e.g. 0.0.0.0:9090 behind a NetworkPolicy); the only place metrics are served by default",

@@ -128,6 +128,8 @@ pub struct RawConfig {
     pub metrics_bind: Option<String>,
     /// Also serve `/metrics` on the public listener (off: only on `metrics_bind`).
     pub public_metrics: bool,
+    /// How long `/readyz` reuses its storage probe (0: probe on every call).
+    pub readyz_cache_ms: u64,
     pub analytics: bool,
     pub analytics_dir: PathBuf,
     pub analytics_flush_secs: u64,
@@ -215,6 +217,7 @@ impl Default for RawConfig {
             info_max_age_secs: 300,
             metrics_bind: None,
             public_metrics: false,
+            readyz_cache_ms: 2000,
             analytics: true,
             analytics_dir: "./data/analytics".into(),
             analytics_flush_secs: 60,
