@@ -74,7 +74,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "IMAGO_TRANSFORM_TIMEOUT_MS", default: "30000", help: "transform timeout (503 after)" },
     Setting { env: "IMAGO_QUEUE_TIMEOUT_MS", default: "10000", help: "longest wait for a worker (503 after)" },
     Setting { env: "IMAGO_WORKERS", default: "number of cores", help: "concurrent transforms" },
-    Setting { env: "IMAGO_QUEUE_SIZE", default: "8 x workers", help: "transforms waiting for a worker before 429" },
+    Setting { env: "IMAGO_QUEUE_SIZE", default: "8 x workers", help: "requests admitted beyond the workers (fetching their source or waiting for a worker) before 429" },
     Setting { env: "IMAGO_VIPS_CONCURRENCY", default: "1", help: "libvips threads per image" },
     Setting {
         env: "IMAGO_MEMORY_LIMIT_MB",
