@@ -21,6 +21,9 @@ pub const CODES: &[(&str, &[u16])] = &[
     ("invalid-option", &[400]),
     ("presets-only", &[400]),
     ("bad-request", &[400]),
+    ("malformed-request", &[400]),
+    ("request-timeout", &[408]),
+    ("headers-too-large", &[431]),
     ("unauthorized", &[401]),
     ("invalid-signature", &[403]),
     ("source-not-allowed", &[403]),
@@ -94,6 +97,15 @@ pub enum Error {
     Unauthorized(&'static str),
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// actix-http could not parse the request (its bare 400, rewritten by `http::edge`).
+    #[error("the request could not be parsed (request line, path or headers are not valid HTTP/1.1 or not UTF-8)")]
+    MalformedRequest,
+    /// The request head did not arrive within the client request timeout (actix-http's 408).
+    #[error("the request head did not arrive in time")]
+    RequestTimeout,
+    /// The request head is over actix-http's buffer (its 431).
+    #[error("the request head is too large")]
+    HeadersTooLarge,
     #[error("internal error")]
     Internal(String),
     #[error(transparent)]
@@ -121,6 +133,9 @@ impl Error {
             Error::MethodNotAllowed => "method-not-allowed",
             Error::Unauthorized(_) => "unauthorized",
             Error::BadRequest(_) => "bad-request",
+            Error::MalformedRequest => "malformed-request",
+            Error::RequestTimeout => "request-timeout",
+            Error::HeadersTooLarge => "headers-too-large",
             Error::Internal(_) => "internal",
             Error::Shared(e) => e.code(),
             Error::Upload(e) => e.code(),
@@ -177,7 +192,9 @@ impl From<crate::transform::Rejected> for Error {
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
         match self {
-            Error::Url(_) | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Url(_) | Error::BadRequest(_) | Error::MalformedRequest => StatusCode::BAD_REQUEST,
+            Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::InvalidSignature | Error::InsecureNotAllowed => StatusCode::FORBIDDEN,
             Error::Expired => StatusCode::GONE,
             Error::Option(_) => StatusCode::BAD_REQUEST,
@@ -196,6 +213,32 @@ impl ResponseError for Error {
 
     fn error_response(&self) -> HttpResponse {
         json_response(self.status_code(), self.code(), &self.public_message(), self.retry_after())
+    }
+}
+
+impl Error {
+    /// The error for a bare status actix-http answers by itself, before any service runs
+    /// (rewritten into JSON by `http::edge`).
+    pub fn from_bare_status(status: u16) -> Option<Error> {
+        match status {
+            400 => Some(Error::MalformedRequest),
+            408 => Some(Error::RequestTimeout),
+            431 => Some(Error::HeadersTooLarge),
+            _ => None,
+        }
+    }
+
+    /// The error for one actix-web raised itself (an extractor, a payload, a route): 404, 405
+    /// and 408 keep their status, any other client error is a 400 `bad-request` naming what the
+    /// framework refused, the rest a 500 `internal`.
+    pub fn from_framework(status: StatusCode, err: &actix_web::Error) -> Error {
+        match status.as_u16() {
+            404 => Error::NotFound,
+            405 => Error::MethodNotAllowed,
+            408 => Error::RequestTimeout,
+            s if s < 500 => Error::BadRequest(err.to_string()),
+            _ => Error::Internal(err.to_string()),
+        }
     }
 }
 

@@ -203,8 +203,19 @@ fn unshare(e: &Arc<Error>) -> Error {
     }
 }
 
-/// Fetch (through the source cache) and transform on a worker.
+/// A request the worker pool refused, counted as shed.
+fn shed(f: &Flow<'_>, rejected: crate::transform::Rejected) -> Error {
+    if let Some(reason) = rejected.shed_reason() {
+        f.metrics.shed.with_label_values(&[reason]).inc();
+    }
+    rejected.into()
+}
+
+/// Admission, then fetch (through the source cache), then the transform on a worker. Admission
+/// comes first so a request the pool would refuse never downloads its source, and at most
+/// `workers + queue` sources are being fetched or held at once.
 pub async fn make_variant(f: &Flow<'_>, src: source::SourceRef, req: RenderRequest) -> Result<Variant, Error> {
+    let admission = f.workers.admit().map_err(|r| shed(f, r))?;
     let t = Instant::now();
     let fetch = async {
         let fetched = f.sources.fetch(&src).instrument(info_span!("fetch", kind = src.kind())).await?;
@@ -223,15 +234,7 @@ pub async fn make_variant(f: &Flow<'_>, src: source::SourceRef, req: RenderReque
         let _g = span.enter();
         crate::transform::render(&bytes, &req, &enc)
     };
-    let rendered = match f.workers.run(job).await {
-        Ok(r) => r,
-        Err(rejected) => {
-            if let Some(reason) = rejected.shed_reason() {
-                f.metrics.shed.with_label_values(&[reason]).inc();
-            }
-            return Err(rejected.into());
-        }
-    };
+    let rendered = f.workers.run_admitted(admission, job).await.map_err(|r| shed(f, r))?;
     f.metrics.transforms.inc();
     f.metrics.transform_seconds.observe(rendered.decode_ms / 1000.0);
     f.metrics.encode_seconds.observe(rendered.encode_ms / 1000.0);

@@ -334,7 +334,7 @@ fn healthcheck(url: &str) -> ExitCode {
         Err(_) => return ExitCode::FAILURE,
     };
     rt.block_on(async {
-        let client = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build() {
+        let client = match reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(3)).build() {
             Ok(c) => c,
             Err(_) => return ExitCode::FAILURE,
         };

@@ -2,9 +2,10 @@
 //! store) through [`crate::storage`], and allow-listed `http(s)://` origins (reqwest, with every
 //! resolved address and every redirect checked against private/loopback/link-local ranges).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::http::StatusCode;
 use bytes::Bytes;
@@ -165,26 +166,45 @@ pub fn is_public_ip(ip: IpAddr) -> bool {
                 || (o[0] == 100 && (o[1] & 0xC0) == 64)
                 || (o[0] == 192 && o[1] == 0 && o[2] == 0)
                 || (o[0] == 198 && (o[1] & 0xFE) == 18)
+                // 6to4 relay anycast (deprecated)
+                || (o[0] == 192 && o[1] == 88 && o[2] == 99)
                 || o[0] >= 240)
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public_ip(IpAddr::V4(v4));
-            }
             let s = v6.segments();
-            // NAT64 well-known prefix embeds an IPv4 address.
-            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-                let v4 = std::net::Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-                return is_public_ip(IpAddr::V4(v4));
+            let v4 = |hi: u16, lo: u16| IpAddr::V4(Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8));
+            // Addresses that carry an IPv4 address are judged by it: IPv4-mapped ::ffff:0:0/96,
+            // IPv4-translated ::ffff:0:0:0/96 (SIIT), the NAT64 well-known prefix 64:ff9b::/96,
+            // and 6to4 2002::/16 (the IPv4 address in bits 16..48).
+            if let Some(mapped) = v6.to_ipv4_mapped() {
+                return is_public_ip(IpAddr::V4(mapped));
+            }
+            if s[0..6] == [0, 0, 0, 0, 0xffff, 0] || s[0..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_public_ip(v4(s[6], s[7]));
+            }
+            if s[0] == 0x2002 {
+                return is_public_ip(v4(s[1], s[2]));
             }
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
+                // IPv4-compatible ::a.b.c.d (deprecated) and the rest of ::/96
+                || s[0..6] == [0, 0, 0, 0, 0, 0]
+                // local-use NAT64 64:ff9b:1::/48 (RFC 8215): the network's own translator
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
+                // discard-only 100::/64
+                || s[0..4] == [0x100, 0, 0, 0]
+                // 2001::/23, IETF protocol assignments: Teredo 2001::/32 (tunnels to an IPv4
+                // address), benchmarking, ORCHID, …; and documentation 2001:db8::/32
+                || (s[0] == 0x2001 && s[1] < 0x200)
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+                // documentation 3fff::/20 (RFC 9637), SRv6 SIDs 5f00::/16 (RFC 9602)
+                || (s[0] == 0x3fff && s[1] < 0x1000)
+                || s[0] == 0x5f00
+                // unique local fc00::/7, link-local fe80::/10, site-local fec0::/10
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
-                || (s[0] & 0xffc0) == 0xfec0
-                || (s[0] == 0x2001 && s[1] == 0x0db8)
-                || s[0..6] == [0, 0, 0, 0, 0, 0])
+                || (s[0] & 0xffc0) == 0xfec0)
         }
     }
 }
@@ -263,6 +283,16 @@ pub struct Sources {
     allow_private: bool,
     max_bytes: u64,
     timeout: Duration,
+    ready: Arc<ReadyProbe>,
+}
+
+/// `/readyz`'s storage probe, reused for `ttl` (one probe at a time: concurrent calls wait for it
+/// and share its answer), so unauthenticated probes cannot turn into a HEAD each on the store.
+struct ReadyProbe {
+    ttl: Duration,
+    last: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+    /// Set when a read saw the store fail: the next call probes again.
+    stale: AtomicBool,
 }
 
 impl From<Object> for Fetched {
@@ -287,7 +317,15 @@ impl Sources {
                 Err(e) => attempt.error(Blocked(format!("redirect refused: {e}"))),
             }
         });
-        let http = reqwest::Client::builder()
+        // The environment's proxy variables (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) are ignored: a
+        // proxy resolves and connects by itself, so the guarded resolver would never be asked.
+        // An egress proxy is an explicit setting, and the address policy then lives in it.
+        let builder = match r.source_proxy.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+            None => reqwest::Client::builder().no_proxy(),
+            Some(p) => reqwest::Client::builder()
+                .proxy(reqwest::Proxy::all(p).map_err(|e| format!("IMAGO_SOURCE_PROXY: {e}"))?),
+        };
+        let http = builder
             .dns_resolver(Arc::new(GuardedResolver { allow_private: r.allow_private_networks }))
             .redirect(policy)
             .connect_timeout(timeout)
@@ -302,6 +340,11 @@ impl Sources {
             allow_private: r.allow_private_networks,
             max_bytes: r.max_src_bytes,
             timeout,
+            ready: Arc::new(ReadyProbe {
+                ttl: Duration::from_millis(r.readyz_cache_ms),
+                last: tokio::sync::Mutex::new(None),
+                stale: AtomicBool::new(false),
+            }),
         })
     }
 
@@ -338,11 +381,11 @@ impl Sources {
 
     /// A storage error as a source error: a timeout is the fetch timeout.
     fn storage_err(&self, e: StorageError) -> SourceError {
-        if e.is_timeout() {
-            SourceError::Timeout(self.timeout)
-        } else {
-            SourceError::from(e)
+        let e = if e.is_timeout() { SourceError::Timeout(self.timeout) } else { SourceError::from(e) };
+        if matches!(e, SourceError::Timeout(_) | SourceError::Unavailable(_)) {
+            self.ready.stale.store(true, Ordering::Relaxed);
         }
+        e
     }
 
     async fn fetch_http(&self, u: url::Url) -> Result<Fetched, SourceError> {
@@ -371,8 +414,22 @@ impl Sources {
     }
 
     /// Readiness: the local root is a directory, and the object store answers (any HTTP answer).
+    /// The answer is reused for `IMAGO_READYZ_CACHE_MS`, or until a read sees the store fail.
     pub async fn ready(&self) -> Result<(), String> {
-        self.storage.ready().await
+        let p = &self.ready;
+        if p.ttl.is_zero() {
+            return self.storage.ready().await;
+        }
+        let mut last = p.last.lock().await;
+        let stale = p.stale.swap(false, Ordering::Relaxed);
+        if let Some((at, answer)) = last.as_ref() {
+            if !stale && at.elapsed() < p.ttl {
+                return answer.clone();
+            }
+        }
+        let answer = self.storage.ready().await;
+        *last = Some((Instant::now(), answer.clone()));
+        answer
     }
 }
 
@@ -428,6 +485,57 @@ mod tests {
         for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"] {
             assert!(is_public_ip(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    /// Addresses that embed an IPv4 address (or tunnel to one), as a table: (address, public?).
+    #[test]
+    fn embedded_and_tunnelled_ipv4_table() {
+        let table: &[(&str, bool)] = &[
+            // IPv4-mapped ::ffff:a.b.c.d
+            ("::ffff:10.0.0.1", false),
+            ("::ffff:169.254.169.254", false),
+            ("::ffff:8.8.8.8", true),
+            // IPv4-compatible ::a.b.c.d (deprecated): never public
+            ("::10.0.0.1", false),
+            ("::127.0.0.1", false),
+            ("::8.8.8.8", false),
+            // IPv4-translated ::ffff:0:a.b.c.d (SIIT, RFC 2765)
+            ("::ffff:0:127.0.0.1", false),
+            ("::ffff:0:10.1.2.3", false),
+            ("::ffff:0:169.254.169.254", false),
+            // NAT64 well-known prefix 64:ff9b::/96 (RFC 6052)
+            ("64:ff9b::10.0.0.1", false),
+            ("64:ff9b::127.0.0.1", false),
+            ("64:ff9b::8.8.8.8", true),
+            // Local-use NAT64 64:ff9b:1::/48 (RFC 8215): the network's own translator
+            ("64:ff9b:1::a00:1", false),
+            ("64:ff9b:1:abcd::808:808", false),
+            // 6to4 2002::/16 (RFC 3056) with the IPv4 address in bits 16..48
+            ("2002:7f00:1::1", false),
+            ("2002:a00:1::1", false),
+            ("2002:a9fe:a9fe::1", false),
+            ("2002:c0a8:101::1", false),
+            ("2002:808:808::1", true),
+            // Teredo 2001::/32 (RFC 4380) and the rest of 2001::/23 (IETF protocol assignments)
+            ("2001:0:4136:e378:8000:63bf:f5ff:fffe", false),
+            ("2001:0:7f00:1::1", false),
+            ("2001:2::1", false),
+            // Documentation (2001:db8::/32, 3fff::/20), discard-only 100::/64, SRv6 5f00::/16
+            ("2001:db8::1", false),
+            ("3fff::1", false),
+            ("100::1", false),
+            ("5f00::1", false),
+            // Ordinary global unicast
+            ("2606:4700:4700::1111", true),
+            ("2a00:1450:4001:80b::200e", true),
+            ("2001:4860:4860::8888", true),
+        ];
+        let wrong: Vec<String> = table
+            .iter()
+            .filter(|(ip, public)| is_public_ip(ip.parse().unwrap()) != *public)
+            .map(|(ip, public)| format!("{ip} should be {}", if *public { "public" } else { "refused" }))
+            .collect();
+        assert!(wrong.is_empty(), "{wrong:#?}");
     }
 
     #[test]

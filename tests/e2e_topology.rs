@@ -73,6 +73,7 @@ async fn two_replicas_behind_varnish_share_nothing_and_survive_a_kill() {
             .env("IMAGO_QUEUE_SIZE", "256")
             .env("IMAGO_QUEUE_TIMEOUT_MS", "30000")
             .env("IMAGO_AUTO_QUALITY", "false")
+            .env("IMAGO_PUBLIC_METRICS", "true")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null());

@@ -41,6 +41,11 @@ pub const SETTINGS: &[Setting] = &[
         default: "false",
         help: "let HTTP sources resolve to loopback/private/link-local",
     },
+    Setting {
+        env: "IMAGO_SOURCE_PROXY",
+        default: "(none)",
+        help: "egress proxy URL for HTTP(S) sources; HTTP_PROXY & co. are ignored; the proxy then enforces the address policy",
+    },
     Setting { env: "IMAGO_S3_ENDPOINT", default: "(none)", help: "S3 API endpoint URL (enables s3:// sources)" },
     Setting { env: "IMAGO_S3_REGION", default: "us-east-1", help: "S3 region (Garage: `garage`)" },
     Setting { env: "IMAGO_S3_BUCKET", default: "(none)", help: "default bucket (uploads, analytics)" },
@@ -69,7 +74,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "IMAGO_TRANSFORM_TIMEOUT_MS", default: "30000", help: "transform timeout (503 after)" },
     Setting { env: "IMAGO_QUEUE_TIMEOUT_MS", default: "10000", help: "longest wait for a worker (503 after)" },
     Setting { env: "IMAGO_WORKERS", default: "number of cores", help: "concurrent transforms" },
-    Setting { env: "IMAGO_QUEUE_SIZE", default: "8 x workers", help: "transforms waiting for a worker before 429" },
+    Setting { env: "IMAGO_QUEUE_SIZE", default: "8 x workers", help: "requests admitted beyond the workers (fetching their source or waiting for a worker) before 429" },
     Setting { env: "IMAGO_VIPS_CONCURRENCY", default: "1", help: "libvips threads per image" },
     Setting {
         env: "IMAGO_MEMORY_LIMIT_MB",
@@ -180,9 +185,19 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting { env: "IMAGO_INFO_MAX_AGE_SECS", default: "300", help: "Cache-Control max-age of /v1/images/{key}/info" },
     Setting {
+        env: "IMAGO_READYZ_CACHE_MS",
+        default: "2000",
+        help: "/readyz reuses its object-store probe this long (0 = probe on every call); a failed read ends it early",
+    },
+    Setting {
         env: "IMAGO_METRICS_BIND",
-        default: "(none: /metrics on IMAGO_BIND)",
-        help: "separate listener for /metrics (e.g. 0.0.0.0:9090); /metrics then leaves IMAGO_BIND",
+        default: "(none: no metrics listener)",
+        help: "listener for /metrics (e.g. 0.0.0.0:9090 behind a NetworkPolicy); the only place metrics are served by default",
+    },
+    Setting {
+        env: "IMAGO_PUBLIC_METRICS",
+        default: "false",
+        help: "opt-in: also serve /metrics on IMAGO_BIND when IMAGO_METRICS_BIND is not set (keep that port off the internet)",
     },
     Setting { env: "IMAGO_ANALYTICS", default: "true", help: "write one event per image request (docs/analytics.md)" },
     Setting {

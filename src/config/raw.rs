@@ -63,6 +63,8 @@ pub struct RawConfig {
     pub local_root: PathBuf,
     pub allowed_hosts: List,
     pub allow_private_networks: bool,
+    /// An explicit egress proxy for HTTP(S) sources (the environment's proxies are ignored).
+    pub source_proxy: Option<String>,
     pub s3_endpoint: Option<String>,
     pub s3_region: String,
     pub s3_bucket: Option<String>,
@@ -125,6 +127,10 @@ pub struct RawConfig {
     pub info_max_age_secs: u64,
     // Observability and analytics (src/telemetry.rs, src/analytics/).
     pub metrics_bind: Option<String>,
+    /// Also serve `/metrics` on the public listener (off: only on `metrics_bind`).
+    pub public_metrics: bool,
+    /// How long `/readyz` reuses its storage probe (0: probe on every call).
+    pub readyz_cache_ms: u64,
     pub analytics: bool,
     pub analytics_dir: PathBuf,
     pub analytics_flush_secs: u64,
@@ -148,6 +154,7 @@ impl Default for RawConfig {
             local_root: "./data/images".into(),
             allowed_hosts: List::Empty,
             allow_private_networks: false,
+            source_proxy: None,
             s3_endpoint: None,
             s3_region: "us-east-1".into(),
             s3_bucket: None,
@@ -211,6 +218,8 @@ impl Default for RawConfig {
             cors_origins: List::from_strs(&["*"]),
             info_max_age_secs: 300,
             metrics_bind: None,
+            public_metrics: false,
+            readyz_cache_ms: 2000,
             analytics: true,
             analytics_dir: "./data/analytics".into(),
             analytics_flush_secs: 60,

@@ -10,11 +10,12 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage};
+use actix_web::{web, HttpMessage, ResponseError};
 use tracing::{field, info_span, Instrument, Span};
 
 use super::{quiet, route};
 use crate::app::AppState;
+use crate::error::Error;
 use crate::telemetry::{otel_enabled, request_id, REQUEST_ID};
 
 struct HeaderExtractor<'a>(&'a actix_web::http::header::HeaderMap);
@@ -36,6 +37,12 @@ fn set_remote_parent(span: &Span, headers: &actix_web::http::header::HeaderMap) 
     }
     let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
     let _ = span.set_parent(cx);
+}
+
+fn is_json<B>(res: &ServiceResponse<B>) -> bool {
+    res.headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
 }
 
 /// Request id, request span (with trace-context propagation) and route counting.
@@ -68,7 +75,16 @@ pub async fn middleware(
     let state = if label.is_some() { req.app_data::<web::Data<AppState>>().cloned() } else { None };
     let header = HeaderValue::from_str(id.as_str(&mut [0; ulid::ULID_LEN])).ok();
     req.extensions_mut().insert(id);
-    let mut res = next.call(req).instrument(span.clone()).await?;
+    let res = next.call(req).instrument(span.clone()).await?;
+    // Errors actix-web raised itself (extractors, payloads) become imago's JSON errors.
+    let mut res = match res.response().error() {
+        Some(err) if !is_json(&res) => {
+            let e = Error::from_framework(res.status(), err);
+            let (req, _) = res.into_parts();
+            ServiceResponse::new(req, e.error_response()).map_into_right_body()
+        }
+        _ => res.map_into_left_body(),
+    };
     let status = res.status();
     if !span.is_disabled() {
         span.record("http.response.status_code", i64::from(status.as_u16()));

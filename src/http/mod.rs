@@ -11,6 +11,7 @@
 //! | every other `GET`/`HEAD` path (the default service, no regex) | [`image::image`] | the handler |
 
 pub mod analytics;
+pub mod edge;
 pub mod image;
 pub mod middleware;
 pub mod ops;
@@ -18,7 +19,7 @@ pub mod uploads;
 
 use std::net::{SocketAddr, TcpListener};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
+use actix_web::{web, App, HttpRequest, HttpResponse, ResponseError};
 
 use crate::app::AppState;
 use crate::config::Config;
@@ -123,7 +124,8 @@ pub fn start(cfg: Config) -> Result<Running, String> {
     let state = web::Data::new(AppState::new(cfg)?);
     let metrics_addr = serve_metrics(metrics_listener, &state)?;
     let data = state.clone();
-    let server = HttpServer::new(move || {
+    let settings = edge::Settings { workers: http_workers, shutdown_timeout: 25, signals: true };
+    let server = edge::serve(listener, settings, move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(middleware::middleware))
             .app_data(data.clone())
@@ -131,11 +133,7 @@ pub fn start(cfg: Config) -> Result<Running, String> {
             .configure(routes)
             .default_service(web::to(image_or_not_allowed))
     })
-    .workers(http_workers)
-    .shutdown_timeout(25)
-    .listen(listener)
-    .map_err(|e| e.to_string())?
-    .run();
+    .map_err(|e| e.to_string())?;
     Ok(Running { addr, metrics_addr, state, server })
 }
 
@@ -160,19 +158,15 @@ fn serve_metrics(listener: Option<TcpListener>, state: &web::Data<AppState>) -> 
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Handle::try_current().map_err(|_| "the metrics listener needs a Tokio runtime")?;
     let data = state.clone();
-    let server = HttpServer::new(move || {
+    let settings = edge::Settings { workers: 1, shutdown_timeout: 5, signals: false };
+    let server = edge::serve(listener, settings, move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(middleware::middleware))
             .app_data(data.clone())
             .route(METRICS, web::get().to(ops::metrics_only))
             .default_service(web::to(metrics_not_found))
     })
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(5)
-    .listen(listener)
-    .map_err(|e| e.to_string())?
-    .run();
+    .map_err(|e| e.to_string())?;
     state.analytics.set_metrics_server(server.handle());
     rt.spawn(server);
     Ok(Some(addr))

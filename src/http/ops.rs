@@ -30,9 +30,10 @@ pub async fn readyz(st: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// `/metrics` on the main listener: 404 when `IMAGO_METRICS_BIND` moves it to its own listener.
+/// `/metrics` on the public listener: a 404 unless `IMAGO_PUBLIC_METRICS` opts in (and no
+/// `IMAGO_METRICS_BIND` listener serves them); metrics belong on the metrics listener.
 pub async fn metrics(st: web::Data<AppState>) -> HttpResponse {
-    if st.cfg.raw.metrics_bind.as_deref().is_some_and(|b| !b.trim().is_empty()) {
+    if !st.cfg.raw.public_metrics || st.cfg.analytics.metrics_bind.is_some() {
         return Error::NotFound.error_response();
     }
     metrics_response(&st)

@@ -29,7 +29,7 @@ pub use pipeline::{probe, render};
 pub use plan::{gravity_offset, plan, Geometry, Rect};
 pub use quality::{auto_quality_range, choose_format, quality_for, search_quality, ssimulacra2, wants_auto_quality};
 pub use reference::{reference_pixels, reference_thumbnail, score_encoded};
-pub use workers::{rss_bytes, PoolStats, Rejected, Workers};
+pub use workers::{rss_bytes, Admission, PoolStats, Rejected, Workers};
 
 /// Bumped whenever output for the same URL could change; part of every ETag and cache key.
 pub const PIPELINE_VERSION: u32 = 1;

@@ -15,6 +15,21 @@ pub struct PoolStats {
     pub waiting: AtomicUsize,
     pub in_flight: AtomicUsize,
     pub transforms: AtomicUsize,
+    /// Requests admitted ([`Workers::admit`]) and not finished: fetching, waiting or running.
+    pub admitted: AtomicUsize,
+}
+
+/// A place among the `workers + queue` requests the pool takes at once, held from before the
+/// source is fetched until the transform ends, so a request the pool would refuse is refused
+/// before it downloads anything.
+pub struct Admission {
+    stats: Arc<PoolStats>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.stats.admitted.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The worker pool: at most `workers` transforms at once, at most `queue` waiting.
@@ -84,23 +99,45 @@ impl Workers {
         self.sem.available_permits() == 0 && self.stats.waiting.load(Ordering::Relaxed) * 2 >= self.queue
     }
 
-    /// Runs `job` on a blocking thread once a worker is free.
+    /// Admits a request before its source is fetched: refused under memory pressure, and when
+    /// `workers + queue` requests are already admitted (fetching, waiting or running).
+    pub fn admit(&self) -> Result<Admission, Rejected> {
+        if self.memory_limit > 0 && rss_bytes() > self.memory_limit {
+            return Err(Rejected::MemoryPressure);
+        }
+        let before = self.stats.admitted.fetch_add(1, Ordering::SeqCst);
+        let admission = Admission { stats: self.stats.clone() };
+        if before >= self.workers + self.queue {
+            return Err(Rejected::QueueFull);
+        }
+        Ok(admission)
+    }
+
+    /// Admits and runs `job` (a job with nothing to fetch first).
     pub async fn run<T, F>(&self, job: F) -> Result<T, Rejected>
     where
         F: FnOnce() -> Result<T, TransformError> + Send + 'static,
         T: Send + 'static,
     {
+        let admission = self.admit()?;
+        self.run_admitted(admission, job).await
+    }
+
+    /// Runs an admitted `job` on a blocking thread once a worker is free.
+    pub async fn run_admitted<T, F>(&self, admission: Admission, job: F) -> Result<T, Rejected>
+    where
+        F: FnOnce() -> Result<T, TransformError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let _admission = admission;
+        // Memory may have grown while the source was fetched.
         if self.memory_limit > 0 && rss_bytes() > self.memory_limit {
             return Err(Rejected::MemoryPressure);
         }
         let permit = match self.sem.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
-                let waiting = self.stats.waiting.fetch_add(1, Ordering::SeqCst);
-                if waiting >= self.queue {
-                    self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
-                    return Err(Rejected::QueueFull);
-                }
+                self.stats.waiting.fetch_add(1, Ordering::SeqCst);
                 let acquired = tokio::time::timeout(self.queue_timeout, self.sem.clone().acquire_owned()).await;
                 self.stats.waiting.fetch_sub(1, Ordering::SeqCst);
                 match acquired {

@@ -47,6 +47,8 @@ pub async fn start(files: &[&str], tweak: impl FnOnce(&mut RawConfig)) -> TestSe
         dev_keys_file: dir.path().join("dev-keys.toml"),
         analytics_dir: dir.path().join("analytics"),
         workers: 2,
+        // Most tests scrape /metrics on the one listener they know.
+        public_metrics: true,
         ..RawConfig::default()
     };
     tweak(&mut raw);
