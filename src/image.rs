@@ -230,9 +230,12 @@ pub async fn make_variant(f: &Flow<'_>, src: source::SourceRef, req: RenderReque
     let bytes = fetched.bytes.clone();
     f.metrics.queue_depth.set(f.workers.stats.waiting.load(Ordering::Relaxed) as i64);
     let span = info_span!("transform");
+    let timeout = f.workers.transform_timeout();
     let job = move || {
         let _g = span.enter();
-        crate::transform::render(&bytes, &req, &enc)
+        // The job starts when it has a worker, as the pool's timeout does: libvips is stopped
+        // at the same deadline, so a timed-out render gives its worker back.
+        crate::transform::render_until(&bytes, &req, &enc, Some(Instant::now() + timeout))
     };
     let rendered = f.workers.run_admitted(admission, job).await.map_err(|r| shed(f, r))?;
     f.metrics.transforms.inc();

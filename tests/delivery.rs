@@ -139,6 +139,82 @@ async fn never_bigger_than_the_original_and_max_bytes() {
     assert!(!v.ends_with("q95"), "{v}");
 }
 
+/// `bytes` with a PNG chunk inserted after IHDR.
+fn png_with_chunk(png: &[u8], kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let ihdr_end = 8 + 8 + 13 + 4;
+    let mut out = png[..ihdr_end].to_vec();
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let mut h = crc32fast::Hasher::new();
+    h.update(kind);
+    h.update(data);
+    out.extend_from_slice(&h.finalize().to_be_bytes());
+    out.extend_from_slice(&png[ihdr_end..]);
+    out
+}
+
+/// A tiny 8-bit greyscale PNG compressed harder than any re-encode: a "never bigger" original.
+fn tiny_png() -> Vec<u8> {
+    use std::io::Write;
+    let (w, h) = (64u32, 64u32);
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    for _ in 0..h {
+        z.write_all(&vec![0u8; w as usize + 1]).unwrap();
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [(b"IHDR", ihdr), (b"IDAT", z.finish().unwrap()), (b"IEND", vec![])] {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        png.extend_from_slice(kind);
+        png.extend_from_slice(&data);
+        let mut c = crc32fast::Hasher::new();
+        c.update(kind);
+        c.update(&data);
+        png.extend_from_slice(&c.finalize().to_be_bytes());
+    }
+    png
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_bigger_does_not_pass_through_comments_or_text_chunks() {
+    let s = start(&["nasa_large.jpg"], |c| c.auto_quality = false).await;
+    let secret = b"SECRET-OWNER=alice;GPS=43.4674,11.8851";
+    // A JPEG COM segment right after SOI, in an original that is otherwise only pixels.
+    let small = s.get(&s.url("w:300/q:20", PHOTO, Some("jpg"))).await.bytes().await.unwrap();
+    s.put("plain.jpg", &small);
+    let r = s.get_with(&s.url("", "local:///plain.jpg", None), &[("accept", OLD)]).await;
+    assert!(header(&r, "x-imago-variant").contains("original"), "control: {}", header(&r, "x-imago-variant"));
+    let mut commented = small[..2].to_vec();
+    commented.extend_from_slice(&[0xFF, 0xFE]);
+    commented.extend_from_slice(&((secret.len() + 2) as u16).to_be_bytes());
+    commented.extend_from_slice(secret);
+    commented.extend_from_slice(&small[2..]);
+    // PNG tEXt, zTXt-less iTXt and tIME chunks around the same tiny pixels.
+    let png = tiny_png();
+    s.put("plain.png", &png);
+    let r = s.get_with(&s.url("", "local:///plain.png", None), &[("accept", OLD)]).await;
+    assert!(header(&r, "x-imago-variant").contains("original"), "control: {}", header(&r, "x-imago-variant"));
+    let text = png_with_chunk(&png, b"tEXt", &[b"Comment\0".as_slice(), secret].concat());
+    let itxt = png_with_chunk(&png, b"iTXt", &[b"Comment\0\0\0\0\0".as_slice(), secret].concat());
+    for (name, bytes) in [("com.jpg", commented), ("text.png", text), ("itxt.png", itxt)] {
+        s.put(name, &bytes);
+        for opts in ["", "sm:1"] {
+            let r = s.get_with(&s.url(opts, &format!("local:///{name}"), None), &[("accept", OLD)]).await;
+            assert_eq!(r.status(), 200, "{name}");
+            let v = header(&r, "x-imago-variant");
+            let b = r.bytes().await.unwrap();
+            assert!(!contains(&b, b"SECRET-OWNER"), "{name} {opts:?}: the comment reached the client ({v})");
+            assert!(!v.contains("original"), "{name} {opts:?}: {v}");
+        }
+    }
+    // With stripping off the original (comment and all) may still be served.
+    let r = s.get_with(&s.url("sm:0", "local:///text.png", None), &[("accept", OLD)]).await;
+    assert!(contains(&r.bytes().await.unwrap(), b"SECRET-OWNER"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn perceptual_auto_quality_picks_a_per_image_quality() {
     let s = start(&["nasa_large.jpg", "orientation/Landscape_1.jpg"], |_| {}).await;

@@ -68,6 +68,11 @@ pub const SETTINGS: &[Setting] = &[
         help: "largest source resolution, all frames (422 above), checked before decoding",
     },
     Setting { env: "IMAGO_MAX_OUTPUT_DIMENSION", default: "8192", help: "largest output width or height" },
+    Setting {
+        env: "IMAGO_MAX_OUTPUT_MEGAPIXELS",
+        default: "60",
+        help: "largest output, all frames, and largest image held in memory; animations are scaled down to fit, stills get 422",
+    },
     Setting { env: "IMAGO_MAX_ANIMATION_FRAMES", default: "200", help: "most frames in an animated source" },
     Setting { env: "IMAGO_MAX_REDIRECTS", default: "3", help: "HTTP source redirects followed (each re-checked)" },
     Setting { env: "IMAGO_FETCH_TIMEOUT_MS", default: "10000", help: "source fetch timeout (504 after)" },

@@ -180,7 +180,12 @@ impl RawConfig {
         if self.webp_effort > 6 {
             return Err(invalid("IMAGO_WEBP_EFFORT", "must be 0-6"));
         }
-        if self.max_src_bytes == 0 || self.max_src_megapixels <= 0.0 || self.max_output_dimension == 0 {
+        if self.max_src_bytes == 0
+            || self.max_src_megapixels <= 0.0
+            || self.max_output_dimension == 0
+            || self.max_output_megapixels.is_nan()
+            || self.max_output_megapixels <= 0.0
+        {
             return Err(invalid("IMAGO_MAX_*", "limits must be positive"));
         }
         if !(10.0..=95.0).contains(&self.auto_quality_target) {

@@ -17,6 +17,8 @@ pub enum TransformError {
     TooManyFrames { frames: u32, limit: u32 },
     #[error("the output would be {width}x{height}, larger than the limit of {limit}")]
     OutputTooLarge { width: u64, height: u64, limit: u32 },
+    #[error("the transform would hold {width}x{height} pixels, more than the limit of {limit} megapixels")]
+    TooManyOutputPixels { width: u32, height: u32, limit: f64 },
     #[error("the transform took longer than {0:?}")]
     Timeout(Duration),
     #[error("encoding failed: {0}")]
@@ -32,7 +34,8 @@ impl TransformError {
             TransformError::Undecodable(_)
             | TransformError::TooManyPixels { .. }
             | TransformError::TooManyFrames { .. }
-            | TransformError::OutputTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            | TransformError::OutputTooLarge { .. }
+            | TransformError::TooManyOutputPixels { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             TransformError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             TransformError::Encode(_) | TransformError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -43,7 +46,7 @@ impl TransformError {
             TransformError::Undecodable(_) => "invalid-image",
             TransformError::TooManyPixels { .. } => "image-too-large",
             TransformError::TooManyFrames { .. } => "too-many-frames",
-            TransformError::OutputTooLarge { .. } => "output-too-large",
+            TransformError::OutputTooLarge { .. } | TransformError::TooManyOutputPixels { .. } => "output-too-large",
             TransformError::Timeout(_) => "transform-timeout",
             TransformError::Encode(_) => "encode-failed",
             TransformError::Internal(_) => "internal",

@@ -6,13 +6,14 @@
 //! Files: `pipeline.rs` (probe → format → load/thumbnail → geometry → alpha → strip → encode →
 //! original?), `plan.rs` (pure geometry), `quality.rs` (format and quality choice, perceptual
 //! auto quality, encoder options), `metadata.rs` (metadata stripping), `workers.rs` (the pool),
-//! `info.rs` (the upload `/info` facts), `reference.rs` (benchmark helpers), `error.rs`.
+//! `container.rs` (does a file hold only pixels?), `info.rs` (the upload `/info` facts), `reference.rs` (benchmark helpers), `error.rs`.
 
 use serde::Serialize;
 
 use crate::negotiate::AcceptClass;
 use crate::options::{Format, Options};
 
+mod container;
 mod error;
 mod info;
 mod metadata;
@@ -25,7 +26,7 @@ mod workers;
 pub use error::TransformError;
 pub use info::{info_facts, InfoFacts};
 pub use metadata::{exif_with_copyright, webp_strip};
-pub use pipeline::{probe, render};
+pub use pipeline::{probe, render, render_until};
 pub use plan::{gravity_offset, plan, Geometry, Rect};
 pub use quality::{auto_quality_range, choose_format, quality_for, search_quality, ssimulacra2, wants_auto_quality};
 pub use reference::{reference_pixels, reference_thumbnail, score_encoded};
@@ -59,6 +60,8 @@ pub struct EncodeSettings {
     pub save_data_quality_step: u8,
     pub max_src_megapixels: f64,
     pub max_output_dimension: u32,
+    /// Output width × height × frames, and any image held whole in memory, in megapixels.
+    pub max_output_megapixels: f64,
     pub max_animation_frames: u32,
     /// Perceptual auto quality by default with an explicit `f:auto`.
     pub auto_quality: bool,
@@ -84,6 +87,7 @@ impl EncodeSettings {
             save_data_quality_step: r.save_data_quality_step,
             max_src_megapixels: r.max_src_megapixels,
             max_output_dimension: r.max_output_dimension,
+            max_output_megapixels: r.max_output_megapixels,
             max_animation_frames: r.max_animation_frames,
             auto_quality: r.auto_quality,
             auto_quality_target: r.auto_quality_target,

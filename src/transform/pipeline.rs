@@ -5,6 +5,7 @@
 use std::ffi::CStr;
 use std::time::Instant;
 
+use super::container::only_pixels;
 use super::metadata::strip;
 use super::quality::{auto_quality, encode};
 use super::{
@@ -63,6 +64,55 @@ fn is_animated_format(f: &str) -> bool {
 
 /// Decodes, transforms and encodes one image.
 pub fn render(buf: &[u8], req: &RenderRequest, enc: &EncodeSettings) -> Result<Rendered, TransformError> {
+    render_until(buf, req, enc, None)
+}
+
+/// [`render`], stopped once `deadline` passes: libvips abandons the evaluation under way (see
+/// `crate::vips`'s `stop_at`) and the render returns [`TransformError::Timeout`], so a timed-out
+/// job frees its worker within about one tile of work instead of running to the end.
+pub fn render_until(
+    buf: &[u8],
+    req: &RenderRequest,
+    enc: &EncodeSettings,
+    deadline: Option<Instant>,
+) -> Result<Rendered, TransformError> {
+    let t0 = Instant::now();
+    match render_inner(buf, req, enc, deadline) {
+        Err(e) if deadline.is_some_and(|d| Instant::now() >= d) && !matches!(e, TransformError::Timeout(_)) => {
+            tracing::debug!(error = %e, "render stopped at its deadline");
+            Err(TransformError::Timeout(t0.elapsed()))
+        }
+        r => r,
+    }
+}
+
+/// The deadline as an error, checked between steps that libvips does not watch.
+fn check_deadline(deadline: Option<Instant>, t0: Instant) -> Result<(), TransformError> {
+    match deadline {
+        Some(d) if Instant::now() >= d => Err(TransformError::Timeout(t0.elapsed())),
+        _ => Ok(()),
+    }
+}
+
+/// Starts watching `img` (and what is made from it) for the deadline.
+fn watch<'a>(img: Img<'a>, deadline: Option<Instant>) -> Img<'a> {
+    if let Some(d) = deadline {
+        img.stop_at(d);
+    }
+    img
+}
+
+/// The pixels in memory (for operations that read out of order), still watched.
+fn materialise<'a>(img: &Img<'a>, deadline: Option<Instant>) -> Result<Img<'a>, TransformError> {
+    Ok(watch(img.copy_memory().map_err(fail)?, deadline))
+}
+
+fn render_inner(
+    buf: &[u8],
+    req: &RenderRequest,
+    enc: &EncodeSettings,
+    deadline: Option<Instant>,
+) -> Result<Rendered, TransformError> {
     let t0 = Instant::now();
     let decode_span = tracing::info_span!("decode").entered();
     let info = probe(buf, enc)?;
@@ -89,21 +139,26 @@ pub fn render(buf: &[u8], req: &RenderRequest, enc: &EncodeSettings) -> Result<R
 
     let (img, geo) = if animated {
         let geo = plan(up_w, up_h, &strip_for_animation(o), enc.max_output_dimension)?;
+        // Bounded before decoding: width × height × frames, DPR included (imgproxy's
+        // max_result_dimension rule: scale the result down to fit rather than refuse it).
+        let geo = fit_animation(geo, info.pages, enc.max_output_megapixels);
         let img =
             thumbnail(buf, geo.resize_w, geo.resize_h, o.auto_rotate, info.has_icc, Some("n=-1")).map_err(fail)?;
-        (img, geo)
+        (watch(img, deadline), geo)
     } else if o.trim.is_some() || info.format == "jpeg" && is_cmyk(buf) {
-        load_path(buf, o, enc)?
+        load_path(buf, o, enc, deadline)?
     } else {
         let geo = plan(up_w, up_h, o, enc.max_output_dimension)?;
+        check_held(&geo, o, enc)?;
         let img = thumbnail(buf, geo.resize_w, geo.resize_h, o.auto_rotate, info.has_icc, None).map_err(fail)?;
-        (img, geo)
+        (watch(img, deadline), geo)
     };
     let img = to_8bit_srgb(img).map_err(fail)?;
-    let img = if animated { img } else { apply_geometry(img, &geo, o, format)? };
+    let img = if animated { img } else { apply_geometry(img, &geo, o, format, deadline)? };
     let img = finish_alpha(img, o, format).map_err(fail)?;
     let img = strip(img, o).map_err(fail)?;
-    let img = img.copy_memory().map_err(fail)?;
+    let img = materialise(&img, deadline)?;
+    check_deadline(deadline, t0)?;
     let decode_ms = t0.elapsed().as_secs_f64() * 1000.0;
     drop(decode_span);
     let (width, height) = (img.width(), if animated { geo.out_h } else { img.height() });
@@ -121,6 +176,7 @@ pub fn render(buf: &[u8], req: &RenderRequest, enc: &EncodeSettings) -> Result<R
     };
     if let Some(max) = o.max_bytes {
         while bytes.len() as u64 > max && quality > 10 && matches!(format, Format::Jpeg | Format::Webp | Format::Avif) {
+            check_deadline(deadline, t0)?;
             quality = quality.saturating_sub(10).max(10);
             bytes = encode(&img, format, quality, enc, o)?;
         }
@@ -129,7 +185,7 @@ pub fn render(buf: &[u8], req: &RenderRequest, enc: &EncodeSettings) -> Result<R
     drop(encode_span);
     let mut out =
         Rendered { bytes, format, width, height, quality, source: info.clone(), original: false, decode_ms, encode_ms };
-    if original_acceptable(&info, o, req, &geo, animated_src) && out.bytes.len() >= buf.len() {
+    if original_acceptable(buf, &info, o, req, &geo, animated_src) && out.bytes.len() >= buf.len() {
         if let Some(f) = Format::parse(info.format) {
             out.bytes = buf.to_vec();
             out.format = f;
@@ -139,6 +195,57 @@ pub fn render(buf: &[u8], req: &RenderRequest, enc: &EncodeSettings) -> Result<R
     Ok(out)
 }
 
+/// Scales an animation's geometry down, keeping its aspect ratio, until width × height × frames
+/// is within `max_megapixels`.
+fn fit_animation(geo: Geometry, frames: u32, max_megapixels: f64) -> Geometry {
+    let frames = frames.max(1) as f64;
+    let total = geo.resize_w as f64 * geo.resize_h as f64 * frames;
+    let limit = max_megapixels * 1e6;
+    if total <= limit {
+        return geo;
+    }
+    let k = (limit / total).sqrt();
+    let mut w = ((geo.resize_w as f64 * k).floor() as u32).max(1);
+    let mut h = ((geo.resize_h as f64 * k).floor() as u32).max(1);
+    while w as f64 * h as f64 * frames > limit && (w > 1 || h > 1) {
+        w = w.saturating_sub(1).max(1);
+        h = h.saturating_sub(1).max(1);
+    }
+    Geometry { resize_w: w, resize_h: h, out_w: w, out_h: h, fill: None, ..geo }
+}
+
+/// Refuses a plan whose largest image held whole in memory (the output, or the input of a smart
+/// crop, rotation or vertical flip) is above the output megapixel limit.
+fn check_held(geo: &Geometry, o: &Options, enc: &EncodeSettings) -> Result<(), TransformError> {
+    let (w, h) = held_in_memory(geo, o);
+    let mp = w as f64 * h as f64 / 1e6;
+    if mp > enc.max_output_megapixels {
+        return Err(TransformError::TooManyOutputPixels { width: w, height: h, limit: enc.max_output_megapixels });
+    }
+    Ok(())
+}
+
+/// The largest image [`apply_geometry`] and the encoder hold whole in memory for this plan: a
+/// smart crop reads all of the resized image, a smart fill all of the crop, a rotation or
+/// vertical flip the cropped and filled image, the encoder the output. Plain crops and fills are
+/// cut from the lazily resized image before anything is held.
+pub(super) fn held_in_memory(geo: &Geometry, o: &Options) -> (u32, u32) {
+    let resized = (geo.resize_w, geo.resize_h);
+    let cropped = geo.crop.map(|c| (c.w, c.h)).unwrap_or(resized);
+    let filled = geo.fill.unwrap_or(cropped);
+    let mut held = vec![(geo.out_w, geo.out_h)];
+    if geo.crop_smart {
+        held.push(resized);
+    }
+    if geo.fill.is_some() && geo.fill_gravity.kind == GravityKind::Sm {
+        held.push(cropped);
+    }
+    if o.rotate != 0 || o.flip_v {
+        held.push(filled);
+    }
+    held.into_iter().max_by_key(|(w, h)| *w as u64 * *h as u64).unwrap_or((geo.out_w, geo.out_h))
+}
+
 /// Only resizing applies to animations: crops, rotation and padding are per-frame operations
 /// that would tear a frame strip apart.
 fn strip_for_animation(o: &Options) -> Options {
@@ -146,8 +253,16 @@ fn strip_for_animation(o: &Options) -> Options {
 }
 
 /// True when serving the original bytes is as good as the variant: same pixels, a format this
-/// client takes, nothing to strip.
-fn original_acceptable(info: &SourceInfo, o: &Options, req: &RenderRequest, geo: &Geometry, animated: bool) -> bool {
+/// client takes, nothing to strip (read from the container: with stripping on, only a file
+/// holding nothing but pixels, and an ICC profile the output would keep, passes).
+fn original_acceptable(
+    buf: &[u8],
+    info: &SourceInfo,
+    o: &Options,
+    req: &RenderRequest,
+    geo: &Geometry,
+    animated: bool,
+) -> bool {
     use crate::negotiate::AcceptClass;
     use crate::options::FormatChoice;
     let same_pixels = geo.out_w == info.width
@@ -164,7 +279,7 @@ fn original_acceptable(info: &SourceInfo, o: &Options, req: &RenderRequest, geo:
         && o.sharpen == 0.0
         && o.trim.is_none()
         && o.background.is_none();
-    let clean = !(o.strip_metadata && info.has_metadata);
+    let clean = !o.strip_metadata || only_pixels(buf, info.format, !o.strip_color_profile);
     let format_ok = match o.format {
         FormatChoice::Explicit(f) => f.name() == info.format,
         FormatChoice::Auto | FormatChoice::Unset => match info.format {
@@ -202,8 +317,13 @@ pub(super) fn thumbnail<'a>(
 }
 
 /// Full decode for trim and CMYK: load, rotate, colour-manage, trim, then plan and resize.
-fn load_path<'a>(buf: &'a [u8], o: &Options, enc: &EncodeSettings) -> Result<(Img<'a>, Geometry), TransformError> {
-    let mut img = Img::from_buffer(buf, "fail_on=truncated").map_err(fail)?;
+fn load_path<'a>(
+    buf: &'a [u8],
+    o: &Options,
+    enc: &EncodeSettings,
+    deadline: Option<Instant>,
+) -> Result<(Img<'a>, Geometry), TransformError> {
+    let mut img = watch(Img::from_buffer(buf, "fail_on=truncated").map_err(fail)?, deadline);
     if o.auto_rotate {
         img = img.autorot().map_err(fail)?;
     }
@@ -230,6 +350,7 @@ fn load_path<'a>(buf: &'a [u8], o: &Options, enc: &EncodeSettings) -> Result<(Im
         }
     }
     let geo = plan(img.width(), img.height(), o, enc.max_output_dimension)?;
+    check_held(&geo, o, enc)?;
     let hs = geo.resize_w as f64 / img.width() as f64;
     let vs = geo.resize_h as f64 / img.height() as f64;
     if (geo.resize_w, geo.resize_h) != (img.width(), img.height()) {
@@ -276,15 +397,14 @@ fn apply_geometry<'a>(
     geo: &Geometry,
     o: &Options,
     format: Format,
+    deadline: Option<Instant>,
 ) -> Result<Img<'a>, TransformError> {
-    // Smart crop, rotation and vertical flips read out of order: give them the (already
-    // resized) pixels in memory instead of the sequential decode.
-    let smart = geo.crop_smart || (geo.fill.is_some() && geo.fill_gravity.kind == GravityKind::Sm);
-    if smart || o.rotate != 0 || o.flip_v {
-        img = img.copy_memory().map_err(fail)?;
-    }
+    // Smart crops, rotation and vertical flips read out of order: they get pixels in memory
+    // instead of the sequential decode, but only once plain crops and fills have been cut from
+    // the lazily resized image, so what is held is never more than `held_in_memory` says.
     if let Some(c) = geo.crop {
         img = if geo.crop_smart {
+            img = materialise(&img, deadline)?;
             img.smartcrop(c.w.min(img.width()), c.h.min(img.height()))
         } else {
             clamp_extract(&img, c.x, c.y, c.w, c.h)
@@ -294,13 +414,16 @@ fn apply_geometry<'a>(
     if let Some((bw, bh)) = geo.fill {
         let (bw, bh) = (bw.min(img.width()), bh.min(img.height()));
         img = match geo.fill_gravity.kind {
-            GravityKind::Sm => img.smartcrop(bw, bh),
+            GravityKind::Sm => materialise(&img, deadline)?.smartcrop(bw, bh),
             _ => {
                 let (x, y) = gravity_offset(geo.fill_gravity, img.width(), img.height(), bw, bh, o.dpr.unwrap_or(1.0));
                 clamp_extract(&img, x, y, bw, bh)
             }
         }
         .map_err(fail)?;
+    }
+    if o.rotate != 0 || o.flip_v {
+        img = materialise(&img, deadline)?;
     }
     if o.rotate != 0 {
         img = img.rot(o.rotate).map_err(fail)?;

@@ -94,6 +94,12 @@ impl Workers {
         self
     }
 
+    /// How long a job may run before its caller gets [`TransformError::Timeout`]; jobs that
+    /// watch this deadline themselves (`render_until`) stop then and free their worker.
+    pub fn transform_timeout(&self) -> Duration {
+        self.transform_timeout
+    }
+
     /// True when every worker is busy and the queue is at least half full.
     pub fn saturated(&self) -> bool {
         self.sem.available_permits() == 0 && self.stats.waiting.load(Ordering::Relaxed) * 2 >= self.queue
@@ -166,8 +172,9 @@ impl Workers {
             drop(permit);
             r
         });
-        // The permit is released by the blocking thread itself, so a timed-out job still holds
-        // its worker until libvips returns: the pool never runs more than `workers` jobs.
+        // The permit is released by the blocking thread itself, so a timed-out job holds its
+        // worker until it returns (the pool never runs more than `workers` jobs); renders watch
+        // the same deadline and stop then (`render_until`), so that is soon after the timeout.
         let res = tokio::time::timeout(self.transform_timeout, handle).await;
         stats.in_flight.fetch_sub(1, Ordering::SeqCst);
         match res {

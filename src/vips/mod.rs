@@ -12,7 +12,7 @@
 //! Nothing here knows URL options, output formats or encoder settings: the transform layer (its
 //! only user) decides, this module executes. Files: this one (start-up, errors, shared plumbing),
 //! `image.rs` ([`Img`], loading and pixel operations), `header.rs` (header fields and facts) and
-//! `save.rs` (encoding and pixels out).
+//! `save.rs` (encoding and pixels out) and `deadline.rs` (stopping an evaluation at a deadline).
 
 use std::ffi::{c_char, c_int, CStr};
 use std::marker::PhantomData;
@@ -21,6 +21,7 @@ use std::sync::{Mutex, OnceLock};
 
 use libvips::bindings as b;
 
+mod deadline;
 mod header;
 mod image;
 mod save;
