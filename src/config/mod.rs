@@ -7,15 +7,17 @@
 mod help;
 mod raw;
 mod sections;
+#[cfg(test)]
+mod string_tests;
 
 pub use help::{settings_help, Setting, SETTINGS};
-pub use raw::{List, ListItem, RawConfig};
+pub use raw::{List, NumList, RawConfig};
 pub use sections::{clean_prefix, s3_mode, AnalyticsSettings, Codec, UploadSettings, CODEC_EXTS};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use imago_signing::{KeyPair, Verifier};
 use serde::{Deserialize, Serialize};
@@ -29,7 +31,7 @@ pub enum ConfigError {
     Invalid { setting: &'static str, message: String },
     #[error("{setting}: cannot read {path}: {source}")]
     File { setting: &'static str, path: PathBuf, source: std::io::Error },
-    #[error("{0}")]
+    #[error("IMAGO_KEY/IMAGO_SALT: {0}")]
     Keys(#[from] imago_signing::KeyError),
 }
 
@@ -98,21 +100,23 @@ struct DevKeys {
 impl RawConfig {
     /// Reads the layers: defaults, then the TOML file (if any), then `IMAGO_*` env vars.
     pub fn load(toml: Option<&Path>) -> Result<RawConfig, ConfigError> {
-        let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
+        let defaults = Serialized::defaults(RawConfig::default());
+        let env = raw::StringEnv::new(&defaults).map_err(ConfigError::Figment)?;
+        let mut fig = Figment::from(defaults);
         if let Some(p) = toml {
             if !p.exists() {
                 return Err(invalid("--config", format!("{} does not exist", p.display())));
             }
             fig = fig.merge(Toml::file(p));
         }
-        fig = fig.merge(Env::prefixed("IMAGO_").ignore(&["config"]));
+        fig = fig.merge(env);
         fig.extract().map_err(|e| ConfigError::Figment(Box::new(e)))
     }
 
     /// What may be logged: secrets replaced.
     pub fn redacted(&self) -> RawConfig {
         let mut r = self.clone();
-        let red = |l: &List| if l.strings().is_empty() { List::Empty } else { List::from_strs(&["[redacted]"]) };
+        let red = |l: &List| if l.strings().is_empty() { List::default() } else { List::from_strs(&["[redacted]"]) };
         r.key = red(&r.key);
         r.salt = red(&r.salt);
         r.api_keys = red(&r.api_keys);
@@ -137,12 +141,9 @@ impl RawConfig {
         if let Some(p) = &self.salt_file {
             salts = read_secret_file("IMAGO_SALT_FILE", p)?;
         }
-        let mut dev_keys = false;
-        if keys.is_empty() && salts.is_empty() {
-            let (k, s) = dev_keys_load(&self.dev_keys_file, create_dev_keys)?;
-            keys = k;
-            salts = s;
-            dev_keys = true;
+        let dev_keys = keys.is_empty() && salts.is_empty();
+        if dev_keys {
+            (keys, salts) = dev_keys_load(&self.dev_keys_file, create_dev_keys)?;
         }
         let pairs = KeyPair::parse_lists(&keys, &salts)?;
         let verifier = Verifier::new(pairs)?.with_signature_size(self.signature_size)?;
@@ -332,8 +333,8 @@ mod tests {
 
     #[test]
     fn list_accepts_commas_and_arrays() {
-        assert_eq!(List::One(ListItem::Str("a, b,,c".into())).strings(), vec!["a", "b", "c"]);
-        assert_eq!(List::Many(vec![ListItem::Int(16), ListItem::Str("32".into())]).strings(), vec!["16", "32"]);
+        assert_eq!(List::from_strs(&["a, b,,c"]).strings(), vec!["a", "b", "c"]);
+        assert_eq!(NumList::from_strs(&["16", "32,48"]).strings(), vec!["16", "32", "48"]);
     }
 
     #[test]
@@ -344,7 +345,7 @@ mod tests {
         assert!(e.to_string().contains("IMAGO_JPEG_QUALITY"), "{e}");
         let e = RawConfig { key: List::from_strs(&["zz"]), ..with_keys() }.validate(false).unwrap_err();
         assert!(e.to_string().contains("hex"), "{e}");
-        let e = RawConfig { width_ladder: List::from_strs(&["10,x"]), ..with_keys() }.validate(false).unwrap_err();
+        let e = RawConfig { width_ladder: NumList::from_strs(&["10,x"]), ..with_keys() }.validate(false).unwrap_err();
         assert!(e.to_string().contains("IMAGO_WIDTH_LADDER"), "{e}");
         let e =
             RawConfig { s3_endpoint: Some("http://127.0.0.1:3900".into()), ..with_keys() }.validate(false).unwrap_err();
