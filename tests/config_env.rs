@@ -143,6 +143,20 @@ async fn keys_that_are_not_hex_are_refused_at_start() {
 }
 
 #[tokio::test]
+async fn signature_size_below_8_is_refused_at_start() {
+    let dir = workdir();
+    let mut s = serve(dir.path(), &[("IMAGO_KEY", KEY), ("IMAGO_SALT", SALT), ("IMAGO_SIGNATURE_SIZE", "1")]);
+    let st = s.exit_within(15).await;
+    assert_eq!(st.and_then(|s| s.code()), Some(2), "IMAGO_SIGNATURE_SIZE=1 started: {}", s.log());
+    assert!(s.log().contains("IMAGO_SIGNATURE_SIZE: must be 8 to 32"), "{}", s.log());
+    let mut s = serve(dir.path(), &[("IMAGO_KEY", KEY), ("IMAGO_SALT", SALT), ("IMAGO_SIGNATURE_SIZE", "8")]);
+    assert!(s.up().await, "IMAGO_SIGNATURE_SIZE=8 did not start: {}", s.log());
+    let sdk = Signer::new(KeyPair::from_hex(KEY, SALT).unwrap()).with_signature_size(8).unwrap();
+    let r = reqwest::get(signed(&s.base, &sdk)).await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
 async fn secrets_never_reach_logs_help_or_errors() {
     let key = "5ec7e7a1b2c3d4e5f60718293a4b5c6d";
     let salt = "5a17a1b2c3d4e5f60718293a4b5c6d7e";

@@ -19,7 +19,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "IMAGO_SALT", default: "(none)", help: "hex salt(s), paired one to one with IMAGO_KEY" },
     Setting { env: "IMAGO_KEY_FILE", default: "(none)", help: "file holding IMAGO_KEY (e.g. a mounted secret)" },
     Setting { env: "IMAGO_SALT_FILE", default: "(none)", help: "file holding IMAGO_SALT" },
-    Setting { env: "IMAGO_SIGNATURE_SIZE", default: "32", help: "signature bytes before base64 (1-32; truncation)" },
+    Setting { env: "IMAGO_SIGNATURE_SIZE", default: "32", help: "signature bytes before base64 (8-32; truncation)" },
     Setting { env: "IMAGO_ALLOW_INSECURE", default: "false", help: "accept unsigned URLs (signature `insecure`)" },
     Setting {
         env: "IMAGO_DEV_KEYS_FILE",

@@ -35,6 +35,9 @@ pub enum ConfigError {
     Keys(#[from] imago_signing::KeyError),
 }
 
+/// The shortest signature accepted (`IMAGO_SIGNATURE_SIZE`, bytes): 64 bits.
+pub const MIN_SIGNATURE_SIZE: usize = 8;
+
 fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { setting, message: message.into() }
 }
@@ -140,6 +143,15 @@ impl RawConfig {
         }
         if let Some(p) = &self.salt_file {
             salts = read_secret_file("IMAGO_SALT_FILE", p)?;
+        }
+        if !(MIN_SIGNATURE_SIZE..=imago_signing::FULL_SIGNATURE_SIZE).contains(&self.signature_size) {
+            return Err(invalid(
+                "IMAGO_SIGNATURE_SIZE",
+                format!(
+                    "must be {MIN_SIGNATURE_SIZE} to 32 bytes, got {}: shorter signatures can be guessed (one in 2^(8 x size) tries)",
+                    self.signature_size
+                ),
+            ));
         }
         let dev_keys = keys.is_empty() && salts.is_empty();
         if dev_keys {

@@ -199,3 +199,18 @@ fn numeric_looking_keys_sign_like_the_sdk() {
         Ok(())
     });
 }
+
+fn with_keys() -> RawConfig {
+    RawConfig { key: List::from_strs(&["aa11"]), salt: List::from_strs(&["bb22"]), ..Default::default() }
+}
+
+#[test]
+fn signature_size_is_8_to_32_bytes() {
+    for size in [0, 1, 7, 33] {
+        let e = RawConfig { signature_size: size, ..with_keys() }.validate(false).unwrap_err().to_string();
+        assert!(e.contains("IMAGO_SIGNATURE_SIZE") && e.contains("8"), "{size}: {e}");
+    }
+    for size in [8, 16, 32] {
+        RawConfig { signature_size: size, ..with_keys() }.validate(false).unwrap();
+    }
+}
