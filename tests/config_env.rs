@@ -156,6 +156,46 @@ async fn signature_size_below_8_is_refused_at_start() {
     assert_eq!(r.status(), 200);
 }
 
+const DEBUG_HEADERS: [&str; 3] = ["x-imago-cache", "x-imago-variant", "server-timing"];
+
+fn debug_headers(r: &reqwest::Response) -> Vec<String> {
+    r.headers()
+        .keys()
+        .map(|k| k.as_str().to_string())
+        .filter(|k| DEBUG_HEADERS.contains(&k.as_str()) || (k.starts_with("x-imago") && k != "x-imago-hint"))
+        .collect()
+}
+
+#[tokio::test]
+async fn debug_headers_are_off_by_default() {
+    let client = reqwest::Client::new();
+    for (setting, expect) in [(None, false), (Some("false"), false), (Some("true"), true)] {
+        let dir = workdir();
+        let mut env = vec![("IMAGO_KEY", KEY), ("IMAGO_SALT", SALT)];
+        if let Some(v) = setting {
+            env.push(("IMAGO_DEBUG_HEADERS", v));
+        }
+        let mut s = serve(dir.path(), &env);
+        assert!(s.up().await, "{}", s.log());
+        let url = signed(&s.base, &Signer::new(KeyPair::from_hex(KEY, SALT).unwrap()));
+        for round in ["miss", "hit"] {
+            let r = client.get(&url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let found = debug_headers(&r);
+            if expect {
+                assert_eq!(found.len(), 3, "IMAGO_DEBUG_HEADERS={setting:?} ({round}): {found:?}");
+                assert_eq!(r.headers()["x-imago-cache"], round);
+            } else {
+                assert!(found.is_empty(), "IMAGO_DEBUG_HEADERS={setting:?} ({round}) sent {found:?}");
+            }
+        }
+        let etag = client.get(&url).send().await.unwrap().headers()["etag"].clone();
+        let r = client.get(&url).header("if-none-match", etag).send().await.unwrap();
+        assert_eq!(r.status(), 304);
+        assert_eq!(debug_headers(&r).len(), if expect { 1 } else { 0 }, "304, IMAGO_DEBUG_HEADERS={setting:?}");
+    }
+}
+
 #[tokio::test]
 async fn secrets_never_reach_logs_help_or_errors() {
     let key = "5ec7e7a1b2c3d4e5f60718293a4b5c6d";

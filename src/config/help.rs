@@ -127,7 +127,11 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting { env: "IMAGO_MAX_DPR", default: "3", help: "cap on the DPR client hint" },
     Setting { env: "IMAGO_WIDTH_LADDER", default: "16,32,...,3840", help: "widths hint-derived targets snap up to" },
-    Setting { env: "IMAGO_DEBUG_HEADERS", default: "true", help: "send X-Imago-* and Server-Timing headers" },
+    Setting {
+        env: "IMAGO_DEBUG_HEADERS",
+        default: "false",
+        help: "send X-Imago-Cache, X-Imago-Variant and Server-Timing (cache state: for debugging only)",
+    },
     Setting { env: "IMAGO_LOG_FORMAT", default: "auto", help: "json | pretty | auto (pretty on a terminal)" },
     Setting {
         env: "IMAGO_API_KEYS",

@@ -334,7 +334,7 @@ impl Default for RawConfig {
                 "16", "32", "48", "64", "96", "128", "256", "384", "640", "750", "828", "1080", "1200", "1920", "2048",
                 "3840",
             ]),
-            debug_headers: true,
+            debug_headers: false,
             log_format: "auto".into(),
             api_keys: List::default(),
             public_url: None,

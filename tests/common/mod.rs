@@ -47,6 +47,8 @@ pub async fn start(files: &[&str], tweak: impl FnOnce(&mut RawConfig)) -> TestSe
         dev_keys_file: dir.path().join("dev-keys.toml"),
         analytics_dir: dir.path().join("analytics"),
         workers: 2,
+        // Off by default (they tell any client whether someone fetched a URL); tests read them.
+        debug_headers: true,
         ..RawConfig::default()
     };
     tweak(&mut raw);
