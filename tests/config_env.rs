@@ -197,6 +197,25 @@ async fn debug_headers_are_off_by_default() {
 }
 
 #[tokio::test]
+async fn dev_keys_inside_the_local_root_are_refused_at_start() {
+    let dir = workdir();
+    let inside = dir.path().join("images/dev-keys.toml");
+    let mut s = serve(dir.path(), &[("IMAGO_DEV_KEYS_FILE", inside.to_str().unwrap())]);
+    let st = s.exit_within(15).await;
+    assert_eq!(st.and_then(|s| s.code()), Some(2), "started with the dev keys in the image root: {}", s.log());
+    assert!(s.log().contains("IMAGO_DEV_KEYS_FILE"), "{}", s.log());
+    assert!(!inside.exists(), "the keys were written into the image root");
+    // The image root one level up from the default keys file: refused as well.
+    let mut s = serve(dir.path(), &[("IMAGO_LOCAL_ROOT", dir.path().to_str().unwrap()), ("IMAGO_ANALYTICS", "false")]);
+    assert_eq!(s.exit_within(15).await.and_then(|s| s.code()), Some(2), "{}", s.log());
+    assert!(s.log().contains("IMAGO_DEV_KEYS_FILE"), "{}", s.log());
+    // The embedded default (keys next to the root, not in it) starts.
+    let mut s = serve(dir.path(), &[]);
+    assert!(s.up().await, "{}", s.log());
+    assert!(dir.path().join("dev-keys.toml").exists());
+}
+
+#[tokio::test]
 async fn secrets_never_reach_logs_help_or_errors() {
     let key = "5ec7e7a1b2c3d4e5f60718293a4b5c6d";
     let salt = "5a17a1b2c3d4e5f60718293a4b5c6d7e";

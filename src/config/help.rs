@@ -24,7 +24,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         env: "IMAGO_DEV_KEYS_FILE",
         default: "./data/dev-keys.toml",
-        help: "with no key set: development keys generated/read here",
+        help: "with no key set: development keys generated/read here (never inside IMAGO_LOCAL_ROOT)",
     },
     Setting {
         env: "IMAGO_LOCAL_ROOT",

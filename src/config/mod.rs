@@ -129,6 +129,34 @@ impl RawConfig {
         r
     }
 
+    /// Files holding secrets must not be inside `IMAGO_LOCAL_ROOT`, where `local:///` reads and
+    /// the images API (info, delete) reach: the development keys file when it is used, and the
+    /// `*_FILE` settings.
+    fn check_secret_files(&self, dev_keys: bool) -> Result<(), ConfigError> {
+        let files = [
+            ("IMAGO_DEV_KEYS_FILE", dev_keys.then_some(&self.dev_keys_file)),
+            ("IMAGO_KEY_FILE", self.key_file.as_ref()),
+            ("IMAGO_SALT_FILE", self.salt_file.as_ref()),
+            ("IMAGO_S3_SECRET_ACCESS_KEY_FILE", self.s3_secret_access_key_file.as_ref()),
+        ];
+        let root = sections::absolute(&self.local_root);
+        for (setting, path) in files {
+            let Some(path) = path else { continue };
+            let abs = sections::absolute(path);
+            if abs.starts_with(&root) {
+                return Err(invalid(
+                    setting,
+                    format!(
+                        "{} is inside IMAGO_LOCAL_ROOT ({}): the server could serve or delete it; keep secrets outside the image root",
+                        abs.display(),
+                        root.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Validates and resolves the settings. `create_dev_keys`: generate development keys when
     /// none are configured (the server does; `imago sign` only reads them).
     pub fn validate(self, create_dev_keys: bool) -> Result<Config, ConfigError> {
@@ -154,6 +182,7 @@ impl RawConfig {
             ));
         }
         let dev_keys = keys.is_empty() && salts.is_empty();
+        self.check_secret_files(dev_keys)?;
         if dev_keys {
             (keys, salts) = dev_keys_load(&self.dev_keys_file, create_dev_keys)?;
         }

@@ -214,3 +214,42 @@ fn signature_size_is_8_to_32_bytes() {
         RawConfig { signature_size: size, ..with_keys() }.validate(false).unwrap();
     }
 }
+
+#[test]
+fn secret_files_inside_the_local_root_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("images");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&root, dir.path().join("link")).unwrap();
+    let base = || RawConfig { local_root: root.clone(), analytics: false, ..Default::default() };
+    let mut inside =
+        vec![root.join("dev-keys.toml"), root.join("sub/../dev-keys.toml"), root.join("new/dev-keys.toml")];
+    #[cfg(unix)]
+    inside.push(dir.path().join("link/dev-keys.toml"));
+    for p in &inside {
+        let e = RawConfig { dev_keys_file: p.clone(), ..base() }.validate(true).unwrap_err().to_string();
+        assert!(e.contains("IMAGO_DEV_KEYS_FILE") && e.contains("IMAGO_LOCAL_ROOT"), "{}: {e}", p.display());
+        assert!(!p.exists(), "{} was written", p.display());
+    }
+    // The root inside a directory holding the keys is fine, as is the default layout.
+    let ok = RawConfig { dev_keys_file: dir.path().join("dev-keys.toml"), ..base() }.validate(true).unwrap();
+    assert!(ok.dev_keys);
+    // With a key configured the development keys file is not used, wherever it points.
+    RawConfig { dev_keys_file: root.join("dev-keys.toml"), local_root: root.clone(), ..with_keys() }
+        .validate(true)
+        .unwrap();
+    // Mounted secrets are refused inside the root too.
+    std::fs::write(root.join("key.hex"), "aa11").unwrap();
+    std::fs::write(dir.path().join("salt.hex"), "bb22").unwrap();
+    let e = RawConfig {
+        key_file: Some(root.join("key.hex")),
+        salt_file: Some(dir.path().join("salt.hex")),
+        local_root: root.clone(),
+        ..Default::default()
+    }
+    .validate(false)
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("IMAGO_KEY_FILE") && e.contains("IMAGO_LOCAL_ROOT"), "{e}");
+}
