@@ -19,12 +19,12 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "IMAGO_SALT", default: "(none)", help: "hex salt(s), paired one to one with IMAGO_KEY" },
     Setting { env: "IMAGO_KEY_FILE", default: "(none)", help: "file holding IMAGO_KEY (e.g. a mounted secret)" },
     Setting { env: "IMAGO_SALT_FILE", default: "(none)", help: "file holding IMAGO_SALT" },
-    Setting { env: "IMAGO_SIGNATURE_SIZE", default: "32", help: "signature bytes before base64 (1-32; truncation)" },
+    Setting { env: "IMAGO_SIGNATURE_SIZE", default: "32", help: "signature bytes before base64 (8-32; truncation)" },
     Setting { env: "IMAGO_ALLOW_INSECURE", default: "false", help: "accept unsigned URLs (signature `insecure`)" },
     Setting {
         env: "IMAGO_DEV_KEYS_FILE",
         default: "./data/dev-keys.toml",
-        help: "with no key set: development keys generated/read here",
+        help: "with no key set: development keys generated/read here (never inside IMAGO_LOCAL_ROOT)",
     },
     Setting {
         env: "IMAGO_LOCAL_ROOT",
@@ -137,7 +137,11 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting { env: "IMAGO_MAX_DPR", default: "3", help: "cap on the DPR client hint" },
     Setting { env: "IMAGO_WIDTH_LADDER", default: "16,32,...,3840", help: "widths hint-derived targets snap up to" },
-    Setting { env: "IMAGO_DEBUG_HEADERS", default: "true", help: "send X-Imago-* and Server-Timing headers" },
+    Setting {
+        env: "IMAGO_DEBUG_HEADERS",
+        default: "false",
+        help: "send X-Imago-Cache, X-Imago-Variant and Server-Timing (cache state: for debugging only)",
+    },
     Setting { env: "IMAGO_LOG_FORMAT", default: "auto", help: "json | pretty | auto (pretty on a terminal)" },
     Setting {
         env: "IMAGO_API_KEYS",

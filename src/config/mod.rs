@@ -7,15 +7,17 @@
 mod help;
 mod raw;
 mod sections;
+#[cfg(test)]
+mod string_tests;
 
 pub use help::{settings_help, Setting, SETTINGS};
-pub use raw::{List, ListItem, RawConfig};
+pub use raw::{List, NumList, RawConfig};
 pub use sections::{clean_prefix, s3_mode, AnalyticsSettings, Codec, UploadSettings, CODEC_EXTS};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use imago_signing::{KeyPair, Verifier};
 use serde::{Deserialize, Serialize};
@@ -29,9 +31,12 @@ pub enum ConfigError {
     Invalid { setting: &'static str, message: String },
     #[error("{setting}: cannot read {path}: {source}")]
     File { setting: &'static str, path: PathBuf, source: std::io::Error },
-    #[error("{0}")]
+    #[error("IMAGO_KEY/IMAGO_SALT: {0}")]
     Keys(#[from] imago_signing::KeyError),
 }
+
+/// The shortest signature accepted (`IMAGO_SIGNATURE_SIZE`, bytes): 64 bits.
+pub const MIN_SIGNATURE_SIZE: usize = 8;
 
 fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { setting, message: message.into() }
@@ -98,21 +103,23 @@ struct DevKeys {
 impl RawConfig {
     /// Reads the layers: defaults, then the TOML file (if any), then `IMAGO_*` env vars.
     pub fn load(toml: Option<&Path>) -> Result<RawConfig, ConfigError> {
-        let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
+        let defaults = Serialized::defaults(RawConfig::default());
+        let env = raw::StringEnv::new(&defaults).map_err(ConfigError::Figment)?;
+        let mut fig = Figment::from(defaults);
         if let Some(p) = toml {
             if !p.exists() {
                 return Err(invalid("--config", format!("{} does not exist", p.display())));
             }
             fig = fig.merge(Toml::file(p));
         }
-        fig = fig.merge(Env::prefixed("IMAGO_").ignore(&["config"]));
+        fig = fig.merge(env);
         fig.extract().map_err(|e| ConfigError::Figment(Box::new(e)))
     }
 
     /// What may be logged: secrets replaced.
     pub fn redacted(&self) -> RawConfig {
         let mut r = self.clone();
-        let red = |l: &List| if l.strings().is_empty() { List::Empty } else { List::from_strs(&["[redacted]"]) };
+        let red = |l: &List| if l.strings().is_empty() { List::default() } else { List::from_strs(&["[redacted]"]) };
         r.key = red(&r.key);
         r.salt = red(&r.salt);
         r.api_keys = red(&r.api_keys);
@@ -120,6 +127,34 @@ impl RawConfig {
             r.s3_secret_access_key = Some("[redacted]".into());
         }
         r
+    }
+
+    /// Files holding secrets must not be inside `IMAGO_LOCAL_ROOT`, where `local:///` reads and
+    /// the images API (info, delete) reach: the development keys file when it is used, and the
+    /// `*_FILE` settings.
+    fn check_secret_files(&self, dev_keys: bool) -> Result<(), ConfigError> {
+        let files = [
+            ("IMAGO_DEV_KEYS_FILE", dev_keys.then_some(&self.dev_keys_file)),
+            ("IMAGO_KEY_FILE", self.key_file.as_ref()),
+            ("IMAGO_SALT_FILE", self.salt_file.as_ref()),
+            ("IMAGO_S3_SECRET_ACCESS_KEY_FILE", self.s3_secret_access_key_file.as_ref()),
+        ];
+        let root = sections::absolute(&self.local_root);
+        for (setting, path) in files {
+            let Some(path) = path else { continue };
+            let abs = sections::absolute(path);
+            if abs.starts_with(&root) {
+                return Err(invalid(
+                    setting,
+                    format!(
+                        "{} is inside IMAGO_LOCAL_ROOT ({}): the server could serve or delete it; keep secrets outside the image root",
+                        abs.display(),
+                        root.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Validates and resolves the settings. `create_dev_keys`: generate development keys when
@@ -137,12 +172,19 @@ impl RawConfig {
         if let Some(p) = &self.salt_file {
             salts = read_secret_file("IMAGO_SALT_FILE", p)?;
         }
-        let mut dev_keys = false;
-        if keys.is_empty() && salts.is_empty() {
-            let (k, s) = dev_keys_load(&self.dev_keys_file, create_dev_keys)?;
-            keys = k;
-            salts = s;
-            dev_keys = true;
+        if !(MIN_SIGNATURE_SIZE..=imago_signing::FULL_SIGNATURE_SIZE).contains(&self.signature_size) {
+            return Err(invalid(
+                "IMAGO_SIGNATURE_SIZE",
+                format!(
+                    "must be {MIN_SIGNATURE_SIZE} to 32 bytes, got {}: shorter signatures can be guessed (one in 2^(8 x size) tries)",
+                    self.signature_size
+                ),
+            ));
+        }
+        let dev_keys = keys.is_empty() && salts.is_empty();
+        self.check_secret_files(dev_keys)?;
+        if dev_keys {
+            (keys, salts) = dev_keys_load(&self.dev_keys_file, create_dev_keys)?;
         }
         let pairs = KeyPair::parse_lists(&keys, &salts)?;
         let verifier = Verifier::new(pairs)?.with_signature_size(self.signature_size)?;
@@ -337,8 +379,8 @@ mod tests {
 
     #[test]
     fn list_accepts_commas_and_arrays() {
-        assert_eq!(List::One(ListItem::Str("a, b,,c".into())).strings(), vec!["a", "b", "c"]);
-        assert_eq!(List::Many(vec![ListItem::Int(16), ListItem::Str("32".into())]).strings(), vec!["16", "32"]);
+        assert_eq!(List::from_strs(&["a, b,,c"]).strings(), vec!["a", "b", "c"]);
+        assert_eq!(NumList::from_strs(&["16", "32,48"]).strings(), vec!["16", "32", "48"]);
     }
 
     #[test]
@@ -349,7 +391,7 @@ mod tests {
         assert!(e.to_string().contains("IMAGO_JPEG_QUALITY"), "{e}");
         let e = RawConfig { key: List::from_strs(&["zz"]), ..with_keys() }.validate(false).unwrap_err();
         assert!(e.to_string().contains("hex"), "{e}");
-        let e = RawConfig { width_ladder: List::from_strs(&["10,x"]), ..with_keys() }.validate(false).unwrap_err();
+        let e = RawConfig { width_ladder: NumList::from_strs(&["10,x"]), ..with_keys() }.validate(false).unwrap_err();
         assert!(e.to_string().contains("IMAGO_WIDTH_LADDER"), "{e}");
         let e =
             RawConfig { s3_endpoint: Some("http://127.0.0.1:3900".into()), ..with_keys() }.validate(false).unwrap_err();

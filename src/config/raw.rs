@@ -4,47 +4,186 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use figment::providers::{Env, Serialized};
+use figment::value::{Dict, Map, Value};
+use figment::{Metadata, Profile, Provider};
+use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
-/// A list given either as a TOML array or as a comma-separated string (env vars).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum List {
-    #[default]
-    Empty,
-    Many(Vec<ListItem>),
-    One(ListItem),
+/// A list of strings, given as a comma-separated string (env vars) or a TOML array of strings.
+/// Numbers and booleans are refused, never converted (`key = 00112233` unquoted in `imago.toml`
+/// is an error, not the key `112233`), and the error does not quote the value: it may be a secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct List(Vec<String>);
+
+/// A list of numbers ([`List`] that also takes TOML numbers): `IMAGO_WIDTH_LADDER`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct NumList(Vec<String>);
+
+const NOT_A_STRING: &str =
+    "expected a string in quotes: numbers and booleans are not converted for this setting (the value is not shown)";
+const NOT_A_LIST: &str = "expected a string in quotes or an array of strings: numbers and booleans are not \
+     converted for this setting (the value is not shown)";
+
+/// Reads a string or an array of strings; with `numbers`, numbers too (as their decimal text).
+struct Items {
+    numbers: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum ListItem {
-    Int(i64),
-    Float(f64),
-    Str(String),
-}
+impl<'de> Visitor<'de> for Items {
+    type Value = Vec<String>;
 
-impl ListItem {
-    fn to_str(&self) -> String {
-        match self {
-            ListItem::Int(i) => i.to_string(),
-            ListItem::Float(f) => f.to_string(),
-            ListItem::Str(s) => s.clone(),
-        }
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string or an array of strings")
     }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(vec![v.to_string()])
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        self.numbers.then(|| vec![v.to_string()]).ok_or_else(|| E::custom(NOT_A_LIST))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        self.numbers.then(|| vec![v.to_string()]).ok_or_else(|| E::custom(NOT_A_LIST))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        self.numbers.then(|| vec![v.to_string()]).ok_or_else(|| E::custom(NOT_A_LIST))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(E::custom(NOT_A_LIST))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(item) = seq.next_element_seed(Items { numbers: self.numbers })? {
+            out.extend(item);
+        }
+        Ok(out)
+    }
+}
+
+impl<'de> de::DeserializeSeed<'de> for Items {
+    type Value = Vec<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for List {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Items { numbers: false }).map(List)
+    }
+}
+
+impl<'de> Deserialize<'de> for NumList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Items { numbers: true }).map(NumList)
+    }
+}
+
+fn split(items: &[String]) -> Vec<String> {
+    items.iter().flat_map(|s| s.split(',')).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
 }
 
 impl List {
+    /// The entries, comma-separated strings split, trimmed, empty ones dropped.
     pub fn strings(&self) -> Vec<String> {
-        let raw: Vec<String> = match self {
-            List::Empty => vec![],
-            List::One(s) => vec![s.to_str()],
-            List::Many(v) => v.iter().map(ListItem::to_str).collect(),
-        };
-        raw.iter().flat_map(|s| s.split(',')).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+        split(&self.0)
     }
     pub fn from_strs(v: &[&str]) -> Self {
-        List::Many(v.iter().map(|s| ListItem::Str(s.to_string())).collect())
+        List(v.iter().map(|s| s.to_string()).collect())
+    }
+}
+
+impl NumList {
+    /// The entries as text, split like [`List::strings`].
+    pub fn strings(&self) -> Vec<String> {
+        split(&self.0)
+    }
+    pub fn from_strs(v: &[&str]) -> Self {
+        NumList(v.iter().map(|s| s.to_string()).collect())
+    }
+}
+
+/// An optional secret string: like `Option<String>`, but a TOML number or boolean is refused
+/// without quoting it.
+fn opt_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct Secret;
+    impl<'de> Visitor<'de> for Secret {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(Secret)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+    }
+    d.deserialize_option(Secret)
+}
+
+/// The `IMAGO_*` environment layer, values kept as the strings they are. figment's own `Env`
+/// guesses a type from the text of every variable before it knows the setting (`00112233` became
+/// the number 112233, `0011` the number 11, `1e5` the float 100000, `true` a boolean), which
+/// rewrote numeric-looking keys, salts, prefixes, bucket names and paths, or refused them. Here a
+/// value is parsed only for settings whose default is a number, a boolean or a table
+/// (`IMAGO_PRESETS`), exactly as before; every other setting gets the string.
+pub struct StringEnv {
+    env: Env,
+    typed: Dict,
+}
+
+impl StringEnv {
+    pub fn new(defaults: &Serialized<RawConfig>) -> Result<StringEnv, Box<figment::Error>> {
+        let typed = defaults.data().map_err(Box::new)?.remove(&Profile::Default).unwrap_or_default();
+        Ok(StringEnv { env: Env::prefixed("IMAGO_").ignore(&["config"]), typed })
+    }
+}
+
+impl Provider for StringEnv {
+    fn metadata(&self) -> Metadata {
+        self.env.metadata()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (key, text) in self.env.iter() {
+            let key = key.as_str().to_string();
+            let value = match self.typed.get(&key) {
+                Some(Value::Num(..) | Value::Bool(..) | Value::Dict(..)) => {
+                    text.parse::<Value>().unwrap_or_else(|never| match never {})
+                }
+                _ => Value::from(text),
+            };
+            dict.insert(key, value);
+        }
+        Ok(Profile::Default.collect(dict))
     }
 }
 
@@ -69,7 +208,9 @@ pub struct RawConfig {
     pub s3_region: String,
     pub s3_bucket: Option<String>,
     pub s3_allowed_buckets: List,
+    #[serde(deserialize_with = "opt_secret")]
     pub s3_access_key_id: Option<String>,
+    #[serde(deserialize_with = "opt_secret")]
     pub s3_secret_access_key: Option<String>,
     pub s3_secret_access_key_file: Option<PathBuf>,
     pub s3_path_style: bool,
@@ -108,7 +249,7 @@ pub struct RawConfig {
     pub save_data_quality_step: u8,
     pub ect: bool,
     pub max_dpr: f64,
-    pub width_ladder: List,
+    pub width_ladder: NumList,
     pub debug_headers: bool,
     pub log_format: String,
     // Uploads (src/upload.rs).
@@ -145,21 +286,21 @@ impl Default for RawConfig {
     fn default() -> Self {
         RawConfig {
             bind: "127.0.0.1:8080".into(),
-            key: List::Empty,
-            salt: List::Empty,
+            key: List::default(),
+            salt: List::default(),
             key_file: None,
             salt_file: None,
             signature_size: 32,
             allow_insecure: false,
             dev_keys_file: "./data/dev-keys.toml".into(),
             local_root: "./data/images".into(),
-            allowed_hosts: List::Empty,
+            allowed_hosts: List::default(),
             allow_private_networks: false,
             source_proxy: None,
             s3_endpoint: None,
             s3_region: "us-east-1".into(),
             s3_bucket: None,
-            s3_allowed_buckets: List::Empty,
+            s3_allowed_buckets: List::default(),
             s3_access_key_id: None,
             s3_secret_access_key: None,
             s3_secret_access_key_file: None,
@@ -199,13 +340,13 @@ impl Default for RawConfig {
             save_data_quality_step: 15,
             ect: true,
             max_dpr: 3.0,
-            width_ladder: List::from_strs(&[
+            width_ladder: NumList::from_strs(&[
                 "16", "32", "48", "64", "96", "128", "256", "384", "640", "750", "828", "1080", "1200", "1920", "2048",
                 "3840",
             ]),
-            debug_headers: true,
+            debug_headers: false,
             log_format: "auto".into(),
-            api_keys: List::Empty,
+            api_keys: List::default(),
             public_url: None,
             upload_prefixes: List::from_strs(&["uploads"]),
             upload_max_bytes: 25 * 1024 * 1024,

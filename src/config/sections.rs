@@ -167,9 +167,10 @@ pub fn s3_mode(r: &RawConfig) -> bool {
     r.s3_endpoint.is_some() && r.s3_bucket.is_some()
 }
 
-fn absolute(p: &Path) -> PathBuf {
+/// `p` made absolute, with `..` removed and symlinks resolved as far as the path exists (a path
+/// that does not exist yet, under a directory reached through a link, resolves to the real place).
+pub(super) fn absolute(p: &Path) -> PathBuf {
     let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    // Resolve symlinks where the path exists; lexical `..` removal elsewhere.
     if let Ok(c) = std::fs::canonicalize(&abs) {
         return c;
     }
@@ -183,7 +184,21 @@ fn absolute(p: &Path) -> PathBuf {
             other => out.push(other),
         }
     }
-    out
+    let (mut base, mut rest) = (out.clone(), Vec::new());
+    while !base.exists() {
+        match base.file_name() {
+            Some(name) => rest.push(name.to_owned()),
+            None => return out,
+        }
+        base.pop();
+    }
+    match std::fs::canonicalize(&base) {
+        Ok(mut real) => {
+            real.extend(rest.iter().rev());
+            real
+        }
+        Err(_) => out,
+    }
 }
 
 impl AnalyticsSettings {

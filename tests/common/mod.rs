@@ -49,6 +49,8 @@ pub async fn start(files: &[&str], tweak: impl FnOnce(&mut RawConfig)) -> TestSe
         workers: 2,
         // Most tests scrape /metrics on the one listener they know.
         public_metrics: true,
+        // Off by default (they tell any client whether someone fetched a URL); tests read them.
+        debug_headers: true,
         ..RawConfig::default()
     };
     tweak(&mut raw);
