@@ -16,6 +16,7 @@ const STRING_SETTINGS: &[&str] = &[
     "dev_keys_file",
     "local_root",
     "allowed_hosts",
+    "source_proxy",
     "s3_endpoint",
     "s3_region",
     "s3_bucket",
