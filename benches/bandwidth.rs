@@ -1,15 +1,23 @@
-//! Bandwidth benchmark: imago's negotiated output for a Chrome-like `Accept` (format chosen from
-//! Accept, per-image perceptual quality) against libvips' fixed-quality curves for JPEG, WebP and
-//! AVIF, on the photos in tests/fixtures at w:800 and w:400. Prints total bytes and mean
-//! SSIMULACRA2 (scored against the resized, unencoded pixels) and the ratio of imago's bytes to
-//! the best fixed-quality curve's bytes at imago's mean score (interpolated). Target ≤ 0.90.
+//! Bandwidth benchmark: imago's perceptual auto quality (`q:auto`) against libvips' fixed-quality
+//! curves for JPEG, WebP and AVIF, on the photos in tests/fixtures at w:800 and w:400, scored at
+//! the delivered size (SSIMULACRA2 against the resized, unencoded pixels).
 //!
-//! Also prints the CPU time of each auto-quality variant (process CPU, libvips at concurrency 1)
-//! next to a fixed-quality render of the same variant, and the *equal-slope oracle* over the
-//! fixed-quality points: per image the point maximising `score − λ·bytes`, swept over λ — the
-//! least total bytes any per-image choice among those points can reach at a mean score. Over both
-//! widths at once it is free to starve the 800 px renditions to buy score on the cheap 400 px ones;
-//! per width it shows what per-image (content-adaptive) choice alone can buy.
+//! For each format it prints, next to that format's fixed-quality curve:
+//! - the CPU of `q:auto` as a ratio to a render of the same variant at the format's default
+//!   quality (process CPU, libvips at concurrency 1, the lesser of two runs each, both measured in
+//!   the same loop so a busy machine slows both alike); target ≤ 1.5;
+//! - the delivered mean and 10th-percentile score (the worst images, which a fixed quality cannot
+//!   protect) and the mean's distance from the target;
+//! - the bytes of `q:auto` as a ratio to the fixed-quality curve's bytes at the same mean score
+//!   and at the same p10 score (interpolated), and the curve's p10 at `q:auto`'s bytes.
+//!
+//! The negotiated row is `f:auto` with Chrome's `Accept` (AVIF, q:auto by default). It also prints
+//! the *equal-slope oracle* over the fixed-quality points: per image the point maximising
+//! `score − λ·bytes`, swept over λ — the least total bytes any per-image choice among those points
+//! can reach at a mean score.
+//!
+//! `IMAGO_BENCH_POINTS=<file>` keeps the fixed-quality points in a file and reuses them when it
+//! exists (they depend only on libvips and the encoder efforts, not on `q:auto`), for quick reruns.
 
 use imago::negotiate::AcceptClass;
 use imago::options::{parse, Format, FormatChoice, Presets, Quality};
@@ -26,15 +34,21 @@ const PHOTOS: [&str; 8] = [
     "cmyk.jpg",
 ];
 const FORMATS: [Format; 3] = [Format::Jpeg, Format::Webp, Format::Avif];
+/// Formats whose `q:auto` is measured explicitly (AVIF is the negotiated `f:auto` row).
+const EXPLICIT: [Format; 2] = [Format::Jpeg, Format::Webp];
 const QS: [u8; 8] = [25, 35, 45, 55, 65, 75, 85, 95];
 
 fn enc() -> EncodeSettings {
     let mut e = EncodeSettings::from_config(&imago::config::RawConfig::default());
-    if let Some(t) = std::env::var("IMAGO_AUTO_QUALITY_TARGET").ok().and_then(|v| v.parse().ok()) {
+    let env = |k: &str| std::env::var(k).ok();
+    if let Some(t) = env("IMAGO_AUTO_QUALITY_TARGET").and_then(|v| v.parse().ok()) {
         e.auto_quality_target = t;
     }
-    if let Some(t) = std::env::var("IMAGO_AUTO_QUALITY_TRIALS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(t) = env("IMAGO_AUTO_QUALITY_TRIALS").and_then(|v| v.parse().ok()) {
         e.auto_quality_trials = t;
+    }
+    if let Some(t) = env("IMAGO_AVIF_EFFORT").and_then(|v| v.parse().ok()) {
+        e.avif_effort = t;
     }
     e
 }
@@ -59,38 +73,64 @@ fn cpu_seconds() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// Bytes at `score` on a curve of (mean score, total bytes) points, by linear interpolation.
-fn bytes_at(curve: &[(f64, f64)], score: f64) -> Option<f64> {
+/// The `p`-quantile of `v` (linear interpolation between order statistics).
+fn quantile(v: &[f64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let x = p * (s.len() - 1) as f64;
+    let (i, t) = (x.floor() as usize, x - x.floor());
+    s[i] + t * (s[(i + 1).min(s.len() - 1)] - s[i])
+}
+
+/// `y` at `x` on a curve of (x, y) points, by linear interpolation (None outside the curve).
+fn interp(curve: &[(f64, f64)], x: f64) -> Option<f64> {
     let mut pts = curve.to_vec();
     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-    pts.windows(2).find(|w| w[0].0 <= score && score <= w[1].0).map(|w| {
-        let t = (score - w[0].0) / (w[1].0 - w[0].0).max(1e-9);
+    pts.windows(2).find(|w| w[0].0 <= x && x <= w[1].0).map(|w| {
+        let t = (x - w[0].0) / (w[1].0 - w[0].0).max(1e-9);
         w[0].1 + t * (w[1].1 - w[0].1)
     })
 }
 
-/// One photo at one width: imago's output and every fixed-quality point (format, q, bytes, score).
+/// One photo at one width: every fixed-quality point (format, q, bytes, score).
 struct Pair {
     width: u32,
-    bytes: f64,
-    score: f64,
-    points: Vec<(Format, u8, f64, f64)>,
+    points: Vec<Point>,
 }
 
-/// The fixed-quality curve of `format` over `pairs`: (mean score, total bytes) per quality.
-fn curve(pairs: &[&Pair], format: Format) -> Vec<(f64, f64)> {
-    let n = pairs.len() as f64;
+/// One fixed-quality render: (format, quality, bytes, score).
+type Point = (Format, u8, f64, f64);
+
+/// One fixed quality of a format over a set of pairs.
+struct CurvePoint {
+    mean: f64,
+    p10: f64,
+    bytes: f64,
+}
+
+/// The fixed-quality curve of `format` over `pairs`, one point per quality.
+fn curve(pairs: &[&Pair], format: Format) -> Vec<CurvePoint> {
     QS.iter()
         .map(|q| {
-            let pts = pairs.iter().flat_map(|p| p.points.iter().filter(|x| x.0 == format && x.1 == *q));
-            pts.fold((0.0, 0.0), |(s, b), x| (s + x.3 / n, b + x.2))
+            let pts: Vec<_> =
+                pairs.iter().flat_map(|p| p.points.iter().filter(|x| x.0 == format && x.1 == *q)).collect();
+            let scores: Vec<f64> = pts.iter().map(|x| x.3).collect();
+            CurvePoint {
+                mean: scores.iter().sum::<f64>() / scores.len() as f64,
+                p10: quantile(&scores, 0.1),
+                bytes: pts.iter().map(|x| x.2).sum(),
+            }
         })
         .collect()
 }
 
-/// The best (least bytes) fixed-quality curve at `score`, as (format, bytes).
+fn by_mean(c: &[CurvePoint]) -> Vec<(f64, f64)> {
+    c.iter().map(|p| (p.mean, p.bytes)).collect()
+}
+
+/// The best (least bytes) fixed-quality curve at mean `score`, as (format, bytes).
 fn best_curve(pairs: &[&Pair], score: f64) -> Option<(Format, f64)> {
-    let at = FORMATS.iter().filter_map(|f| bytes_at(&curve(pairs, *f), score).map(|b| (*f, b)));
+    let at = FORMATS.iter().filter_map(|f| interp(&by_mean(&curve(pairs, *f)), score).map(|b| (*f, b)));
     at.min_by(|a, b| a.1.total_cmp(&b.1))
 }
 
@@ -110,90 +150,162 @@ fn oracle(pairs: &[&Pair], formats: &[Format]) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// `q:auto` of one format over the corpus: bytes and delivered scores per pair, CPU of the auto
+/// and of the default-quality render per pair.
+#[derive(Default)]
+struct Auto {
+    bytes: Vec<f64>,
+    scores: Vec<f64>,
+    cpu_auto: Vec<f64>,
+    cpu_fixed: Vec<f64>,
+}
+
+/// CPU seconds of `f`, the lesser of two runs, and its last result.
+fn timed<T>(mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut best = f64::MAX;
+    let mut out = None;
+    for _ in 0..2 {
+        let c0 = cpu_seconds();
+        out = Some(f());
+        best = best.min(cpu_seconds() - c0);
+    }
+    (best, out.unwrap())
+}
+
+fn report(name: &str, a: &Auto, c: &[CurvePoint], target: f64) {
+    let sum = |v: &[f64]| v.iter().sum::<f64>();
+    let bytes = sum(&a.bytes);
+    let mean = sum(&a.scores) / a.scores.len() as f64;
+    let p10 = quantile(&a.scores, 0.1);
+    let ratio = sum(&a.cpu_auto) / sum(&a.cpu_fixed);
+    println!(
+        "{name:<16} CPU q:auto {:.0} ms / default-q {:.0} ms per variant = {ratio:.2}x (target <= 1.5; max {:.0} ms) \
+         | {:.0} KB, mean {mean:.1} ({:+.1} from target {target:.0}), p10 {p10:.1}",
+        sum(&a.cpu_auto) * 1e3 / a.cpu_auto.len() as f64,
+        sum(&a.cpu_fixed) * 1e3 / a.cpu_fixed.len() as f64,
+        a.cpu_auto.iter().cloned().fold(0.0, f64::max) * 1e3,
+        bytes / 1024.0,
+        mean - target,
+    );
+    let cell = |v: Option<f64>| {
+        v.map_or("off the curve".to_string(), |b| format!("{:.0} KB -> {:.3}x", b / 1024.0, bytes / b))
+    };
+    let p10s: Vec<(f64, f64)> = c.iter().map(|p| (p.p10, p.bytes)).collect();
+    let p10_at_bytes: Vec<(f64, f64)> = c.iter().map(|p| (p.bytes, p.p10)).collect();
+    println!(
+        "{:<16} fixed-q at equal mean: {}  at equal p10: {}  fixed-q p10 at equal bytes: {}",
+        "",
+        cell(interp(&by_mean(c), mean)),
+        cell(interp(&p10s, p10)),
+        interp(&p10_at_bytes, bytes).map_or("off the curve".into(), |s| format!("{s:.1} (q:auto {p10:.1})")),
+    );
+}
+
+/// Reads the cached fixed-quality points, if any: `pair format q bytes score` per line.
+fn load_points(path: &str, n: usize) -> Option<Vec<Vec<Point>>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut out = vec![Vec::new(); n];
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let i: usize = f.first()?.parse().ok()?;
+        let fmt = Format::parse(f.get(1)?)?;
+        out.get_mut(i)?.push((fmt, f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?, f.get(4)?.parse().ok()?));
+    }
+    out.iter().all(|p| p.len() == FORMATS.len() * QS.len()).then_some(out)
+}
+
 fn main() {
     imago::transform::init(1).unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let e = enc();
+    let target = e.auto_quality_target;
     let t0 = std::time::Instant::now();
+    let cache_path = std::env::var("IMAGO_BENCH_POINTS").ok();
+    let cached = cache_path.as_deref().and_then(|p| load_points(p, PHOTOS.len() * 2));
+    let mut cache_out = String::new();
     let mut pairs: Vec<Pair> = Vec::new();
-    let (mut auto_cpu, mut fixed_cpu) = (Vec::new(), Vec::new());
+    let mut autos: Vec<Auto> = EXPLICIT.iter().map(|_| Auto::default()).collect();
+    let mut negotiated = Auto::default();
     for photo in PHOTOS {
         let buf = std::fs::read(root.join(photo)).unwrap();
         for width in [800u32, 400] {
             let reference = imago::transform::reference_pixels(&buf, width, &e).unwrap();
-            let c0 = cpu_seconds();
-            let out = imago::transform::render(&buf, &req(width, FormatChoice::Auto, Quality::Default), &e).unwrap();
-            let c1 = cpu_seconds();
-            let fixed = req(width, FormatChoice::Explicit(out.format), Quality::Fixed(out.quality));
-            imago::transform::render(&buf, &fixed, &e).unwrap();
-            let c2 = cpu_seconds();
-            auto_cpu.push((c1 - c0) * 1000.0);
-            fixed_cpu.push((c2 - c1) * 1000.0);
-            let score = imago::transform::score_encoded(&out.bytes, &reference).unwrap();
+            let score = |b: &[u8]| imago::transform::score_encoded(b, &reference).unwrap();
+            let render = |f: FormatChoice, q: Quality| imago::transform::render(&buf, &req(width, f, q), &e).unwrap();
+            // The negotiated variant (Chrome's Accept, f:auto: AVIF with q:auto by default).
+            let (c_auto, out) = timed(|| render(FormatChoice::Auto, Quality::Default));
+            let (c_fixed, _) = timed(|| render(FormatChoice::Explicit(out.format), Quality::Default));
+            let sc = score(&out.bytes);
             println!(
-                "{photo:<30} w:{width:<4} imago {:>5} q{:<3} {:>8} B  score {score:.1}  cpu {:.0} ms (fixed q {:.0} ms)",
+                "{photo:<30} w:{width:<4} f:auto {:>5} q{:<3} {:>8} B  score {sc:.1}  cpu {:.0} ms (default q {:.0} ms)",
                 out.format.name(),
                 out.quality,
                 out.bytes.len(),
-                (c1 - c0) * 1000.0,
-                (c2 - c1) * 1000.0
+                c_auto * 1e3,
+                c_fixed * 1e3
             );
-            let mut points = Vec::new();
-            for format in FORMATS {
-                for q in QS {
-                    let r = imago::transform::render(
-                        &buf,
-                        &req(width, FormatChoice::Explicit(format), Quality::Fixed(q)),
-                        &e,
-                    )
-                    .unwrap();
-                    let sc = imago::transform::score_encoded(&r.bytes, &reference).unwrap();
-                    points.push((format, q, r.bytes.len() as f64, sc));
-                }
+            negotiated.bytes.push(out.bytes.len() as f64);
+            negotiated.scores.push(sc);
+            negotiated.cpu_auto.push(c_auto);
+            negotiated.cpu_fixed.push(c_fixed);
+            for (format, a) in EXPLICIT.iter().zip(autos.iter_mut()) {
+                let (c_auto, r) = timed(|| render(FormatChoice::Explicit(*format), Quality::Auto));
+                let (c_fixed, _) = timed(|| render(FormatChoice::Explicit(*format), Quality::Default));
+                a.bytes.push(r.bytes.len() as f64);
+                a.scores.push(score(&r.bytes));
+                a.cpu_auto.push(c_auto);
+                a.cpu_fixed.push(c_fixed);
             }
-            pairs.push(Pair { width, bytes: out.bytes.len() as f64, score, points });
+            let i = pairs.len();
+            let points = match &cached {
+                Some(c) => c[i].clone(),
+                None => {
+                    let mut points = Vec::new();
+                    for format in FORMATS {
+                        for q in QS {
+                            let r = render(FormatChoice::Explicit(format), Quality::Fixed(q));
+                            points.push((format, q, r.bytes.len() as f64, score(&r.bytes)));
+                        }
+                    }
+                    points
+                }
+            };
+            for p in &points {
+                cache_out.push_str(&format!("{i} {} {} {} {}\n", p.0.name(), p.1, p.2, p.3));
+            }
+            pairs.push(Pair { width, points });
         }
+    }
+    if let (Some(path), None) = (&cache_path, &cached) {
+        std::fs::write(path, cache_out).unwrap();
     }
     let all: Vec<&Pair> = pairs.iter().collect();
-    let n = all.len() as f64;
-    let imago_bytes: f64 = all.iter().map(|p| p.bytes).sum();
-    let imago_mean = all.iter().map(|p| p.score).sum::<f64>() / n;
-    println!("\nfixed-quality curves (mean SSIMULACRA2, total KB) over {} photo x width pairs:", all.len());
-    for format in FORMATS {
-        let pts: Vec<String> =
-            curve(&all, format).iter().zip(QS).map(|((s, b), q)| format!("q{q}:{s:.1}/{:.0}K", b / 1024.0)).collect();
-        println!("  {:<5} {}", format.name(), pts.join("  "));
-    }
     println!(
-        "\nimago negotiated (Chrome Accept, auto quality): {:.0} KB at mean score {imago_mean:.1}",
-        imago_bytes / 1024.0
+        "\nfixed-quality curves (mean / p10 SSIMULACRA2 at the delivered size, total KB) over {} photo x width pairs:",
+        all.len()
     );
     for format in FORMATS {
-        match bytes_at(&curve(&all, format), imago_mean) {
-            Some(b) => println!(
-                "  {:<5} fixed-q at score {imago_mean:.1}: {:.0} KB -> imago ratio {:.3}",
-                format.name(),
-                b / 1024.0,
-                imago_bytes / b
-            ),
-            None => println!("  {:<5} fixed-q curve does not reach score {imago_mean:.1}", format.name()),
-        }
+        let pts: Vec<String> = curve(&all, format)
+            .iter()
+            .zip(QS)
+            .map(|(p, q)| format!("q{q}:{:.1}/{:.1}/{:.0}K", p.mean, p.p10, p.bytes / 1024.0))
+            .collect();
+        println!("  {:<5} {}", format.name(), pts.join("  "));
     }
+    println!("\nq:auto (target {target:.0}, AVIF effort {}) against each format's fixed-quality curve:", e.avif_effort);
+    report("f:auto (avif)", &negotiated, &curve(&all, Format::Avif), target);
+    for (format, a) in EXPLICIT.iter().zip(&autos) {
+        report(&format!("{}/q:auto", format.name()), a, &curve(&all, *format), target);
+    }
+    let imago_mean = negotiated.scores.iter().sum::<f64>() / negotiated.scores.len() as f64;
+    let imago_bytes: f64 = negotiated.bytes.iter().sum();
     if let Some((f, b)) = best_curve(&all, imago_mean) {
         println!(
-            "ratio to the best fixed-quality curve ({}) at the same mean score: {:.3} (target <= 0.90)",
+            "f:auto against the best fixed-quality curve ({}) at the same mean score: {:.3}",
             f.name(),
             imago_bytes / b
         );
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let max = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
-    println!(
-        "auto quality CPU per variant: mean {:.0} ms, max {:.0} ms (a fixed-q render of the same variant: mean {:.0} ms)",
-        mean(&auto_cpu),
-        max(&auto_cpu),
-        mean(&fixed_cpu)
-    );
     println!("\nequal-slope oracle over the fixed-q points (bytes / best fixed-q curve at that mean score):");
     let w800: Vec<&Pair> = pairs.iter().filter(|p| p.width == 800).collect();
     let w400: Vec<&Pair> = pairs.iter().filter(|p| p.width == 400).collect();
@@ -202,7 +314,7 @@ fn main() {
             let o = oracle(set, formats);
             let cells: Vec<String> = [60.0, 65.0, imago_mean, 70.0, 75.0]
                 .iter()
-                .filter_map(|s| Some(format!("{s:.1}: {:.3}", bytes_at(&o, *s)? / best_curve(set, *s)?.1)))
+                .filter_map(|s| Some(format!("{s:.1}: {:.3}", interp(&o, *s)? / best_curve(set, *s)?.1)))
                 .collect();
             println!("  {name:<11} {fname:<10} {}", cells.join("  "));
         }

@@ -124,7 +124,11 @@ pub const SETTINGS: &[Setting] = &[
         default: "70",
         help: "SSIMULACRA2 score q:auto aims for (Save-Data: 10 lower)",
     },
-    Setting { env: "IMAGO_AUTO_QUALITY_TRIALS", default: "4", help: "most trial encodes q:auto makes per variant" },
+    Setting {
+        env: "IMAGO_AUTO_QUALITY_TRIALS",
+        default: "2",
+        help: "most trial encodes (of a ~1/6 sample) q:auto makes per variant",
+    },
     Setting {
         env: "IMAGO_SAVE_DATA_QUALITY_STEP",
         default: "15",

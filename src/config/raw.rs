@@ -336,7 +336,7 @@ impl Default for RawConfig {
             enable_webp: true,
             auto_quality: true,
             auto_quality_target: 70.0,
-            auto_quality_trials: 4,
+            auto_quality_trials: 2,
             save_data_quality_step: 15,
             ect: true,
             max_dpr: 3.0,

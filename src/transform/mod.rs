@@ -28,7 +28,9 @@ pub use info::{info_facts, InfoFacts};
 pub use metadata::{exif_with_copyright, webp_strip};
 pub use pipeline::{probe, render, render_until};
 pub use plan::{gravity_offset, plan, Geometry, Rect};
-pub use quality::{auto_quality_range, choose_format, quality_for, search_quality, ssimulacra2, wants_auto_quality};
+pub use quality::{
+    auto_quality_prior, auto_quality_range, choose_format, quality_for, search_quality, ssimulacra2, wants_auto_quality,
+};
 pub use reference::{reference_pixels, reference_thumbnail, score_encoded};
 pub use workers::{rss_bytes, Admission, PoolStats, Rejected, Workers};
 

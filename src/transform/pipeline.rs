@@ -168,7 +168,7 @@ fn render_inner(
     let mut quality = quality_for(format, o, enc, req.save_data);
     let mut bytes = if !animated && wants_auto_quality(o, format, enc) {
         let target = enc.auto_quality_target - if req.save_data { 10.0 } else { 0.0 };
-        let (q, b) = auto_quality(&img, format, quality, target, enc, o)?;
+        let (q, b) = auto_quality(&img, format, target, enc, o)?;
         quality = q;
         b
     } else {

@@ -85,39 +85,128 @@ pub fn auto_quality_range(format: Format) -> (u8, u8) {
     }
 }
 
-/// Finds the lowest quality whose score reaches `target` with at most `max_trials` calls of
-/// `score` (a bisection seeded at `seed`). Returns the chosen quality and every trial made.
+/// The search's prior for `format`: the quality where libvips' fixed-quality curve has a mean
+/// SSIMULACRA2 of 70 on the bandwidth corpus (scored at the delivered size), and the slope of
+/// score over quality there (points per quality step). `cargo bench --bench bandwidth` prints
+/// the curves these come from.
+pub fn auto_quality_prior(format: Format) -> (f64, f64) {
+    match format {
+        Format::Avif => (59.0, 0.8),
+        Format::Webp => (73.0, 0.35),
+        _ => (65.0, 0.47),
+    }
+}
+
+/// Finds the quality whose score is `target` with at most `max_trials` calls of `score`: the
+/// first trial at the prior's prediction for `target`, each next one a Newton step on the secant
+/// of the two trials nearest the target (the prior's slope until there are two), stopping once a
+/// trial lands within half a point. Returns the final estimate (not itself scored) and every
+/// trial made. Scores rise with quality; a flat or falling secant falls back to the prior slope.
 pub fn search_quality<E>(
     range: (u8, u8),
-    seed: u8,
+    prior: (f64, f64),
     target: f64,
     max_trials: u8,
     mut score: impl FnMut(u8) -> Result<f64, E>,
 ) -> Result<(u8, Vec<(u8, f64)>), E> {
-    let (mut lo, mut hi) = range;
+    let (lo, hi) = (range.0 as f64, range.1 as f64);
+    let (q70, prior_slope) = prior;
+    let clamp = |q: f64| q.round().clamp(lo, hi) as u8;
     let mut trials: Vec<(u8, f64)> = Vec::new();
-    let mut best: Option<u8> = None;
-    let mut q = seed.clamp(lo, hi);
+    let mut q = clamp(q70 + (target - 70.0) / prior_slope);
     for _ in 0..max_trials.max(1) {
         let s = score(q)?;
         trials.push((q, s));
-        if s >= target {
-            best = Some(best.map_or(q, |b| b.min(q)));
-            hi = q;
-        } else {
-            lo = q;
-        }
-        if hi.saturating_sub(lo) <= 2 {
-            break;
-        }
-        q = lo + (hi - lo) / 2;
-        if trials.iter().any(|(t, _)| *t == q) {
+        let mut near = trials.clone();
+        near.sort_by(|a, b| (a.1 - target).abs().total_cmp(&(b.1 - target).abs()));
+        let slope = match near.as_slice() {
+            [a, b, ..] if a.0 != b.0 => (a.1 - b.1) / (a.0 as f64 - b.0 as f64),
+            _ => prior_slope,
+        };
+        let slope = if slope > 0.05 { slope } else { prior_slope };
+        let (qa, sa) = near[0];
+        // At most 25 steps at a time: one odd trial cannot throw the estimate across the range.
+        let next = clamp(qa as f64 + ((target - sa) / slope).clamp(-25.0, 25.0));
+        let done = (target - sa).abs() <= 0.5 || trials.iter().any(|(t, _)| *t == next);
+        q = next;
+        if done {
             break;
         }
     }
-    // Nothing reached the target: the highest quality tried is the closest.
-    let chosen = best.unwrap_or_else(|| trials.iter().map(|(q, _)| *q).max().unwrap_or(range.1));
-    Ok((chosen, trials))
+    Ok((q, trials))
+}
+
+/// Side of the sample's tiles: a multiple of every encoder's block (AV1 64, WebP 16, JPEG 8/16),
+/// so no block of the sample's encode straddles two tiles.
+const TILE: u32 = 128;
+
+/// Share of a variant's pixels its scoring sample holds.
+fn sample_share(format: Format) -> f64 {
+    match format {
+        Format::Avif => 1.0 / 6.0,
+        _ => 1.0 / 6.0,
+    }
+}
+
+/// The pixels auto quality encodes and scores in its trials: for a variant of at least 2×2 tiles, a
+/// mosaic of tiles taken at full resolution from the centres of a grid over it (the delivered
+/// scale, so the score is the delivered size's; the grid, so every part of the picture counts),
+/// holding about [`sample_share`] of its pixels; else the variant itself.
+struct Sample<'a> {
+    img: Img<'a>,
+    /// The sample's 8-bit RGB pixels (alpha flattened on white), the reference of every score.
+    reference: (Vec<u8>, u32, u32),
+    whole: bool,
+}
+
+fn sample<'a>(img: &Img<'a>, share: f64) -> Result<Option<Sample<'a>>, String> {
+    let (w, h) = (img.width(), img.height());
+    let (max_x, max_y) = (w / TILE, h / TILE);
+    if max_x < 2 || max_y < 2 {
+        return Ok(None);
+    }
+    let tiles = (w as f64 * h as f64 * share / (TILE * TILE) as f64).max(4.0);
+    let gx = ((tiles * w as f64 / h as f64).sqrt().round() as u32).clamp(2, max_x);
+    let gy = ((tiles / gx as f64).round() as u32).clamp(2, max_y);
+    if gx == max_x && gy == max_y {
+        return Ok(None);
+    }
+    let px = img.raw_pixels()?;
+    let bands = img.bands().max(1) as usize;
+    let (mw, mh) = (gx * TILE, gy * TILE);
+    let mut mosaic = vec![0u8; mw as usize * mh as usize * bands];
+    let row = TILE as usize * bands;
+    for ty in 0..gy {
+        let y0 = ((ty as f64 + 0.5) * h as f64 / gy as f64) as u32 - TILE / 2;
+        for tx in 0..gx {
+            let x0 = ((tx as f64 + 0.5) * w as f64 / gx as f64) as u32 - TILE / 2;
+            for r in 0..TILE {
+                let src = ((y0 + r) as usize * w as usize + x0 as usize) * bands;
+                let dst = ((ty * TILE + r) as usize * mw as usize + (tx * TILE) as usize) * bands;
+                mosaic[dst..dst + row].copy_from_slice(&px[src..src + row]);
+            }
+        }
+    }
+    let img = Img::from_pixels(&mosaic, mw, mh, img)?;
+    let reference = img.to_rgb8()?;
+    Ok(Some(Sample { img, reference, whole: false }))
+}
+
+/// Work counters for the unit tests: pixels encoded and pixels scored on this thread.
+#[cfg(test)]
+pub(super) mod work {
+    use std::cell::Cell;
+    thread_local! {
+        pub static ENCODED: Cell<u64> = const { Cell::new(0) };
+        pub static SCORED: Cell<u64> = const { Cell::new(0) };
+    }
+    pub fn add(c: &'static std::thread::LocalKey<Cell<u64>>, n: u64) {
+        c.with(|v| v.set(v.get() + n));
+    }
+    /// (encoded, scored) pixels since the last call.
+    pub fn take() -> (u64, u64) {
+        (ENCODED.with(|v| v.replace(0)), SCORED.with(|v| v.replace(0)))
+    }
 }
 
 /// SSIMULACRA2 between two same-size 8-bit sRGB images (RGB interleaved).
@@ -127,6 +216,8 @@ pub fn ssimulacra2(reference: &[u8], distorted: &[u8], w: u32, h: u32) -> Option
     if reference.len() != n * 3 || distorted.len() != n * 3 || w < 8 || h < 8 {
         return None;
     }
+    #[cfg(test)]
+    work::add(&work::SCORED, n as u64);
     let conv = |b: &[u8]| -> Vec<[f32; 3]> {
         b.chunks_exact(3).map(|p| [p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0]).collect()
     };
@@ -137,42 +228,43 @@ pub fn ssimulacra2(reference: &[u8], distorted: &[u8], w: u32, h: u32) -> Option
     compute_frame_ssimulacra2(a, b).ok()
 }
 
-/// Perceptual auto quality: a bounded bisection over the format's quality range for the lowest
-/// quality whose SSIMULACRA2 score against the resized, unencoded pixels reaches `target`.
+/// Perceptual auto quality: the quality whose SSIMULACRA2 score, at the delivered size, is
+/// `target`, searched with at most `enc.auto_quality_trials` trial encodes of a sample of the
+/// variant ([`sample`]), then one encode of the whole variant at that quality.
 pub(super) fn auto_quality(
     img: &Img,
     format: Format,
-    seed: u8,
     target: f64,
     enc: &EncodeSettings,
     o: &Options,
 ) -> Result<(u8, Vec<u8>), TransformError> {
-    // Score at most ~0.25 MP: SSIMULACRA2 dominates the cost, and at that size it still sees
-    // the artefacts that matter at 1x-2x display.
-    let score_scale = (250_000.0 / (img.width() as f64 * img.height() as f64)).sqrt().min(1.0);
-    let prep = |i: &Img| -> Result<(Vec<u8>, u32, u32), String> {
-        if score_scale < 1.0 {
-            i.resize(score_scale, score_scale)?.to_rgb8()
-        } else {
-            i.to_rgb8()
+    let e = TransformError::Encode;
+    let s = match sample(img, sample_share(format)).map_err(e)? {
+        Some(s) => s,
+        None => {
+            let reference = img.to_rgb8().map_err(e)?;
+            Sample { img: img.copy().map_err(e)?, reference, whole: true }
         }
     };
-    let (reference, w, h) = prep(img).map_err(TransformError::Encode)?;
-    let mut encoded: Vec<(u8, Vec<u8>)> = Vec::new();
-    let (q, _trials) = search_quality(auto_quality_range(format), seed, target, enc.auto_quality_trials, |q| {
-        let bytes = encode(img, format, q, enc, o)?;
-        let decoded = Img::from_buffer(&bytes, "").and_then(|d| prep(&d)).map_err(TransformError::Encode)?;
-        let score = if (decoded.1, decoded.2) == (w, h) {
-            ssimulacra2(&reference, &decoded.0, w, h).unwrap_or(100.0)
-        } else {
-            100.0
-        };
-        encoded.push((q, bytes));
-        Ok::<f64, TransformError>(score)
-    })?;
-    match encoded.into_iter().find(|(eq, _)| *eq == q) {
-        Some((_, b)) => Ok((q, b)),
-        None => Ok((q, encode(img, format, q, enc, o)?)),
+    let (w, h) = (s.reference.1, s.reference.2);
+    let mut last: Option<(u8, Vec<u8>)> = None;
+    let (q, _trials) =
+        search_quality(auto_quality_range(format), auto_quality_prior(format), target, enc.auto_quality_trials, |q| {
+            let bytes = encode(&s.img, format, q, enc, o)?;
+            let decoded = Img::from_buffer(&bytes, "").and_then(|d| d.to_rgb8()).map_err(e)?;
+            let score = if (decoded.1, decoded.2) == (w, h) {
+                ssimulacra2(&s.reference.0, &decoded.0, w, h).unwrap_or(100.0)
+            } else {
+                100.0
+            };
+            if s.whole {
+                last = Some((q, bytes));
+            }
+            Ok::<f64, TransformError>(score)
+        })?;
+    match last {
+        Some((lq, b)) if lq == q => Ok((q, b)),
+        _ => Ok((q, encode(img, format, q, enc, o)?)),
     }
 }
 
@@ -185,6 +277,8 @@ pub(super) fn encode(
     enc: &EncodeSettings,
     o: &Options,
 ) -> Result<Vec<u8>, TransformError> {
+    #[cfg(test)]
+    work::add(&work::ENCODED, img.width() as u64 * img.height() as u64);
     if format == Format::Png && q >= 100 && img.fits_palette() {
         // Palette when it fits: lossless for ≤ 256 colours, and much smaller.
         let strip = if o.strip_metadata && o.strip_color_profile && !o.keep_copyright { "true" } else { "false" };
@@ -226,20 +320,31 @@ mod tests {
     use crate::transform::{init, render};
 
     #[test]
-    fn quality_search_is_bounded_and_finds_the_threshold() {
-        // A monotonic score: 40 + q/2 reaches 70 at q = 60.
+    fn quality_search_is_bounded_and_finds_the_target() {
+        // A linear score 40 + q/2 is 70 at q = 60: from a prior that misses by 15 steps and has
+        // the wrong slope, two trials (the prior's guess, then the secant) find it.
         let mut calls = 0;
-        let (q, trials) = search_quality::<()>((35, 92), 80, 70.0, 4, |q| {
+        let (q, trials) = search_quality::<()>((35, 92), (75.0, 0.3), 70.0, 4, |q| {
             calls += 1;
             Ok(40.0 + q as f64 / 2.0)
         })
         .unwrap();
-        assert!(calls <= 4 && trials.len() == calls);
-        assert!((60..=66).contains(&q), "{q} {trials:?}");
-        assert!(40.0 + q as f64 / 2.0 >= 70.0);
-        // Unreachable target: the highest tried.
-        let (q, _) = search_quality::<()>((35, 92), 80, 200.0, 3, |q| Ok(q as f64)).unwrap();
-        assert_eq!(q, 92.min(q.max(80)));
+        assert_eq!(q, 60, "{trials:?}");
+        assert!(calls <= 3 && trials.len() == calls, "{trials:?}");
+        // One trial with the right slope is enough; the budget is never exceeded.
+        let (q, trials) = search_quality::<()>((35, 92), (75.0, 0.5), 70.0, 1, |q| Ok(40.0 + q as f64 / 2.0)).unwrap();
+        assert_eq!((q, trials.len()), (60, 1));
+        // A curved score (steeper at low quality): still within a step after three trials.
+        let curved = |q: u8| 100.0 - 2500.0 / q as f64;
+        let (q, trials) = search_quality::<()>((25, 80), (60.0, 0.45), 50.0, 3, |q| Ok(curved(q))).unwrap();
+        assert!((curved(q) - 50.0).abs() < 1.5, "{q} {trials:?}");
+        // Unreachable target: the top of the range.
+        let (q, _) = search_quality::<()>((35, 92), (75.0, 0.5), 200.0, 3, |q| Ok(q as f64)).unwrap();
+        assert_eq!(q, 92);
+        // A noisy, falling score does not run away: the prior slope, at most 25 steps a trial.
+        let (q, trials) =
+            search_quality::<()>((25, 80), (60.0, 0.45), 70.0, 2, |q| Ok(90.0 - q as f64 / 10.0)).unwrap();
+        assert!(trials.len() <= 2 && (25..=80).contains(&q));
         let auto = opts("f:auto");
         assert!(wants_auto_quality(&auto, Format::Webp, &enc()));
         assert!(!wants_auto_quality(&opts("f:auto/q:80"), Format::Webp, &enc()));
@@ -247,6 +352,30 @@ mod tests {
         assert!(!wants_auto_quality(&opts(""), Format::Webp, &enc()), "no extension: negotiated, fixed default q");
         assert!(wants_auto_quality(&opts("f:webp/q:auto"), Format::Webp, &enc()));
         assert!(!wants_auto_quality(&auto, Format::Png, &enc()));
+    }
+
+    /// The cost of auto quality, counted in pixels: one full-size encode (the delivered one) plus
+    /// trials on a sample, scored on the sample. Fails if the search goes back to full-size trial
+    /// encodes or scoring (before: 4 encodes of the whole 800 px variant, 4 scores of 0.25 MP).
+    #[test]
+    fn auto_quality_encodes_the_full_image_once() {
+        init(1).unwrap();
+        let src = fixture("phone12mp.jpg");
+        // (url, ext, most trial pixels encoded and scored as a share of the variant's)
+        for (url, ext, share) in
+            [("w:800/q:auto", "avif", 0.5), ("w:800/q:auto", "webp", 0.5), ("w:400/q:auto", "jpg", 1.2)]
+        {
+            let fixed = render(&src, &req(&url.replace("q:auto", "q:60"), Some(ext)), &enc()).unwrap();
+            let _ = work::take();
+            let out = render(&src, &req(url, Some(ext)), &enc()).unwrap();
+            let (encoded, scored) = work::take();
+            let px = out.width as u64 * out.height as u64;
+            assert_eq!((out.width, out.height), (fixed.width, fixed.height));
+            let most = (px as f64 * share) as u64;
+            assert!(encoded <= px + most, "{url}.{ext}: {encoded} pixels encoded for a {px}-pixel variant");
+            assert!(scored <= most, "{url}.{ext}: {scored} pixels scored for a {px}-pixel variant");
+            assert!(scored > 0 && encoded > px, "{url}.{ext}: no trial");
+        }
     }
 
     #[test]

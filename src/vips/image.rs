@@ -316,6 +316,32 @@ impl<'a> Img<'a> {
         let r = unsafe { b::vips_extract_band(self.0, &mut out, 0, c"n".as_ptr(), n as c_int, END) };
         wrap(r, out)
     }
+    /// An 8-bit image copied from packed pixels (`bands` values per pixel), tagged with the
+    /// interpretation of `like` (sRGB or grey).
+    pub(crate) fn from_pixels(px: &[u8], w: u32, h: u32, like: &Img<'_>) -> Result<Img<'static>, String> {
+        let bands = like.bands();
+        if px.len() != w as usize * h as usize * bands as usize {
+            return Err("pixel buffer size does not match its dimensions".into());
+        }
+        // SAFETY: libvips copies `px` (length checked above) into an image it owns.
+        let p = unsafe {
+            b::vips_image_new_from_memory_copy(
+                px.as_ptr() as *const c_void,
+                px.len() as b::size_t,
+                w as c_int,
+                h as c_int,
+                bands as c_int,
+                b::VipsBandFormat_VIPS_FORMAT_UCHAR,
+            )
+        };
+        let img: Img<'static> = wrap(0, p)?;
+        let mut out = null_mut();
+        // SAFETY: valid in/out; enum as c_int.
+        let r = unsafe {
+            b::vips_copy(img.0, &mut out, c"interpretation".as_ptr(), like.interpretation().raw() as c_int, END)
+        };
+        wrap(r, out)
+    }
     pub(super) fn cast_uchar(&self) -> Result<Img<'a>, String> {
         let mut out = null_mut();
         // SAFETY: valid in/out.
