@@ -11,8 +11,8 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::record::Event;
 use super::store::{self, Store};
-use super::Event;
 
 /// Largest event file read (compressed and decompressed).
 const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
-use super::Event;
+use super::record::Event;
 use crate::config::Config;
 use crate::storage::{local, Bucket, S3Client, Storage, StorageError};
 
@@ -27,7 +27,7 @@ pub fn is_event_file(name: &str) -> bool {
 pub use crate::config::Codec;
 
 /// zstd's fast mode `--fast=3`: on event lines ~40 % less CPU than level 1 (and than gzip's
-/// fastest level), files ~25 % smaller than gzip's (measured by `sink::tests::writer_cost`).
+/// fastest level), files ~25 % smaller than gzip's (measured by `writer::tests::writer_cost`).
 pub const ZSTD_LEVEL: i32 = -3;
 
 /// A streaming compressor for one file.
