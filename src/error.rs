@@ -21,6 +21,7 @@ pub const CODES: &[(&str, &[u16])] = &[
     ("invalid-option", &[400]),
     ("presets-only", &[400]),
     ("bad-request", &[400]),
+    ("invalid-parameter", &[400]),
     ("unauthorized", &[401]),
     ("invalid-signature", &[403]),
     ("source-not-allowed", &[403]),
@@ -91,6 +92,9 @@ pub enum Error {
     Unauthorized(&'static str),
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A query parameter of the API that cannot be used (e.g. an analytics `from`/`to`).
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
     #[error("internal error")]
     Internal(String),
     #[error(transparent)]
@@ -118,6 +122,7 @@ impl Error {
             Error::MethodNotAllowed => "method-not-allowed",
             Error::Unauthorized(_) => "unauthorized",
             Error::BadRequest(_) => "bad-request",
+            Error::InvalidParameter(_) => "invalid-parameter",
             Error::Internal(_) => "internal",
             Error::Shared(e) => e.code(),
             Error::Upload(e) => e.code(),
@@ -174,7 +179,7 @@ impl From<crate::transform::Rejected> for Error {
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
         match self {
-            Error::Url(_) | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Url(_) | Error::BadRequest(_) | Error::InvalidParameter(_) => StatusCode::BAD_REQUEST,
             Error::InvalidSignature | Error::InsecureNotAllowed => StatusCode::FORBIDDEN,
             Error::Expired => StatusCode::GONE,
             Error::Option(_) => StatusCode::BAD_REQUEST,

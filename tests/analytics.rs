@@ -567,3 +567,72 @@ async fn s3_mode_writes_events_to_the_bucket() {
     assert!(rep["store"].as_str().unwrap().starts_with("s3://"), "{rep}");
     s.state.shutdown().await;
 }
+
+/// Issue #15 item 9: an hour out of range (`T99`, `T-1`, `T24`) in `from`/`to` panicked the worker
+/// (an empty reply); now a 400 `invalid-parameter` JSON error, on both routes, and the server
+/// goes on answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_report_times_are_a_400_not_a_panic() {
+    let s = start(&[IMG], |c| {
+        quiet(c);
+        c.api_keys = List::from_strs(&[API_KEY]);
+    })
+    .await;
+    for route in ["/v1/analytics", "/v1/analytics/report"] {
+        for q in [
+            "from=2026-12-01T99",
+            "from=2026-12-01T-1",
+            "from=2026-12-01T23&to=2026-12-01T24",
+            "to=2026-12-01T99",
+            "from=2026-13-01",
+            "from=2026-02-30T10",
+            "from=T10",
+            "from=9999999999999999999999d",
+            "from=2h&from=1h",
+        ] {
+            let r = s.client.get(format!("{}{route}?{q}", s.base)).bearer_auth(API_KEY).send().await;
+            let r = r.unwrap_or_else(|e| panic!("{route}?{q}: no answer ({e})"));
+            assert_eq!(r.status(), 400, "{route}?{q}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["code"], "invalid-parameter", "{route}?{q}: {body}");
+            let msg = body["message"].as_str().unwrap();
+            assert!(msg.contains("from") || msg.contains("to"), "{route}?{q}: the message names the parameter: {msg}");
+        }
+    }
+    // The range limit is the same kind of error.
+    let r = s.client.get(format!("{}/v1/analytics?from=400d", s.base)).bearer_auth(API_KEY).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid-parameter");
+    assert_eq!(report(&s, "?from=2026-12-01T23&to=2026-12-02").await["requests"], 0, "still answering");
+}
+
+/// `imago analytics --from 2026-12-01T99` (and `T-1`, `--to …T24`) exits 2 with a message naming
+/// the option, instead of panicking.
+#[test]
+fn the_cli_refuses_bad_times_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for args in [
+        &["--from", "2026-12-01T99"][..],
+        &["--from", "2026-12-01T-1"],
+        &["--from", "2026-12-01T23", "--to", "2026-12-01T24"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_imago"))
+            .arg("analytics")
+            .args(args)
+            .env("IMAGO_LOCAL_ROOT", &images)
+            .env("IMAGO_ANALYTICS_DIR", dir.path().join("analytics"))
+            .env("IMAGO_DEV_KEYS_FILE", dir.path().join("dev.toml"))
+            .env_remove("IMAGO_CONFIG")
+            .env_remove("IMAGO_KEY")
+            .env_remove("IMAGO_SALT")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        let opt = if args.len() == 4 { "to" } else { "from" };
+        assert!(err.starts_with(&format!("imago: {opt}: ")) && err.contains("hour"), "{args:?}: {err}");
+    }
+}

@@ -56,14 +56,16 @@ pub fn parse_time(s: &str, now: Timestamp) -> Result<Timestamp, String> {
     if let Ok(t) = s.parse::<Timestamp>() {
         return Ok(t);
     }
+    let not_a_time =
+        || format!("`{s}` is not a time (RFC 3339, YYYY-MM-DD, YYYY-MM-DDTHH, now, or an age like 24h or 7d)");
     let (date, hour) = match s.split_once(['T', ' ']) {
-        Some((d, h)) => (d, h.parse::<i8>().map_err(|_| format!("`{s}` is not a time"))?),
+        Some((d, h)) => (d, h.parse::<i8>().map_err(|_| not_a_time())?),
         None => (s, 0),
     };
-    let d: jiff::civil::Date = date.parse().map_err(|_| {
-        format!("`{s}` is not a time (RFC 3339, YYYY-MM-DD, YYYY-MM-DDTHH, now, or an age like 24h or 7d)")
-    })?;
-    d.at(hour, 0, 0, 0).to_zoned(TimeZone::UTC).map(|z| z.timestamp()).map_err(|e| format!("`{s}`: {e}"))
+    let d: jiff::civil::Date = date.parse().map_err(|_| not_a_time())?;
+    // jiff's checked constructor: `Date::at` panics on an hour outside 0-23 (`T99`, `T-1`, `T24`).
+    let t = jiff::civil::Time::new(hour, 0, 0, 0).map_err(|_| format!("`{s}`: the hour must be 00 to 23"))?;
+    d.to_datetime(t).to_zoned(TimeZone::UTC).map(|z| z.timestamp()).map_err(|e| format!("`{s}`: {e}"))
 }
 
 /// The range for optional `from`/`to` (defaults: the 24 hours before `to`, `to` = now).
