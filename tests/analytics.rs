@@ -120,8 +120,13 @@ async fn every_image_request_becomes_one_event_that_duckdb_reads_back() {
     assert_eq!((ours["r5"]["format"].as_str(), ours["r5"]["negotiated"].as_bool()), (Some("png"), Some(false)));
     assert_eq!((ours["r6"]["status"].as_u64(), ours["r6"]["error"].as_str()), (Some(404), Some("source-not-found")));
     assert_eq!(ours["r6"]["key"], "nope.jpg");
-    assert_eq!((ours["r7"]["status"].as_u64(), ours["r7"]["error"].as_str()), (Some(403), Some("invalid-signature")));
-    assert!(ours["r7"]["key"].is_null(), "an unsigned request names no image");
+    // Issue #15 item 8: a refused request is counted (per minute, status and code) without the
+    // client's id, so its line has no `request_id` (it was `r7`).
+    assert!(!ours.contains_key("r7"), "a refused request keeps no client-chosen id");
+    let r7 = &ours[""];
+    assert_eq!((r7["status"].as_u64(), r7["error"].as_str()), (Some(403), Some("invalid-signature")));
+    assert!(r7["key"].is_null(), "an unsigned request names no image");
+    assert_eq!(r7["requests"], 1, "{r7}");
     assert_eq!((ours["r8"]["method"].as_str(), ours["r8"]["bytes"].as_u64()), (Some("HEAD"), Some(0)));
     assert_eq!(ours["r9"]["save_data"], true);
     assert_eq!(ours["r9"]["device"], "dpr1/le320/save-data");
@@ -635,4 +640,80 @@ fn the_cli_refuses_bad_times_with_a_message() {
         let opt = if args.len() == 4 { "to" } else { "from" };
         assert!(err.starts_with(&format!("imago: {opt}: ")) && err.contains("hour"), "{args:?}: {err}");
     }
+}
+
+/// Issue #15 item 8: refused requests (a 4xx before the URL named an image: a bad or missing
+/// signature, a malformed URL, bad options, an expired link) are counted per minute, status and
+/// code by the writer instead of stored one by one with the client's `X-Request-Id` and referrer.
+/// 5,000 unsigned requests with a 128-character id and a 253-character referrer host wrote 1.9 MB
+/// before; now a few hundred bytes, and the report still counts every one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_are_counted_not_stored_one_by_one() {
+    use futures_util::StreamExt;
+    let s = start(&[IMG], |c| {
+        quiet(c);
+        c.api_keys = List::from_strs(&[API_KEY]);
+    })
+    .await;
+    let dir = s.state.cfg.raw.analytics_dir.clone();
+    const N: usize = 5_000;
+    // Distinct, random-looking ids and referrer hosts, as a client filling the store would send.
+    let noise = |seed: u64, len: usize| -> String {
+        const ABC: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ABC[(x % 36) as usize] as char
+            })
+            .collect()
+    };
+    let t = Instant::now();
+    let statuses: Vec<u16> = futures_util::stream::iter(0..N as u64)
+        .map(|i| {
+            let (client, base) = (s.client.clone(), s.base.clone());
+            let id = noise(i, 128);
+            let n = noise(i + 1_000_000, 250);
+            let host = format!("{}.{}.{}.{}", &n[..63], &n[63..126], &n[126..189], &n[189..250]);
+            async move {
+                assert_eq!(host.len(), 253);
+                let forged = format!("{base}/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/w:{i}/plain/local:///{IMG}");
+                let r = client.get(forged).header("x-request-id", id).header("referer", format!("https://{host}/p"));
+                r.send().await.unwrap().status().as_u16()
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let took = t.elapsed();
+    assert!(statuses.iter().all(|s| *s == 403), "every request is refused");
+    // A signed request still gets its own event, with its id.
+    let u = s.url("w:100", &format!("local:///{IMG}"), None);
+    assert_eq!(s.get_with(&u, &[("x-request-id", "signed-1")]).await.status(), 200);
+    let f = s.state.analytics.flush().await;
+    assert_eq!(f.failed, 0, "{f:?}");
+    let bytes: u64 = walk(&dir).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    eprintln!("{N} refused requests in {took:?}: {bytes} bytes in {} file(s)", files(&dir).len());
+    assert!(bytes <= 4096, "{N} refused requests wrote {bytes} bytes");
+    let events = read_events(&dir);
+    assert!(events.len() <= 4, "one line per minute, status and code, plus the signed one: {}", events.len());
+    let ids: Vec<&Value> = events.iter().filter(|e| !e["request_id"].is_null()).map(|e| &e["request_id"]).collect();
+    assert_eq!(ids, vec!["signed-1"], "no client-chosen id of a refused request is kept");
+    assert!(events.iter().all(|e| e["referrer_host"].is_null()), "nor its referrer: {events:?}");
+    let signed: Vec<&Value> = events.iter().filter(|e| e["request_id"] == "signed-1").collect();
+    assert_eq!(signed.len(), 1, "{events:?}");
+    let counted: u64 = events.iter().filter(|e| e["status"] == 403).map(|e| e["requests"].as_u64().unwrap()).sum();
+    assert_eq!(counted, N as u64);
+    assert!(events.iter().filter(|e| e["status"] == 403).all(|e| e["error"] == "invalid-signature"), "{events:?}");
+
+    let rep = report(&s, "?from=1h").await;
+    assert_eq!(rep["requests"], N as u64 + 1, "{rep}");
+    assert_eq!(rep["errors"], N as u64);
+    assert_eq!(rep["status"]["403"], N as u64);
+    assert_eq!(rep["status"]["200"], 1);
+    let hours: u64 = rep["per_hour"].as_array().unwrap().iter().map(|h| h["errors"].as_u64().unwrap()).sum();
+    assert_eq!(hours, N as u64);
+    assert_eq!(rep["top_referrers"].as_array().unwrap().len(), 0, "{rep}");
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use prometheus::IntCounter;
 use tokio::sync::{mpsc, Notify};
 
-use super::record::{Ctl, Item};
+use super::record::{Ctl, Item, Tally};
 
 /// One thread's buffer.
 #[derive(Default)]
@@ -26,6 +26,8 @@ pub(super) struct Shard {
 #[derive(Default)]
 pub(super) struct ShardItems {
     pub(super) items: Vec<Item>,
+    /// Refused requests counted since the last take (a few entries: per minute and code).
+    pub(super) refused: Vec<Tally>,
     /// Room this shard has reserved in [`Shared::reserved`] and not used yet.
     budget: usize,
 }
@@ -49,6 +51,10 @@ pub struct Shared {
     pub instance: &'static str,
     pub dropped: IntCounter,
 }
+
+/// Refused-request counters one shard holds between takes (one per minute, method, status and
+/// code: a handful in practice); beyond it a refused request is dropped and counted.
+const MAX_TALLIES: usize = 256;
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
 
@@ -99,6 +105,24 @@ impl Shared {
         }
     }
 
+    /// Counts a refused request in this thread's shard (no room in the buffer is used: a flood
+    /// of refused requests neither grows memory nor crowds out the events of served ones).
+    pub fn count(&self, t: Tally) {
+        let kept = self.in_shard(|shard| {
+            if shard.refused.iter_mut().any(|c| c.merge(&t)) {
+                return Pushed::Kept;
+            }
+            if shard.refused.len() >= MAX_TALLIES {
+                return Pushed::Dropped;
+            }
+            shard.refused.push(t);
+            Pushed::Kept
+        });
+        if matches!(kept, Pushed::Dropped) {
+            self.dropped.inc();
+        }
+    }
+
     /// Reserves up to a block of room; whether the flush threshold was crossed by it.
     fn reserve(&self) -> Option<(usize, bool)> {
         let mut got = 0;
@@ -114,6 +138,30 @@ impl Shared {
     }
 
     fn push_local(&self, item: Item) -> Pushed {
+        self.in_shard(|shard| {
+            let mut due = false;
+            if shard.budget == 0 {
+                match self.reserve() {
+                    Some((got, crossed)) => {
+                        shard.budget = got;
+                        due = crossed;
+                    }
+                    None => return Pushed::Dropped,
+                }
+            }
+            shard.budget -= 1;
+            shard.items.push(item);
+            if due {
+                Pushed::KeptAndDue
+            } else {
+                Pushed::Kept
+            }
+        })
+    }
+
+    /// Runs `f` on this thread's shard (made on first use), under its lock, unless the buffer is
+    /// closed.
+    fn in_shard(&self, f: impl FnOnce(&mut ShardItems) -> Pushed) -> Pushed {
         SHARDS.with(|list| {
             let Ok(mut list) = list.try_borrow_mut() else { return Pushed::Dropped };
             let i = match list.iter().position(|(id, _)| *id == self.id) {
@@ -136,23 +184,7 @@ impl Shared {
             if self.closed.load(Ordering::SeqCst) {
                 return Pushed::Dropped;
             }
-            let mut due = false;
-            if shard.budget == 0 {
-                match self.reserve() {
-                    Some((got, crossed)) => {
-                        shard.budget = got;
-                        due = crossed;
-                    }
-                    None => return Pushed::Dropped,
-                }
-            }
-            shard.budget -= 1;
-            shard.items.push(item);
-            if due {
-                Pushed::KeptAndDue
-            } else {
-                Pushed::Kept
-            }
+            f(&mut shard)
         })
     }
 
@@ -173,13 +205,15 @@ impl Shared {
                 // A closed buffer takes nothing more: give the unused room back too.
                 self.reserved.fetch_sub(std::mem::take(&mut shard.budget), Ordering::Relaxed);
             }
-            if shard.items.is_empty() {
+            if shard.items.is_empty() && shard.refused.is_empty() {
                 continue;
             }
             let mut full = spare.pop().unwrap_or_default();
             std::mem::swap(&mut shard.items, &mut full);
+            let taken = full.len();
+            full.extend(shard.refused.drain(..).map(Item::Refused));
             drop(shard);
-            self.reserved.fetch_sub(full.len(), Ordering::Relaxed);
+            self.reserved.fetch_sub(taken, Ordering::Relaxed);
             out.push(full);
         }
         out
@@ -245,6 +279,35 @@ mod tests {
         let rest: usize = s.take(true, &mut Vec::new()).iter().map(Vec::len).sum();
         assert_eq!(total.load(Ordering::Relaxed) + rest, 15_000);
         assert_eq!((dropped.get(), s.reserved.load(Ordering::Relaxed)), (0, 0));
+    }
+
+    #[test]
+    fn refused_requests_are_counted_without_room_in_the_buffer() {
+        use crate::analytics::record::Tally;
+        let dropped = IntCounter::new("d", "d").unwrap();
+        let (s, _rx) = Shared::new(1, 100, "h", dropped.clone());
+        s.push(Item::Request(full()));
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(120);
+        let t = Tally::one(at, &actix_web::http::Method::GET, 403, Some("invalid-signature"));
+        for _ in 0..1000 {
+            s.count(Tally { bytes: 10, latency_ms: 2.0, ..t });
+        }
+        s.count(Tally { status: 400, error: Some("invalid-url"), ..t });
+        // A full buffer (cap 1) still counts; distinct keys beyond MAX_TALLIES are dropped.
+        for m in 0..300 {
+            s.count(Tally { minute: 1000 + m, ..t });
+        }
+        assert_eq!(dropped.get(), 300 - (MAX_TALLIES as u64 - 2));
+        let taken: Vec<Item> = s.take(false, &mut Vec::new()).into_iter().flatten().collect();
+        assert_eq!(taken.len(), 1 + MAX_TALLIES);
+        assert_eq!(s.reserved.load(Ordering::Relaxed), 0, "counts use no room");
+        let Item::Refused(first) = &taken[1] else { panic!("a count") };
+        assert_eq!((first.minute, first.method, first.requests, first.bytes), (2, "GET", 1000, 10_000));
+        assert_eq!(first.latency_ms, 2000.0);
+        assert!(s.take(false, &mut Vec::new()).is_empty(), "taken once");
+        s.take(true, &mut Vec::new());
+        s.count(t);
+        assert_eq!(dropped.get(), 300 - (MAX_TALLIES as u64 - 2) + 1, "closed");
     }
 
     /// `cargo test --release --lib analytics::buffer::tests::push_cost -- --ignored --nocapture`

@@ -264,7 +264,7 @@ impl Record {
             Some(s) => out.extend_from_slice(s.subject().json()),
             None => subject_fields(out, None),
         }
-        out.push(b'}');
+        out.extend_from_slice(b",\"requests\":1}");
     }
 }
 

@@ -48,7 +48,7 @@ use crate::negotiate::Negotiated;
 use crate::options::FormatChoice;
 use buffer::Shared;
 use json::rfc3339_bytes;
-use record::{Ctl, Item, NegFacts, Out, Record, VariantSpec};
+use record::{Ctl, Item, NegFacts, Out, Record, Tally, VariantSpec};
 pub use record::{Event, Flushed, Str, Subject, SubjectOf};
 pub use store::Store;
 use writer::{Counters, Writer};
@@ -268,6 +268,14 @@ impl Analytics {
             BodySize::Sized(n) if method != actix_web::http::Method::HEAD => n,
             _ => 0,
         };
+        let status = resp.status().as_u16();
+        if (400..500).contains(&status) && d.subject.is_none() {
+            // Refused before the URL named an image: counted, without the client's id or referrer.
+            let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+            let t = Tally::one(std::time::SystemTime::now(), &method, status, d.error);
+            shared.count(Tally { bytes, latency_ms, ..t });
+            return;
+        }
         let request_id = req.extensions_mut().remove::<crate::telemetry::RequestId>();
         shared.push(Item::Request(Record {
             at: std::time::SystemTime::now(),
@@ -276,7 +284,7 @@ impl Analytics {
             subject: d.subject,
             out: d.out,
             timings: d.timings,
-            status: resp.status().as_u16(),
+            status,
             error: d.error,
             bytes,
             cache: d.cache,

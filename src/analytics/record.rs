@@ -64,6 +64,11 @@ pub struct Event {
     pub save_data: Option<bool>,
     /// `dpr{1,2,3}/{width bucket}`, plus `/save-data`.
     pub device: Option<String>,
+    /// Requests this line stands for: 1 for a request's own event; for refused requests (a 4xx
+    /// before the URL named an image) the count of one minute, status, code and method, whose
+    /// `ts` is the minute, `bytes` the sum and `latency_ms` the mean. Absent (`null`) in files
+    /// written before it existed: count those lines as 1.
+    pub requests: Option<u64>,
 }
 
 /// Result of a flush.
@@ -183,12 +188,58 @@ pub struct Record {
     pub referrer_host: Option<Box<str>>,
 }
 
-/// What the buffer holds: a request's record, or a ready event (`Analytics::send`).
+/// Requests refused before their URL named an image (a bad or missing signature, a malformed
+/// URL, bad options, an expired link: a 4xx without a [`Subject`]), counted together per minute,
+/// method, status and code instead of one event each with the client's id and referrer: a
+/// client can send those at will, so they must not grow the store per request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tally {
+    /// Minutes since the Unix epoch.
+    pub minute: u64,
+    /// `GET`, `HEAD`, or `OTHER`.
+    pub method: &'static str,
+    pub status: u16,
+    pub error: Option<&'static str>,
+    pub requests: u64,
+    /// Body bytes sent, summed.
+    pub bytes: u64,
+    /// Latencies summed (the line carries the mean).
+    pub latency_ms: f64,
+}
+
+impl Tally {
+    /// One refused request.
+    pub fn one(at: SystemTime, method: &actix_web::http::Method, status: u16, error: Option<&'static str>) -> Tally {
+        use actix_web::http::Method;
+        let minute = at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() / 60).unwrap_or(0);
+        let method = match *method {
+            Method::GET => "GET",
+            Method::HEAD => "HEAD",
+            _ => "OTHER",
+        };
+        Tally { minute, method, status, error, requests: 1, bytes: 0, latency_ms: 0.0 }
+    }
+
+    /// Adds `o` when it counts the same minute, method, status and code.
+    pub fn merge(&mut self, o: &Tally) -> bool {
+        let same = (self.minute, self.method, self.status, self.error) == (o.minute, o.method, o.status, o.error);
+        if same {
+            self.requests += o.requests;
+            self.bytes += o.bytes;
+            self.latency_ms += o.latency_ms;
+        }
+        same
+    }
+}
+
+/// What the buffer holds: a request's record, a ready event (`Analytics::send`), or the count of
+/// refused requests (added by the buffer when the writer takes it).
 // The record is the common case and must not allocate; a ready event is rare.
 #[allow(clippy::large_enum_variant)]
 pub enum Item {
     Request(Record),
     Event(Box<Event>),
+    Refused(Tally),
 }
 
 /// Records for the unit tests of the buffer, the JSON writer and the writer task.

@@ -100,14 +100,20 @@ impl Histogram {
     fn new() -> Histogram {
         Histogram { counts: vec![0; H_BUCKETS], n: 0, sum: 0.0 }
     }
+    #[cfg(test)]
     fn add(&mut self, ms: f64) {
+        self.add_n(ms, 1);
+    }
+
+    /// `n` values of `ms`.
+    fn add_n(&mut self, ms: f64, n: u64) {
         if !ms.is_finite() || ms < 0.0 {
             return;
         }
         let i = if ms <= H_MIN { 0 } else { ((ms / H_MIN).ln() / H_GROWTH.ln()) as usize };
-        self.counts[i.min(H_BUCKETS - 1)] += 1;
-        self.n += 1;
-        self.sum += ms;
+        self.counts[i.min(H_BUCKETS - 1)] += n;
+        self.n += n;
+        self.sum += ms * n as f64;
     }
     fn quantile(&self, q: f64) -> Option<f64> {
         if self.n == 0 {
@@ -228,10 +234,14 @@ pub struct Aggregator {
 }
 
 fn bump(m: &mut BTreeMap<String, u64>, k: &str) {
+    bump_by(m, k, 1);
+}
+
+fn bump_by(m: &mut BTreeMap<String, u64>, k: &str, n: u64) {
     if let Some(v) = m.get_mut(k) {
-        *v += 1;
+        *v += n;
     } else {
-        m.insert(k.to_string(), 1);
+        m.insert(k.to_string(), n);
     }
 }
 
@@ -299,12 +309,14 @@ impl Aggregator {
         if ts < self.range.from || ts >= self.range.to {
             return;
         }
-        self.requests += 1;
+        // A line of refused requests stands for `requests` of them (older lines have none: 1).
+        let n = e.requests.unwrap_or(1);
+        self.requests += n;
         let error = e.status >= 400;
         if error {
-            self.errors += 1;
+            self.errors += n;
         }
-        bump(&mut self.status, &e.status.to_string());
+        bump_by(&mut self.status, &e.status.to_string(), n);
         self.bytes_served += e.bytes;
         if let Some(k) = &e.key {
             let entry = self.images.entry(k.clone()).or_default();
@@ -338,7 +350,7 @@ impl Aggregator {
             self.save_data += 1;
         }
         if let Some(c) = &e.cache {
-            bump(&mut self.cache, c);
+            bump_by(&mut self.cache, c, n);
         }
         if e.status == 200 && e.method == "GET" {
             if let Some(src) = e.source_bytes {
@@ -346,13 +358,14 @@ impl Aggregator {
                 self.original_bytes += src;
             }
         }
-        self.latency.add(e.latency_ms);
+        // A count carries the mean latency of its requests.
+        self.latency.add_n(e.latency_ms, n);
         let hour = ts.as_second().div_euclid(3600);
         let h = self.per_hour.entry(hour).or_default();
-        h.requests += 1;
+        h.requests += n;
         h.bytes += e.bytes;
         if error {
-            h.errors += 1;
+            h.errors += n;
         }
     }
 

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::buffer::Shared;
 use super::json::rfc3339_bytes;
-use super::record::{Ctl, Flushed, Item};
+use super::record::{Ctl, Event, Flushed, Item, Str, Tally};
 use super::store::{self, Store};
 
 /// An hour partition key: `YYYY-MM-DDTHH` (the first 13 bytes of `ts`).
@@ -71,9 +71,14 @@ fn encode(batches: &mut [Vec<Item>], instance: &str, codec: store::Codec) -> Vec
                     let ts = rfc3339_bytes(r.at);
                     (hour_key(&ts), Some(ts))
                 }
-                Item::Event(e) => {
+                Item::Event(_) | Item::Refused(_) => {
                     scratch.clear();
-                    if serde_json::to_writer(&mut scratch, e).is_err() {
+                    let written = match &item {
+                        Item::Event(e) => serde_json::to_writer(&mut scratch, e),
+                        Item::Refused(t) => serde_json::to_writer(&mut scratch, &tally_event(t, instance)),
+                        Item::Request(_) => Ok(()),
+                    };
+                    if written.is_err() {
                         continue;
                     }
                     scratch.push(b'\n');
@@ -118,6 +123,22 @@ fn encode(batches: &mut [Vec<Item>], instance: &str, codec: store::Codec) -> Vec
             Ok(Encoded { key, name: None, body, events })
         })
         .collect()
+}
+
+/// The line of a [`Tally`]: the minute, the sums, the mean latency and `requests`.
+fn tally_event(t: &Tally, instance: &str) -> Event {
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(t.minute.saturating_mul(60));
+    Event {
+        ts: String::from_utf8_lossy(&rfc3339_bytes(at)).into_owned(),
+        instance: Str::Owned(instance.to_string()),
+        method: Str::Borrowed(t.method),
+        status: t.status,
+        error: t.error.map(Str::Borrowed),
+        bytes: t.bytes,
+        latency_ms: t.latency_ms / t.requests.max(1) as f64,
+        requests: Some(t.requests),
+        ..Event::default()
+    }
 }
 
 fn hour_key(ts: &[u8; 24]) -> PartKey {
