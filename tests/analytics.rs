@@ -717,3 +717,121 @@ async fn refused_requests_are_counted_not_stored_one_by_one() {
     assert_eq!(hours, N as u64);
     assert_eq!(rep["top_referrers"].as_array().unwrap().len(), 0, "{rep}");
 }
+
+/// Issue #15 item 8: nothing ever expired. With the default retention (92 days) an event file of
+/// an hour long gone is removed when the writer starts (and hourly after), its emptied partition
+/// directories with it; this hour's file stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_event_files_are_removed_by_default() {
+    let shared = tempfile::tempdir().unwrap();
+    let dir = shared.path().join("analytics");
+    let line = imago::analytics::Event { ts: "2020-01-01T00:00:00.000Z".into(), status: 200, ..Default::default() };
+    let body = imago::analytics::store::encode(&[line], imago::analytics::store::Codec::Zstd).unwrap();
+    let old = dir.join("dt=2020-01-01/hour=00/old-01aaaaaaaaaaaaaaaaaaaaaaaa.jsonl.zst");
+    let now = imago::analytics::now_rfc3339();
+    let current = dir.join(format!("dt={}/hour={}/now-01aaaaaaaaaaaaaaaaaaaaaaaa.jsonl.zst", &now[..10], &now[11..13]));
+    for p in [&old, &current] {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, &body).unwrap();
+    }
+    let _s = start(&[], |c| {
+        quiet(c);
+        c.analytics_dir = dir.clone();
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // The emptied partition directories go too.
+    while old.exists() || dir.join("dt=2020-01-01").exists() {
+        assert!(Instant::now() < deadline, "an event file from 2020 is still there: {:?}", files(&dir));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(current.exists(), "this hour's file stays");
+}
+
+/// Retention by age and by total size, the same in both stores: files of hours that ended more
+/// than the age ago go; over the size cap the oldest go first; the current hour is never removed
+/// (not even over the cap); S3 listings are followed page by page (pages of 2 keys here).
+async fn retention_applies(store: &imago::analytics::Store, page: usize) {
+    use imago::analytics::store::Retention;
+    let now: jiff::Timestamp = "2026-03-10T12:30:00Z".parse().unwrap();
+    let files = [
+        ("dt=2026-03-01/hour=05/a-01.jsonl.zst", 100),
+        ("dt=2026-03-08/hour=11/b-01.jsonl.zst", 100), // ended 2 days 30 min ago
+        ("dt=2026-03-08/hour=13/c-01.jsonl.gz", 100),  // ended 1 day 22.5 h ago
+        ("dt=2026-03-09/hour=00/d-01.jsonl.zst", 100),
+        ("dt=2026-03-09/hour=00/d-02.jsonl.zst", 100),
+        ("dt=2026-03-10/hour=11/e-01.jsonl.zst", 100),
+        ("dt=2026-03-10/hour=12/f-01.jsonl.zst", 1000), // the current hour
+    ];
+    for (name, size) in files {
+        store.put(name, vec![b'x'; size]).await.unwrap();
+    }
+    let names = |inv: Vec<(String, u64)>| {
+        let mut v: Vec<String> = inv.into_iter().map(|(n, _)| n).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(store.inventory(page).await.unwrap()).len(), 7);
+    let two_days = Some(Duration::from_secs(2 * 86_400));
+    // Age removes a and b; then 1,500 bytes remain over the 1,250 cap: c (oldest), then d-01.
+    let p = store.prune(&Retention { max_age: two_days, max_bytes: Some(1250) }, now, page).await.unwrap();
+    assert_eq!((p.files, p.bytes), (4, 400), "{p:?}");
+    assert_eq!(
+        names(store.inventory(page).await.unwrap()),
+        [
+            "dt=2026-03-09/hour=00/d-02.jsonl.zst",
+            "dt=2026-03-10/hour=11/e-01.jsonl.zst",
+            "dt=2026-03-10/hour=12/f-01.jsonl.zst"
+        ]
+    );
+    // A cap below the current hour's own size removes everything else, never the current hour.
+    let p = store.prune(&Retention { max_age: None, max_bytes: Some(10) }, now, page).await.unwrap();
+    assert_eq!(p.files, 2, "{p:?}");
+    assert_eq!(names(store.inventory(page).await.unwrap()), ["dt=2026-03-10/hour=12/f-01.jsonl.zst"]);
+    // No limits: nothing to do.
+    let none = Retention { max_age: None, max_bytes: None };
+    assert_eq!(store.prune(&none, now, page).await.unwrap().files, 0);
+}
+
+#[tokio::test]
+async fn retention_by_age_and_size_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = imago::analytics::Store::Local { dir: dir.path().to_path_buf() };
+    // Foreign and temporary files are left alone.
+    std::fs::create_dir_all(dir.path().join("dt=2026-03-01/hour=05")).unwrap();
+    std::fs::write(dir.path().join("dt=2026-03-01/hour=05/.a-00.jsonl.zst.tmp"), b"partial").unwrap();
+    std::fs::write(dir.path().join("README"), b"mine").unwrap();
+    retention_applies(&store, 2).await;
+    assert!(
+        dir.path().join("README").exists() && dir.path().join("dt=2026-03-01/hour=05/.a-00.jsonl.zst.tmp").exists()
+    );
+    assert!(!dir.path().join("dt=2026-03-09").exists(), "emptied partitions are removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_by_age_and_size_in_the_bucket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(garage) = common::Garage::start(&tmp.path().join("garage")) else {
+        assert!(std::env::var("CI").is_err(), "garage is required in CI (scripts/deps.sh test installs it)");
+        eprintln!("SKIP: garage not available");
+        return;
+    };
+    let env = &garage.env;
+    let raw = imago::RawConfig {
+        key: List::from_strs(&[common::KEY]),
+        salt: List::from_strs(&[common::SALT]),
+        local_root: tmp.path().join("images"),
+        dev_keys_file: tmp.path().join("dev.toml"),
+        s3_endpoint: Some(env["IMAGO_TEST_S3_ENDPOINT"].clone()),
+        s3_region: "garage".into(),
+        s3_bucket: Some(env["IMAGO_TEST_S3_BUCKET"].clone()),
+        s3_access_key_id: Some(env["IMAGO_TEST_S3_ACCESS_KEY_ID"].clone()),
+        s3_secret_access_key: Some(env["IMAGO_TEST_S3_SECRET_ACCESS_KEY"].clone()),
+        s3_path_style: true,
+        ..imago::RawConfig::default()
+    };
+    let cfg = raw.validate(false).unwrap();
+    let store = imago::analytics::Store::from_config(&cfg).unwrap();
+    assert!(store.describe().starts_with("s3://"), "{store:?}");
+    retention_applies(&store, 2).await;
+}

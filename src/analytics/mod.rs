@@ -228,6 +228,7 @@ impl Analytics {
             pending_events: 0,
             spare: Vec::new(),
             codec: s.codec,
+            retention: store::Retention { max_age: s.retention_age, max_bytes: s.max_bytes },
         };
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
@@ -378,6 +379,13 @@ mod tests {
         assert_eq!(bad(|r| r.analytics_flush_events = 0), "IMAGO_ANALYTICS_FLUSH_EVENTS");
         assert_eq!(bad(|r| r.analytics_channel = 0), "IMAGO_ANALYTICS_CHANNEL");
         assert_eq!(bad(|r| r.analytics_report_max_days = 0), "IMAGO_ANALYTICS_REPORT_MAX_DAYS");
+        assert_eq!(bad(|r| r.analytics_retention_days = 36_601), "IMAGO_ANALYTICS_RETENTION_DAYS");
+        assert_eq!(bad(|r| r.analytics_max_mb = (1 << 30) + 1), "IMAGO_ANALYTICS_MAX_MB");
+        assert_eq!((s.retention_age, s.max_bytes), (Some(Duration::from_secs(92 * 86_400)), Some(10 << 30)));
+        let mut r = raw();
+        (r.analytics_retention_days, r.analytics_max_mb) = (0, 0);
+        let off = Settings::from_raw(&r).unwrap();
+        assert_eq!((off.retention_age, off.max_bytes), (None, None), "0 turns each limit off");
         assert_eq!(bad(|r| r.analytics_compression = "lz4".into()), "IMAGO_ANALYTICS_COMPRESSION");
         assert_eq!(Settings::from_raw(&raw()).unwrap().codec, store::Codec::Zstd);
         assert_eq!(bad(|r| r.metrics_bind = Some("nope".into())), "IMAGO_METRICS_BIND");

@@ -161,12 +161,22 @@ pub struct Writer {
     /// Emptied shard buffers, swapped back in at the next flush.
     pub spare: Vec<Vec<Item>>,
     pub codec: store::Codec,
+    /// Applied at start and every [`PRUNE_EVERY`].
+    pub retention: store::Retention,
 }
+
+/// How often the writer applies retention (and once at start).
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 impl Writer {
     pub async fn run(mut self) {
         let mut next = tokio::time::Instant::now() + self.every;
+        let mut next_prune = tokio::time::Instant::now();
         loop {
+            if tokio::time::Instant::now() >= next_prune {
+                self.prune().await;
+                next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
+            }
             let reply = tokio::select! {
                 _ = tokio::time::sleep_until(next) => None,
                 _ = self.shared.wake.notified() => None,
@@ -199,6 +209,18 @@ impl Writer {
                 }
             }
             next = tokio::time::Instant::now() + self.every;
+        }
+    }
+
+    /// Removes the event files retention no longer keeps (every replica does; removing twice is
+    /// harmless).
+    async fn prune(&self) {
+        match self.store.prune(&self.retention, jiff::Timestamp::now(), store::LIST_PAGE).await {
+            Ok(p) if p.files > 0 => {
+                tracing::info!(files = p.files, bytes = p.bytes, "analytics: retention removed old event files");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "analytics: retention failed, will retry"),
         }
     }
 
