@@ -24,6 +24,7 @@ pub const CODES: &[(&str, &[u16])] = &[
     ("malformed-request", &[400]),
     ("request-timeout", &[408]),
     ("headers-too-large", &[431]),
+    ("invalid-parameter", &[400]),
     ("unauthorized", &[401]),
     ("invalid-signature", &[403]),
     ("source-not-allowed", &[403]),
@@ -106,6 +107,9 @@ pub enum Error {
     /// The request head is over actix-http's buffer (its 431).
     #[error("the request head is too large")]
     HeadersTooLarge,
+    /// A query parameter of the API that cannot be used (e.g. an analytics `from`/`to`).
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
     #[error("internal error")]
     Internal(String),
     #[error(transparent)]
@@ -136,6 +140,7 @@ impl Error {
             Error::MalformedRequest => "malformed-request",
             Error::RequestTimeout => "request-timeout",
             Error::HeadersTooLarge => "headers-too-large",
+            Error::InvalidParameter(_) => "invalid-parameter",
             Error::Internal(_) => "internal",
             Error::Shared(e) => e.code(),
             Error::Upload(e) => e.code(),
@@ -192,7 +197,9 @@ impl From<crate::transform::Rejected> for Error {
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
         match self {
-            Error::Url(_) | Error::BadRequest(_) | Error::MalformedRequest => StatusCode::BAD_REQUEST,
+            Error::Url(_) | Error::BadRequest(_) | Error::MalformedRequest | Error::InvalidParameter(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::InvalidSignature | Error::InsecureNotAllowed => StatusCode::FORBIDDEN,

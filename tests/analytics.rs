@@ -120,8 +120,13 @@ async fn every_image_request_becomes_one_event_that_duckdb_reads_back() {
     assert_eq!((ours["r5"]["format"].as_str(), ours["r5"]["negotiated"].as_bool()), (Some("png"), Some(false)));
     assert_eq!((ours["r6"]["status"].as_u64(), ours["r6"]["error"].as_str()), (Some(404), Some("source-not-found")));
     assert_eq!(ours["r6"]["key"], "nope.jpg");
-    assert_eq!((ours["r7"]["status"].as_u64(), ours["r7"]["error"].as_str()), (Some(403), Some("invalid-signature")));
-    assert!(ours["r7"]["key"].is_null(), "an unsigned request names no image");
+    // Issue #15 item 8: a refused request is counted (per minute, status and code) without the
+    // client's id, so its line has no `request_id` (it was `r7`).
+    assert!(!ours.contains_key("r7"), "a refused request keeps no client-chosen id");
+    let r7 = &ours[""];
+    assert_eq!((r7["status"].as_u64(), r7["error"].as_str()), (Some(403), Some("invalid-signature")));
+    assert!(r7["key"].is_null(), "an unsigned request names no image");
+    assert_eq!(r7["requests"], 1, "{r7}");
     assert_eq!((ours["r8"]["method"].as_str(), ours["r8"]["bytes"].as_u64()), (Some("HEAD"), Some(0)));
     assert_eq!(ours["r9"]["save_data"], true);
     assert_eq!(ours["r9"]["device"], "dpr1/le320/save-data");
@@ -566,4 +571,267 @@ async fn s3_mode_writes_events_to_the_bucket() {
     assert!(rep["requests"].as_u64().unwrap() >= 3, "{rep}");
     assert!(rep["store"].as_str().unwrap().starts_with("s3://"), "{rep}");
     s.state.shutdown().await;
+}
+
+/// Issue #15 item 9: an hour out of range (`T99`, `T-1`, `T24`) in `from`/`to` panicked the worker
+/// (an empty reply); now a 400 `invalid-parameter` JSON error, on both routes, and the server
+/// goes on answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_report_times_are_a_400_not_a_panic() {
+    let s = start(&[IMG], |c| {
+        quiet(c);
+        c.api_keys = List::from_strs(&[API_KEY]);
+    })
+    .await;
+    for route in ["/v1/analytics", "/v1/analytics/report"] {
+        for q in [
+            "from=2026-12-01T99",
+            "from=2026-12-01T-1",
+            "from=2026-12-01T23&to=2026-12-01T24",
+            "to=2026-12-01T99",
+            "from=2026-13-01",
+            "from=2026-02-30T10",
+            "from=T10",
+            "from=9999999999999999999999d",
+            "from=2h&from=1h",
+        ] {
+            let r = s.client.get(format!("{}{route}?{q}", s.base)).bearer_auth(API_KEY).send().await;
+            let r = r.unwrap_or_else(|e| panic!("{route}?{q}: no answer ({e})"));
+            assert_eq!(r.status(), 400, "{route}?{q}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["code"], "invalid-parameter", "{route}?{q}: {body}");
+            let msg = body["message"].as_str().unwrap();
+            assert!(msg.contains("from") || msg.contains("to"), "{route}?{q}: the message names the parameter: {msg}");
+        }
+    }
+    // The range limit is the same kind of error.
+    let r = s.client.get(format!("{}/v1/analytics?from=400d", s.base)).bearer_auth(API_KEY).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid-parameter");
+    assert_eq!(report(&s, "?from=2026-12-01T23&to=2026-12-02").await["requests"], 0, "still answering");
+}
+
+/// `imago analytics --from 2026-12-01T99` (and `T-1`, `--to …T24`) exits 2 with a message naming
+/// the option, instead of panicking.
+#[test]
+fn the_cli_refuses_bad_times_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for args in [
+        &["--from", "2026-12-01T99"][..],
+        &["--from", "2026-12-01T-1"],
+        &["--from", "2026-12-01T23", "--to", "2026-12-01T24"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_imago"))
+            .arg("analytics")
+            .args(args)
+            .env("IMAGO_LOCAL_ROOT", &images)
+            .env("IMAGO_ANALYTICS_DIR", dir.path().join("analytics"))
+            .env("IMAGO_DEV_KEYS_FILE", dir.path().join("dev.toml"))
+            .env_remove("IMAGO_CONFIG")
+            .env_remove("IMAGO_KEY")
+            .env_remove("IMAGO_SALT")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        let opt = if args.len() == 4 { "to" } else { "from" };
+        assert!(err.starts_with(&format!("imago: {opt}: ")) && err.contains("hour"), "{args:?}: {err}");
+    }
+}
+
+/// Issue #15 item 8: refused requests (a 4xx before the URL named an image: a bad or missing
+/// signature, a malformed URL, bad options, an expired link) are counted per minute, status and
+/// code by the writer instead of stored one by one with the client's `X-Request-Id` and referrer.
+/// 5,000 unsigned requests with a 128-character id and a 253-character referrer host wrote 1.9 MB
+/// before; now a few hundred bytes, and the report still counts every one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_are_counted_not_stored_one_by_one() {
+    use futures_util::StreamExt;
+    let s = start(&[IMG], |c| {
+        quiet(c);
+        c.api_keys = List::from_strs(&[API_KEY]);
+    })
+    .await;
+    let dir = s.state.cfg.raw.analytics_dir.clone();
+    const N: usize = 5_000;
+    // Distinct, random-looking ids and referrer hosts, as a client filling the store would send.
+    let noise = |seed: u64, len: usize| -> String {
+        const ABC: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ABC[(x % 36) as usize] as char
+            })
+            .collect()
+    };
+    let t = Instant::now();
+    let statuses: Vec<u16> = futures_util::stream::iter(0..N as u64)
+        .map(|i| {
+            let (client, base) = (s.client.clone(), s.base.clone());
+            let id = noise(i, 128);
+            let n = noise(i + 1_000_000, 250);
+            let host = format!("{}.{}.{}.{}", &n[..63], &n[63..126], &n[126..189], &n[189..250]);
+            async move {
+                assert_eq!(host.len(), 253);
+                let forged = format!("{base}/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/w:{i}/plain/local:///{IMG}");
+                let r = client.get(forged).header("x-request-id", id).header("referer", format!("https://{host}/p"));
+                r.send().await.unwrap().status().as_u16()
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let took = t.elapsed();
+    assert!(statuses.iter().all(|s| *s == 403), "every request is refused");
+    // A signed request still gets its own event, with its id.
+    let u = s.url("w:100", &format!("local:///{IMG}"), None);
+    assert_eq!(s.get_with(&u, &[("x-request-id", "signed-1")]).await.status(), 200);
+    let f = s.state.analytics.flush().await;
+    assert_eq!(f.failed, 0, "{f:?}");
+    let bytes: u64 = walk(&dir).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    eprintln!("{N} refused requests in {took:?}: {bytes} bytes in {} file(s)", files(&dir).len());
+    assert!(bytes <= 4096, "{N} refused requests wrote {bytes} bytes");
+    let events = read_events(&dir);
+    assert!(events.len() <= 4, "one line per minute, status and code, plus the signed one: {}", events.len());
+    let ids: Vec<&Value> = events.iter().filter(|e| !e["request_id"].is_null()).map(|e| &e["request_id"]).collect();
+    assert_eq!(ids, vec!["signed-1"], "no client-chosen id of a refused request is kept");
+    assert!(events.iter().all(|e| e["referrer_host"].is_null()), "nor its referrer: {events:?}");
+    let signed: Vec<&Value> = events.iter().filter(|e| e["request_id"] == "signed-1").collect();
+    assert_eq!(signed.len(), 1, "{events:?}");
+    let counted: u64 = events.iter().filter(|e| e["status"] == 403).map(|e| e["requests"].as_u64().unwrap()).sum();
+    assert_eq!(counted, N as u64);
+    assert!(events.iter().filter(|e| e["status"] == 403).all(|e| e["error"] == "invalid-signature"), "{events:?}");
+
+    let rep = report(&s, "?from=1h").await;
+    assert_eq!(rep["requests"], N as u64 + 1, "{rep}");
+    assert_eq!(rep["errors"], N as u64);
+    assert_eq!(rep["status"]["403"], N as u64);
+    assert_eq!(rep["status"]["200"], 1);
+    let hours: u64 = rep["per_hour"].as_array().unwrap().iter().map(|h| h["errors"].as_u64().unwrap()).sum();
+    assert_eq!(hours, N as u64);
+    assert_eq!(rep["top_referrers"].as_array().unwrap().len(), 0, "{rep}");
+}
+
+/// Issue #15 item 8: nothing ever expired. With the default retention (92 days) an event file of
+/// an hour long gone is removed when the writer starts (and hourly after), its emptied partition
+/// directories with it; this hour's file stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_event_files_are_removed_by_default() {
+    let shared = tempfile::tempdir().unwrap();
+    let dir = shared.path().join("analytics");
+    let line = imago::analytics::Event { ts: "2020-01-01T00:00:00.000Z".into(), status: 200, ..Default::default() };
+    let body = imago::analytics::store::encode(&[line], imago::analytics::store::Codec::Zstd).unwrap();
+    let old = dir.join("dt=2020-01-01/hour=00/old-01aaaaaaaaaaaaaaaaaaaaaaaa.jsonl.zst");
+    let now = imago::analytics::now_rfc3339();
+    let current = dir.join(format!("dt={}/hour={}/now-01aaaaaaaaaaaaaaaaaaaaaaaa.jsonl.zst", &now[..10], &now[11..13]));
+    for p in [&old, &current] {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, &body).unwrap();
+    }
+    let _s = start(&[], |c| {
+        quiet(c);
+        c.analytics_dir = dir.clone();
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // The emptied partition directories go too.
+    while old.exists() || dir.join("dt=2020-01-01").exists() {
+        assert!(Instant::now() < deadline, "an event file from 2020 is still there: {:?}", files(&dir));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(current.exists(), "this hour's file stays");
+}
+
+/// Retention by age and by total size, the same in both stores: files of hours that ended more
+/// than the age ago go; over the size cap the oldest go first; the current hour is never removed
+/// (not even over the cap); S3 listings are followed page by page (pages of 2 keys here).
+async fn retention_applies(store: &imago::analytics::Store, page: usize) {
+    use imago::analytics::store::Retention;
+    let now: jiff::Timestamp = "2026-03-10T12:30:00Z".parse().unwrap();
+    let files = [
+        ("dt=2026-03-01/hour=05/a-01.jsonl.zst", 100),
+        ("dt=2026-03-08/hour=11/b-01.jsonl.zst", 100), // ended 2 days 30 min ago
+        ("dt=2026-03-08/hour=13/c-01.jsonl.gz", 100),  // ended 1 day 22.5 h ago
+        ("dt=2026-03-09/hour=00/d-01.jsonl.zst", 100),
+        ("dt=2026-03-09/hour=00/d-02.jsonl.zst", 100),
+        ("dt=2026-03-10/hour=11/e-01.jsonl.zst", 100),
+        ("dt=2026-03-10/hour=12/f-01.jsonl.zst", 1000), // the current hour
+    ];
+    for (name, size) in files {
+        store.put(name, vec![b'x'; size]).await.unwrap();
+    }
+    let names = |inv: Vec<(String, u64)>| {
+        let mut v: Vec<String> = inv.into_iter().map(|(n, _)| n).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(store.inventory(page).await.unwrap()).len(), 7);
+    let two_days = Some(Duration::from_secs(2 * 86_400));
+    // Age removes a and b; then 1,500 bytes remain over the 1,250 cap: c (oldest), then d-01.
+    let p = store.prune(&Retention { max_age: two_days, max_bytes: Some(1250) }, now, page).await.unwrap();
+    assert_eq!((p.files, p.bytes), (4, 400), "{p:?}");
+    assert_eq!(
+        names(store.inventory(page).await.unwrap()),
+        [
+            "dt=2026-03-09/hour=00/d-02.jsonl.zst",
+            "dt=2026-03-10/hour=11/e-01.jsonl.zst",
+            "dt=2026-03-10/hour=12/f-01.jsonl.zst"
+        ]
+    );
+    // A cap below the current hour's own size removes everything else, never the current hour.
+    let p = store.prune(&Retention { max_age: None, max_bytes: Some(10) }, now, page).await.unwrap();
+    assert_eq!(p.files, 2, "{p:?}");
+    assert_eq!(names(store.inventory(page).await.unwrap()), ["dt=2026-03-10/hour=12/f-01.jsonl.zst"]);
+    // No limits: nothing to do.
+    let none = Retention { max_age: None, max_bytes: None };
+    assert_eq!(store.prune(&none, now, page).await.unwrap().files, 0);
+}
+
+#[tokio::test]
+async fn retention_by_age_and_size_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = imago::analytics::Store::Local { dir: dir.path().to_path_buf() };
+    // Foreign and temporary files are left alone.
+    std::fs::create_dir_all(dir.path().join("dt=2026-03-01/hour=05")).unwrap();
+    std::fs::write(dir.path().join("dt=2026-03-01/hour=05/.a-00.jsonl.zst.tmp"), b"partial").unwrap();
+    std::fs::write(dir.path().join("README"), b"mine").unwrap();
+    retention_applies(&store, 2).await;
+    assert!(
+        dir.path().join("README").exists() && dir.path().join("dt=2026-03-01/hour=05/.a-00.jsonl.zst.tmp").exists()
+    );
+    assert!(!dir.path().join("dt=2026-03-09").exists(), "emptied partitions are removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_by_age_and_size_in_the_bucket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(garage) = common::Garage::start(&tmp.path().join("garage")) else {
+        assert!(std::env::var("CI").is_err(), "garage is required in CI (scripts/deps.sh test installs it)");
+        eprintln!("SKIP: garage not available");
+        return;
+    };
+    let env = &garage.env;
+    let raw = imago::RawConfig {
+        key: List::from_strs(&[common::KEY]),
+        salt: List::from_strs(&[common::SALT]),
+        local_root: tmp.path().join("images"),
+        dev_keys_file: tmp.path().join("dev.toml"),
+        s3_endpoint: Some(env["IMAGO_TEST_S3_ENDPOINT"].clone()),
+        s3_region: "garage".into(),
+        s3_bucket: Some(env["IMAGO_TEST_S3_BUCKET"].clone()),
+        s3_access_key_id: Some(env["IMAGO_TEST_S3_ACCESS_KEY_ID"].clone()),
+        s3_secret_access_key: Some(env["IMAGO_TEST_S3_SECRET_ACCESS_KEY"].clone()),
+        s3_path_style: true,
+        ..imago::RawConfig::default()
+    };
+    let cfg = raw.validate(false).unwrap();
+    let store = imago::analytics::Store::from_config(&cfg).unwrap();
+    assert!(store.describe().starts_with("s3://"), "{store:?}");
+    retention_applies(&store, 2).await;
 }

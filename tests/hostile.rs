@@ -245,8 +245,46 @@ async fn ssrf_targets_are_refused() {
 }
 
 mod fuzz {
+    use imago::analytics::report::{parse_time, range};
     use imago::options::{parse, Presets};
     use proptest::prelude::*;
+
+    /// Valid inputs of the analytics time parser, to mutate.
+    const TIMES: &[&str] = &[
+        "2026-12-01T10",
+        "2026-12-01 23",
+        "2026-12-01",
+        "2025-03-01T07:30:00+01:00",
+        "2025-03-01T07:30:00.123Z",
+        "now",
+        "24h",
+        "-7d",
+        "30m",
+        "2w",
+        "90s",
+    ];
+
+    /// A valid time with one mutation: a byte range replaced, something inserted, or a cut.
+    fn mutated_time() -> impl Strategy<Value = String> {
+        let piece = prop_oneof!["[0-9]{0,4}", "-[0-9]{1,3}", "[-+:TZ .]{0,3}", "[ -~]{0,6}", ".{0,3}"];
+        (proptest::sample::select(TIMES), 0usize..40, 0usize..6, piece, any::<bool>()).prop_map(
+            |(seed, at, len, piece, cut)| {
+                let chars: Vec<char> = seed.chars().collect();
+                let at = at.min(chars.len());
+                let end = (at + len).min(chars.len());
+                let mut s: String = chars[..at].iter().collect();
+                if !cut {
+                    s.push_str(&piece);
+                    s.extend(&chars[end..]);
+                }
+                s
+            },
+        )
+    }
+
+    fn now() -> jiff::Timestamp {
+        jiff::Timestamp::from_second(1_764_547_200).unwrap()
+    }
 
     fn segment() -> impl Strategy<Value = String> {
         prop_oneof![
@@ -254,6 +292,24 @@ mod fuzz {
             "(rs|s|w|h|g|c|t|pd|bg|q|fq|f|ex|el|dpr|rot|fl|bl|sh|mb|exp|cb|pr|ar|sm)(:[-0-9a-z.:]{0,12}){0,5}",
             ".{0,20}",
         ]
+    }
+
+    // The `from`/`to` parsers of `GET /v1/analytics` and `imago analytics` (issue #15 item 9:
+    // `2026-12-01T99` panicked a worker): 20,000 mutated and random strings each.
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 20_000, .. ProptestConfig::default() })]
+
+        #[test]
+        fn analytics_times_never_panic(s in prop_oneof![mutated_time(), "[-0-9TZ:+ .a-z]{0,32}", ".{0,24}"]) {
+            let _ = parse_time(&s, now());
+            let _ = range(Some(&s), None, now());
+            let _ = range(None, Some(&s), now());
+        }
+
+        #[test]
+        fn analytics_ranges_never_panic(from in mutated_time(), to in mutated_time()) {
+            let _ = range(Some(&from), Some(&to), now());
+        }
     }
 
     proptest! {

@@ -1,38 +1,12 @@
 //! The JSON writer of event lines: [`Record::write`] appends one line's object without a
-//! serialiser (the field order and number forms of [`super::Event`]), [`VariantSpec`] the
-//! resolved options, [`rfc3339_bytes`] the timestamp; the writer task calls them once per event.
+//! serialiser (the field order and number forms of [`super::Event`]), [`VariantSpec::write`] the
+//! resolved options, [`Subject::json`] the per-URL fields (once per [`Subject`]),
+//! [`rfc3339_bytes`] the timestamp; the writer task calls them once per event.
 
-use super::sink::{Record, Subject};
+use super::record::{Record, Subject, VariantSpec};
 use crate::metrics::{dpr_bucket, width_bucket};
 
-/// The resolved options of a request (written as `rs:fit/w:300/h:0/dpr:2/f:auto/q:default`).
-#[derive(Clone, Copy, Debug)]
-pub struct VariantSpec {
-    pub(super) resizing: crate::options::ResizingType,
-    pub(super) width: u32,
-    pub(super) height: u32,
-    /// DPR × 100, rounded.
-    pub(super) dpr_centi: u32,
-    pub(super) format: &'static str,
-    pub(super) quality: crate::options::Quality,
-}
-
 impl VariantSpec {
-    pub fn of(n: &crate::negotiate::Negotiated) -> VariantSpec {
-        let o = &n.options;
-        VariantSpec {
-            resizing: o.resizing_type,
-            width: o.width,
-            height: o.height,
-            dpr_centi: (o.dpr.unwrap_or(1.0) * 100.0).round().clamp(0.0, 1e6) as u32,
-            format: match o.format {
-                crate::options::FormatChoice::Unset | crate::options::FormatChoice::Auto => "auto",
-                crate::options::FormatChoice::Explicit(f) => f.name(),
-            },
-            quality: o.quality,
-        }
-    }
-
     /// Appends the summary (only `[a-z0-9:/.-]`: nothing to escape).
     pub fn write(&self, out: &mut Vec<u8>) {
         use crate::options::Quality;
@@ -232,6 +206,17 @@ pub(super) fn subject_fields(out: &mut Vec<u8>, s: Option<&Subject>) {
     }
 }
 
+impl Subject {
+    /// `,"key":…,"device":…` (the per-URL fields of a line), made on first use.
+    pub(super) fn json(&self) -> &[u8] {
+        self.json.get_or_init(|| {
+            let mut out = Vec::with_capacity(256);
+            subject_fields(&mut out, Some(self));
+            out.into_boxed_slice()
+        })
+    }
+}
+
 impl Record {
     /// Appends the JSON object (no newline): the fields of [`Event`], in the same order.
     pub fn write(&self, out: &mut Vec<u8>, instance: &str, ts: &[u8; 24]) {
@@ -279,7 +264,7 @@ impl Record {
             Some(s) => out.extend_from_slice(s.subject().json()),
             None => subject_fields(out, None),
         }
-        out.push(b'}');
+        out.extend_from_slice(b",\"requests\":1}");
     }
 }
 
@@ -318,4 +303,139 @@ pub fn rfc3339_bytes(t: std::time::SystemTime) -> [u8; 24] {
     put(17, 2, s);
     put(20, 3, milli);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analytics::record::fixtures::full;
+    use crate::analytics::record::Event;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn line(r: &Record) -> Vec<u8> {
+        let mut out = Vec::new();
+        r.write(&mut out, "host-1", &rfc3339_bytes(r.at));
+        out
+    }
+
+    /// The top-level keys of a JSON object, in order.
+    fn top_keys(json: &str) -> Vec<String> {
+        let (mut depth, mut in_str, mut esc) = (0, false, false);
+        let (mut cur, mut last, mut out) = (String::new(), None::<String>, Vec::new());
+        for c in json.chars() {
+            if in_str {
+                if esc {
+                    esc = false;
+                } else if c == '\\' {
+                    esc = true;
+                } else if c == '"' {
+                    in_str = false;
+                    last = Some(std::mem::take(&mut cur));
+                    continue;
+                }
+                cur.push(c);
+                continue;
+            }
+            match c {
+                '"' => in_str = true,
+                '{' | '[' => depth += 1,
+                '}' | ']' => depth -= 1,
+                ':' if depth == 1 => out.extend(last.take()),
+                _ => {}
+            }
+            if c != '"' && !c.is_whitespace() && c != ':' {
+                last = None;
+            }
+        }
+        out
+    }
+
+    fn keys(v: &serde_json::Value) -> Vec<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    }
+
+    #[test]
+    fn lines_are_events_with_the_same_fields_in_order() {
+        let out = line(&full());
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        let ev: Event = serde_json::from_slice(&out).unwrap();
+        assert_eq!(ev.ts, "2025-03-01T22:30:00.123Z");
+        assert_eq!(ev.instance, "host-1");
+        assert_eq!(ev.key.as_deref(), Some("a/\u{e9}t\u{e9} \"x\"\n.jpg"));
+        assert_eq!(ev.request_id.as_deref(), Some("r\"1\\\u{1}"));
+        assert_eq!(ev.device.as_deref(), Some("dpr2/le320/save-data"));
+        assert_eq!((ev.dpr_bucket.as_deref(), ev.width_bucket.as_deref()), (Some("2"), Some("le320")));
+        assert_eq!(ev.variant.as_deref(), Some("rs:fill-down/w:100/h:0/dpr:2.25/f:auto/q:70"));
+        assert_eq!((ev.dpr, ev.latency_ms, ev.transform_ms), (Some(2.0), 12.346, Some(0.0)));
+        assert_eq!((ev.width, ev.height, ev.source_bytes, ev.bytes), (Some(100), Some(66), Some(99_999), 1234));
+        assert_eq!((ev.format.as_deref(), ev.cache.as_deref()), (Some("webp"), Some("miss")));
+        assert_eq!(ev.referrer_host.as_deref(), Some("example.com"));
+        assert_eq!(v["dpr"].to_string(), "2.0", "floats stay floats");
+        assert_eq!(top_keys(std::str::from_utf8(&out).unwrap()), top_keys(&serde_json::to_string(&ev).unwrap()));
+        let mut sorted = keys(&v);
+        sorted.sort();
+        let mut want = keys(&serde_json::to_value(&ev).unwrap());
+        want.sort();
+        assert_eq!(sorted, want, "same field set");
+        // The subject's fields are serialised once and reused.
+        let r = full();
+        let (a, b) = (line(&r), line(&r));
+        assert_eq!(a, b);
+        assert!(r.subject.as_ref().unwrap().subject().json.get().is_some());
+
+        let empty = Record {
+            request_id: None,
+            subject: None,
+            out: None,
+            timings: None,
+            error: Some("invalid-signature"),
+            cache: None,
+            referrer_host: None,
+            ..full()
+        };
+        let ev: Event = serde_json::from_slice(&line(&empty)).unwrap();
+        assert_eq!((ev.key, ev.error.as_deref(), ev.dpr, ev.fetch_ms), (None, Some("invalid-signature"), None, None));
+        let source_only = Record { subject: Some(Arc::new(Subject::new("k.jpg".into(), "http", None))), ..empty };
+        let ev: Event = serde_json::from_slice(&line(&source_only)).unwrap();
+        assert_eq!(
+            (ev.key.as_deref(), ev.source.as_deref(), ev.variant.clone()),
+            (Some("k.jpg"), Some("http"), None::<String>)
+        );
+        assert_eq!(
+            top_keys(std::str::from_utf8(&line(&source_only)).unwrap()),
+            top_keys(&serde_json::to_string(&ev).unwrap())
+        );
+    }
+
+    #[test]
+    fn numbers() {
+        let mut o = Vec::new();
+        uint(&mut o, 0);
+        o.push(b' ');
+        uint(&mut o, u64::MAX);
+        o.push(b' ');
+        millis(&mut o, 0.0);
+        o.push(b' ');
+        millis(&mut o, 1234.5678);
+        o.push(b' ');
+        millis(&mut o, f64::NAN);
+        assert_eq!(String::from_utf8(o).unwrap(), "0 18446744073709551615 0.000 1234.568 null");
+    }
+
+    #[test]
+    fn timestamps_match_jiff() {
+        let mut ms = 0i64;
+        while ms < 5_000_000_000_000 {
+            let st = std::time::UNIX_EPOCH + Duration::from_millis(ms as u64);
+            let want = jiff::Timestamp::from_millisecond(ms).unwrap().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            assert_eq!(std::str::from_utf8(&rfc3339_bytes(st)).unwrap(), want, "{ms}");
+            ms += 7_777_777_777;
+        }
+        for ms in [0i64, 951_782_400_123, 1_709_164_799_999, 4_107_542_400_000, 86_399_999] {
+            let st = std::time::UNIX_EPOCH + Duration::from_millis(ms as u64);
+            let want = jiff::Timestamp::from_millisecond(ms).unwrap().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            assert_eq!(std::str::from_utf8(&rfc3339_bytes(st)).unwrap(), want, "{ms}");
+        }
+    }
 }

@@ -3,8 +3,8 @@
 //! `GET /v1/analytics`.
 //!
 //! * The image flow fills a [`Draft`] on its stack; with the response, [`Analytics::emit`] moves
-//!   a small [`sink::Record`] (numbers, static strings, and the request-memo entry's `Arc`, which
-//!   carries the URL's [`Subject`]) into its worker thread's buffer ([`sink`]). No formatting
+//!   a small [`record::Record`] (numbers, static strings, and the request-memo entry's `Arc`, which
+//!   carries the URL's [`Subject`]) into its worker thread's buffer ([`buffer`]). No formatting
 //!   happens on the request path. A full (`IMAGO_ANALYTICS_CHANNEL` events) or closed buffer
 //!   drops the event and counts it in `imago_analytics_events_dropped_total`: a request never
 //!   waits for analytics and never fails because of it.
@@ -22,12 +22,14 @@
 //!
 //! The file format and example queries are in `docs/analytics.md`.
 
+pub mod buffer;
 pub mod cli;
 pub mod html;
 pub mod json;
+pub mod record;
 pub mod report;
-pub mod sink;
 pub mod store;
+pub mod writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,7 +39,6 @@ use actix_web::body::{BodySize, MessageBody};
 use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use prometheus::{IntCounter, IntGauge};
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::cache::{Outcome, Variant};
@@ -45,67 +46,14 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::negotiate::Negotiated;
 use crate::options::FormatChoice;
-use json::{rfc3339_bytes, VariantSpec};
-use sink::{Counters, Ctl, Item, NegFacts, Out, Record, Shared, Writer};
-pub use sink::{Subject, SubjectOf};
+use buffer::Shared;
+use json::rfc3339_bytes;
+use record::{Ctl, Item, NegFacts, Out, Record, Tally, VariantSpec};
+pub use record::{Event, Flushed, Str, Subject, SubjectOf};
 pub use store::Store;
+use writer::{Counters, Writer};
 
 pub use crate::config::{s3_mode, AnalyticsSettings as Settings};
-
-/// A string that is usually static (labels, codes): no allocation on the request path.
-pub type Str = std::borrow::Cow<'static, str>;
-
-/// One image request, as written to the store (one JSON object per line). Field meanings are
-/// documented in `docs/analytics.md`; absent values are `null`. Fields the response decides
-/// come first, then the variant's, then those of the URL.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Event {
-    /// RFC 3339 UTC with milliseconds, e.g. `2025-11-28T09:15:02.117Z`.
-    pub ts: String,
-    pub instance: Str,
-    pub request_id: Option<String>,
-    pub method: Str,
-    pub status: u16,
-    /// Error code of a refused or failed request.
-    pub error: Option<Str>,
-    /// `hit`, `miss`, `coalesced` or `not_modified`.
-    pub cache: Option<Str>,
-    /// Body bytes sent (0 for HEAD and 304).
-    pub bytes: u64,
-    pub latency_ms: f64,
-    pub fetch_ms: Option<f64>,
-    pub transform_ms: Option<f64>,
-    pub encode_ms: Option<f64>,
-    pub referrer_host: Option<String>,
-    /// Output format served.
-    pub format: Option<Str>,
-    pub source_format: Option<Str>,
-    /// Output size in pixels.
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    /// Size of the original the response was made from.
-    pub source_bytes: Option<u64>,
-    /// The image key (`SourceRef::key()`): the store key, `bucket/key`, or the origin URL.
-    pub key: Option<String>,
-    /// `local`, `s3` or `http`.
-    pub source: Option<Str>,
-    /// The resolved options, e.g. `rs:fit/w:300/h:0/dpr:2/f:auto/q:default`.
-    pub variant: Option<String>,
-    /// The format was negotiated from `Accept` (no `f:`/extension in the URL).
-    pub negotiated: Option<bool>,
-    /// `Accept` class: `avif`, `webp` or `legacy`.
-    pub accept: Option<Str>,
-    /// Device-pixel width targeted by negotiation (0: the URL has no width).
-    pub target_width: Option<u32>,
-    /// Device-pixel ratio applied.
-    pub dpr: Option<f64>,
-    pub dpr_bucket: Option<Str>,
-    pub width_bucket: Option<Str>,
-    pub save_data: Option<bool>,
-    /// `dpr{1,2,3}/{width bucket}`, plus `/save-data`.
-    pub device: Option<String>,
-}
 
 /// What the image flow learnt about a request (on its stack), recorded with the response.
 #[derive(Default)]
@@ -188,17 +136,6 @@ fn simple_host(r: &[u8]) -> Option<&[u8]> {
         // Numeric last labels are IPv4 forms the URL parser normalises (`0x7f.1`, `127.1`).
         && !host.rsplit(|b| *b == b'.').next().is_some_and(|l| l.first().is_some_and(u8::is_ascii_digit));
     plain.then_some(host)
-}
-
-/// Result of a flush.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Flushed {
-    /// Events written.
-    pub events: usize,
-    /// Files written.
-    pub files: usize,
-    /// Events that could not be written (kept for the next flush, or lost at stop).
-    pub failed: usize,
 }
 
 impl Counters {
@@ -291,6 +228,7 @@ impl Analytics {
             pending_events: 0,
             spare: Vec::new(),
             codec: s.codec,
+            retention: store::Retention { max_age: s.retention_age, max_bytes: s.max_bytes },
         };
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
@@ -331,6 +269,14 @@ impl Analytics {
             BodySize::Sized(n) if method != actix_web::http::Method::HEAD => n,
             _ => 0,
         };
+        let status = resp.status().as_u16();
+        if (400..500).contains(&status) && d.subject.is_none() {
+            // Refused before the URL named an image: counted, without the client's id or referrer.
+            let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+            let t = Tally::one(std::time::SystemTime::now(), &method, status, d.error);
+            shared.count(Tally { bytes, latency_ms, ..t });
+            return;
+        }
         let request_id = req.extensions_mut().remove::<crate::telemetry::RequestId>();
         shared.push(Item::Request(Record {
             at: std::time::SystemTime::now(),
@@ -339,7 +285,7 @@ impl Analytics {
             subject: d.subject,
             out: d.out,
             timings: d.timings,
-            status: resp.status().as_u16(),
+            status,
             error: d.error,
             bytes,
             cache: d.cache,
@@ -433,6 +379,13 @@ mod tests {
         assert_eq!(bad(|r| r.analytics_flush_events = 0), "IMAGO_ANALYTICS_FLUSH_EVENTS");
         assert_eq!(bad(|r| r.analytics_channel = 0), "IMAGO_ANALYTICS_CHANNEL");
         assert_eq!(bad(|r| r.analytics_report_max_days = 0), "IMAGO_ANALYTICS_REPORT_MAX_DAYS");
+        assert_eq!(bad(|r| r.analytics_retention_days = 36_601), "IMAGO_ANALYTICS_RETENTION_DAYS");
+        assert_eq!(bad(|r| r.analytics_max_mb = (1 << 30) + 1), "IMAGO_ANALYTICS_MAX_MB");
+        assert_eq!((s.retention_age, s.max_bytes), (Some(Duration::from_secs(92 * 86_400)), Some(10 << 30)));
+        let mut r = raw();
+        (r.analytics_retention_days, r.analytics_max_mb) = (0, 0);
+        let off = Settings::from_raw(&r).unwrap();
+        assert_eq!((off.retention_age, off.max_bytes), (None, None), "0 turns each limit off");
         assert_eq!(bad(|r| r.analytics_compression = "lz4".into()), "IMAGO_ANALYTICS_COMPRESSION");
         assert_eq!(Settings::from_raw(&raw()).unwrap().codec, store::Codec::Zstd);
         assert_eq!(bad(|r| r.metrics_bind = Some("nope".into())), "IMAGO_METRICS_BIND");

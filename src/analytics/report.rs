@@ -11,8 +11,8 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::record::Event;
 use super::store::{self, Store};
-use super::Event;
 
 /// Largest event file read (compressed and decompressed).
 const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
@@ -56,14 +56,16 @@ pub fn parse_time(s: &str, now: Timestamp) -> Result<Timestamp, String> {
     if let Ok(t) = s.parse::<Timestamp>() {
         return Ok(t);
     }
+    let not_a_time =
+        || format!("`{s}` is not a time (RFC 3339, YYYY-MM-DD, YYYY-MM-DDTHH, now, or an age like 24h or 7d)");
     let (date, hour) = match s.split_once(['T', ' ']) {
-        Some((d, h)) => (d, h.parse::<i8>().map_err(|_| format!("`{s}` is not a time"))?),
+        Some((d, h)) => (d, h.parse::<i8>().map_err(|_| not_a_time())?),
         None => (s, 0),
     };
-    let d: jiff::civil::Date = date.parse().map_err(|_| {
-        format!("`{s}` is not a time (RFC 3339, YYYY-MM-DD, YYYY-MM-DDTHH, now, or an age like 24h or 7d)")
-    })?;
-    d.at(hour, 0, 0, 0).to_zoned(TimeZone::UTC).map(|z| z.timestamp()).map_err(|e| format!("`{s}`: {e}"))
+    let d: jiff::civil::Date = date.parse().map_err(|_| not_a_time())?;
+    // jiff's checked constructor: `Date::at` panics on an hour outside 0-23 (`T99`, `T-1`, `T24`).
+    let t = jiff::civil::Time::new(hour, 0, 0, 0).map_err(|_| format!("`{s}`: the hour must be 00 to 23"))?;
+    d.to_datetime(t).to_zoned(TimeZone::UTC).map(|z| z.timestamp()).map_err(|e| format!("`{s}`: {e}"))
 }
 
 /// The range for optional `from`/`to` (defaults: the 24 hours before `to`, `to` = now).
@@ -98,14 +100,20 @@ impl Histogram {
     fn new() -> Histogram {
         Histogram { counts: vec![0; H_BUCKETS], n: 0, sum: 0.0 }
     }
+    #[cfg(test)]
     fn add(&mut self, ms: f64) {
+        self.add_n(ms, 1);
+    }
+
+    /// `n` values of `ms`.
+    fn add_n(&mut self, ms: f64, n: u64) {
         if !ms.is_finite() || ms < 0.0 {
             return;
         }
         let i = if ms <= H_MIN { 0 } else { ((ms / H_MIN).ln() / H_GROWTH.ln()) as usize };
-        self.counts[i.min(H_BUCKETS - 1)] += 1;
-        self.n += 1;
-        self.sum += ms;
+        self.counts[i.min(H_BUCKETS - 1)] += n;
+        self.n += n;
+        self.sum += ms * n as f64;
     }
     fn quantile(&self, q: f64) -> Option<f64> {
         if self.n == 0 {
@@ -226,10 +234,14 @@ pub struct Aggregator {
 }
 
 fn bump(m: &mut BTreeMap<String, u64>, k: &str) {
+    bump_by(m, k, 1);
+}
+
+fn bump_by(m: &mut BTreeMap<String, u64>, k: &str, n: u64) {
     if let Some(v) = m.get_mut(k) {
-        *v += 1;
+        *v += n;
     } else {
-        m.insert(k.to_string(), 1);
+        m.insert(k.to_string(), n);
     }
 }
 
@@ -297,12 +309,14 @@ impl Aggregator {
         if ts < self.range.from || ts >= self.range.to {
             return;
         }
-        self.requests += 1;
+        // A line of refused requests stands for `requests` of them (older lines have none: 1).
+        let n = e.requests.unwrap_or(1);
+        self.requests += n;
         let error = e.status >= 400;
         if error {
-            self.errors += 1;
+            self.errors += n;
         }
-        bump(&mut self.status, &e.status.to_string());
+        bump_by(&mut self.status, &e.status.to_string(), n);
         self.bytes_served += e.bytes;
         if let Some(k) = &e.key {
             let entry = self.images.entry(k.clone()).or_default();
@@ -336,7 +350,7 @@ impl Aggregator {
             self.save_data += 1;
         }
         if let Some(c) = &e.cache {
-            bump(&mut self.cache, c);
+            bump_by(&mut self.cache, c, n);
         }
         if e.status == 200 && e.method == "GET" {
             if let Some(src) = e.source_bytes {
@@ -344,13 +358,14 @@ impl Aggregator {
                 self.original_bytes += src;
             }
         }
-        self.latency.add(e.latency_ms);
+        // A count carries the mean latency of its requests.
+        self.latency.add_n(e.latency_ms, n);
         let hour = ts.as_second().div_euclid(3600);
         let h = self.per_hour.entry(hour).or_default();
-        h.requests += 1;
+        h.requests += n;
         h.bytes += e.bytes;
         if error {
-            h.errors += 1;
+            h.errors += n;
         }
     }
 

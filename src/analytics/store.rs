@@ -10,7 +10,7 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
-use super::Event;
+use super::record::Event;
 use crate::config::Config;
 use crate::storage::{local, Bucket, S3Client, Storage, StorageError};
 
@@ -27,7 +27,7 @@ pub fn is_event_file(name: &str) -> bool {
 pub use crate::config::Codec;
 
 /// zstd's fast mode `--fast=3`: on event lines ~40 % less CPU than level 1 (and than gzip's
-/// fastest level), files ~25 % smaller than gzip's (measured by `sink::tests::writer_cost`).
+/// fastest level), files ~25 % smaller than gzip's (measured by `writer::tests::writer_cost`).
 pub const ZSTD_LEVEL: i32 = -3;
 
 /// A streaming compressor for one file.
@@ -285,6 +285,154 @@ impl Store {
             }
         }
     }
+}
+
+/// How long and how much event files are kept (`IMAGO_ANALYTICS_RETENTION_DAYS`,
+/// `IMAGO_ANALYTICS_MAX_MB`; `None`: no limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub max_age: Option<Duration>,
+    pub max_bytes: Option<u64>,
+}
+
+/// What one retention pass removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// Keys per listing page in S3 mode (the S3 maximum).
+pub const LIST_PAGE: usize = 1000;
+
+/// The start of the hour partition a relative name (`dt=YYYY-MM-DD/hour=HH/…`) is in.
+fn partition_start(name: &str) -> Option<Timestamp> {
+    let mut parts = name.split('/');
+    let day = parts.next()?.strip_prefix("dt=")?;
+    let hour = parts.next()?.strip_prefix("hour=")?;
+    let ts = format!("{day}T{hour}:00:00Z");
+    (hour.len() == 2).then(|| ts.parse().ok()).flatten()
+}
+
+/// The event files (`(name, bytes)`) that retention removes at `now`: every file of an hour
+/// that ended more than `max_age` ago; then, while the rest is over `max_bytes`, the oldest
+/// first (by hour, then name: names sort by creation time). Files of the current hour (or
+/// later) are never removed, nor names that are not event files in an hour partition.
+pub fn expired(files: &[(String, u64)], r: &Retention, now: Timestamp) -> Vec<String> {
+    let current = now.as_second().div_euclid(3600) * 3600;
+    let mut kept: Vec<(Timestamp, &str, u64)> = Vec::new();
+    let mut out = Vec::new();
+    let mut total = 0u64;
+    for (name, size) in files {
+        let Some(start) = partition_start(name).filter(|_| is_event_file(name)) else { continue };
+        if start.as_second() >= current {
+            total = total.saturating_add(*size);
+            continue;
+        }
+        let end = start.as_second() + 3600;
+        let too_old = r.max_age.is_some_and(|a| end <= now.as_second().saturating_sub(a.as_secs() as i64));
+        if too_old {
+            out.push(name.clone());
+        } else {
+            total = total.saturating_add(*size);
+            kept.push((start, name, *size));
+        }
+    }
+    if let Some(cap) = r.max_bytes {
+        kept.sort();
+        for (_, name, size) in kept {
+            if total <= cap {
+                break;
+            }
+            total -= size;
+            out.push(name.to_string());
+        }
+    }
+    out
+}
+
+impl Store {
+    /// Every event file in an hour partition, with its size (S3: listed in pages of `page` keys).
+    pub async fn inventory(&self, page: usize) -> Result<Vec<(String, u64)>, String> {
+        match self {
+            Store::Local { dir } => {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || inventory_local(&dir)).await.map_err(|e| e.to_string())?
+            }
+            Store::S3 { bucket } => {
+                let keys = bucket
+                    .list_sized(S3_PREFIX, Some(page))
+                    .await
+                    .map_err(|e| s3_err(&format!("list {S3_PREFIX}"), e))?;
+                Ok(keys
+                    .into_iter()
+                    .filter_map(|(k, size)| Some((k.strip_prefix(S3_PREFIX)?.to_string(), size)))
+                    .filter(|(k, _)| partition_start(k).is_some() && is_event_file(k))
+                    .collect())
+            }
+        }
+    }
+
+    /// Applies `r` at `now`: removes what [`expired`] names (and, on disk, the partitions'
+    /// directories it empties).
+    pub async fn prune(&self, r: &Retention, now: Timestamp, page: usize) -> Result<Pruned, String> {
+        if r.max_age.is_none() && r.max_bytes.is_none() {
+            return Ok(Pruned::default());
+        }
+        let files = self.inventory(page).await?;
+        let doomed = expired(&files, r, now);
+        let sizes: BTreeMap<&str, u64> = files.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+        let mut out = Pruned::default();
+        for name in &doomed {
+            match self {
+                Store::Local { dir } => {
+                    let path = dir.join(name);
+                    tokio::task::spawn_blocking(move || {
+                        local::remove_file(&path)?;
+                        let hour = path.parent().map(Path::to_path_buf);
+                        if let Some(h) = hour {
+                            local::remove_empty_dir(&h);
+                            if let Some(day) = h.parent() {
+                                local::remove_empty_dir(day);
+                            }
+                        }
+                        Ok::<_, StorageError>(())
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                }
+                Store::S3 { bucket } => {
+                    let key = format!("{S3_PREFIX}{name}");
+                    bucket.delete(&key).await.map_err(|e| s3_err(&format!("DELETE {key}"), e))?;
+                }
+            }
+            out.files += 1;
+            out.bytes += sizes.get(name.as_str()).copied().unwrap_or(0);
+        }
+        Ok(out)
+    }
+}
+
+fn inventory_local(dir: &Path) -> Result<Vec<(String, u64)>, String> {
+    let mut out = Vec::new();
+    for day in local::list_dir(dir).map_err(|e| e.to_string())? {
+        if !day.starts_with("dt=") {
+            continue;
+        }
+        for hour in local::list_dir(&dir.join(&day)).map_err(|e| e.to_string())? {
+            if !hour.starts_with("hour=") {
+                continue;
+            }
+            for (name, size) in local::list_files(&dir.join(&day).join(&hour)).map_err(|e| e.to_string())? {
+                let rel = format!("{day}/{hour}/{name}");
+                if is_event_file(&name) && !name.starts_with('.') && partition_start(&rel).is_some() {
+                    out.push((rel, size));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn list_local(dir: &Path, parts: &BTreeMap<String, Vec<String>>) -> Result<Vec<String>, String> {

@@ -235,6 +235,16 @@ pub const SETTINGS: &[Setting] = &[
         default: "92",
         help: "longest from..to range GET /v1/analytics reads",
     },
+    Setting {
+        env: "IMAGO_ANALYTICS_RETENTION_DAYS",
+        default: "92",
+        help: "event files of hours older than this are removed, on disk and in the bucket (0: keep forever)",
+    },
+    Setting {
+        env: "IMAGO_ANALYTICS_MAX_MB",
+        default: "10240",
+        help: "event files beyond this total are removed, oldest first; the current hour is kept (0: no cap)",
+    },
 ];
 
 /// The help text listing every setting.

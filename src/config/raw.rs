@@ -280,6 +280,8 @@ pub struct RawConfig {
     pub analytics_channel: usize,
     pub analytics_compression: String,
     pub analytics_report_max_days: u64,
+    pub analytics_retention_days: u64,
+    pub analytics_max_mb: u64,
 }
 
 impl Default for RawConfig {
@@ -370,6 +372,8 @@ impl Default for RawConfig {
             analytics_channel: 131_072,
             analytics_compression: "zstd".into(),
             analytics_report_max_days: 92,
+            analytics_retention_days: 92,
+            analytics_max_mb: 10_240,
         }
     }
 }

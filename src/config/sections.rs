@@ -158,6 +158,10 @@ pub struct AnalyticsSettings {
     pub flush_events: usize,
     pub channel: usize,
     pub report_max_days: u64,
+    /// Event files older than this (by hour partition) are removed (`None`: kept forever).
+    pub retention_age: Option<Duration>,
+    /// Beyond this many bytes of event files the oldest are removed (`None`: no cap).
+    pub max_bytes: Option<u64>,
     pub metrics_bind: Option<SocketAddr>,
     pub codec: Codec,
 }
@@ -222,6 +226,12 @@ impl AnalyticsSettings {
         if !(1..=3_660).contains(&r.analytics_report_max_days) {
             return Err(("IMAGO_ANALYTICS_REPORT_MAX_DAYS", "must be 1 to 3660".into()));
         }
+        if r.analytics_retention_days > 36_600 {
+            return Err(("IMAGO_ANALYTICS_RETENTION_DAYS", "must be 0 (keep forever) to 36600".into()));
+        }
+        if r.analytics_max_mb > 1 << 30 {
+            return Err(("IMAGO_ANALYTICS_MAX_MB", "must be 0 (no cap) to 1073741824".into()));
+        }
         let codec = Codec::parse(&r.analytics_compression)
             .ok_or(("IMAGO_ANALYTICS_COMPRESSION", format!("`{}` is not zstd or gzip", r.analytics_compression)))?;
         if r.analytics_dir.as_os_str().is_empty() {
@@ -247,6 +257,9 @@ impl AnalyticsSettings {
             flush_events: r.analytics_flush_events,
             channel: r.analytics_channel,
             report_max_days: r.analytics_report_max_days,
+            retention_age: (r.analytics_retention_days > 0)
+                .then(|| Duration::from_secs(r.analytics_retention_days * 86_400)),
+            max_bytes: (r.analytics_max_mb > 0).then_some(r.analytics_max_mb << 20),
             metrics_bind,
             codec,
         })

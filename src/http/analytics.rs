@@ -43,7 +43,7 @@ fn unauthorized(why: &'static str) -> HttpResponse {
     r
 }
 
-async fn build(req: &HttpRequest, st: &AppState, q: &Query) -> Result<Report, HttpResponse> {
+async fn build(req: &HttpRequest, st: &AppState) -> Result<Report, HttpResponse> {
     let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match st.api_keys.check(auth) {
         Ok(_) => {}
@@ -52,11 +52,15 @@ async fn build(req: &HttpRequest, st: &AppState, q: &Query) -> Result<Report, Ht
         Err(_) => return Err(unauthorized(Refused::Missing.message())),
     }
     let settings = &st.cfg.analytics;
+    // Parsed here rather than by an extractor, so that a malformed query (`from=a&from=b`) gets
+    // the same JSON error as a bad time.
+    let q = web::Query::<Query>::from_query(req.query_string())
+        .map_err(|e| Error::InvalidParameter(e.to_string()).error_response())?;
     let range = report::range(q.from.as_deref(), q.to.as_deref(), jiff::Timestamp::now())
-        .map_err(|e| Error::BadRequest(e).error_response())?;
+        .map_err(|e| Error::InvalidParameter(e).error_response())?;
     let days = range.to.duration_since(range.from).as_secs() as f64 / 86_400.0;
     if days > settings.report_max_days as f64 {
-        return Err(Error::BadRequest(format!(
+        return Err(Error::InvalidParameter(format!(
             "the range is {days:.1} days; at most {} (IMAGO_ANALYTICS_REPORT_MAX_DAYS)",
             settings.report_max_days
         ))
@@ -74,15 +78,15 @@ async fn build(req: &HttpRequest, st: &AppState, q: &Query) -> Result<Report, Ht
     })
 }
 
-async fn json_report(req: HttpRequest, q: web::Query<Query>, st: web::Data<AppState>) -> HttpResponse {
-    match build(&req, &st, &q).await {
+async fn json_report(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
+    match build(&req, &st).await {
         Ok(r) => HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(r),
         Err(resp) => resp,
     }
 }
 
-async fn html_report(req: HttpRequest, q: web::Query<Query>, st: web::Data<AppState>) -> HttpResponse {
-    match build(&req, &st, &q).await {
+async fn html_report(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
+    match build(&req, &st).await {
         Ok(r) => HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
             .insert_header((header::CACHE_CONTROL, "no-store"))

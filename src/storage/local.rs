@@ -475,6 +475,38 @@ pub fn list_dir(dir: &Path) -> Result<Vec<String>, StorageError> {
     Ok(entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
 }
 
+/// The regular files of `dir` with their sizes (blocking; none when it does not exist), unsorted.
+pub fn list_files(dir: &Path) -> Result<Vec<(String, u64)>, StorageError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        // A file removed meanwhile is skipped.
+        if let Ok(m) = e.metadata() {
+            if m.is_file() {
+                out.push((e.file_name().to_string_lossy().into_owned(), m.len()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Removes a file (blocking); one that is already gone is fine.
+pub fn remove_file(path: &Path) -> Result<(), StorageError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(path)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Removes `dir` when it is empty (blocking; anything else, e.g. a file written meanwhile, keeps it).
+pub fn remove_empty_dir(dir: &Path) {
+    let _ = std::fs::remove_dir(dir);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -356,11 +356,20 @@ impl Bucket {
     /// Every key under `prefix` (`ListObjectsV2`, following continuation tokens), in the
     /// store's order.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        Ok(self.list_sized(prefix, None).await?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    /// Every key under `prefix` with its size, in the store's order, asking for pages of at most
+    /// `page` keys (the store's default, 1,000, without) and following continuation tokens.
+    pub async fn list_sized(&self, prefix: &str, page: Option<usize>) -> Result<Vec<(String, u64)>, StorageError> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let mut action = self.bucket.list_objects_v2(Some(self.creds()));
             action.with_prefix(prefix);
+            if let Some(n) = page {
+                action.with_max_keys(n);
+            }
             if let Some(t) = &token {
                 action.with_continuation_token(t.as_str());
             }
@@ -375,7 +384,7 @@ impl Bucket {
                 .map_err(|e| StorageError::Body { timeout: e.is_timeout(), message: e.without_url().to_string() })?;
             let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&text)
                 .map_err(|e| StorageError::Invalid(e.to_string()))?;
-            out.extend(parsed.contents.into_iter().map(|c| c.key));
+            out.extend(parsed.contents.into_iter().map(|c| (c.key, c.size.unwrap_or(0))));
             match parsed.next_continuation_token {
                 Some(t) if !t.is_empty() => token = Some(t),
                 _ => return Ok(out),

@@ -117,7 +117,7 @@ pub fn sample(text: &str, name_and_labels: &str) -> f64 {
 }
 
 /// Every file below `dir`.
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

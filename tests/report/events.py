@@ -23,7 +23,8 @@ src = f"read_json_auto({files!r}, hive_partitioning = true, format = 'newline_de
 con = duckdb.connect()
 if "--summary" in sys.argv:
     out = {}
-    out["requests"] = con.execute(f"SELECT count(*) FROM {src}").fetchone()[0]
+    # A line stands for `requests` requests (per-minute counts of refused ones).
+    out["requests"] = con.execute(f"SELECT sum(coalesce(requests, 1)) FROM {src}").fetchone()[0]
     out["unique_images"] = con.execute(f"SELECT count(DISTINCT key) FROM {src}").fetchone()[0]
     out["formats"] = dict(con.execute(f"SELECT format, count(*) FROM {src} WHERE format IS NOT NULL GROUP BY 1").fetchall())
     out["cache"] = dict(con.execute(f"SELECT cache, count(*) FROM {src} WHERE cache IS NOT NULL GROUP BY 1").fetchall())
