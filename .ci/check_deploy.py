@@ -86,6 +86,11 @@ def check_compose(compose: Path, env_example: Path, gen_env: Path) -> None:
     expect(imago.get("read_only") is True, "imago must run with a read-only root filesystem")
     env = imago.get("environment", {})
     expect(env.get("IMAGO_BIND") == "0.0.0.0:8080", "imago IMAGO_BIND must be 0.0.0.0:8080")
+    # A wildcard bind with uploads on: tickets need the URL clients reach (imago refuses to start
+    # without it); here the edge, which is what the compose stack publishes.
+    expect(str(env.get("IMAGO_PUBLIC_URL", "")).startswith("${IMAGO_PUBLIC_URL:-http://localhost:6081}"),
+           "imago must set IMAGO_PUBLIC_URL (default: the edge, http://localhost:6081)")
+    expect(str(env.get("IMAGO_MEMORY_LIMIT_MB", "")) != "0", "imago must keep RSS shedding on")
     expect(str(env.get("IMAGO_S3_ENDPOINT", "")).startswith("http://garage:"), "imago must use the garage S3 endpoint")
     varnish_ports = [str(p) for p in services.get("varnish", {}).get("ports", [])]
     expect("6081:80" in varnish_ports, "varnish must publish 6081 -> 80")
@@ -190,6 +195,17 @@ def check_k8s(paths: list[Path]) -> None:
             data = cm.get("data", {})
             expect(data.get("IMAGO_BIND") == "0.0.0.0:8080", "ConfigMap IMAGO_BIND must be 0.0.0.0:8080")
             expect("IMAGO_WORKERS" in data, "ConfigMap must pin IMAGO_WORKERS (no CPU limit)")
+            # Uploads are on (IMAGO_API_KEYS in the Secret) and the bind is a wildcard: imago
+            # refuses to start without the URL clients reach it at.
+            public = data.get("IMAGO_PUBLIC_URL", "")
+            expect(re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", public) is not None,
+                   "ConfigMap must set IMAGO_PUBLIC_URL to an http(s) URL")
+            for ing in by_kind.get("Ingress", []):
+                hosts = {r.get("host") for r in ing["spec"].get("rules", [])}
+                expect(re.sub(r"^https?://([^/:]+).*$", r"\1", public) in hosts,
+                       f"IMAGO_PUBLIC_URL {public} is not a host of Ingress {ing['metadata']['name']} {sorted(hosts)}")
+            # Unset: 85 % of the pod's memory limit (cgroup). 0 would turn RSS shedding off.
+            expect(data.get("IMAGO_MEMORY_LIMIT_MB") != "0", "ConfigMap must not turn RSS shedding off")
             for key in ("IMAGO_KEY", "IMAGO_SALT", "IMAGO_API_KEYS", "IMAGO_S3_ACCESS_KEY_ID",
                         "IMAGO_S3_SECRET_ACCESS_KEY"):
                 expect(key not in data, f"secret {key} must not be in the ConfigMap")
@@ -218,6 +234,12 @@ def check_k8s(paths: list[Path]) -> None:
                "HPA must target 65% CPU")
         expect(kinds.get("Pods", {}).get("pods", {}).get("metric", {}).get("name") == "imago_worker_queue_depth",
                "HPA must use the imago_worker_queue_depth Pods metric")
+    for ing in by_kind.get("Ingress", []):
+        # Each pod's memory cache only adds up across pods when a URL always lands on the same
+        # pod (docs/cdn.md, k8s/README.md "Origin routing").
+        ann = ing["metadata"].get("annotations", {})
+        expect(ann.get("nginx.ingress.kubernetes.io/upstream-hash-by") == "$request_uri",
+               f"Ingress {ing['metadata']['name']} must route by a consistent hash of $request_uri")
     for pdb in by_kind.get("PodDisruptionBudget", []):
         expect(matches(pdb["spec"]["selector"]["matchLabels"], pod_labels), "PDB selects no imago pod")
     for np in by_kind.get("NetworkPolicy", []):

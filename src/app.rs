@@ -71,7 +71,7 @@ impl AppState {
                 Duration::from_millis(r.queue_timeout_ms),
                 Duration::from_millis(r.transform_timeout_ms),
             )
-            .with_memory_limit(r.memory_limit_mb * 1024 * 1024),
+            .with_memory_limit(cfg.memory_limit.bytes()),
             enc: Arc::new(enc),
             neg: NegotiateSettings { max_dpr: r.max_dpr, ladder: cfg.width_ladder.clone(), ect: r.ect },
             respond: RespondSettings {

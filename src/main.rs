@@ -154,6 +154,7 @@ fn serve_with(raw: RawConfig) -> ExitCode {
             }
         };
         tracing::info!(addr = %running.addr, metrics = ?running.metrics_addr, libvips = %imago::transform::libvips_version(), "listening");
+        tracing::info!(memory_limit = %running.state.cfg.memory_limit, "memory limit: new transforms are shed while RSS is above it");
         let state = running.state.clone();
         let handle = running.server.handle();
         tokio::spawn(async move {

@@ -1,6 +1,7 @@
 //! A real CDN edge in front of imago: Debian's Varnish on loopback with the VCL shipped in
 //! `docker/varnish/default.vcl`. A repeated request is served by the edge with no second origin
-//! hit, and Chrome-like and Safari-like `Accept` headers get their own correct variants.
+//! hit, and Chrome-like and Safari-like `Accept` headers get their own correct variants. Upload
+//! tickets point at the edge (`IMAGO_PUBLIC_URL`), and what they return works through it.
 
 mod common;
 
@@ -23,6 +24,11 @@ fn free_port() -> u16 {
 }
 
 fn start_varnish(origin_port: u16) -> Option<(Varnish, String)> {
+    start_varnish_on(origin_port, free_port())
+}
+
+/// Varnish with default.vcl on 127.0.0.1:`port`, in front of the origin on `origin_port`.
+fn start_varnish_on(origin_port: u16, port: u16) -> Option<(Varnish, String)> {
     let varnishd = ["/usr/sbin/varnishd", "/usr/bin/varnishd"].into_iter().find(|p| std::path::Path::new(p).exists());
     let Some(varnishd) = varnishd else {
         assert!(std::env::var("CI").is_err(), "varnishd is required in CI (scripts/deps.sh test installs it)");
@@ -36,7 +42,6 @@ fn start_varnish(origin_port: u16) -> Option<(Varnish, String)> {
         .replace(".port = \"8080\";", &format!(".port = \"{origin_port}\";"));
     let vcl_path = dir.path().join("test.vcl");
     std::fs::write(&vcl_path, vcl).unwrap();
-    let port = free_port();
     let child = Command::new(varnishd)
         .args(["-F", "-a", &format!("127.0.0.1:{port}"), "-f"])
         .arg(&vcl_path)
@@ -166,4 +171,116 @@ async fn varnish_hint_normalisation_matches_the_origin() {
     }
     println!("60 random hint sets: {misses} edge misses");
     assert!(mismatches.is_empty(), "edge and origin disagree:\n{}", mismatches.join("\n"));
+}
+
+async fn wait_status(url: &str, want: u16) -> bool {
+    let c = reqwest::Client::new();
+    for _ in 0..150 {
+        if let Ok(r) = c.get(url).timeout(Duration::from_millis(500)).send().await {
+            if r.status().as_u16() == want {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Issue #17: the real binary behind the shipped default.vcl, as the compose stack runs it. A
+/// container binds a wildcard address; without IMAGO_PUBLIC_URL every ticket pointed at
+/// http://0.0.0.0:8080, so imago now refuses to start that way. With the public URL set to the
+/// edge, the ticket's upload URL, image_url and info_url all work through Varnish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_ticket_urls_work_through_the_edge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let api_key = "edge-api-key-0123456789";
+    let imago = |bind: String, public_url: Option<String>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_imago"));
+        c.arg("serve")
+            .env("IMAGO_BIND", bind)
+            .env("IMAGO_KEY", KEY)
+            .env("IMAGO_SALT", SALT)
+            .env("IMAGO_API_KEYS", api_key)
+            .env("IMAGO_LOCAL_ROOT", tmp.path().join("images"))
+            .env("IMAGO_ANALYTICS", "false")
+            .env("IMAGO_AUTO_QUALITY", "false")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(u) = public_url {
+            c.env("IMAGO_PUBLIC_URL", u);
+        }
+        c.spawn().unwrap()
+    };
+
+    // Uploads on, wildcard bind, no public URL: refused at start, naming the setting.
+    let mut refused = imago(format!("0.0.0.0:{}", free_port()), None);
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(st) = refused.try_wait().unwrap() {
+            exited = Some(st);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if exited.is_none() {
+        let _ = refused.kill();
+    }
+    let out = refused.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        exited.is_some_and(|s| !s.success()) && stderr.contains("IMAGO_PUBLIC_URL"),
+        "imago must refuse to start with uploads on, a wildcard bind and no IMAGO_PUBLIC_URL: {exited:?} {stderr}"
+    );
+
+    let (origin_port, edge_port) = (free_port(), free_port());
+    let edge = format!("http://127.0.0.1:{edge_port}");
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _origin = Kill(imago(format!("127.0.0.1:{origin_port}"), Some(edge.clone())));
+    assert!(wait_status(&format!("http://127.0.0.1:{origin_port}/healthz"), 200).await, "imago did not start");
+    let Some((_varnish, edge_url)) = start_varnish_on(origin_port, edge_port) else { return };
+    assert_eq!(edge_url, edge);
+    assert!(wait_status(&format!("{edge}/healthz"), 200).await, "varnish did not come up");
+
+    let client = reqwest::Client::new();
+    let photo = fixture("p3.jpg");
+    let r = client
+        .post(format!("{edge}/v1/uploads"))
+        .bearer_auth(api_key)
+        .json(&serde_json::json!({"content_type": "image/jpeg", "content_length": photo.len()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "ticket through the edge");
+    let ticket: serde_json::Value = r.json().await.unwrap();
+    for field in ["url", "image_url", "info_url"] {
+        let u = ticket[field].as_str().unwrap_or_default();
+        assert!(u.starts_with(&format!("{edge}/")), "{field} should point at the edge: {ticket}");
+    }
+    let mut put = client.put(ticket["url"].as_str().unwrap()).body(photo.clone());
+    if let Some(h) = ticket["headers"].as_object() {
+        for (k, v) in h {
+            put = put.header(k.as_str(), v.as_str().unwrap());
+        }
+    }
+    let r = put.send().await.unwrap();
+    assert!(r.status().is_success(), "upload through the edge: {}", r.status());
+
+    // The image URL the ticket returned, fetched through Varnish: the image, then an edge hit.
+    let image_url = ticket["image_url"].as_str().unwrap();
+    let first = client.get(image_url).send().await.unwrap();
+    assert_eq!(first.status(), 200, "{image_url}");
+    let first_bytes = first.bytes().await.unwrap();
+    assert!(decode(&first_bytes).width() > 0);
+    let second = client.get(image_url).send().await.unwrap();
+    assert_eq!(second.headers().get("x-cache").map(|v| v.to_str().unwrap()), Some("HIT"));
+    assert_eq!(second.bytes().await.unwrap(), first_bytes);
+    let info = client.get(ticket["info_url"].as_str().unwrap()).bearer_auth(api_key).send().await.unwrap();
+    assert_eq!(info.status(), 200, "info_url through the edge");
 }

@@ -25,7 +25,7 @@ async fn bursts_at_eight_times_capacity_are_shed_not_queued() {
         c.queue_timeout_ms = 3000;
         c.cache_size_mb = 0;
         c.source_cache_mb = 16;
-        c.memory_limit_mb = CEILING_MB * 3 / 4;
+        c.memory_limit_mb = Some(CEILING_MB * 3 / 4);
         c.auto_quality = false;
     })
     .await;

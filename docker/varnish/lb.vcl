@@ -1,15 +1,25 @@
-# Varnish as a load balancer in front of two imago processes on loopback, with
-# health probes and retry on the other backend. VCL 4.1, compiles as-is with
-# Debian bookworm's varnish 7.1:
+# Varnish as edge and load balancer in front of three imago replicas on loopback: requests are
+# routed by a consistent hash of the URL (shard director), health-probed, and retried on the
+# next replica on the ring. VCL 4.1, compiles as-is with Debian bookworm's varnish 7.1:
 #     varnishd -C -f docker/varnish/lb.vcl > /dev/null
 # Run, e.g.:
 #     varnishd -F -a 127.0.0.1:16081 -f "$PWD/docker/varnish/lb.vcl" -s malloc,64m -n /tmp/varnish-lb
+#
+# Why hash: each replica keeps its own in-memory variant cache (IMAGO_CACHE_SIZE_MB). A miss
+# sent to a random replica finds the variant only if that replica made it, so N replicas behave
+# like ONE cache holding the same hot set N times. Routing by URL gives each variant one home:
+# the fleet's caches add up (N x IMAGO_CACHE_SIZE_MB), one original's sizes meet the same source
+# cache, and concurrent misses for one URL coalesce on one replica. Measured by
+# tests/e2e_topology.rs (three replicas, Zipf replay, Varnish's own cache bypassed): see
+# docs/cdn.md. Kubernetes equivalent: k8s/README.md ("Origin routing").
 vcl 4.1;
 
 import std;
 import directors;
 
 probe imago_healthz {
+    # Liveness (/healthz): a replica that is down or hung leaves the ring within ~2 s and its
+    # URLs move to the next replica on the ring; the others keep theirs (consistent hashing).
     .url = "/healthz";
     .expected_response = 200;
     .timeout = 1s;
@@ -37,11 +47,23 @@ backend imago2 {
     .between_bytes_timeout = 10s;
 }
 
+backend imago3 {
+    .host = "127.0.0.1";
+    .port = "18083";
+    .probe = imago_healthz;
+    .connect_timeout = 1s;
+    .first_byte_timeout = 30s;
+    .between_bytes_timeout = 10s;
+}
+
 sub vcl_init {
-    # Round robin over the backends the probes consider healthy.
-    new imago_rr = directors.round_robin();
-    imago_rr.add_backend(imago1);
-    imago_rr.add_backend(imago2);
+    # Consistent hashing ring (67 points per replica by default). Adding or removing a replica
+    # moves only about 1/N of the URLs.
+    new imago_shard = directors.shard();
+    imago_shard.add_backend(imago1);
+    imago_shard.add_backend(imago2);
+    imago_shard.add_backend(imago3);
+    imago_shard.reconfigure();
 }
 
 # BEGIN imago-shared (identical in default.vcl and lb.vcl; .ci/lint-deploy.sh checks it)
@@ -331,22 +353,18 @@ sub imago_deliver {
 # END imago-shared
 
 sub vcl_recv {
-    set req.backend_hint = imago_rr.backend();
+    # The director itself, resolved per backend fetch (vcl_backend_fetch); std.healthy() in
+    # imago_recv sees it healthy while any replica is.
+    set req.backend_hint = imago_shard.backend(resolve=LAZY);
     call imago_recv;
 }
 
 sub vcl_backend_fetch {
-    # Retry on the *other* backend. The director alone does not guarantee that
-    # (round robin is shared by all concurrent fetches), so the failed backend is
-    # remembered in bereq and the retry is pinned to its peer.
-    if (bereq.retries > 0) {
-        if (bereq.http.X-Imago-Failed-Backend == "imago1") {
-            set bereq.backend = imago2;
-        } elsif (bereq.http.X-Imago-Failed-Backend == "imago2") {
-            set bereq.backend = imago1;
-        }
-    }
-    unset bereq.http.X-Imago-Failed-Backend;
+    # by=URL: the key is a hash of bereq.url, so every variant of a URL (Accept class, hints)
+    # goes to the same replica. alt=bereq.retries: a retry goes to the next replica on the ring
+    # for this URL, never the one that just failed; healthy=CHOSEN (the default) skips replicas
+    # the probe marks sick.
+    set bereq.backend = imago_shard.backend(by=URL, alt=bereq.retries);
 }
 
 sub vcl_backend_response {
@@ -354,16 +372,15 @@ sub vcl_backend_response {
     # methods only (a passed POST/PUT body cannot be replayed).
     if (beresp.status >= 500 && bereq.retries < 2 &&
         (bereq.method == "GET" || bereq.method == "HEAD")) {
-        set bereq.http.X-Imago-Failed-Backend = beresp.backend.name;
         return (retry);
     }
     call imago_backend_response;
 }
 
 sub vcl_backend_error {
-    # Connection refused/reset, timeout, or no healthy backend: same retry budget.
+    # Connection refused/reset, timeout, or no healthy backend: same retry budget. This is
+    # what keeps a replica's URLs served in the second or two before its probe turns sick.
     if (bereq.retries < 2 && (bereq.method == "GET" || bereq.method == "HEAD")) {
-        set bereq.http.X-Imago-Failed-Backend = beresp.backend.name;
         return (retry);
     }
 }

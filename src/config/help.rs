@@ -83,8 +83,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "IMAGO_VIPS_CONCURRENCY", default: "1", help: "libvips threads per image" },
     Setting {
         env: "IMAGO_MEMORY_LIMIT_MB",
-        default: "0 (off)",
-        help: "shed new transforms with 503 while resident memory is above this",
+        default: "85 % of the cgroup limit",
+        help: "shed new transforms with 503 while resident memory is above this; unset: 85 % of the container's cgroup memory limit (v2 memory.max, v1 memory.limit_in_bytes; none found = off), logged at start; 0 = off",
     },
     Setting { env: "IMAGO_CACHE_SIZE_MB", default: "256", help: "in-memory cache of finished variants (0 = off)" },
     Setting {
@@ -155,7 +155,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         env: "IMAGO_PUBLIC_URL",
         default: "http://{IMAGO_BIND}",
-        help: "base URL clients reach imago at (upload targets, image_url, info_url)",
+        help: "base URL clients reach imago at (upload targets, image_url, info_url); required with uploads on and a wildcard IMAGO_BIND (0.0.0.0, [::])",
     },
     Setting {
         env: "IMAGO_UPLOAD_PREFIXES",

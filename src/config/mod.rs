@@ -4,12 +4,14 @@
 //! text and the code cannot drift apart. Secrets are never printed: [`Config::redacted`] is what
 //! gets logged.
 
+mod container;
 mod help;
 mod raw;
 mod sections;
 #[cfg(test)]
 mod string_tests;
 
+pub use container::{cgroup_memory_limit, CgroupLimit, MemoryLimit, CGROUP_ROOT, CGROUP_SHARE_PERCENT};
 pub use help::{settings_help, Setting, SETTINGS};
 pub use raw::{List, NumList, RawConfig};
 pub use sections::{clean_prefix, s3_mode, AnalyticsSettings, Codec, UploadSettings, CODEC_EXTS};
@@ -83,6 +85,8 @@ pub struct Config {
     pub uploads: UploadSettings,
     /// Analytics and metrics-listener settings, typed and checked.
     pub analytics: AnalyticsSettings,
+    /// RSS above which new transforms are shed (`IMAGO_MEMORY_LIMIT_MB`, else from the cgroup).
+    pub memory_limit: MemoryLimit,
 }
 
 fn read_secret_file(setting: &'static str, path: &Path) -> Result<String, ConfigError> {
@@ -251,6 +255,9 @@ impl RawConfig {
             }
         }
         let uploads = UploadSettings::from_raw(&self).map_err(|(s, m)| invalid(s, m))?;
+        container::check_public_url(&bind, self.public_url.as_deref(), !uploads.api_keys.is_empty())
+            .map_err(|m| invalid("IMAGO_PUBLIC_URL", m))?;
+        let memory_limit = MemoryLimit::detect(self.memory_limit_mb);
         let analytics = AnalyticsSettings::from_raw(&self).map_err(|(s, m)| invalid(s, m))?;
         let allowed_hosts = self.allowed_hosts.strings().into_iter().map(|h| h.to_ascii_lowercase()).collect();
         let s3 = match &self.s3_endpoint {
@@ -297,6 +304,7 @@ impl RawConfig {
             s3,
             uploads,
             analytics,
+            memory_limit,
         })
     }
 }

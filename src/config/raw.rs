@@ -226,7 +226,8 @@ pub struct RawConfig {
     pub workers: usize,
     pub queue_size: usize,
     pub vips_concurrency: i32,
-    pub memory_limit_mb: u64,
+    /// None: derived from the cgroup (`container::MemoryLimit`); 0: off.
+    pub memory_limit_mb: Option<u64>,
     pub cache_size_mb: u64,
     pub cache_ttl_secs: u64,
     pub source_cache_mb: u64,
@@ -319,7 +320,7 @@ impl Default for RawConfig {
             workers: 0,
             queue_size: 0,
             vips_concurrency: 1,
-            memory_limit_mb: 0,
+            memory_limit_mb: None,
             cache_size_mb: 256,
             cache_ttl_secs: 3600,
             source_cache_mb: 64,
