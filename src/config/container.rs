@@ -162,7 +162,7 @@ mod tests {
         // A public URL, no uploads, or a specific address: starts.
         let with_url = RawConfig { public_url: Some("https://img.example.com".into()), ..uploads_on("0.0.0.0:8080") };
         assert_eq!(with_url.validate(false).unwrap().uploads.public_url, "https://img.example.com");
-        assert!(RawConfig { api_keys: List::Empty, ..uploads_on("0.0.0.0:8080") }.validate(false).is_ok());
+        assert!(RawConfig { api_keys: List::default(), ..uploads_on("0.0.0.0:8080") }.validate(false).is_ok());
         assert!(uploads_on("127.0.0.1:8080").validate(false).is_ok());
     }
 
