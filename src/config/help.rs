@@ -132,7 +132,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         env: "IMAGO_API_KEYS",
         default: "(none: uploads off)",
-        help: "API keys for /v1/uploads and /v1/images (Bearer), comma-separated for rotation, 16+ chars",
+        help: "API keys for /v1/* (Bearer), comma-separated, 16+ chars each: `key` (tenant default, every scope), \
+               `tenant:key`, or `tenant:scope+scope:key` (upload, read-info, delete, analytics, admin, all)",
     },
     Setting {
         env: "IMAGO_PUBLIC_URL",
@@ -179,6 +180,11 @@ pub const SETTINGS: &[Setting] = &[
         help: "origins allowed to upload from browsers (embedded targets), comma-separated",
     },
     Setting { env: "IMAGO_INFO_MAX_AGE_SECS", default: "300", help: "Cache-Control max-age of /v1/images/{key}/info" },
+    Setting {
+        env: "IMAGO_LIST_MAX_LIMIT",
+        default: "1000",
+        help: "largest `limit` of GET /v1/images (1-1000; 400 invalid-request above)",
+    },
     Setting {
         env: "IMAGO_METRICS_BIND",
         default: "(none: /metrics on IMAGO_BIND)",

@@ -7,10 +7,12 @@
 mod help;
 mod raw;
 mod sections;
+mod tenants;
 
 pub use help::{settings_help, Setting, SETTINGS};
 pub use raw::{List, ListItem, RawConfig};
 pub use sections::{clean_prefix, s3_mode, AnalyticsSettings, Codec, UploadSettings, CODEC_EXTS};
+pub use tenants::{valid_tenant, ApiKeySpec, Scope, Scopes, DEFAULT_TENANT};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -123,6 +123,7 @@ pub struct RawConfig {
     pub upload_s3_if_none_match: bool,
     pub cors_origins: List,
     pub info_max_age_secs: u64,
+    pub list_max_limit: usize,
     // Observability and analytics (src/telemetry.rs, src/analytics/).
     pub metrics_bind: Option<String>,
     pub analytics: bool,
@@ -210,6 +211,7 @@ impl Default for RawConfig {
             upload_s3_if_none_match: true,
             cors_origins: List::from_strs(&["*"]),
             info_max_age_secs: 300,
+            list_max_limit: 1000,
             metrics_bind: None,
             analytics: true,
             analytics_dir: "./data/analytics".into(),
