@@ -377,10 +377,7 @@ impl Bucket {
             .into_iter()
             .map(|c| Listed {
                 size: c.size.unwrap_or(0),
-                last_modified: c
-                    .last_modified
-                    .and_then(|t| t.parse::<Timestamp>().ok())
-                    .map(SystemTime::from),
+                last_modified: c.last_modified.and_then(|t| t.parse::<Timestamp>().ok()).map(SystemTime::from),
                 key: c.key,
             })
             .collect();
