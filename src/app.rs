@@ -37,7 +37,8 @@ pub struct AppState {
     pub respond: RespondSettings,
     pub metrics: Metrics,
     pub shutting_down: AtomicBool,
-    /// `IMAGO_API_KEYS` for the analytics routes (uploads keep theirs, with per-key limits).
+    /// `IMAGO_API_KEYS` for the analytics routes (uploads keep theirs, with per-key limits); a
+    /// non-admin key's report holds only its tenant's images ([`Uploads::event_of`]).
     pub api_keys: ApiKeys,
     pub uploads: Uploads,
     /// The local root and the object-store client (src/storage/), built once.
@@ -81,7 +82,7 @@ impl AppState {
             },
             metrics,
             shutting_down: AtomicBool::new(false),
-            api_keys: ApiKeys::new(&r.api_keys.strings()),
+            api_keys: ApiKeys::new(&cfg.uploads.api_keys),
             uploads: Uploads::with_storage(&cfg, storage.clone())?,
             storage,
             analytics,

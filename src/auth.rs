@@ -1,8 +1,34 @@
 //! API keys (`IMAGO_API_KEYS`): kept as SHA-256 digests and checked in constant time. One
-//! checker for every API route (uploads, image info and deletion, analytics).
+//! checker for every API route (uploads, image info, listing and deletion, analytics); each key
+//! carries its tenant and scopes ([`crate::config::ApiKeySpec`]), handed to the route as a
+//! [`Caller`].
+
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
+
+use crate::config::{ApiKeySpec, Scope, Scopes};
+
+/// Who sent an API request: which key (its index in `IMAGO_API_KEYS`), of which tenant, with
+/// which scopes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub index: usize,
+    pub tenant: Arc<str>,
+    pub scopes: Scopes,
+}
+
+impl Caller {
+    pub fn may(&self, s: Scope) -> bool {
+        self.scopes.has(s)
+    }
+
+    /// Its scopes reach every tenant.
+    pub fn admin(&self) -> bool {
+        self.scopes.has(Scope::Admin)
+    }
+}
 
 /// Why a request's credentials were refused (the public message of a 401).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +55,7 @@ impl Refused {
 #[derive(Clone, Default)]
 pub struct ApiKeys {
     digests: Vec<[u8; 32]>,
+    owners: Vec<(Arc<str>, Scopes)>,
 }
 
 impl std::fmt::Debug for ApiKeys {
@@ -44,8 +71,18 @@ fn bearer(authorization: Option<&str>) -> Option<&str> {
 }
 
 impl ApiKeys {
-    pub fn new<S: AsRef<str>>(keys: &[S]) -> ApiKeys {
-        ApiKeys { digests: keys.iter().map(|k| Sha256::digest(k.as_ref().as_bytes()).into()).collect() }
+    pub fn new(keys: &[ApiKeySpec]) -> ApiKeys {
+        ApiKeys {
+            digests: keys.iter().map(|k| Sha256::digest(k.key.as_bytes()).into()).collect(),
+            owners: keys.iter().map(|k| (Arc::from(k.tenant.as_str()), k.scopes)).collect(),
+        }
+    }
+
+    /// The caller the `Authorization` header value names ([`ApiKeys::check`]).
+    pub fn caller(&self, authorization: Option<&str>) -> Result<Caller, Refused> {
+        let index = self.check(authorization)?;
+        let (tenant, scopes) = self.owners[index].clone();
+        Ok(Caller { index, tenant, scopes })
     }
 
     pub fn len(&self) -> usize {
@@ -83,9 +120,13 @@ impl ApiKeys {
 mod tests {
     use super::*;
 
+    fn keys(entries: &[&str]) -> ApiKeys {
+        ApiKeys::new(&entries.iter().map(|e| ApiKeySpec::parse(e).unwrap()).collect::<Vec<_>>())
+    }
+
     #[test]
     fn bearer_keys_by_index() {
-        let k = ApiKeys::new(&["key-one-0123456789", "key-two-0123456789"]);
+        let k = keys(&["key-one-0123456789", "key-two-0123456789"]);
         assert_eq!(k.check(Some("Bearer key-one-0123456789")), Ok(0));
         assert_eq!(k.check(Some("bearer  key-two-0123456789 ")), Ok(1));
         assert_eq!(k.check(None), Err(Refused::Missing));
@@ -93,14 +134,27 @@ mod tests {
         assert_eq!(k.check(Some("Bearer  ")), Err(Refused::Missing));
         assert_eq!(k.check(Some("Basic key-one-0123456789")), Err(Refused::Missing));
         assert_eq!(k.check(Some("Bearer key-one-012345678")), Err(Refused::Unknown));
-        assert_eq!(ApiKeys::new::<&str>(&[]).check(Some("Bearer x")), Err(Refused::NoKeys));
+        assert_eq!(ApiKeys::new(&[]).check(Some("Bearer x")), Err(Refused::NoKeys));
         assert_eq!(format!("{k:?}"), "ApiKeys(2 keys)");
+    }
+
+    #[test]
+    fn callers_carry_tenant_and_scopes() {
+        let k = keys(&["bare-key-0123456789", "acme:acme-key-0123456789", "ops:read-info+admin:ops-key-0123456789"]);
+        let bare = k.caller(Some("Bearer bare-key-0123456789")).unwrap();
+        assert_eq!((&*bare.tenant, bare.admin(), bare.may(Scope::Delete)), ("default", true, true));
+        let acme = k.caller(Some("Bearer acme-key-0123456789")).unwrap();
+        assert_eq!((&*acme.tenant, acme.index, acme.admin(), acme.may(Scope::Upload)), ("acme", 1, false, true));
+        let ops = k.caller(Some("Bearer ops-key-0123456789")).unwrap();
+        assert!(ops.admin() && ops.may(Scope::ReadInfo) && !ops.may(Scope::Upload) && !ops.may(Scope::Delete));
+        assert_eq!(k.caller(Some("Bearer acme:acme-key-0123456789")), Err(Refused::Unknown));
     }
 
     /// The analytics routes' former check (moved here with its cases when both API routes
     /// began to share [`ApiKeys`]).
     fn api_key_ok(keys: &[String], authorization: Option<&str>) -> bool {
-        ApiKeys::new(keys).check(authorization).is_ok()
+        let specs: Vec<ApiKeySpec> = keys.iter().map(|k| ApiKeySpec::parse(k).unwrap()).collect();
+        ApiKeys::new(&specs).check(authorization).is_ok()
     }
 
     #[test]

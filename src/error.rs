@@ -64,6 +64,8 @@ pub const CODES: &[(&str, &[u16])] = &[
     ("rate-limited", &[429]),
     ("path-escapes", &[403]),
     ("key-not-allowed", &[403]),
+    ("scope-missing", &[403]),
+    ("other-tenant", &[403]),
     ("upload-busy", &[503]),
 ];
 

@@ -19,8 +19,10 @@
 pub mod error;
 pub mod info;
 pub mod ingest;
+pub mod tenancy;
 
 pub use error::UploadError;
+pub use tenancy::{ListQuery, Listing, Tenancy};
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -302,6 +304,8 @@ pub struct Uploads {
     signer: Signer,
     /// SHA-256 of each API key (compared in constant time).
     keys: crate::auth::ApiKeys,
+    /// The tenants of the keys: where each one's uploads live ([`tenancy`]).
+    pub tenancy: Tenancy,
     limiters: Vec<Limiter>,
     pub ingest: ingest::Ingest,
     /// One permit per request body being received (`IMAGO_UPLOAD_MAX_BODIES`).
@@ -357,6 +361,7 @@ impl Uploads {
         let signer = cfg.verifier.signer();
         let grant_key = GrantKey::derive(&signer)?;
         let keys = crate::auth::ApiKeys::new(&settings.api_keys);
+        let tenancy = Tenancy::new(&settings.api_keys);
         let limiters = match settings.rate_per_sec {
             r if r > 0.0 => {
                 let period = Duration::from_secs_f64(1.0 / r).max(Duration::from_nanos(1));
@@ -369,7 +374,7 @@ impl Uploads {
         let embedded = matches!(backend, Backend::Local) && !settings.api_keys.is_empty();
         let ingest = ingest::Ingest::new(storage.local().clone(), settings.fsync, settings.body_timeout, embedded)?;
         let bodies = Arc::new(tokio::sync::Semaphore::new(settings.max_bodies));
-        Ok(Uploads { settings, backend, grant_key, signer, keys, limiters, ingest, bodies })
+        Ok(Uploads { settings, backend, grant_key, signer, keys, tenancy, limiters, ingest, bodies })
     }
 
     /// Which API key (index) the `Authorization: Bearer …` header carries ([`crate::auth`]).
@@ -447,8 +452,13 @@ impl Uploads {
         Ok(format!("{}{}", self.settings.public_url, path))
     }
 
-    /// Decides the key, method and limits of a ticket (pure: no I/O).
+    /// [`Uploads::plan_for`] tenant `default` (bare keys, `imago presign`).
     pub fn plan(&self, req: &TicketRequest, now: &Timestamp) -> Result<Plan, UploadError> {
+        self.plan_for(req, crate::config::DEFAULT_TENANT, now)
+    }
+
+    /// Decides the key (in `tenant`'s directory), method and limits of a ticket (pure: no I/O).
+    pub fn plan_for(&self, req: &TicketRequest, tenant: &str, now: &Timestamp) -> Result<Plan, UploadError> {
         let s = &self.settings;
         let image_type = s.image_type(&req.content_type)?;
         let prefix = match &req.prefix {
@@ -522,6 +532,7 @@ impl Uploads {
         }
         let millis = now.as_millisecond().max(0) as u64;
         let ulid = ulid::Ulid::from_parts(millis, rand::random::<u128>());
+        let prefix = self.tenancy.root(tenant, &prefix);
         let key = match &sha256 {
             Some(d) => format!("{prefix}/sha256/{}.{ext}", hex::encode(d)),
             None => {
@@ -625,10 +636,15 @@ impl Uploads {
         }
     }
 
-    /// The ticket code path shared by `POST /v1/uploads` and `imago presign`: plan, then (with a
-    /// digest) look for an existing object, then sign.
+    /// [`Uploads::issue_for`] tenant `default` (`imago presign`).
     pub async fn issue(&self, req: &TicketRequest, now: &Timestamp) -> Result<Ticket, UploadError> {
-        let plan = self.plan(req, now)?;
+        self.issue_for(req, crate::config::DEFAULT_TENANT, now).await
+    }
+
+    /// The ticket code path shared by `POST /v1/uploads` and `imago presign`: plan, then (with a
+    /// digest) look for an existing object in the tenant's own directory, then sign.
+    pub async fn issue_for(&self, req: &TicketRequest, tenant: &str, now: &Timestamp) -> Result<Ticket, UploadError> {
+        let plan = self.plan_for(req, tenant, now)?;
         let exists = if plan.sha256.is_some() { self.exists(&plan.key).await? } else { false };
         self.ticket(&plan, exists, now)
     }

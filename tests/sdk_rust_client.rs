@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use imago_signing::client::{ClientError, TicketRequest, UploadClient};
+use imago_signing::client::{ClientError, ListRequest, TicketRequest, UploadClient};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_sdk_requests_tickets_and_uploads() {
@@ -58,4 +58,47 @@ async fn rust_sdk_requests_tickets_and_uploads() {
     assert!(matches!(client.upload(&ticket, b"hello world".to_vec()).await, Err(ClientError::UploadRefused { .. })));
     assert_eq!(s.get(&ticket.image_url).await.status(), 404);
     assert!(UploadClient::new("ftp://x", key).is_err());
+}
+
+/// `list_images` pages through the key's tenant's images with the cursor; another tenant's
+/// key sees none of them, and the refusal keeps imago's code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_lists_a_tenants_images() {
+    let (a, b) = ("acme-sdk-key-0123456789", "beta-sdk-key-0123456789");
+    let s = start(&[], |c| {
+        c.api_keys = imago::config::List::from_strs(&[&format!("acme:{a}"), &format!("beta:upload:{b}")]);
+        c.auto_quality = false;
+    })
+    .await;
+    let client = UploadClient::new(&s.base, a).unwrap();
+    let mut want = Vec::new();
+    for f in ["Landscape_1", "Landscape_2", "Portrait_1"] {
+        let photo = fixture(&format!("orientation/{f}.jpg"));
+        let req = TicketRequest {
+            content_type: "image/jpeg".into(),
+            content_length: Some(photo.len() as u64),
+            ..Default::default()
+        };
+        let ticket = client.request_upload(&req).await.unwrap();
+        client.upload(&ticket, photo).await.unwrap();
+        want.push(ticket.key);
+    }
+    want.sort();
+    let mut got = Vec::new();
+    let mut req = ListRequest { limit: Some(2), ..Default::default() };
+    loop {
+        let page = client.list_images(&req).await.unwrap();
+        assert!(page.items.len() <= 2);
+        assert!(page.items.iter().all(|i| i.tenant == "acme" && i.bytes > 0));
+        got.extend(page.items.into_iter().map(|i| i.key));
+        match page.next_cursor {
+            Some(c) => req.cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(got, want);
+    match UploadClient::new(&s.base, b).unwrap().list_images(&ListRequest::default()).await {
+        Err(ClientError::Refused { status: 403, code, .. }) => assert_eq!(code, "scope-missing"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -99,7 +99,7 @@ pub fn run(raw: RawConfig, a: AnalyticsArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e.to_string()),
     };
-    let rep = match rt.block_on(report::build(&store, range)) {
+    let rep = match rt.block_on(report::build(&store, range, None)) {
         Ok(r) => r,
         Err(e) => return fail(format!("reading {}: {e}", store.describe())),
     };

@@ -208,9 +208,13 @@ pub struct Report {
     pub per_hour: Vec<Hour>,
 }
 
+/// Which events a report counts (a non-admin key's: its tenant's images).
+pub type Filter = std::sync::Arc<dyn Fn(&Event) -> bool + Send + Sync>;
+
 /// Streaming aggregation over events.
 pub struct Aggregator {
     range: Range,
+    filter: Option<Filter>,
     files: u64,
     bad_lines: u64,
     requests: u64,
@@ -264,6 +268,7 @@ impl Aggregator {
     pub fn new(range: Range) -> Aggregator {
         Aggregator {
             range,
+            filter: None,
             files: 0,
             bad_lines: 0,
             requests: 0,
@@ -300,8 +305,18 @@ impl Aggregator {
         Ok(())
     }
 
-    /// Adds one event (skipped when its time is unreadable or outside the range).
+    /// Counts only the events `filter` keeps.
+    pub fn with_filter(mut self, filter: Option<Filter>) -> Aggregator {
+        self.filter = filter;
+        self
+    }
+
+    /// Adds one event (skipped when its time is unreadable or outside the range, or the filter
+    /// drops it).
     pub fn add(&mut self, e: &Event) {
+        if self.filter.as_ref().is_some_and(|f| !f(e)) {
+            return;
+        }
         let Ok(ts) = e.ts.parse::<Timestamp>() else {
             self.bad_lines += 1;
             return;
@@ -427,9 +442,9 @@ impl Aggregator {
 }
 
 /// Reads every file overlapping the range and summarises it.
-pub async fn build(store: &Store, range: Range) -> Result<Report, String> {
+pub async fn build(store: &Store, range: Range, filter: Option<Filter>) -> Result<Report, String> {
     let names = store.list(range.from, range.to).await?;
-    let mut agg = Aggregator::new(range);
+    let mut agg = Aggregator::new(range).with_filter(filter);
     for name in names {
         let bytes = match store.get(&name, MAX_FILE_BYTES).await {
             Ok(b) => b,

@@ -150,7 +150,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         env: "IMAGO_API_KEYS",
         default: "(none: uploads off)",
-        help: "API keys for /v1/uploads and /v1/images (Bearer), comma-separated for rotation, 16+ chars",
+        help: "API keys for /v1/* (Bearer), comma-separated, 16+ chars each: `key` (tenant default, every scope), \
+               `tenant:key`, or `tenant:scope+scope:key` (upload, read-info, delete, analytics, admin, all)",
     },
     Setting {
         env: "IMAGO_PUBLIC_URL",
@@ -201,6 +202,11 @@ pub const SETTINGS: &[Setting] = &[
         env: "IMAGO_READYZ_CACHE_MS",
         default: "2000",
         help: "/readyz reuses its object-store probe this long (0 = probe on every call); a failed read ends it early",
+    },
+    Setting {
+        env: "IMAGO_LIST_MAX_LIMIT",
+        default: "1000",
+        help: "largest `limit` of GET /v1/images (1-1000; 400 invalid-request above)",
     },
     Setting {
         env: "IMAGO_METRICS_BIND",

@@ -10,11 +10,13 @@ mod raw;
 mod sections;
 #[cfg(test)]
 mod string_tests;
+mod tenants;
 
 pub use container::{cgroup_memory_limit, CgroupLimit, MemoryLimit, CGROUP_ROOT, CGROUP_SHARE_PERCENT};
 pub use help::{settings_help, Setting, SETTINGS};
 pub use raw::{List, NumList, RawConfig};
 pub use sections::{clean_prefix, s3_mode, AnalyticsSettings, Codec, UploadSettings, CODEC_EXTS};
+pub use tenants::{valid_tenant, ApiKeySpec, Scope, Scopes, DEFAULT_TENANT};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -154,6 +154,9 @@ fn opt_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Erro
 /// rewrote numeric-looking keys, salts, prefixes, bucket names and paths, or refused them. Here a
 /// value is parsed only for settings whose default is a number, a boolean or a table
 /// (`IMAGO_PRESETS`), exactly as before; every other setting gets the string.
+/// Numeric settings whose default is "unset" (so the default names no type): parsed like numbers.
+pub const OPTIONAL_NUMBERS: &[&str] = &["memory_limit_mb"];
+
 pub struct StringEnv {
     env: Env,
     typed: Dict,
@@ -176,6 +179,9 @@ impl Provider for StringEnv {
         for (key, text) in self.env.iter() {
             let key = key.as_str().to_string();
             let value = match self.typed.get(&key) {
+                _ if OPTIONAL_NUMBERS.contains(&key.as_str()) => {
+                    text.parse::<Value>().unwrap_or_else(|never| match never {})
+                }
                 Some(Value::Num(..) | Value::Bool(..) | Value::Dict(..)) => {
                     text.parse::<Value>().unwrap_or_else(|never| match never {})
                 }
@@ -268,6 +274,7 @@ pub struct RawConfig {
     pub upload_s3_if_none_match: bool,
     pub cors_origins: List,
     pub info_max_age_secs: u64,
+    pub list_max_limit: usize,
     // Observability and analytics (src/telemetry.rs, src/analytics/).
     pub metrics_bind: Option<String>,
     /// Also serve `/metrics` on the public listener (off: only on `metrics_bind`).
@@ -363,6 +370,7 @@ impl Default for RawConfig {
             upload_s3_if_none_match: true,
             cors_origins: List::from_strs(&["*"]),
             info_max_age_secs: 300,
+            list_max_limit: 1000,
             metrics_bind: None,
             public_metrics: false,
             readyz_cache_ms: 2000,

@@ -41,7 +41,8 @@ impl Codec {
 /// Upload settings, validated once at start-up.
 #[derive(Clone, Debug)]
 pub struct UploadSettings {
-    pub api_keys: Vec<String>,
+    /// `IMAGO_API_KEYS`, parsed ([`super::ApiKeySpec`]).
+    pub api_keys: Vec<super::ApiKeySpec>,
     pub public_url: String,
     pub prefixes: Vec<String>,
     pub max_bytes: u64,
@@ -55,6 +56,8 @@ pub struct UploadSettings {
     pub cors_origins: Vec<String>,
     pub info_max_age: u64,
     pub s3_if_none_match: bool,
+    /// Largest `limit` of `GET /v1/images`.
+    pub list_max_limit: usize,
 }
 
 /// A key prefix in its one accepted form (no slashes at the ends), or None when it is not one.
@@ -74,11 +77,13 @@ pub fn clean_prefix(p: &str) -> Option<String> {
 impl UploadSettings {
     /// Reads and checks the upload settings; errors name the setting.
     pub fn from_raw(r: &RawConfig) -> Result<UploadSettings, (&'static str, String)> {
-        let api_keys = r.api_keys.strings();
-        if let Some(k) = api_keys.iter().find(|k| k.len() < 16) {
-            let _ = k;
-            return Err(("IMAGO_API_KEYS", "each API key must be at least 16 characters".into()));
-        }
+        let api_keys = r
+            .api_keys
+            .strings()
+            .iter()
+            .map(|e| super::ApiKeySpec::parse(e))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ("IMAGO_API_KEYS", e))?;
         let public_url = match &r.public_url {
             Some(u) => {
                 let parsed =
@@ -102,6 +107,18 @@ impl UploadSettings {
         }
         if prefixes.is_empty() {
             return Err(("IMAGO_UPLOAD_PREFIXES", "at least one prefix is needed".into()));
+        }
+        // A tenant's keys live under `{prefix}/{tenant}/`: that must not be another prefix.
+        for t in api_keys.iter().map(|k| &k.tenant).filter(|t| *t != super::DEFAULT_TENANT) {
+            for p in &prefixes {
+                let dir = format!("{p}/{t}");
+                if prefixes.iter().any(|q| *q == dir || q.starts_with(&format!("{dir}/"))) {
+                    return Err(("IMAGO_UPLOAD_PREFIXES", format!("{dir} is tenant {t}'s directory")));
+                }
+            }
+        }
+        if !(1..=1000).contains(&r.list_max_limit) {
+            return Err(("IMAGO_LIST_MAX_LIMIT", "must be 1 to 1000 (one object-store listing page)".into()));
         }
         if r.upload_max_bytes == 0 {
             return Err(("IMAGO_UPLOAD_MAX_BYTES", "must be positive".into()));
@@ -145,6 +162,7 @@ impl UploadSettings {
             cors_origins,
             info_max_age: r.info_max_age_secs,
             s3_if_none_match: r.upload_s3_if_none_match,
+            list_max_limit: r.list_max_limit,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! from `imago.toml` alike: nothing that looks like a number or a boolean is converted (issue #15,
 //! item 10), and a TOML number where a string belongs is a start-up error.
 
+use super::raw::OPTIONAL_NUMBERS;
 use super::*;
 use imago_signing::{KeyPair, Signer};
 use serde_json::{json, Value};
@@ -79,7 +80,7 @@ fn every_string_setting_is_in_the_table() {
     let defaults = read_back(&RawConfig::default());
     let fields = defaults.as_object().unwrap();
     for (name, v) in fields {
-        if name != "presets" && !v.is_number() && !v.is_boolean() {
+        if name != "presets" && !v.is_number() && !v.is_boolean() && !OPTIONAL_NUMBERS.contains(&name.as_str()) {
             assert!(STRING_SETTINGS.contains(&name.as_str()), "`{name}` ({v}) is missing from STRING_SETTINGS");
         }
     }
@@ -170,7 +171,9 @@ fn typed_settings_still_parse_from_env() {
         jail.set_env("IMAGO_UPLOAD_RATE_PER_SEC", "0.1");
         jail.set_env("IMAGO_MAX_SRC_BYTES", "1048576");
         jail.set_env("IMAGO_PRESETS", "{thumb = \"rs:fill:100:100\"}");
+        jail.set_env("IMAGO_MEMORY_LIMIT_MB", "512");
         let r = RawConfig::load(None).unwrap();
+        assert_eq!(r.memory_limit_mb, Some(512));
         assert_eq!((r.workers, r.allow_insecure, r.enable_avif), (3, true, false));
         assert_eq!((r.max_src_megapixels, r.upload_rate_per_sec, r.max_src_bytes), (12.5, 0.1, 1_048_576));
         assert_eq!(r.presets.get("thumb").map(String::as_str), Some("rs:fill:100:100"));

@@ -9,7 +9,9 @@ use crate::analytics::report::{self, Report};
 use crate::analytics::{html, Store};
 use crate::app::AppState;
 use crate::auth::Refused;
+use crate::config::Scope;
 use crate::error::Error;
+use crate::upload::UploadError;
 
 /// Registers the routes (before the image catch-all).
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -43,14 +45,26 @@ fn unauthorized(why: &'static str) -> HttpResponse {
     r
 }
 
-async fn build(req: &HttpRequest, st: &AppState) -> Result<Report, HttpResponse> {
+async fn build(req: &HttpRequest, st: &web::Data<AppState>) -> Result<Report, HttpResponse> {
     let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match st.api_keys.check(auth) {
-        Ok(_) => {}
+    let caller = match st.api_keys.caller(auth) {
+        Ok(c) => c,
         Err(Refused::NoKeys) => return Err(unauthorized(Refused::NoKeys.message())),
         // One answer for a missing and a wrong key (as before: a report says nothing of which).
         Err(_) => return Err(unauthorized(Refused::Missing.message())),
+    };
+    if !caller.may(Scope::Analytics) {
+        return Err(Error::Upload(UploadError::ScopeMissing(Scope::Analytics.name())).error_response());
     }
+    // A tenant's key sees the events of its own uploads only (the event's `source` and `key`
+    // name the object); an admin key sees every event.
+    let filter: Option<report::Filter> = (!caller.admin()).then(|| {
+        let st = st.clone();
+        let tenant = caller.tenant.clone();
+        std::sync::Arc::new(move |e: &crate::analytics::Event| {
+            st.uploads.event_of(&tenant, e.source.as_deref(), e.key.as_deref())
+        }) as report::Filter
+    });
     let settings = &st.cfg.analytics;
     // Parsed here rather than by an extractor, so that a malformed query (`from=a&from=b`) gets
     // the same JSON error as a bad time.
@@ -67,7 +81,7 @@ async fn build(req: &HttpRequest, st: &AppState) -> Result<Report, HttpResponse>
         .error_response());
     }
     let store = Store::new(&st.cfg, &st.storage).map_err(|e| Error::Internal(e).error_response())?;
-    report::build(&store, range).await.map_err(|e| {
+    report::build(&store, range, filter).await.map_err(|e| {
         tracing::warn!(error = %e, "analytics report failed");
         crate::error::json_response(
             actix_web::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -7,8 +7,12 @@
 //! | `PUT /v1/uploads/{key}?ct&max&len&sha256&expires&signature` | ticket signature | embedded upload |
 //! | `POST /v1/uploads/form` (multipart: fields, then `file`) | ticket signature | embedded upload |
 //! | `OPTIONS` on both targets | – | CORS preflight (`IMAGO_CORS_ORIGINS`) |
-//! | `GET /v1/images/{key}/info` | API key | image info (ETag, `Cache-Control: private`) |
-//! | `DELETE /v1/images/{key}` | API key | delete the original |
+//! | `GET /v1/images?prefix&cursor&limit&tenant` | API key (`read-info`) | a page of the tenant's images |
+//! | `GET /v1/images/{key}/info` | API key (`read-info`) | image info (ETag, `Cache-Control: private`) |
+//! | `DELETE /v1/images/{key}` | API key (`delete`) | delete the original |
+//!
+//! Every API route checks the key, then its scope (`403 scope-missing`), then that the key is
+//! the caller tenant's (`403 other-tenant`, before any storage lookup): [`crate::upload::tenancy`].
 
 use std::time::Instant;
 
@@ -21,10 +25,11 @@ use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
+use crate::config::Scope;
 use crate::error::Error;
 use crate::source::SourceRef;
 use crate::upload::ingest::{Limits, Outcome, Stored};
-use crate::upload::{info, Backend, EmbeddedGrant, Method, TicketRequest, UploadError, IMAGE_TYPES};
+use crate::upload::{info, Backend, EmbeddedGrant, ListQuery, Method, TicketRequest, UploadError, IMAGE_TYPES};
 
 /// Largest ticket request body.
 const MAX_TICKET_BODY: usize = 16 * 1024;
@@ -47,6 +52,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/uploads/{key:.+}")
             .route(web::put().to(put_upload))
             .route(web::method(actix_web::http::Method::OPTIONS).to(preflight))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/images")
+            .route(web::get().to(list_images))
+            .route(web::head().to(list_images))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
@@ -167,13 +178,13 @@ async fn create_ticket(req: HttpRequest, body: web::Payload, st: web::Data<AppSt
     let deadline = tokio::time::Instant::now() + up.settings.body_timeout;
     let result = async {
         let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let key_index = up.authenticate(auth)?;
+        let caller = up.authorize(auth, Scope::Upload)?;
         let _slot = up.body_slot()?;
-        up.take_token(key_index)?;
+        up.take_token(caller.index)?;
         let bytes = read_limited(body, MAX_TICKET_BODY, deadline, up.settings.body_timeout.as_secs()).await?;
         let tr: TicketRequest = serde_json::from_slice(&bytes)
             .map_err(|e| UploadError::InvalidRequest(format!("the body must be a JSON ticket request: {e}")))?;
-        up.issue(&tr, &Timestamp::now()).await
+        up.issue_for(&tr, &caller.tenant, &Timestamp::now()).await
     }
     .await;
     let resp = match result {
@@ -380,11 +391,32 @@ async fn form_fields(mp: &mut Multipart) -> Result<(Vec<(String, String)>, actix
     }
 }
 
-fn clean_api_key(key: &str) -> Result<String, UploadError> {
-    match crate::storage::object_key(key) {
-        Err(crate::storage::StorageError::Reserved) => Err(UploadError::NotFound),
-        r => Ok(r?),
+/// `GET /v1/images?prefix=&cursor=&limit=&tenant=`: a page of the caller tenant's images.
+async fn list_images(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
+    let start = Instant::now();
+    let up = &st.uploads;
+    let result = async {
+        let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let caller = up.authorize(auth, Scope::ReadInfo)?;
+        let pairs = query_pairs(req.query_string());
+        let q = ListQuery {
+            prefix: get(&pairs, "prefix").filter(|p| !p.is_empty()).map(str::to_string),
+            cursor: get(&pairs, "cursor").filter(|p| !p.is_empty()).map(str::to_string),
+            limit: get(&pairs, "limit").map(str::to_string),
+            tenant: get(&pairs, "tenant").filter(|p| !p.is_empty()).map(str::to_string),
+        };
+        up.list(&caller, &q).await
     }
+    .await;
+    let resp = match result {
+        Ok(l) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::VARY, "Authorization"))
+            .json(l),
+        Err(e) => error_response(&st, e, None),
+    };
+    record(&st, "image_list", &resp, start);
+    resp
 }
 
 /// `GET /v1/images/{key}/info`.
@@ -393,8 +425,8 @@ async fn image_info(req: HttpRequest, path: web::Path<String>, st: web::Data<App
     let up = &st.uploads;
     let result: Result<HttpResponse, Error> = async {
         let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        up.authenticate(auth)?;
-        let key = clean_api_key(&path)?;
+        let caller = up.authorize(auth, Scope::ReadInfo)?;
+        let key = up.readable_key(&caller, &path)?;
         // The object's identity (size + modification time, or the store's ETag) makes the ETag.
         let (src, size, identity) = match &up.backend {
             Backend::Local => {
@@ -463,8 +495,9 @@ async fn delete_image(req: HttpRequest, path: web::Path<String>, st: web::Data<A
     let up = &st.uploads;
     let result = async {
         let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        up.authenticate(auth)?;
-        up.delete(&path).await
+        let caller = up.authorize(auth, Scope::Delete)?;
+        let key = up.owned_key(&caller, &path)?;
+        up.delete(&key).await
     }
     .await;
     let resp = match result {

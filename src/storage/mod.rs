@@ -6,6 +6,7 @@
 //!
 //! Errors are [`StorageError`]: structured, so each caller keeps its own codes and wording.
 
+pub mod list;
 pub mod local;
 pub mod s3;
 
@@ -15,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
+pub use list::{Listed, Page};
 pub use local::{clean_key, object_key, Dirs, LocalRoot, Outcome, TempFile, INCOMING_DIR};
 pub use s3::{Bucket, ObjectMeta, ObjectSpec, PostTarget, PutTarget, S3Client};
 

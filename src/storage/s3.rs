@@ -19,7 +19,7 @@ use jiff::Timestamp;
 use rusty_s3::{Credentials, S3Action, UrlStyle};
 use sha2::Sha256;
 
-use super::{read_body, Object, StorageError};
+use super::{read_body, Listed, Object, Page, StorageError};
 use crate::config::S3Config;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -351,6 +351,37 @@ impl Bucket {
             s if s.is_success() || s == reqwest::StatusCode::NOT_FOUND => Ok(()),
             s => Err(StorageError::Status { op: "DELETE", status: s }),
         }
+    }
+
+    /// One `ListObjectsV2` page: up to `max` (≤ 1000) objects under `prefix` after the key
+    /// `after`, in key order.
+    pub async fn list_page(&self, prefix: &str, after: Option<&str>, max: usize) -> Result<Page, StorageError> {
+        let mut action = self.bucket.list_objects_v2(Some(self.creds()));
+        action.with_prefix(prefix);
+        action.with_max_keys(max.clamp(1, 1000));
+        if let Some(a) = after {
+            action.with_start_after(a);
+        }
+        let resp = self.http().get(action.sign(LIST_TTL)).send().await.map_err(request_err)?;
+        if !resp.status().is_success() {
+            return Err(StorageError::Status { op: "LIST", status: resp.status() });
+        }
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| StorageError::Body { timeout: e.is_timeout(), message: e.without_url().to_string() })?;
+        let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&text)
+            .map_err(|e| StorageError::Invalid(e.to_string()))?;
+        let objects = parsed
+            .contents
+            .into_iter()
+            .map(|c| Listed {
+                size: c.size.unwrap_or(0),
+                last_modified: c.last_modified.and_then(|t| t.parse::<Timestamp>().ok()).map(SystemTime::from),
+                key: c.key,
+            })
+            .collect();
+        Ok(Page { objects, more: parsed.next_continuation_token.is_some_and(|t| !t.is_empty()) })
     }
 
     /// Every key under `prefix` (`ListObjectsV2`, following continuation tokens), in the

@@ -46,6 +46,13 @@ pub enum UploadError {
     /// Not an upload key: outside `IMAGO_UPLOAD_PREFIXES` or not an image file name.
     #[error("not an upload key: {0}")]
     KeyNotAllowed(String),
+    /// The API key lacks the scope the request needs (`IMAGO_API_KEYS`).
+    #[error("this API key does not have the `{0}` scope")]
+    ScopeMissing(&'static str),
+    /// The key (or listing) is another tenant's: refused before any storage lookup, so the
+    /// answer says nothing about whether it exists.
+    #[error("the key belongs to another tenant")]
+    OtherTenant,
     /// `IMAGO_UPLOAD_MAX_BODIES` request bodies are being received already.
     #[error("too many request bodies are being received: retry in 1 s")]
     Busy,
@@ -64,7 +71,9 @@ impl UploadError {
             | UploadError::Expired
             | UploadError::InvalidSignature
             | UploadError::Escapes
-            | UploadError::KeyNotAllowed(_) => StatusCode::FORBIDDEN,
+            | UploadError::KeyNotAllowed(_)
+            | UploadError::ScopeMissing(_)
+            | UploadError::OtherTenant => StatusCode::FORBIDDEN,
             UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UploadError::UnsupportedContentType(..) | UploadError::ContentTypeMismatch(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -98,6 +107,8 @@ impl UploadError {
             UploadError::NotFound => "not-found",
             UploadError::Escapes => "path-escapes",
             UploadError::KeyNotAllowed(_) => "key-not-allowed",
+            UploadError::ScopeMissing(_) => "scope-missing",
+            UploadError::OtherTenant => "other-tenant",
             UploadError::Busy => "upload-busy",
             UploadError::Storage(_) => "storage-unavailable",
         }

@@ -124,6 +124,11 @@ impl Ingest {
         self.local.sweep_incoming(age)
     }
 
+    /// The local root it writes to.
+    pub fn root(&self) -> &LocalRoot {
+        &self.local
+    }
+
     pub fn incoming_dir(&self) -> &Path {
         self.local.incoming_dir()
     }

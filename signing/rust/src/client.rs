@@ -1,6 +1,7 @@
 //! Upload-ticket client (feature `client`): an app backend asks imago for a presigned upload
 //! ticket with its API key (`POST {base}/v1/uploads`, SPEC §10), then hands the ticket to the
-//! browser, or uploads the bytes itself with [`UploadClient::upload`].
+//! browser, or uploads the bytes itself with [`UploadClient::upload`]. [`UploadClient::list_images`]
+//! reads one page of the key's tenant's images (`GET {base}/v1/images`).
 
 use std::collections::BTreeMap;
 
@@ -57,6 +58,39 @@ pub struct Ticket {
     pub exists: bool,
 }
 
+/// A `GET /v1/images` request (every field optional).
+#[derive(Clone, Debug, Default)]
+pub struct ListRequest {
+    /// One of the server's upload prefixes (default: its first).
+    pub prefix: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page (server default 100).
+    pub limit: Option<u32>,
+    /// Another tenant (keys with the `admin` scope only).
+    pub tenant: Option<String>,
+}
+
+/// One listed image.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ListedImage {
+    pub key: String,
+    pub tenant: String,
+    pub bytes: u64,
+    #[serde(default)]
+    pub last_modified: Option<String>,
+    pub image_url: String,
+    pub info_url: String,
+}
+
+/// A page of images: pass `next_cursor` back as `cursor`; `None` ends the listing.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ImagePage {
+    pub items: Vec<ListedImage>,
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct ErrorBody {
     code: String,
@@ -92,6 +126,30 @@ impl UploadClient {
     /// `POST /v1/uploads`: a ticket for one upload.
     pub async fn request_upload(&self, req: &TicketRequest) -> Result<Ticket, ClientError> {
         let r = self.http.post(format!("{}/v1/uploads", self.base)).bearer_auth(&self.api_key).json(req).send().await?;
+        Self::answer(r).await
+    }
+
+    /// `GET /v1/images`: one page of this key's tenant's images (SPEC §10, listing).
+    pub async fn list_images(&self, req: &ListRequest) -> Result<ImagePage, ClientError> {
+        let mut q: Vec<(&str, String)> = Vec::new();
+        if let Some(p) = &req.prefix {
+            q.push(("prefix", p.clone()));
+        }
+        if let Some(c) = &req.cursor {
+            q.push(("cursor", c.clone()));
+        }
+        if let Some(l) = req.limit {
+            q.push(("limit", l.to_string()));
+        }
+        if let Some(t) = &req.tenant {
+            q.push(("tenant", t.clone()));
+        }
+        let r = self.http.get(format!("{}/v1/images", self.base)).bearer_auth(&self.api_key).query(&q).send().await?;
+        Self::answer(r).await
+    }
+
+    /// The JSON body of a 2xx answer, or imago's refusal.
+    async fn answer<T: serde::de::DeserializeOwned>(r: reqwest::Response) -> Result<T, ClientError> {
         let status = r.status().as_u16();
         if !r.status().is_success() {
             let body: Option<ErrorBody> = r.json().await.ok();
