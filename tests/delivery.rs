@@ -366,8 +366,8 @@ fn jpeg_sof(b: &[u8]) -> Option<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jpeg_is_baseline_by_default_and_progressive_on_request() {
-    // Baseline with optimised Huffman tables, like sharp and imgproxy: progressive costs ~17 %
-    // more CPU per 12 MP → 800 px render for ~3 % fewer bytes (scripts/bench-load.sh).
+    // Baseline with optimised Huffman tables, like sharp and imgproxy: progressive costs 4-11 %
+    // more CPU per 12 MP → 800 px render for ~5 % fewer bytes (scripts/bench-load.sh).
     let s = start(&["nasa_large.jpg"], |_| {}).await;
     let r = s.get(&s.url("w:400", PHOTO, Some("jpg"))).await;
     assert_eq!(r.status(), 200);
