@@ -350,3 +350,30 @@ async fn hint_values_map_to_a_bounded_set_of_variants_per_url() {
         count(format!("{opts}, 100 random DPR × Width × Viewport-Width"), &etags, s.transforms() - before, bound);
     }
 }
+
+/// The JPEG start-of-frame marker: 0xC0/0xC1 baseline or extended sequential, 0xC2 progressive.
+fn jpeg_sof(b: &[u8]) -> Option<u8> {
+    let mut i = 2;
+    while i + 4 <= b.len() && b[i] == 0xFF {
+        let m = b[i + 1];
+        if matches!(m, 0xC0..=0xC3) {
+            return Some(m);
+        }
+        i += 2 + u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jpeg_is_baseline_by_default_and_progressive_on_request() {
+    // Baseline with optimised Huffman tables, like sharp and imgproxy: progressive costs 4-11 %
+    // more CPU per 12 MP → 800 px render for ~5 % fewer bytes (scripts/bench-load.sh).
+    let s = start(&["nasa_large.jpg"], |_| {}).await;
+    let r = s.get(&s.url("w:400", PHOTO, Some("jpg"))).await;
+    assert_eq!(r.status(), 200);
+    let b = r.bytes().await.unwrap();
+    assert_eq!(jpeg_sof(&b), Some(0xC0), "default JPEG output is baseline (SOF0)");
+    let s = start(&["nasa_large.jpg"], |c| c.jpeg_progressive = true).await;
+    let b = s.get(&s.url("w:400", PHOTO, Some("jpg"))).await.bytes().await.unwrap();
+    assert_eq!(jpeg_sof(&b), Some(0xC2), "IMAGO_JPEG_PROGRESSIVE=true: progressive (SOF2)");
+}

@@ -112,6 +112,11 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "IMAGO_GIF_QUALITY", default: "100", help: "GIF quality" },
     Setting { env: "IMAGO_AVIF_EFFORT", default: "2", help: "AVIF (aom) effort 0-9; 4 is ~4x slower than 2" },
     Setting { env: "IMAGO_WEBP_EFFORT", default: "4", help: "WebP effort 0-6" },
+    Setting {
+        env: "IMAGO_JPEG_PROGRESSIVE",
+        default: "false",
+        help: "progressive JPEG: ~5% fewer bytes for 4-11% more CPU per render",
+    },
     Setting { env: "IMAGO_ENABLE_AVIF", default: "true", help: "negotiate AVIF for clients that accept it" },
     Setting { env: "IMAGO_ENABLE_WEBP", default: "true", help: "negotiate WebP for clients that accept it" },
     Setting {

@@ -31,11 +31,13 @@ pub use plan::{gravity_offset, plan, Geometry, Rect};
 pub use quality::{
     auto_quality_prior, auto_quality_range, choose_format, quality_for, search_quality, ssimulacra2, wants_auto_quality,
 };
-pub use reference::{reference_pixels, reference_thumbnail, score_encoded};
+pub use reference::{
+    reference_pixels, reference_thumbnail, reference_variant, score_encoded, ColourPath, ResizeKernel, Variant,
+};
 pub use workers::{rss_bytes, Admission, PoolStats, Rejected, Workers};
 
 /// Bumped whenever output for the same URL could change; part of every ETag and cache key.
-pub const PIPELINE_VERSION: u32 = 1;
+pub const PIPELINE_VERSION: u32 = 2;
 
 /// Starts libvips once: operation cache off, `concurrency` threads per image.
 pub fn init(concurrency: i32) -> Result<(), String> {
@@ -57,6 +59,8 @@ pub struct EncodeSettings {
     pub gif_quality: u8,
     pub avif_effort: u8,
     pub webp_effort: u8,
+    /// Progressive (interlaced) JPEG; baseline when false.
+    pub jpeg_progressive: bool,
     pub enable_avif: bool,
     pub enable_webp: bool,
     pub save_data_quality_step: u8,
@@ -84,6 +88,7 @@ impl EncodeSettings {
             gif_quality: r.gif_quality,
             avif_effort: r.avif_effort,
             webp_effort: r.webp_effort,
+            jpeg_progressive: r.jpeg_progressive,
             enable_avif: r.enable_avif,
             enable_webp: r.enable_webp,
             save_data_quality_step: r.save_data_quality_step,

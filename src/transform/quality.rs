@@ -299,7 +299,9 @@ fn saver(format: Format, q: u8, enc: &EncodeSettings, o: &Options) -> String {
     // drops anything a saver would invent, but it also drops ICC, so only when that goes too.
     let strip = if o.strip_metadata && o.strip_color_profile && !o.keep_copyright { "true" } else { "false" };
     match format {
-        Format::Jpeg => format!(".jpg[Q={q},optimize_coding=true,interlace=true,strip={strip}]"),
+        Format::Jpeg => {
+            format!(".jpg[Q={q},optimize_coding=true,interlace={},strip={strip}]", enc.jpeg_progressive)
+        }
         Format::Webp => format!(".webp[Q={q},effort={},strip={strip}]", enc.webp_effort),
         Format::Avif => format!(".avif[Q={q},effort={},strip={strip}]", enc.avif_effort),
         Format::Png => {

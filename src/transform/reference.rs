@@ -1,23 +1,103 @@
 //! Benchmark and test support: an in-process libvips reference for the load benchmark, and
 //! reference pixels and perceptual scores for the bandwidth benchmark.
 
-use super::pipeline::thumbnail;
+use super::pipeline::jpeg_shrink;
 use super::{render, ssimulacra2, EncodeSettings, RenderRequest};
 use crate::options::{Format, Options};
-use crate::vips::Img;
+use crate::vips::{Img, Kernel};
+
+/// How a benchmark variant resizes and colour-manages (see [`reference_variant`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColourPath {
+    /// libvips' thumbnail with `export_profile=srgb` (imago's JPEG path up to pipeline version
+    /// 1, with progressive JPEG; still its path for other formats). Thumbnail keeps a factor of
+    /// two for its resize: 4080 px → 800 px decodes at 2040 px.
+    ThumbnailExport,
+    /// libvips' thumbnail without colour management, then an 8-bit `icc_transform` of the
+    /// resized pixels (the same pixels as `ThumbnailExport` on libvips 8.14).
+    ThumbnailThenIcc,
+    /// libvips' thumbnail, no colour management at all (wrong colours for tagged images: for
+    /// the cost comparison only).
+    ThumbnailNone,
+    /// The largest JPEG shrink-on-load that keeps the output size, `resize` with the given
+    /// kernel, 8-bit `icc_transform` (imago's JPEG path with Lanczos3, and sharp's shape).
+    ShrinkResizeIcc(ResizeKernel),
+}
+
+/// The reduction kernel of [`ColourPath::ShrinkResizeIcc`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResizeKernel {
+    Linear,
+    Cubic,
+    Lanczos3,
+}
+
+/// One combination of the choices that set a transform's CPU and bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Variant {
+    pub path: ColourPath,
+    /// Progressive (interlaced) JPEG.
+    pub progressive: bool,
+    /// Optimised Huffman tables (JPEG).
+    pub optimize_coding: bool,
+}
+
+impl Variant {
+    /// What imago does by default.
+    pub const IMAGO: Variant = Variant {
+        path: ColourPath::ShrinkResizeIcc(ResizeKernel::Lanczos3),
+        progressive: false,
+        optimize_coding: true,
+    };
+}
 
 /// In-process reference for the load benchmark: what a minimal libvips program does for
-/// `w:{width}` at quality `q`: thumbnail (shrink-on-load, colour-managed to sRGB) and save with
-/// the same saver options imago uses. No probe, no metadata pass, no HTTP.
+/// `w:{width}` at quality `q` with imago's default choices ([`Variant::IMAGO`]): JPEG
+/// shrink-on-load, Lanczos3 resize, colour-managed to sRGB, saved with the same saver options imago uses. No
+/// probe, no metadata pass, no HTTP.
 pub fn reference_thumbnail(buf: &[u8], width: u32, format: Format, q: u8) -> Result<Vec<u8>, String> {
+    reference_variant(buf, width, format, q, Variant::IMAGO)
+}
+
+/// [`reference_thumbnail`] with the choices of `v`, for measuring what each one costs.
+pub fn reference_variant(buf: &[u8], width: u32, format: Format, q: u8, v: Variant) -> Result<Vec<u8>, String> {
     let head = Img::from_buffer(buf, "")?;
-    let height = ((width as f64) * head.height() as f64 / head.width() as f64).round().max(1.0) as u32;
+    let (sw, sh) = (head.width(), head.height());
+    let height = ((width as f64) * sh as f64 / sw as f64).round().max(1.0) as u32;
     let icc = head.has(c"icc-profile-data");
     drop(head);
-    let img = thumbnail(buf, width, height, true, icc, None)?;
+    let img = match v.path {
+        ColourPath::ThumbnailExport => Img::thumbnail(buf, width, height, true, icc, "")?,
+        ColourPath::ThumbnailNone => Img::thumbnail(buf, width, height, true, false, "")?,
+        ColourPath::ThumbnailThenIcc => {
+            let img = Img::thumbnail(buf, width, height, true, false, "")?;
+            if icc {
+                img.icc_to_srgb()?
+            } else {
+                img
+            }
+        }
+        ColourPath::ShrinkResizeIcc(k) => {
+            let shrink = jpeg_shrink(sw, sh, width, height);
+            let img = Img::from_buffer(buf, &format!("shrink={shrink}"))?;
+            let scale = width as f64 / img.width() as f64;
+            let kernel = match k {
+                ResizeKernel::Linear => Kernel::Linear,
+                ResizeKernel::Cubic => Kernel::Cubic,
+                ResizeKernel::Lanczos3 => Kernel::Lanczos3,
+            };
+            let img = img.resize_with(scale, scale, kernel)?;
+            if icc {
+                img.icc_to_srgb()?
+            } else {
+                img
+            }
+        }
+    };
     let suffix = match format {
         Format::Webp => format!(".webp[Q={q},effort=4,strip=true]"),
-        _ => format!(".jpg[Q={q},optimize_coding=true,interlace=true,strip=true]"),
+        Format::Png => ".png[strip=true]".to_string(),
+        _ => format!(".jpg[Q={q},optimize_coding={},interlace={},strip=true]", v.optimize_coding, v.progressive),
     };
     img.save(&suffix)
 }

@@ -56,6 +56,14 @@ impl Interpretation {
     }
 }
 
+/// Resampling kernels for [`Img::resize_with`] (libvips' default is Lanczos3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    Linear,
+    Cubic,
+    Lanczos3,
+}
+
 impl<'a> Img<'a> {
     /// Loads `buf` (header now, pixels lazily) with a loader option string such as
     /// `fail_on=truncated` (empty for none).
@@ -264,9 +272,20 @@ impl<'a> Img<'a> {
         wrap(r, out)
     }
     pub(crate) fn resize(&self, hscale: f64, vscale: f64) -> Result<Img<'a>, String> {
+        self.resize_with(hscale, vscale, Kernel::Lanczos3)
+    }
+    /// [`Img::resize`] with a chosen reduction kernel.
+    pub(crate) fn resize_with(&self, hscale: f64, vscale: f64, kernel: Kernel) -> Result<Img<'a>, String> {
+        let k = match kernel {
+            Kernel::Linear => b::VipsKernel_VIPS_KERNEL_LINEAR,
+            Kernel::Cubic => b::VipsKernel_VIPS_KERNEL_CUBIC,
+            Kernel::Lanczos3 => b::VipsKernel_VIPS_KERNEL_LANCZOS3,
+        };
         let mut out = null_mut();
-        // SAFETY: valid in/out.
-        let r = unsafe { b::vips_resize(self.0, &mut out, hscale, c"vscale".as_ptr(), vscale, END) };
+        // SAFETY: valid in/out; named double and enum options.
+        let r = unsafe {
+            b::vips_resize(self.0, &mut out, hscale, c"vscale".as_ptr(), vscale, c"kernel".as_ptr(), k as c_int, END)
+        };
         wrap(r, out)
     }
     /// The bounding box (left, top, width, height) of what differs from the background (`bg`, or

@@ -26,7 +26,7 @@ mod header;
 mod image;
 mod save;
 
-pub(crate) use image::{Img, Interpretation};
+pub(crate) use image::{Img, Interpretation, Kernel};
 
 static APP: OnceLock<Result<libvips::VipsApp, String>> = OnceLock::new();
 static ERRORS: Mutex<()> = Mutex::new(());
