@@ -211,6 +211,8 @@ fn replica(port: u16, root: &std::path::Path) -> Proc {
             .env("IMAGO_ANALYTICS", "false")
             .env("IMAGO_CACHE_SIZE_MB", "1")
             .env("IMAGO_CACHE_CONTROL", "no-store")
+            // The fleet's hit ratio is read from each replica's /metrics on its one port.
+            .env("IMAGO_PUBLIC_METRICS", "true")
             .env("IMAGO_WORKERS", "1")
             .env("IMAGO_AUTO_QUALITY", "false")
             .env("RUST_LOG", "warn")

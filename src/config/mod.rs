@@ -434,6 +434,7 @@ mod tests {
         let p = dir.path().join("imago.toml");
         std::fs::write(&p, "jpeg_quality = 70\nwebp_quality = 71\n[presets]\nthumb = \"rs:fill:100:100\"\n").unwrap();
         figment::Jail::expect_with(|jail| {
+            jail.clear_env();
             jail.set_env("IMAGO_WEBP_QUALITY", "72");
             jail.set_env("IMAGO_WIDTH_LADDER", "100,200");
             let r = RawConfig::load(Some(&p)).unwrap();

@@ -93,6 +93,8 @@ fn every_string_setting_is_in_the_table() {
 #[allow(clippy::result_large_err)]
 fn string_settings_are_read_verbatim_from_env() {
     figment::Jail::expect_with(|jail| {
+        // Only what the test sets: `make` exports IMAGO_BIND, a shell may export more.
+        jail.clear_env();
         for v in TRICKY {
             for name in STRING_SETTINGS {
                 jail.set_env(format!("IMAGO_{}", name.to_ascii_uppercase()), v);
@@ -111,7 +113,9 @@ fn string_settings_are_read_verbatim_from_env() {
 #[allow(clippy::result_large_err)]
 fn string_settings_are_read_verbatim_from_toml() {
     // In a jail: other tests set IMAGO_* variables, which override the file.
-    figment::Jail::expect_with(|_| {
+    figment::Jail::expect_with(|jail| {
+        // Only what the test sets: `make` exports IMAGO_BIND, a shell may export more.
+        jail.clear_env();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("imago.toml");
         for v in TRICKY {
@@ -130,7 +134,9 @@ fn string_settings_are_read_verbatim_from_toml() {
 #[test]
 #[allow(clippy::result_large_err)]
 fn toml_numbers_where_strings_belong_are_refused() {
-    figment::Jail::expect_with(|_| {
+    figment::Jail::expect_with(|jail| {
+        // Only what the test sets: `make` exports IMAGO_BIND, a shell may export more.
+        jail.clear_env();
         toml_numbers_refused();
         Ok(())
     });
@@ -164,6 +170,8 @@ fn toml_numbers_refused() {
 #[allow(clippy::result_large_err)]
 fn typed_settings_still_parse_from_env() {
     figment::Jail::expect_with(|jail| {
+        // Only what the test sets: `make` exports IMAGO_BIND, a shell may export more.
+        jail.clear_env();
         jail.set_env("IMAGO_WORKERS", "3");
         jail.set_env("IMAGO_ALLOW_INSECURE", "true");
         jail.set_env("IMAGO_ENABLE_AVIF", "false");
@@ -188,6 +196,8 @@ fn typed_settings_still_parse_from_env() {
 #[allow(clippy::result_large_err)]
 fn numeric_looking_keys_sign_like_the_sdk() {
     figment::Jail::expect_with(|jail| {
+        // Only what the test sets: `make` exports IMAGO_BIND, a shell may export more.
+        jail.clear_env();
         for (key, salt) in [("00112233", "0011"), ("0123456789", "00"), ("00", "0123456789"), ("1e10", "1e50")] {
             jail.set_env("IMAGO_KEY", key);
             jail.set_env("IMAGO_SALT", salt);
