@@ -124,12 +124,13 @@ fn is_sts_host(host: &str) -> bool {
     host.starts_with("sts.") && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"))
 }
 
-/// The chain's HTTP client: imago's reqwest (rustls, no proxy: metadata endpoints are local),
-/// sending STS requests to `AWS_ENDPOINT_URL_STS` when it is set (reqsign only knows AWS's
-/// hosts).
+/// The chain's HTTP clients (imago's reqwest, rustls): STS requests go to `AWS_ENDPOINT_URL_STS`
+/// when it is set (reqsign only knows AWS's hosts), through the environment's proxies like the
+/// object store's; metadata endpoints (ECS, IMDS: link-local or loopback) never use a proxy.
 #[derive(Debug)]
 struct Transport {
-    http: reqwest::Client,
+    sts_http: reqwest::Client,
+    direct: reqwest::Client,
     sts: Option<url::Url>,
 }
 
@@ -138,13 +139,12 @@ impl reqsign_core::HttpSend for Transport {
         let (parts, body) = req.into_parts();
         let mut url = url::Url::parse(&parts.uri.to_string())
             .map_err(|e| reqsign_core::Error::request_invalid("credential request URL").with_source(e))?;
-        if let Some(sts) = &self.sts {
-            if url.host_str().is_some_and(is_sts_host) {
-                url = sts.clone();
-            }
+        let to_sts = url.host_str().is_some_and(is_sts_host);
+        if let (true, Some(sts)) = (to_sts, &self.sts) {
+            url = sts.clone();
         }
-        let resp = self
-            .http
+        let http = if to_sts { &self.sts_http } else { &self.direct };
+        let resp = http
             .request(parts.method, url)
             .headers(parts.headers)
             .body(body)
@@ -325,15 +325,18 @@ impl Credentials {
             Some(v) => Some(url::Url::parse(v).map_err(|e| format!("AWS_ENDPOINT_URL_STS: {e}"))?),
         };
         // No pooling: the fetches are minutes apart and run on more than one runtime.
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(0)
-            .build()
-            .map_err(|e| e.to_string())?;
-        let ctx = Context::new().with_env(env).with_http_send(Transport { http, sts }).with_file_read(Files);
+        let client = |proxies: bool| {
+            let b = reqwest::Client::builder();
+            let b = if proxies { b } else { b.no_proxy() };
+            b.connect_timeout(timeout)
+                .timeout(timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_max_idle_per_host(0)
+                .build()
+                .map_err(|e| e.to_string())
+        };
+        let transport = Transport { sts_http: client(true)?, direct: client(false)?, sts };
+        let ctx = Context::new().with_env(env).with_http_send(transport).with_file_read(Files);
         let name = source.name();
         // The first fetch, before anything is served, on a thread of its own (this may be
         // called inside a runtime or outside any).
