@@ -482,3 +482,108 @@ async fn env_credentials_with_a_session_token() {
     let log = imago.log();
     assert!(!log.contains(&env.secret_key) && !log.contains("env-session-token"), "{log}");
 }
+
+/// A local container-credentials (ECS, EKS Pod Identity) and instance-metadata (IMDSv2) endpoint:
+/// it checks the authorization each protocol requires and hands out the Garage key with a
+/// session token for an hour, counting what it served.
+#[derive(Clone)]
+struct Metadata {
+    access_key: String,
+    secret_key: String,
+    auth: String,
+    served: Arc<Mutex<Vec<String>>>,
+}
+
+fn creds_json(m: &Metadata, token: &str) -> Value {
+    let expiration = jiff::Timestamp::try_from(SystemTime::now() + Duration::from_secs(3600)).unwrap();
+    json!({
+        "Code": "Success", "Message": "", "Type": "AWS-HMAC",
+        "LastUpdated": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "AccessKeyId": m.access_key, "SecretAccessKey": m.secret_key, "Token": token,
+        "Expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    })
+}
+
+async fn metadata(m: web::Data<Metadata>, req: actix_web::HttpRequest) -> HttpResponse {
+    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let path = req.path().to_string();
+    m.served.lock().unwrap().push(format!("{} {path}", req.method()));
+    match (req.method().as_str(), path.as_str()) {
+        // ECS / Pod Identity: the token from AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE.
+        ("GET", "/v2/credentials/task") if header("authorization") == m.auth => {
+            HttpResponse::Ok().json(creds_json(&m, "ecs-session-token"))
+        }
+        // IMDSv2: a session token first, then the role, then its credentials.
+        ("PUT", "/latest/api/token") if !header("x-aws-ec2-metadata-token-ttl-seconds").is_empty() => {
+            HttpResponse::Ok().body(m.auth.clone())
+        }
+        ("GET", "/latest/meta-data/iam/security-credentials/") if header("x-aws-ec2-metadata-token") == m.auth => {
+            HttpResponse::Ok().body("imago-role")
+        }
+        ("GET", "/latest/meta-data/iam/security-credentials/imago-role")
+            if header("x-aws-ec2-metadata-token") == m.auth =>
+        {
+            HttpResponse::Ok().json(creds_json(&m, "imds-session-token"))
+        }
+        _ => HttpResponse::Unauthorized().finish(),
+    }
+}
+
+/// ECS container credentials (`AWS_CONTAINER_CREDENTIALS_FULL_URI` + the authorization token
+/// file, as EKS Pod Identity sets them) and EC2 IMDSv2 (its endpoint moved to 127.0.0.1 with
+/// `AWS_EC2_METADATA_SERVICE_ENDPOINT`): each gives working credentials with its session token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_and_instance_metadata_credentials() {
+    let Some(env) = S3Env::get() else { return };
+    let m = Metadata {
+        access_key: env.access_key.clone(),
+        secret_key: env.secret_key.clone(),
+        auth: format!("metadata-auth-{}", unique_prefix("t")),
+        served: Arc::default(),
+    };
+    let data = web::Data::new(m.clone());
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(metadata)))
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+    let port = server.addrs()[0].port();
+    let server = server.run();
+    let _h = server.handle();
+    tokio::spawn(server);
+    let dir = tempfile::tempdir().unwrap();
+    let auth_file = dir.path().join("eks-pod-identity-token");
+    std::fs::write(&auth_file, &m.auth).unwrap();
+    let photo = fixture("orientation/Landscape_3.jpg");
+    let cases: [(&str, Vec<(&str, String)>, &str); 2] = [
+        (
+            "ecs",
+            vec![
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("http://127.0.0.1:{port}/v2/credentials/task")),
+                ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", auth_file.display().to_string()),
+            ],
+            "ecs-session-token",
+        ),
+        (
+            "imds",
+            vec![
+                ("AWS_EC2_METADATA_DISABLED", "false".into()),
+                ("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("http://127.0.0.1:{port}")),
+            ],
+            "imds-session-token",
+        ),
+    ];
+    for (source, vars, token) in cases {
+        m.served.lock().unwrap().clear();
+        let prefix = unique_prefix(source);
+        let mut imago = spawn(&env, &prefix, &vars);
+        imago.ready().await;
+        let t = imago.upload_and_read(&photo, 90).await;
+        assert_eq!(query(t["url"].as_str().unwrap()).get("X-Amz-Security-Token").map(String::as_str), Some(token));
+        let served = m.served.lock().unwrap().clone();
+        assert!(!served.is_empty(), "{source}: the metadata endpoint was not asked");
+        let log = imago.log();
+        assert!(log.contains(&format!(r#""source":"{source}""#)) || log.contains(&format!("source={source}")), "{log}");
+        assert!(!log.contains(token) && !log.contains(&m.auth) && !log.contains(&env.secret_key), "{log}");
+    }
+}
