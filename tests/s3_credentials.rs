@@ -338,6 +338,7 @@ async fn web_identity_credentials_are_refreshed_before_they_expire() {
     })
     .await;
     let ahead = calls[1].at.duration_since(calls[0].at);
+    eprintln!("refreshed {ahead:?} after the first fetch ({LIFETIME:?} credentials)");
     assert!(ahead < LIFETIME - Duration::from_secs(5), "refreshed {ahead:?} after the first fetch, for {LIFETIME:?}");
     assert_eq!(calls[1].answer, Ok("session-token-2".into()));
     let source = t["source"].as_str().unwrap().to_string();
@@ -348,8 +349,11 @@ async fn web_identity_credentials_are_refreshed_before_they_expire() {
         Some("session-token-2")
     );
     let m = imago.metrics().await;
-    assert!(metric(&m, r#"imago_s3_credential_refreshes_total{outcome="ok"}"#) >= Some(2.0), "{m}");
-    let left = metric(&m, "imago_s3_credential_expiry_seconds").unwrap();
+    assert!(
+        metric(&m, r#"imago_s3_credential_refreshes_total{outcome="ok",source="web-identity"}"#) >= Some(2.0),
+        "{m}"
+    );
+    let left = metric(&m, r#"imago_s3_credential_expiry_seconds{source="web-identity"}"#).unwrap();
     assert!(left > 0.0 && left <= 20.0, "{m}");
 
     // STS down: the refresh fails, the current credentials stay (requests work), /readyz
@@ -367,7 +371,10 @@ async fn web_identity_credentials_are_refreshed_before_they_expire() {
     assert!(warning.contains("refresh failed"), "{body}");
     imago.read(&source, 180).await;
     let m = imago.metrics().await;
-    assert!(metric(&m, r#"imago_s3_credential_refreshes_total{outcome="error"}"#) >= Some(1.0), "{m}");
+    assert!(
+        metric(&m, r#"imago_s3_credential_refreshes_total{outcome="error",source="web-identity"}"#) >= Some(1.0),
+        "{m}"
+    );
     // Past their expiration: not ready, and why.
     let (status, body) = eventually_async(&imago, Duration::from_secs(25)).await;
     assert_eq!(status, 503, "{body}");
@@ -478,7 +485,9 @@ async fn env_credentials_with_a_session_token() {
     let (status, body) = imago.readyz().await;
     assert_eq!((status, body), (200, json!({"ready": true})));
     let m = imago.metrics().await;
-    assert_eq!(metric(&m, r#"imago_s3_credential_refreshes_total{outcome="ok"}"#), Some(1.0), "{m}");
+    assert_eq!(metric(&m, r#"imago_s3_credential_refreshes_total{outcome="ok",source="env"}"#), Some(1.0), "{m}");
+    assert_eq!(metric(&m, r#"imago_s3_credential_refreshes_total{outcome="error",source="env"}"#), Some(0.0), "{m}");
+    assert!(!m.contains("imago_s3_credential_expiry_seconds{"), "env credentials do not expire: {m}");
     let log = imago.log();
     assert!(!log.contains(&env.secret_key) && !log.contains("env-session-token"), "{log}");
 }
@@ -555,7 +564,8 @@ async fn container_and_instance_metadata_credentials() {
     let auth_file = dir.path().join("eks-pod-identity-token");
     std::fs::write(&auth_file, &m.auth).unwrap();
     let photo = fixture("orientation/Landscape_3.jpg");
-    let cases: [(&str, Vec<(&str, String)>, &str); 2] = [
+    type Vars = Vec<(&'static str, String)>;
+    let cases: [(&str, Vars, &str); 2] = [
         (
             "ecs",
             vec![

@@ -51,7 +51,7 @@ fn metrics_response(st: &AppState) -> HttpResponse {
     st.metrics.queue_depth.set(st.workers.stats.waiting.load(Ordering::Relaxed) as i64);
     st.metrics.in_flight.set(st.workers.stats.in_flight.load(Ordering::Relaxed) as i64);
     if let Some(c) = st.storage.s3().and_then(|s| s.credentials().status()) {
-        st.metrics.s3_credentials(c.refreshes, c.failures, c.expires);
+        st.metrics.s3_credentials(c.source, c.refreshes, c.failures, c.expires);
     }
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))
