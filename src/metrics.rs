@@ -2,7 +2,8 @@
 //! keys, only formats, buckets and outcomes.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Every metric imago exports.
@@ -27,6 +28,10 @@ pub struct Metrics {
     pub upload_tickets: IntCounterVec,
     pub upload_bytes: IntCounter,
     pub upload_refusals: IntCounterVec,
+    /// S3 chain credentials: fetches by source and outcome (`ok`, `error`), and seconds until
+    /// the ones in use expire (set when `/metrics` is rendered; absent without the chain).
+    pub s3_credential_refreshes: IntCounterVec,
+    pub s3_credential_expiry: IntGaugeVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -105,7 +110,39 @@ impl Metrics {
                 "Upload, ticket, info and delete requests refused, by error code",
                 &["reason"],
             ),
+            s3_credential_refreshes: counter_vec(
+                "imago_s3_credential_refreshes_total",
+                "S3 chain credential fetches (the first included) by source and outcome (ok, error)",
+                &["source", "outcome"],
+            ),
+            s3_credential_expiry: {
+                let g = must(IntGaugeVec::new(
+                    Opts::new(
+                        "imago_s3_credential_expiry_seconds",
+                        "Seconds until the S3 chain credentials in use expire (negative: expired)",
+                    ),
+                    &["source"],
+                ));
+                must(registry.register(Box::new(g.clone())));
+                g
+            },
             registry,
+        }
+    }
+
+    /// Brings the S3 credential metrics up to the storage layer's counts of successful and
+    /// failed fetches and the expiry of the credentials in use.
+    pub fn s3_credentials(&self, source: &str, refreshes: u64, failures: u64, expires: Option<std::time::SystemTime>) {
+        for (outcome, n) in [("ok", refreshes), ("error", failures)] {
+            let c = self.s3_credential_refreshes.with_label_values(&[source, outcome]);
+            c.inc_by(n.saturating_sub(c.get()));
+        }
+        if let Some(x) = expires {
+            let left = match x.duration_since(std::time::SystemTime::now()) {
+                Ok(d) => d.as_secs() as i64,
+                Err(e) => -(e.duration().as_secs() as i64),
+            };
+            self.s3_credential_expiry.with_label_values(&[source]).set(left);
         }
     }
 

@@ -60,6 +60,21 @@ pub const SETTINGS: &[Setting] = &[
         default: "(none)",
         help: "S3 secret key (or IMAGO_S3_SECRET_ACCESS_KEY_FILE)",
     },
+    Setting {
+        env: "IMAGO_S3_CREDENTIALS",
+        default: "static",
+        help: "static: IMAGO_S3_ACCESS_KEY_ID + secret; chain: the AWS chain (AWS_ACCESS_KEY_ID/AWS_SESSION_TOKEN, AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, ECS container, EC2 IMDSv2), refreshed before expiry",
+    },
+    Setting {
+        env: "IMAGO_S3_CREDENTIALS_REFRESH_SECS",
+        default: "300",
+        help: "chain: refresh this long before the credentials expire (at most half their lifetime)",
+    },
+    Setting {
+        env: "IMAGO_S3_CREDENTIALS_RETRY_MS",
+        default: "5000",
+        help: "chain: after a failed refresh, retry this much later (the old credentials are used until they expire)",
+    },
     Setting { env: "IMAGO_S3_PATH_STYLE", default: "true", help: "path-style bucket addressing" },
     Setting { env: "IMAGO_MAX_SRC_BYTES", default: "52428800", help: "largest source file accepted (413 above)" },
     Setting {

@@ -47,27 +47,45 @@ fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
 }
 
 /// S3 connection settings.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct S3Config {
     pub endpoint: url::Url,
     pub region: String,
     pub bucket: Option<String>,
     pub allowed_buckets: Vec<String>,
-    pub access_key_id: String,
-    pub secret_access_key: String,
+    pub credentials: S3Credentials,
     pub path_style: bool,
 }
 
-impl std::fmt::Debug for S3Config {
+/// Where the S3 client's credentials come from (`IMAGO_S3_CREDENTIALS`).
+#[derive(Clone)]
+pub enum S3Credentials {
+    /// `IMAGO_S3_ACCESS_KEY_ID` and the secret (or its file), used as they are.
+    Static { access_key_id: String, secret_access_key: String },
+    /// The standard AWS chain (src/storage/credentials.rs), refreshed ahead of expiry.
+    Chain(ChainSettings),
+}
+
+/// Refresh settings of chain credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainSettings {
+    /// Refresh this long before expiry (`IMAGO_S3_CREDENTIALS_REFRESH_SECS`; at most half the
+    /// credentials' lifetime).
+    pub refresh_before: std::time::Duration,
+    /// Retry a failed refresh this much later (`IMAGO_S3_CREDENTIALS_RETRY_MS`).
+    pub retry: std::time::Duration,
+}
+
+impl std::fmt::Debug for S3Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Config")
-            .field("endpoint", &self.endpoint.as_str())
-            .field("region", &self.region)
-            .field("bucket", &self.bucket)
-            .field("allowed_buckets", &self.allowed_buckets)
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"[redacted]")
-            .finish()
+        match self {
+            S3Credentials::Static { access_key_id, .. } => f
+                .debug_struct("Static")
+                .field("access_key_id", access_key_id)
+                .field("secret_access_key", &"[redacted]")
+                .finish(),
+            S3Credentials::Chain(c) => f.debug_tuple("Chain").field(c).finish(),
+        }
     }
 }
 
@@ -133,6 +151,50 @@ impl RawConfig {
             r.s3_secret_access_key = Some("[redacted]".into());
         }
         r
+    }
+
+    /// The S3 credentials (`IMAGO_S3_CREDENTIALS`): static keys, required and used as they are,
+    /// or the AWS chain, which takes no static key (one source of credentials, never a silent
+    /// fallback from one to the other).
+    fn s3_credentials_settings(&self) -> Result<S3Credentials, ConfigError> {
+        match self.s3_credentials.trim() {
+            "static" => {
+                let secret = match (&self.s3_secret_access_key, &self.s3_secret_access_key_file) {
+                    (_, Some(p)) => read_secret_file("IMAGO_S3_SECRET_ACCESS_KEY_FILE", p)?,
+                    (Some(s), None) => s.clone(),
+                    (None, None) => {
+                        return Err(invalid("IMAGO_S3_SECRET_ACCESS_KEY", "required with IMAGO_S3_ENDPOINT"))
+                    }
+                };
+                let access = self
+                    .s3_access_key_id
+                    .clone()
+                    .ok_or_else(|| invalid("IMAGO_S3_ACCESS_KEY_ID", "required with IMAGO_S3_ENDPOINT"))?;
+                Ok(S3Credentials::Static { access_key_id: access, secret_access_key: secret })
+            }
+            "chain" => {
+                if self.s3_access_key_id.is_some()
+                    || self.s3_secret_access_key.is_some()
+                    || self.s3_secret_access_key_file.is_some()
+                {
+                    return Err(invalid(
+                        "IMAGO_S3_CREDENTIALS",
+                        "chain takes credentials from the AWS chain: unset IMAGO_S3_ACCESS_KEY_ID, IMAGO_S3_SECRET_ACCESS_KEY and IMAGO_S3_SECRET_ACCESS_KEY_FILE",
+                    ));
+                }
+                if !(1..=43_200).contains(&self.s3_credentials_refresh_secs) {
+                    return Err(invalid("IMAGO_S3_CREDENTIALS_REFRESH_SECS", "must be 1 to 43200"));
+                }
+                if !(100..=600_000).contains(&self.s3_credentials_retry_ms) {
+                    return Err(invalid("IMAGO_S3_CREDENTIALS_RETRY_MS", "must be 100 to 600000"));
+                }
+                Ok(S3Credentials::Chain(ChainSettings {
+                    refresh_before: std::time::Duration::from_secs(self.s3_credentials_refresh_secs),
+                    retry: std::time::Duration::from_millis(self.s3_credentials_retry_ms),
+                }))
+            }
+            _ => Err(invalid("IMAGO_S3_CREDENTIALS", "must be `static` or `chain`")),
+        }
     }
 
     /// Files holding secrets must not be inside `IMAGO_LOCAL_ROOT`, where `local:///` reads and
@@ -266,17 +328,7 @@ impl RawConfig {
             None => None,
             Some(ep) => {
                 let endpoint = url::Url::parse(ep).map_err(|e| invalid("IMAGO_S3_ENDPOINT", e.to_string()))?;
-                let secret = match (&self.s3_secret_access_key, &self.s3_secret_access_key_file) {
-                    (_, Some(p)) => read_secret_file("IMAGO_S3_SECRET_ACCESS_KEY_FILE", p)?,
-                    (Some(s), None) => s.clone(),
-                    (None, None) => {
-                        return Err(invalid("IMAGO_S3_SECRET_ACCESS_KEY", "required with IMAGO_S3_ENDPOINT"))
-                    }
-                };
-                let access = self
-                    .s3_access_key_id
-                    .clone()
-                    .ok_or_else(|| invalid("IMAGO_S3_ACCESS_KEY_ID", "required with IMAGO_S3_ENDPOINT"))?;
+                let credentials = self.s3_credentials_settings()?;
                 let mut allowed_buckets = self.s3_allowed_buckets.strings();
                 if let Some(b) = &self.s3_bucket {
                     if !allowed_buckets.contains(b) {
@@ -288,8 +340,7 @@ impl RawConfig {
                     region: self.s3_region.clone(),
                     bucket: self.s3_bucket.clone(),
                     allowed_buckets,
-                    access_key_id: access,
-                    secret_access_key: secret,
+                    credentials,
                     path_style: self.s3_path_style,
                 })
             }
@@ -406,6 +457,41 @@ mod tests {
         let e =
             RawConfig { s3_endpoint: Some("http://127.0.0.1:3900".into()), ..with_keys() }.validate(false).unwrap_err();
         assert!(e.to_string().contains("IMAGO_S3"), "{e}");
+    }
+
+    #[test]
+    fn s3_credentials_static_or_chain() {
+        let ep = || RawConfig { s3_endpoint: Some("http://127.0.0.1:3900".into()), ..with_keys() };
+        // Static keys, as before: required and used as given.
+        let c = RawConfig { s3_access_key_id: Some("AK".into()), s3_secret_access_key: Some("SK".into()), ..ep() }
+            .validate(false)
+            .unwrap();
+        assert!(
+            matches!(&c.s3.unwrap().credentials, S3Credentials::Static { access_key_id, .. } if access_key_id == "AK")
+        );
+        // The chain takes no key (one source, no silent fallback), and its refresh settings.
+        let c = RawConfig { s3_credentials: "chain".into(), ..ep() }.validate(false).unwrap();
+        let S3Credentials::Chain(chain) = c.s3.unwrap().credentials else { panic!("not the chain") };
+        assert_eq!(chain.refresh_before, std::time::Duration::from_secs(300));
+        assert_eq!(chain.retry, std::time::Duration::from_millis(5000));
+        let e = RawConfig { s3_credentials: "chain".into(), s3_access_key_id: Some("AK".into()), ..ep() }
+            .validate(false)
+            .unwrap_err();
+        assert!(e.to_string().contains("IMAGO_S3_CREDENTIALS"), "{e}");
+        let e = RawConfig { s3_credentials: "irsa".into(), ..ep() }.validate(false).unwrap_err();
+        assert!(e.to_string().contains("`static` or `chain`"), "{e}");
+        let e = RawConfig { s3_credentials: "chain".into(), s3_credentials_refresh_secs: 0, ..ep() }
+            .validate(false)
+            .unwrap_err();
+        assert!(e.to_string().contains("IMAGO_S3_CREDENTIALS_REFRESH_SECS"), "{e}");
+        let e = RawConfig { s3_credentials: "chain".into(), s3_credentials_retry_ms: 10, ..ep() }
+            .validate(false)
+            .unwrap_err();
+        assert!(e.to_string().contains("IMAGO_S3_CREDENTIALS_RETRY_MS"), "{e}");
+        let secret =
+            RawConfig { s3_access_key_id: Some("AK".into()), s3_secret_access_key: Some("SK-secret".into()), ..ep() };
+        let s3 = format!("{:?}", secret.validate(false).unwrap().s3);
+        assert!(s3.contains("AK") && !s3.contains("SK-secret"), "{s3}");
     }
 
     #[test]

@@ -220,6 +220,12 @@ pub struct RawConfig {
     pub s3_secret_access_key: Option<String>,
     pub s3_secret_access_key_file: Option<PathBuf>,
     pub s3_path_style: bool,
+    /// `static` (IMAGO_S3_ACCESS_KEY_ID/SECRET) or `chain` (the standard AWS credential chain).
+    pub s3_credentials: String,
+    /// Chain credentials are refreshed this long before they expire (at most half their life).
+    pub s3_credentials_refresh_secs: u64,
+    /// After a failed refresh, the next attempt comes this much later.
+    pub s3_credentials_retry_ms: u64,
     pub max_src_bytes: u64,
     pub max_src_megapixels: f64,
     pub max_output_dimension: u32,
@@ -316,6 +322,9 @@ impl Default for RawConfig {
             s3_secret_access_key: None,
             s3_secret_access_key_file: None,
             s3_path_style: true,
+            s3_credentials: "static".into(),
+            s3_credentials_refresh_secs: 300,
+            s3_credentials_retry_ms: 5000,
             max_src_bytes: 50 * 1024 * 1024,
             max_src_megapixels: 60.0,
             max_output_dimension: 8192,

@@ -25,6 +25,7 @@ const STRING_SETTINGS: &[&str] = &[
     "s3_access_key_id",
     "s3_secret_access_key",
     "s3_secret_access_key_file",
+    "s3_credentials",
     "cache_control",
     "width_ladder",
     "log_format",

@@ -20,14 +20,16 @@ pub async fn readyz(st: web::Data<AppState>) -> HttpResponse {
     } else {
         st.sources.ready().await.err()
     };
-    match problem {
-        None => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(serde_json::json!({"ready": true})),
-        Some(p) => HttpResponse::ServiceUnavailable()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(serde_json::json!({"ready": false, "reason": p})),
+    let mut body = match &problem {
+        None => serde_json::json!({"ready": true}),
+        Some(p) => serde_json::json!({"ready": false, "reason": p}),
+    };
+    // S3 chain credentials that fail to refresh but are still valid: ready, with a warning.
+    if let Some(w) = st.storage.warning() {
+        body["warning"] = serde_json::Value::String(w);
     }
+    let mut resp = if problem.is_none() { HttpResponse::Ok() } else { HttpResponse::ServiceUnavailable() };
+    resp.insert_header((header::CACHE_CONTROL, "no-store")).json(body)
 }
 
 /// `/metrics` on the public listener: a 404 unless `IMAGO_PUBLIC_METRICS` opts in (and no
@@ -48,6 +50,9 @@ pub async fn metrics_only(st: web::Data<AppState>) -> HttpResponse {
 fn metrics_response(st: &AppState) -> HttpResponse {
     st.metrics.queue_depth.set(st.workers.stats.waiting.load(Ordering::Relaxed) as i64);
     st.metrics.in_flight.set(st.workers.stats.in_flight.load(Ordering::Relaxed) as i64);
+    if let Some(c) = st.storage.s3().and_then(|s| s.credentials().status()) {
+        st.metrics.s3_credentials(c.source, c.refreshes, c.failures, c.expires);
+    }
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"))
         .insert_header((header::CACHE_CONTROL, "no-store"))

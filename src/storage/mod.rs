@@ -6,6 +6,7 @@
 //!
 //! Errors are [`StorageError`]: structured, so each caller keeps its own codes and wording.
 
+pub mod credentials;
 pub mod list;
 pub mod local;
 pub mod s3;
@@ -128,8 +129,13 @@ impl Storage {
         self.s3.as_ref()
     }
 
-    /// Readiness: the local root is a directory, and the object store answers (any HTTP answer
-    /// but a 5xx).
+    /// A warning for `/readyz` while chain credentials fail to refresh but are still valid.
+    pub fn warning(&self) -> Option<String> {
+        self.s3.as_ref().and_then(|s| s.credentials().check().ok().flatten())
+    }
+
+    /// Readiness: the local root is a directory, chain credentials have not expired, and the
+    /// object store answers (any HTTP answer but a 5xx).
     pub async fn ready(&self) -> Result<(), String> {
         self.local.ready().await?;
         if let Some(s3) = &self.s3 {

@@ -5,6 +5,10 @@
 //!
 //! Requests: `GET` (bounded body), `HEAD`, `PUT`, `DELETE`, `LIST` (v2, all pages), the
 //! readiness `HEAD` of the bucket, and presigned `GET`/`PUT` URLs and `POST` forms for clients.
+//! Credentials come from [`super::credentials`] (static keys, or the AWS chain refreshed ahead of
+//! expiry); a session token is signed into every request and URL (`X-Amz-Security-Token`, a
+//! query parameter of presigned URLs, signed by `rusty-s3`; a field and a condition of POST
+//! policies).
 //! Presigned `POST` forms carry a SigV4 policy (AWS's documented browser-upload algorithm, with
 //! `hmac`/`sha2`: no crate does it). In upload tickets the bytes never pass through imago: the
 //! browser sends them to the store, which checks the signature, the size and the checksum.
@@ -17,6 +21,8 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
 use rusty_s3::{Credentials, S3Action, UrlStyle};
+
+use super::credentials;
 use sha2::Sha256;
 
 use super::{read_body, Listed, Object, Page, StorageError};
@@ -79,13 +85,13 @@ pub struct S3Client(Arc<Inner>);
 
 struct Inner {
     cfg: S3Config,
-    creds: Credentials,
+    creds: credentials::Credentials,
     http: reqwest::Client,
 }
 
 impl std::fmt::Debug for S3Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Client").field("cfg", &self.0.cfg).finish()
+        f.debug_struct("S3Client").field("cfg", &self.0.cfg).field("creds", &self.0.creds).finish()
     }
 }
 
@@ -114,18 +120,16 @@ pub fn signing_key(secret: &str, yyyymmdd: &str, region: &str) -> Vec<u8> {
 
 /// Builds and signs a POST policy (AWS "Browser-based uploads using POST, Signature Version 4"):
 /// the policy is base64 JSON, its signature `hex(HMAC(signing key, base64 policy))`.
-#[allow(clippy::too_many_arguments)]
 pub fn sign_post_policy(
     bucket: &str,
-    access_key: &str,
-    secret: &str,
+    creds: &Credentials,
     region: &str,
     spec: &ObjectSpec<'_>,
     ttl: Duration,
     now: &Timestamp,
 ) -> Vec<(String, String)> {
     let (day, amz_date) = amz_dates(now);
-    let credential = format!("{access_key}/{day}/{region}/s3/aws4_request");
+    let credential = format!("{}/{day}/{region}/s3/aws4_request", creds.key());
     let expiration = now
         .checked_add(jiff::SignedDuration::from_secs(ttl.as_secs() as i64))
         .unwrap_or(*now)
@@ -156,12 +160,20 @@ pub fn sign_post_policy(
     conditions.push(serde_json::json!({ "x-amz-algorithm": "AWS4-HMAC-SHA256" }));
     conditions.push(serde_json::json!({ "x-amz-credential": credential }));
     conditions.push(serde_json::json!({ "x-amz-date": amz_date }));
+    // Temporary credentials: the session token is a field, covered by the policy.
+    let token = creds.token().filter(|t| !t.is_empty());
+    if let Some(t) = token {
+        conditions.push(serde_json::json!({ "x-amz-security-token": t }));
+    }
     let policy = serde_json::json!({ "expiration": expiration, "conditions": conditions });
     let policy_b64 = B64.encode(policy.to_string());
-    let signature = hex::encode(hmac(&signing_key(secret, &day, region), policy_b64.as_bytes()));
+    let signature = hex::encode(hmac(&signing_key(creds.secret(), &day, region), policy_b64.as_bytes()));
     fields.push(("x-amz-algorithm".into(), "AWS4-HMAC-SHA256".into()));
     fields.push(("x-amz-credential".into(), credential));
     fields.push(("x-amz-date".into(), amz_date));
+    if let Some(t) = token {
+        fields.push(("x-amz-security-token".into(), t.to_string()));
+    }
     fields.push(("policy".into(), policy_b64));
     fields.push(("x-amz-signature".into(), signature));
     fields
@@ -175,8 +187,19 @@ fn request_err(e: reqwest::Error) -> StorageError {
 }
 
 impl S3Client {
-    /// The client for `cfg`; `timeout` bounds connecting and each whole request.
+    /// The client for `cfg`; `timeout` bounds connecting and each whole request. Chain
+    /// credentials are fetched here, before anything is served: none is an error.
     pub fn new(cfg: &S3Config, timeout: Duration) -> Result<S3Client, String> {
+        let creds = credentials::Credentials::new(&cfg.credentials, timeout)?;
+        S3Client::with_credentials(cfg, timeout, creds)
+    }
+
+    /// [`S3Client::new`] with credentials built by the caller.
+    pub fn with_credentials(
+        cfg: &S3Config,
+        timeout: Duration,
+        creds: credentials::Credentials,
+    ) -> Result<S3Client, String> {
         // The object store is configured by the operator, so it may live on a private network.
         let http = reqwest::Client::builder()
             .connect_timeout(timeout)
@@ -185,13 +208,17 @@ impl S3Client {
             .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| e.to_string())?;
-        let creds = Credentials::new(cfg.access_key_id.clone(), cfg.secret_access_key.clone());
         Ok(S3Client(Arc::new(Inner { cfg: cfg.clone(), creds, http })))
     }
 
     /// The connection settings (buckets included).
     pub fn config(&self) -> &S3Config {
         &self.0.cfg
+    }
+
+    /// The credentials (their state for `/readyz` and `/metrics`).
+    pub fn credentials(&self) -> &credentials::Credentials {
+        &self.0.creds
     }
 
     /// A handle on bucket `name` (no I/O).
@@ -203,16 +230,17 @@ impl S3Client {
         Ok(Bucket { client: self.clone(), bucket })
     }
 
-    /// Readiness: `HEAD` of the default bucket (or the first allowed one) gets any answer but
-    /// a 5xx within 2 s.
+    /// Readiness: chain credentials have not expired, and a `HEAD` of the default bucket (or the
+    /// first allowed one) gets any answer but a 5xx within 2 s.
     pub async fn ready(&self) -> Result<(), String> {
+        self.0.creds.check()?;
         let cfg = &self.0.cfg;
         let Some(name) = cfg.bucket.as_deref().or(cfg.allowed_buckets.first().map(String::as_str)) else {
             return Ok(());
         };
         // The wording of source errors, as before the storage layer.
         let b = self.bucket(name).map_err(|e| format!("invalid source: {e}"))?;
-        let url = b.bucket.head_bucket(Some(&self.0.creds)).sign(HEAD_TTL);
+        let url = b.bucket.head_bucket(Some(&self.0.creds.current())).sign(HEAD_TTL);
         let r = self
             .0
             .http
@@ -249,8 +277,9 @@ impl Bucket {
         self.bucket.name()
     }
 
-    fn creds(&self) -> &Credentials {
-        &self.client.0.creds
+    /// The credentials to sign with now.
+    fn creds(&self) -> Arc<Credentials> {
+        self.client.0.creds.current()
     }
 
     fn http(&self) -> &reqwest::Client {
@@ -259,7 +288,8 @@ impl Bucket {
 
     /// A presigned PUT of `spec` valid for `ttl` from `now`.
     pub fn presign_put(&self, spec: &ObjectSpec<'_>, ttl: Duration, now: &Timestamp) -> PutTarget {
-        let mut action = self.bucket.put_object(Some(self.creds()), spec.key);
+        let creds = self.creds();
+        let mut action = self.bucket.put_object(Some(&creds), spec.key);
         let mut headers = vec![("Content-Type".to_string(), spec.content_type.to_string())];
         let len = spec.length.map(|l| l.to_string());
         {
@@ -286,15 +316,13 @@ impl Bucket {
 
     /// A presigned POST form for `spec` valid for `ttl` from `now`.
     pub fn presign_post(&self, spec: &ObjectSpec<'_>, ttl: Duration, now: &Timestamp) -> PostTarget {
-        let c = self.creds();
-        let fields =
-            sign_post_policy(self.bucket.name(), c.key(), c.secret(), &self.client.0.cfg.region, spec, ttl, now);
+        let fields = sign_post_policy(self.bucket.name(), &self.creds(), &self.client.0.cfg.region, spec, ttl, now);
         PostTarget { url: self.bucket.base_url().clone(), fields }
     }
 
     /// A presigned GET valid for `ttl`.
     pub fn presign_get(&self, key: &str, ttl: Duration) -> url::Url {
-        self.bucket.get_object(Some(self.creds()), key).sign(ttl)
+        self.bucket.get_object(Some(&self.creds()), key).sign(ttl)
     }
 
     /// The object, refused as [`StorageError::TooLarge`] past `max_bytes` (announced or read).
@@ -310,7 +338,7 @@ impl Bucket {
 
     /// The object's size and ETag, or `None` when there is none.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
-        let url = self.bucket.head_object(Some(self.creds()), key).sign(HEAD_TTL);
+        let url = self.bucket.head_object(Some(&self.creds()), key).sign(HEAD_TTL);
         let resp = self.http().head(url).send().await.map_err(request_err)?;
         match resp.status() {
             s if s.is_success() => {}
@@ -333,7 +361,7 @@ impl Bucket {
 
     /// Stores `body` at `key`.
     pub async fn put(&self, key: &str, content_type: &str, body: Vec<u8>) -> Result<(), StorageError> {
-        let url = self.bucket.put_object(Some(self.creds()), key).sign(PUT_TTL);
+        let url = self.bucket.put_object(Some(&self.creds()), key).sign(PUT_TTL);
         let resp =
             self.http().put(url).header("content-type", content_type).body(body).send().await.map_err(request_err)?;
         if resp.status().is_success() {
@@ -345,7 +373,7 @@ impl Bucket {
 
     /// Deletes the object (S3 answers 204 whether or not it existed; a 404 is fine too).
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        let url = self.bucket.delete_object(Some(self.creds()), key).sign(DELETE_TTL);
+        let url = self.bucket.delete_object(Some(&self.creds()), key).sign(DELETE_TTL);
         let resp = self.http().delete(url).send().await.map_err(request_err)?;
         match resp.status() {
             s if s.is_success() || s == reqwest::StatusCode::NOT_FOUND => Ok(()),
@@ -356,7 +384,8 @@ impl Bucket {
     /// One `ListObjectsV2` page: up to `max` (≤ 1000) objects under `prefix` after the key
     /// `after`, in key order.
     pub async fn list_page(&self, prefix: &str, after: Option<&str>, max: usize) -> Result<Page, StorageError> {
-        let mut action = self.bucket.list_objects_v2(Some(self.creds()));
+        let creds = self.creds();
+        let mut action = self.bucket.list_objects_v2(Some(&creds));
         action.with_prefix(prefix);
         action.with_max_keys(max.clamp(1, 1000));
         if let Some(a) = after {
@@ -396,7 +425,8 @@ impl Bucket {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut action = self.bucket.list_objects_v2(Some(self.creds()));
+            let creds = self.creds();
+            let mut action = self.bucket.list_objects_v2(Some(&creds));
             action.with_prefix(prefix);
             if let Some(n) = page {
                 action.with_max_keys(n);
@@ -465,7 +495,8 @@ mod tests {
             disposition: None,
             no_overwrite: false,
         };
-        let fields = sign_post_policy("bk", "AK", "SK", "garage", &spec, Duration::from_secs(900), &now);
+        let fields =
+            sign_post_policy("bk", &Credentials::new("AK", "SK"), "garage", &spec, Duration::from_secs(900), &now);
         let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
         let policy: serde_json::Value = serde_json::from_slice(&B64.decode(get("policy")).unwrap()).unwrap();
         assert_eq!(policy["expiration"], "2023-11-14T22:28:20Z");
