@@ -279,7 +279,7 @@ pub fn settings_help() -> String {
         "Settings (defaults < imago.toml given by --config < IMAGO_* environment; TOML keys are the names without IMAGO_, lower-case):\n",
     );
     for st in SETTINGS {
-        s.push_str(&format!("  {:<32} {} [default: {}]\n", st.env, st.help, st.default));
+        s.push_str(&format!("  {:<36} {} [default: {}]\n", st.env, st.help, st.default));
     }
     s
 }

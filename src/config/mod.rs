@@ -117,6 +117,25 @@ fn read_secret_file(setting: &'static str, path: &Path) -> Result<String, Config
     })
 }
 
+/// `scheme://user:pass@host/…` → `scheme://[redacted]@host/…`; anything else unchanged.
+fn without_userinfo(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_string() };
+    let authority_end = url[scheme_end..].find(['/', '?', '#']).map_or(url.len(), |i| scheme_end + i);
+    match url[scheme_end..authority_end].rfind('@') {
+        Some(at) => format!("{}[redacted]{}", &url[..scheme_end], &url[scheme_end + at..]),
+        None => url.to_string(),
+    }
+}
+
+impl std::fmt::Debug for RawConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match serde_json::to_string(&self.redacted()) {
+            Ok(json) => write!(f, "RawConfig {json}"),
+            Err(_) => f.write_str("RawConfig { .. }"),
+        }
+    }
+}
+
 /// Dev keys file contents.
 #[derive(Serialize, Deserialize)]
 struct DevKeys {
@@ -149,6 +168,10 @@ impl RawConfig {
         r.api_keys = red(&r.api_keys);
         if r.s3_secret_access_key.is_some() {
             r.s3_secret_access_key = Some("[redacted]".into());
+        }
+        // Credentials written into a URL (`https://user:pass@host/`) are secrets too.
+        for url in [&mut r.s3_endpoint, &mut r.public_url, &mut r.source_proxy].into_iter().flatten() {
+            *url = without_userinfo(url);
         }
         r
     }
@@ -499,6 +522,28 @@ mod tests {
         let r = RawConfig { s3_secret_access_key: Some("topsecret".into()), ..with_keys() }.redacted();
         let text = format!("{r:?}");
         assert!(!text.contains("aa11") && !text.contains("bb22") && !text.contains("topsecret"), "{text}");
+    }
+
+    #[test]
+    fn debug_of_the_settings_never_shows_a_secret() {
+        let raw = RawConfig {
+            s3_secret_access_key: Some("topsecret".into()),
+            s3_endpoint: Some("https://AKID:s3pass@s3.example.com:9000/x?y=1".into()),
+            public_url: Some("https://cdn.example.com".into()),
+            source_proxy: Some("http://proxyuser:proxypass@10.0.0.1:3128".into()),
+            ..with_keys()
+        };
+        let config = format!("{:?}", with_keys().validate(false).unwrap());
+        assert!(!config.contains("aa11") && !config.contains("bb22"), "{config}");
+        for text in [format!("{raw:?}"), format!("{:?}", raw.redacted())] {
+            for secret in ["aa11", "bb22", "topsecret", "s3pass", "AKID:", "proxypass"] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+            assert!(text.contains("https://[redacted]@s3.example.com:9000/x?y=1"), "{text}");
+            assert!(text.contains("https://cdn.example.com"), "{text}");
+        }
+        assert_eq!(without_userinfo("http://h/p@q"), "http://h/p@q");
+        assert_eq!(without_userinfo("not a url"), "not a url");
     }
 
     #[test]

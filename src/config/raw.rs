@@ -193,8 +193,9 @@ impl Provider for StringEnv {
     }
 }
 
-/// Raw settings as read from the layers (strings for secrets and lists).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Raw settings as read from the layers (strings for secrets and lists). Its `Debug` is the
+/// redacted form ([`RawConfig::redacted`]), so `?config` in a log line never shows a secret.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RawConfig {
     pub bind: String,
