@@ -57,6 +57,8 @@ impl AppState {
         let storage = Storage::new(&cfg)?;
         let sources = Sources::new(&cfg, storage.clone())?;
         let analytics = Analytics::start(&cfg, &metrics, &storage)?;
+        let uploads = Uploads::with_storage(&cfg, storage.clone())?;
+        uploads.quotas.register(&metrics.registry)?;
         Ok(AppState {
             presets: Presets { map: r.presets.clone(), only: r.presets_only },
             sources,
@@ -83,7 +85,7 @@ impl AppState {
             metrics,
             shutting_down: AtomicBool::new(false),
             api_keys: ApiKeys::new(&cfg.uploads.api_keys),
-            uploads: Uploads::with_storage(&cfg, storage.clone())?,
+            uploads,
             storage,
             analytics,
             cfg: Arc::new(cfg),

@@ -6,6 +6,7 @@
 
 mod container;
 mod help;
+mod quota;
 mod raw;
 mod sections;
 #[cfg(test)]
@@ -14,6 +15,7 @@ mod tenants;
 
 pub use container::{cgroup_memory_limit, CgroupLimit, MemoryLimit, CGROUP_ROOT, CGROUP_SHARE_PERCENT};
 pub use help::{settings_help, Setting, SETTINGS};
+pub use quota::{redact_url, OnStoreError, QuotaLimits, QuotaScope, QuotaSettings, QuotaStore};
 pub use raw::{List, NumList, RawConfig};
 pub use sections::{clean_prefix, s3_mode, AnalyticsSettings, Codec, UploadSettings, CODEC_EXTS};
 pub use tenants::{valid_tenant, ApiKeySpec, Scope, Scopes, DEFAULT_TENANT};
@@ -132,6 +134,7 @@ impl RawConfig {
         if r.s3_secret_access_key.is_some() {
             r.s3_secret_access_key = Some("[redacted]".into());
         }
+        r.quota_store = redact_url(&r.quota_store);
         r
     }
 
