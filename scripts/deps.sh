@@ -21,7 +21,7 @@ need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for p in libvips-dev pkg-config; do have_pkg "$p" || need+=("$p"); done
 if [ "$what" = "test" ]; then
-  for p in varnish nginx wrk chromium python3-venv; do have_pkg "$p" || need+=("$p"); done
+  for p in varnish nginx wrk chromium python3-venv openssl; do have_pkg "$p" || need+=("$p"); done
   # The shared quota store of tests/quota.rs (Valkey where the distribution has it, else Redis;
   # bookworm ships redis-server 7.0). The test starts its own on a free loopback port; the
   # package's service is not used.

@@ -37,7 +37,7 @@ pub struct AppState {
     pub respond: RespondSettings,
     pub metrics: Metrics,
     pub shutting_down: AtomicBool,
-    /// `IMAGO_API_KEYS` for the analytics routes (uploads keep theirs, with per-key limits); a
+    /// `IMAGO_API_KEYS` for the analytics routes (uploads keep theirs, with the quotas of src/quota/); a
     /// non-admin key's report holds only its tenant's images ([`Uploads::event_of`]).
     pub api_keys: ApiKeys,
     pub uploads: Uploads,

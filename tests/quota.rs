@@ -412,3 +412,62 @@ async fn uploads_per_day_and_per_tenant_overrides() {
     assert_eq!(bare.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [201, 201, 429], "the default: 2 a day");
     assert_eq!(bare[2].1, "quota-exceeded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_store_is_shared_too() {
+    let Some(store_bin) = store_binary() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A self-signed certificate (openssl, as Debian's redis-server is built with TLS); the URL's
+    // `#insecure` skips its verification (a test-only setting: imago checks against the web PKI).
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-keyout", "k.pem", "-out", "c.pem"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        assert!(std::env::var("CI").is_err(), "openssl is required in CI");
+        eprintln!("SKIP: openssl could not make a certificate");
+        return;
+    }
+    let port = free_port();
+    let _store = Proc(
+        Command::new(&store_bin)
+            .args(["--bind", "127.0.0.1", "--port", "0", "--tls-port", &port.to_string(), "--save", ""])
+            .args(["--tls-cert-file", "c.pem", "--tls-key-file", "k.pem", "--tls-auth-clients", "no"])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut up = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "redis-server with TLS did not start");
+    let root = tmp.path().join("images");
+    std::fs::create_dir_all(&root).unwrap();
+    let env = [
+        ("IMAGO_QUOTA_STORE", format!("rediss://127.0.0.1:{port}/#insecure")),
+        ("IMAGO_QUOTA_ON_STORE_ERROR", "closed".to_string()),
+        ("IMAGO_UPLOAD_RATE_PER_SEC", "0.1".to_string()),
+        ("IMAGO_UPLOAD_BURST", "2".to_string()),
+    ];
+    let (_p, bases) = replicas(2, &root, &env).await;
+    let c = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for b in [&bases[0], &bases[1], &bases[0]] {
+        let body = json!({"content_type": "image/png", "content_length": 10});
+        statuses.push(ticket(&c, &format!("{b}/v1/uploads"), ACME_1, body).await.status().as_u16());
+    }
+    assert_eq!(statuses, [201, 201, 429], "over TLS (closed on store errors): one burst for both replicas");
+}

@@ -92,6 +92,7 @@ impl Memory {
         };
         e.bytes = e.bytes.saturating_add(bytes);
         e.uploads += 1;
+        drop(map);
         if bytes > 0 {
             self.charges.insert(object_key.to_string(), (subject.to_string(), day, bytes));
         }
