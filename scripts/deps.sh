@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what imago needs, skipping what is present. Usage:
 #   scripts/deps.sh build      libvips-dev and pkg-config (for `make run`)
-#   scripts/deps.sh test       + what the test suite uses (varnish, nginx, wrk, chromium, node,
+#   scripts/deps.sh test       + what the test suite uses (varnish, redis-server or valkey-server, nginx, wrk, chromium, node,
 #                              python venv; garage 2.5.0 and cargo-deny 0.20.2 built with cargo)
 #
 # Tools built with cargo go to $IMAGO_TOOLS_DIR (default ~/.cache/imago-tools), not to
@@ -21,7 +21,13 @@ need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for p in libvips-dev pkg-config; do have_pkg "$p" || need+=("$p"); done
 if [ "$what" = "test" ]; then
-  for p in varnish nginx wrk chromium python3-venv; do have_pkg "$p" || need+=("$p"); done
+  for p in varnish nginx wrk chromium python3-venv openssl; do have_pkg "$p" || need+=("$p"); done
+  # The shared quota store of tests/quota.rs (Valkey where the distribution has it, else Redis;
+  # bookworm ships redis-server 7.0). The test starts its own on a free loopback port; the
+  # package's service is not used.
+  if ! command -v valkey-server >/dev/null 2>&1 && ! command -v redis-server >/dev/null 2>&1; then
+    if apt-cache show valkey-server >/dev/null 2>&1; then need+=(valkey-server); else need+=(redis-server); fi
+  fi
   command -v node >/dev/null 2>&1 || need+=(nodejs)
   command -v npm >/dev/null 2>&1 || need+=(npm)
 fi

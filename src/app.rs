@@ -37,7 +37,7 @@ pub struct AppState {
     pub respond: RespondSettings,
     pub metrics: Metrics,
     pub shutting_down: AtomicBool,
-    /// `IMAGO_API_KEYS` for the analytics routes (uploads keep theirs, with per-key limits); a
+    /// `IMAGO_API_KEYS` for the analytics routes (uploads keep theirs, with the quotas of src/quota/); a
     /// non-admin key's report holds only its tenant's images ([`Uploads::event_of`]).
     pub api_keys: ApiKeys,
     pub uploads: Uploads,
@@ -57,6 +57,8 @@ impl AppState {
         let storage = Storage::new(&cfg)?;
         let sources = Sources::new(&cfg, storage.clone())?;
         let analytics = Analytics::start(&cfg, &metrics, &storage)?;
+        let uploads = Uploads::with_storage(&cfg, storage.clone())?;
+        uploads.quotas.register(&metrics.registry)?;
         Ok(AppState {
             presets: Presets { map: r.presets.clone(), only: r.presets_only },
             sources,
@@ -83,7 +85,7 @@ impl AppState {
             metrics,
             shutting_down: AtomicBool::new(false),
             api_keys: ApiKeys::new(&cfg.uploads.api_keys),
-            uploads: Uploads::with_storage(&cfg, storage.clone())?,
+            uploads,
             storage,
             analytics,
             cfg: Arc::new(cfg),

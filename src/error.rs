@@ -67,6 +67,8 @@ pub const CODES: &[(&str, &[u16])] = &[
     ("scope-missing", &[403]),
     ("other-tenant", &[403]),
     ("upload-busy", &[503]),
+    ("quota-exceeded", &[429]),
+    ("quota-unavailable", &[503]),
 ];
 
 /// Every error a request can end in.

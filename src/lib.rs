@@ -13,7 +13,7 @@
 //!   (fetch the original) → [`transform`] (the pipeline; the only user of the libvips adapter
 //!   `vips`) → [`respond`] (cache headers, ETag, `Vary`);
 //! * services beside the flow: [`upload`] (tickets, embedded uploads), [`analytics`] (events and
-//!   reports), [`auth`] (API keys); bytes live behind [`storage`] (the local root and
+//!   reports), [`auth`] (API keys), [`quota`] (upload quotas, per replica or fleet-wide); bytes live behind [`storage`] (the local root and
 //!   the one object-store client), which [`source`], [`upload`] and [`analytics`] share;
 //! * the floor: [`config`], [`telemetry`] (logs, traces, request ids), [`metrics`], [`error`] (the
 //!   one top-level error and its stable codes).
@@ -29,6 +29,7 @@ pub mod image;
 pub mod metrics;
 pub mod negotiate;
 pub mod options;
+pub mod quota;
 pub mod respond;
 pub mod signature;
 pub mod source;

@@ -24,15 +24,11 @@ pub mod tenancy;
 pub use error::UploadError;
 pub use tenancy::{ListQuery, Listing, Tenancy};
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
 use base64::Engine;
-use governor::clock::{Clock, DefaultClock};
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
 use hmac::{Hmac, Mac};
 use imago_signing::{Signer, UrlBuilder};
 use jiff::Timestamp;
@@ -40,7 +36,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::config::{clean_prefix, Config};
+use crate::config::{clean_prefix, Config, QuotaScope};
+use crate::quota::{Quotas, RateState};
 use crate::storage::{Bucket, ObjectSpec, Storage, StorageError};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -294,8 +291,6 @@ impl GrantKey {
     }
 }
 
-type Limiter = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
-
 /// Everything the upload endpoints share (one field of `AppState`).
 pub struct Uploads {
     pub settings: UploadSettings,
@@ -306,7 +301,11 @@ pub struct Uploads {
     keys: crate::auth::ApiKeys,
     /// The tenants of the keys: where each one's uploads live ([`tenancy`]).
     pub tenancy: Tenancy,
-    limiters: Vec<Limiter>,
+    /// Ticket rate and day quotas ([`crate::quota`]).
+    pub quotas: Quotas,
+    /// The quota subject of each API key (index): `t:{tenant}` for a named tenant's keys with
+    /// `IMAGO_QUOTA_SCOPE=tenant`, else `k:` and 16 hex digits of the key's SHA-256.
+    subjects: Vec<String>,
     pub ingest: ingest::Ingest,
     /// One permit per request body being received (`IMAGO_UPLOAD_MAX_BODIES`).
     bodies: Arc<tokio::sync::Semaphore>,
@@ -362,19 +361,19 @@ impl Uploads {
         let grant_key = GrantKey::derive(&signer)?;
         let keys = crate::auth::ApiKeys::new(&settings.api_keys);
         let tenancy = Tenancy::new(&settings.api_keys);
-        let limiters = match settings.rate_per_sec {
-            r if r > 0.0 => {
-                let period = Duration::from_secs_f64(1.0 / r).max(Duration::from_nanos(1));
-                let burst = NonZeroU32::new(settings.burst).unwrap_or(NonZeroU32::MIN);
-                let quota = Quota::with_period(period).ok_or("IMAGO_UPLOAD_RATE_PER_SEC: too high")?.allow_burst(burst);
-                settings.api_keys.iter().map(|_| RateLimiter::direct(quota)).collect()
-            }
-            _ => Vec::new(),
-        };
+        let quotas = Quotas::new(settings.quota.clone(), settings.ttl)?;
+        let subjects = settings
+            .api_keys
+            .iter()
+            .map(|k| match settings.quota.scope {
+                QuotaScope::Tenant if k.tenant != crate::config::DEFAULT_TENANT => format!("t:{}", k.tenant),
+                _ => format!("k:{}", &hex::encode(<Sha256 as sha2::Digest>::digest(k.key.as_bytes()))[..16]),
+            })
+            .collect();
         let embedded = matches!(backend, Backend::Local) && !settings.api_keys.is_empty();
         let ingest = ingest::Ingest::new(storage.local().clone(), settings.fsync, settings.body_timeout, embedded)?;
         let bodies = Arc::new(tokio::sync::Semaphore::new(settings.max_bodies));
-        Ok(Uploads { settings, backend, grant_key, signer, keys, tenancy, limiters, ingest, bodies })
+        Ok(Uploads { settings, backend, grant_key, signer, keys, tenancy, quotas, subjects, ingest, bodies })
     }
 
     /// Which API key (index) the `Authorization: Bearer …` header carries ([`crate::auth`]).
@@ -382,15 +381,34 @@ impl Uploads {
         self.keys.check(authorization).map_err(|r| UploadError::Unauthorized(r.message()))
     }
 
-    /// Takes one ticket from the key's token bucket.
-    pub fn take_token(&self, key_index: usize) -> Result<(), UploadError> {
-        let Some(lim) = self.limiters.get(key_index) else {
-            return Ok(());
-        };
-        lim.check().map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            UploadError::RateLimited { retry_after: wait.as_secs_f64().ceil().max(1.0) as u64 }
-        })
+    /// Admits the ticket of `plan` for the caller's quota subject ([`crate::quota`]): one ticket
+    /// and its declared bytes (`content_length`, else the ticket's `max_bytes`). `rate` gets the
+    /// bucket's state, refused or not (the `RateLimit-*` headers).
+    pub async fn admit(
+        &self,
+        caller: &crate::auth::Caller,
+        plan: &Plan,
+        rate: &mut RateState,
+    ) -> Result<(), UploadError> {
+        let subject = self.subjects.get(caller.index).map_or("k:unknown", String::as_str);
+        match self.quotas.admit(subject, &caller.tenant, plan.max_bytes, &plan.key).await {
+            Ok(s) => {
+                *rate = s;
+                Ok(())
+            }
+            Err(e) => {
+                if let crate::quota::QuotaError::RateLimited(s) = &e {
+                    *rate = *s;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// An upload at `key` ended: `stored` new bytes (0 when the key held them already). Its
+    /// ticket's declared bytes beyond that go back to the day quota (once per ticket).
+    pub async fn settle(&self, key: &str, stored: u64) {
+        self.quotas.refund(key, stored).await;
     }
 
     /// A slot for receiving one request body (held until the answer), or
@@ -645,8 +663,17 @@ impl Uploads {
     /// digest) look for an existing object in the tenant's own directory, then sign.
     pub async fn issue_for(&self, req: &TicketRequest, tenant: &str, now: &Timestamp) -> Result<Ticket, UploadError> {
         let plan = self.plan_for(req, tenant, now)?;
+        self.issue_plan(&plan, now).await
+    }
+
+    /// The I/O half of [`Uploads::issue_for`]: look for an existing object (digest keys), sign.
+    /// A ticket answered `exists: true` gives its declared bytes back (nothing is to be sent).
+    pub async fn issue_plan(&self, plan: &Plan, now: &Timestamp) -> Result<Ticket, UploadError> {
         let exists = if plan.sha256.is_some() { self.exists(&plan.key).await? } else { false };
-        self.ticket(&plan, exists, now)
+        if exists {
+            self.settle(&plan.key, 0).await;
+        }
+        self.ticket(plan, exists, now)
     }
 }
 
@@ -754,8 +781,8 @@ mod tests {
         assert_ne!(u.signer.sign(&g.canonical()), sig);
     }
 
-    #[test]
-    fn api_keys_and_rate_limit() {
+    #[tokio::test]
+    async fn api_keys_and_rate_limit() {
         let u = uploads(|r| {
             r.upload_rate_per_sec = 1.0;
             r.upload_burst = 2;
@@ -765,10 +792,14 @@ mod tests {
         for bad in [None, Some("Bearer"), Some("Basic key-one-0123456789"), Some("Bearer key-one-012345678")] {
             assert_eq!(u.authenticate(bad).unwrap_err().code(), "unauthorized");
         }
-        assert!(u.take_token(0).is_ok() && u.take_token(0).is_ok());
-        let e = u.take_token(0).unwrap_err();
+        let caller = |k: &str| u.authorize(Some(&format!("Bearer {k}")), crate::config::Scope::Upload).unwrap();
+        let (one, two) = (caller("key-one-0123456789"), caller("key-two-0123456789"));
+        let plan = u.plan(&TicketRequest { content_type: "image/png".into(), ..Default::default() }, &now()).unwrap();
+        let mut rate = RateState::default();
+        assert!(u.admit(&one, &plan, &mut rate).await.is_ok() && u.admit(&one, &plan, &mut rate).await.is_ok());
+        let e = u.admit(&one, &plan, &mut rate).await.unwrap_err();
         assert_eq!((e.code(), e.retry_after()), ("rate-limited", Some(1)));
-        assert!(u.take_token(1).is_ok(), "buckets are per key");
+        assert!(u.admit(&two, &plan, &mut rate).await.is_ok(), "buckets are per key");
     }
 
     #[test]

@@ -189,9 +189,49 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         env: "IMAGO_UPLOAD_RATE_PER_SEC",
         default: "10",
-        help: "tickets per second per API key (token bucket; 0 = no limit; 429 above)",
+        help: "tickets per second per quota subject (IMAGO_QUOTA_SCOPE; GCRA; 0 = no limit; 429 rate-limited above); per replica with IMAGO_QUOTA_STORE=memory, for the fleet with a shared store",
     },
-    Setting { env: "IMAGO_UPLOAD_BURST", default: "20", help: "token bucket size per API key" },
+    Setting { env: "IMAGO_UPLOAD_BURST", default: "20", help: "tickets a quota subject may take at once (the bucket size)" },
+    Setting {
+        env: "IMAGO_QUOTA_STORE",
+        default: "memory",
+        help: "where quotas are counted: memory (in-process: every limit holds per replica) or redis://, rediss://, valkey://, valkeys:// (one Redis/Valkey the fleet shares: limits hold fleet-wide)",
+    },
+    Setting {
+        env: "IMAGO_QUOTA_SCOPE",
+        default: "tenant",
+        help: "tenant: the keys of a named tenant share its quota (a bare key has its own); key: every API key has its own",
+    },
+    Setting {
+        env: "IMAGO_QUOTA_BYTES_PER_DAY",
+        default: "107374182400",
+        help: "bytes a quota subject may upload per UTC day (declared at ticket time: content_length, else IMAGO_UPLOAD_MAX_BYTES; embedded uploads refund the difference); 0 = no limit; 429 quota-exceeded above",
+    },
+    Setting {
+        env: "IMAGO_QUOTA_UPLOADS_PER_DAY",
+        default: "0",
+        help: "tickets a quota subject may take per UTC day (0 = no limit; 429 quota-exceeded above)",
+    },
+    Setting {
+        env: "IMAGO_QUOTA_ON_STORE_ERROR",
+        default: "local",
+        help: "when the shared store fails or times out: local (count in this replica meanwhile: per-replica limits), open (admit uncounted), closed (503 quota-unavailable); each failure counts in imago_quota_store_errors_total",
+    },
+    Setting {
+        env: "IMAGO_QUOTA_TIMEOUT_MS",
+        default: "250",
+        help: "connect and response timeout of the shared quota store (1-60000)",
+    },
+    Setting {
+        env: "IMAGO_QUOTA_KEY_PREFIX",
+        default: "imago:quota:",
+        help: "prefix of imago's keys in the shared store (several fleets on one store)",
+    },
+    Setting {
+        env: "IMAGO_QUOTA_TENANTS",
+        default: "(none)",
+        help: "per-tenant limits, comma-separated: tenant:rate=50;burst=100;bytes=10000000000;uploads=5000 (a field left out keeps the default)",
+    },
     Setting {
         env: "IMAGO_UPLOAD_FSYNC",
         default: "true",

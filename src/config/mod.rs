@@ -6,6 +6,7 @@
 
 mod container;
 mod help;
+mod quota;
 mod raw;
 mod sections;
 #[cfg(test)]
@@ -14,6 +15,7 @@ mod tenants;
 
 pub use container::{cgroup_memory_limit, CgroupLimit, MemoryLimit, CGROUP_ROOT, CGROUP_SHARE_PERCENT};
 pub use help::{settings_help, Setting, SETTINGS};
+pub use quota::{redact_url, OnStoreError, QuotaLimits, QuotaScope, QuotaSettings, QuotaStore};
 pub use raw::{List, NumList, RawConfig};
 pub use sections::{clean_prefix, s3_mode, AnalyticsSettings, Codec, UploadSettings, CODEC_EXTS};
 pub use tenants::{valid_tenant, ApiKeySpec, Scope, Scopes, DEFAULT_TENANT};
@@ -118,7 +120,7 @@ fn read_secret_file(setting: &'static str, path: &Path) -> Result<String, Config
 }
 
 /// `scheme://user:pass@host/…` → `scheme://[redacted]@host/…`; anything else unchanged.
-fn without_userinfo(url: &str) -> String {
+pub(crate) fn without_userinfo(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_string() };
     let authority_end = url[scheme_end..].find(['/', '?', '#']).map_or(url.len(), |i| scheme_end + i);
     match url[scheme_end..authority_end].rfind('@') {
@@ -173,6 +175,7 @@ impl RawConfig {
         for url in [&mut r.s3_endpoint, &mut r.public_url, &mut r.source_proxy].into_iter().flatten() {
             *url = without_userinfo(url);
         }
+        r.quota_store = redact_url(&r.quota_store);
         r
     }
 

@@ -58,6 +58,8 @@ pub struct UploadSettings {
     pub s3_if_none_match: bool,
     /// Largest `limit` of `GET /v1/images`.
     pub list_max_limit: usize,
+    /// Ticket rate and daily quotas ([`super::QuotaSettings`]).
+    pub quota: super::QuotaSettings,
 }
 
 /// A key prefix in its one accepted form (no slashes at the ends), or None when it is not one.
@@ -163,6 +165,7 @@ impl UploadSettings {
             info_max_age: r.info_max_age_secs,
             s3_if_none_match: r.upload_s3_if_none_match,
             list_max_limit: r.list_max_limit,
+            quota: super::QuotaSettings::from_raw(r)?,
         })
     }
 }

@@ -36,6 +36,11 @@ const STRING_SETTINGS: &[&str] = &[
     "metrics_bind",
     "analytics_dir",
     "analytics_compression",
+    "quota_store",
+    "quota_scope",
+    "quota_on_store_error",
+    "quota_key_prefix",
+    "quota_tenants",
 ];
 
 /// Settings whose values are secrets: an error about them must not quote the value.

@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::app::AppState;
 use crate::config::Scope;
 use crate::error::Error;
+use crate::quota::RateState;
 use crate::source::SourceRef;
 use crate::upload::ingest::{Limits, Outcome, Stored};
 use crate::upload::{info, Backend, EmbeddedGrant, ListQuery, Method, TicketRequest, UploadError, IMAGE_TYPES};
@@ -176,18 +177,22 @@ async fn create_ticket(req: HttpRequest, body: web::Payload, st: web::Data<AppSt
     let start = Instant::now();
     let up = &st.uploads;
     let deadline = tokio::time::Instant::now() + up.settings.body_timeout;
+    let mut rate = RateState::default();
     let result = async {
         let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let caller = up.authorize(auth, Scope::Upload)?;
         let _slot = up.body_slot()?;
-        up.take_token(caller.index)?;
         let bytes = read_limited(body, MAX_TICKET_BODY, deadline, up.settings.body_timeout.as_secs()).await?;
         let tr: TicketRequest = serde_json::from_slice(&bytes)
             .map_err(|e| UploadError::InvalidRequest(format!("the body must be a JSON ticket request: {e}")))?;
-        up.issue_for(&tr, &caller.tenant, &Timestamp::now()).await
+        let now = Timestamp::now();
+        // The quota (src/quota/) is taken once the ticket is known good: its declared size counts.
+        let plan = up.plan_for(&tr, &caller.tenant, &now)?;
+        up.admit(&caller, &plan, &mut rate).await?;
+        up.issue_plan(&plan, &now).await
     }
     .await;
-    let resp = match result {
+    let mut resp = match result {
         Ok(t) => {
             st.metrics.upload_tickets.with_label_values(&[up.backend.mode(), t.method]).inc();
             let status = if t.exists { StatusCode::OK } else { StatusCode::CREATED };
@@ -195,6 +200,11 @@ async fn create_ticket(req: HttpRequest, body: web::Payload, st: web::Data<AppSt
         }
         Err(e) => error_response(&st, e, None),
     };
+    for (name, value) in rate.headers() {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(header::HeaderName::from_static(name), v);
+        }
+    }
     record(&st, "upload_ticket", &resp, start);
     resp
 }
@@ -317,7 +327,9 @@ async fn put_upload(
             }
         }
         let _slot = st.uploads.body_slot()?;
-        st.uploads.ingest.receive(&key, t, &limits, body, deadline).await
+        let stored = st.uploads.ingest.receive(&key, t, &limits, body, deadline).await?;
+        st.uploads.settle(&key, if stored.outcome == Outcome::Created { stored.bytes } else { 0 }).await;
+        Ok(stored)
     }
     .await;
     let resp = match result {
@@ -348,7 +360,9 @@ async fn form_upload(req: HttpRequest, body: web::Payload, st: web::Data<AppStat
         key_out = key.clone();
         let (grant, t) = verify_grant(&st, Method::Post, &key, &fields, "Content-Type")?;
         let limits = limits_of(&grant)?;
-        st.uploads.ingest.receive(&key, t, &limits, file, deadline).await
+        let stored = st.uploads.ingest.receive(&key, t, &limits, file, deadline).await?;
+        st.uploads.settle(&key, if stored.outcome == Outcome::Created { stored.bytes } else { 0 }).await;
+        Ok(stored)
     }
     .await;
     let resp = match result {

@@ -24,6 +24,12 @@ pub enum UploadError {
     NotAnImage(String),
     #[error("too many upload tickets for this API key: retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
+    /// A day quota (`IMAGO_QUOTA_BYTES_PER_DAY`, `IMAGO_QUOTA_UPLOADS_PER_DAY`) is used up.
+    #[error("the daily upload {what} quota is used up: it resets in {retry_after} s (UTC midnight)")]
+    QuotaExceeded { what: &'static str, retry_after: u64 },
+    /// The shared quota store failed and `IMAGO_QUOTA_ON_STORE_ERROR=closed`.
+    #[error("the quota store is unavailable: retry in 1 s")]
+    QuotaUnavailable,
     #[error("this upload ticket expired")]
     Expired,
     #[error("invalid upload signature")]
@@ -79,11 +85,13 @@ impl UploadError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             UploadError::NotAnImage(_) | UploadError::ChecksumMismatch => StatusCode::UNPROCESSABLE_ENTITY,
-            UploadError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            UploadError::RateLimited { .. } | UploadError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             UploadError::Exists => StatusCode::CONFLICT,
             UploadError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             UploadError::NotFound => StatusCode::NOT_FOUND,
-            UploadError::Storage(_) | UploadError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            UploadError::Storage(_) | UploadError::Busy | UploadError::QuotaUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -97,6 +105,8 @@ impl UploadError {
             UploadError::ContentTypeMismatch(_) => "content-type-mismatch",
             UploadError::NotAnImage(_) => "not-an-image",
             UploadError::RateLimited { .. } => "rate-limited",
+            UploadError::QuotaExceeded { .. } => "quota-exceeded",
+            UploadError::QuotaUnavailable => "quota-unavailable",
             UploadError::Expired => "upload-expired",
             UploadError::InvalidSignature => "invalid-signature",
             UploadError::Exists => "exists",
@@ -123,9 +133,22 @@ impl UploadError {
 
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            UploadError::RateLimited { retry_after } => Some(*retry_after),
-            UploadError::Storage(_) | UploadError::Busy => Some(1),
+            UploadError::RateLimited { retry_after } | UploadError::QuotaExceeded { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            UploadError::Storage(_) | UploadError::Busy | UploadError::QuotaUnavailable => Some(1),
             _ => None,
+        }
+    }
+}
+
+impl From<crate::quota::QuotaError> for UploadError {
+    fn from(e: crate::quota::QuotaError) -> UploadError {
+        use crate::quota::QuotaError;
+        match e {
+            QuotaError::RateLimited(s) => UploadError::RateLimited { retry_after: s.reset.max(1) },
+            QuotaError::Exceeded { what, retry_after } => UploadError::QuotaExceeded { what, retry_after },
+            QuotaError::Unavailable => UploadError::QuotaUnavailable,
         }
     }
 }
