@@ -197,6 +197,21 @@ async fn fleet_cache(bases: &[String]) -> (u64, u64) {
     (hits as u64, all as u64)
 }
 
+/// Requests each replica counted as route "other" (`imago_http_requests_total`).
+async fn upload_route_counts(bases: &[String]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for b in bases {
+        let m = reqwest::get(format!("{b}/metrics")).await.unwrap().text().await.unwrap();
+        let n: f64 = m
+            .lines()
+            .filter(|l| l.starts_with("imago_http_requests_total{") && l.contains("route=\"other\""))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .sum();
+        out.push(n as u64);
+    }
+    out
+}
+
 /// One imago replica (the real binary) on 127.0.0.1:`port` with the test key, a small variant
 /// cache and `Cache-Control: no-store`, so Varnish keeps nothing (hit-for-miss) and every request
 /// reaches an origin: what is measured is the origins' own memory caches.
@@ -359,6 +374,27 @@ async fn hashed_routing_multiplies_the_fleet_memory_cache_and_survives_a_replica
             elapsed.as_secs_f64()
         );
         ratios.push(ratio);
+        if hashed {
+            // Writes to one URL (as every `POST /v1/uploads` is) are spread over the replicas
+            // instead of hashed to one of them (these replicas have no uploads, so the probe
+            // POSTs an image path: a 405 each replica counts as route "other").
+            let before: Vec<u64> = upload_route_counts(&bases).await;
+            for _ in 0..30 {
+                client
+                    .post(format!("{edge}/probe/post/spread"))
+                    .body("{}")
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+            }
+            let after = upload_route_counts(&bases).await;
+            let posts: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+            assert_eq!(posts.iter().sum::<u64>(), 30, "every POST reaches one replica: {posts:?}");
+            assert!(posts.iter().all(|n| *n >= 3), "POSTs of one URL should be spread: {posts:?}");
+        }
         if hashed {
             kept = Some((replicas, bases, edge_proc, edge, tmp.path().join(arm)));
         }

@@ -364,7 +364,13 @@ sub vcl_backend_fetch {
     # goes to the same replica. alt=bereq.retries: a retry goes to the next replica on the ring
     # for this URL, never the one that just failed; healthy=CHOSEN (the default) skips replicas
     # the probe marks sick.
-    set bereq.backend = imago_shard.backend(by=URL, alt=bereq.retries);
+    # Other methods (POST /v1/uploads tickets above all: one URL for every client) are spread
+    # by a per-request key; hashing their one URL would send every ticket to one replica.
+    if (bereq.method == "GET" || bereq.method == "HEAD") {
+        set bereq.backend = imago_shard.backend(by=URL, alt=bereq.retries);
+    } else {
+        set bereq.backend = imago_shard.backend(by=KEY, key=imago_shard.key(bereq.xid));
+    }
 }
 
 sub vcl_backend_response {
