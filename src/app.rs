@@ -106,6 +106,7 @@ impl AppState {
             metrics: &self.metrics,
             shutting_down: &self.shutting_down,
             analytics: self.analytics.enabled(),
+            uploads: &self.uploads,
         }
     }
 

@@ -67,6 +67,9 @@ pub const CODES: &[(&str, &[u16])] = &[
     ("scope-missing", &[403]),
     ("other-tenant", &[403]),
     ("upload-busy", &[503]),
+    ("upload-pending", &[409]),
+    ("upload-rejected", &[409]),
+    ("upload-pending-expired", &[409]),
 ];
 
 /// Every error a request can end in.

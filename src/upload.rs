@@ -16,9 +16,12 @@
 //! it. Handlers live in [`crate::http`], the embedded writer in [`ingest`], `/info` in [`info`],
 //! the refusals in [`error`].
 
+pub mod complete;
 pub mod error;
 pub mod info;
 pub mod ingest;
+pub mod state;
+pub mod sweep;
 pub mod tenancy;
 
 pub use error::UploadError;
@@ -157,6 +160,8 @@ pub struct Ticket {
     pub source: String,
     pub image_url: String,
     pub info_url: String,
+    /// `POST` here (no API key needed: the id is the permission) once the bytes are sent.
+    pub complete_url: String,
     pub exists: bool,
 }
 
@@ -310,6 +315,8 @@ pub struct Uploads {
     pub ingest: ingest::Ingest,
     /// One permit per request body being received (`IMAGO_UPLOAD_MAX_BODIES`).
     bodies: Arc<tokio::sync::Semaphore>,
+    /// Completion settings and the ready cache ([`state`]).
+    pub lifecycle: state::Lifecycle,
 }
 
 impl std::fmt::Debug for Uploads {
@@ -374,7 +381,8 @@ impl Uploads {
         let embedded = matches!(backend, Backend::Local) && !settings.api_keys.is_empty();
         let ingest = ingest::Ingest::new(storage.local().clone(), settings.fsync, settings.body_timeout, embedded)?;
         let bodies = Arc::new(tokio::sync::Semaphore::new(settings.max_bodies));
-        Ok(Uploads { settings, backend, grant_key, signer, keys, tenancy, limiters, ingest, bodies })
+        let lifecycle = state::Lifecycle::new(cfg);
+        Ok(Uploads { settings, backend, grant_key, signer, keys, tenancy, limiters, ingest, bodies, lifecycle })
     }
 
     /// Which API key (index) the `Authorization: Bearer …` header carries ([`crate::auth`]).
@@ -431,7 +439,8 @@ impl Uploads {
             Backend::Local => self.ingest.delete(&key).await,
             Backend::S3(s) => {
                 s.head(&key).await?.ok_or(UploadError::NotFound)?;
-                Ok(s.delete(&key).await?)
+                s.delete(&key).await?;
+                self.forget(s, &key).await
             }
         }
     }
@@ -541,7 +550,7 @@ impl Uploads {
             }
         };
         Ok(Plan {
-            id: format!("upl_{ulid}"),
+            id: self.upload_id(&key),
             key,
             image_type,
             method,
@@ -624,6 +633,7 @@ impl Uploads {
             source: self.source_of(&plan.key),
             image_url: self.image_url(&plan.key)?,
             info_url: format!("{}/v1/images/{}/info", s.public_url, plan.key),
+            complete_url: format!("{}/v1/uploads/{}/complete", s.public_url, plan.id),
             exists,
         })
     }

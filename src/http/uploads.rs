@@ -440,6 +440,7 @@ async fn image_info(req: HttpRequest, path: web::Path<String>, st: web::Data<App
                 (SourceRef::Local(key.clone()), m.len(), format!("{}:{mtime}", m.len()))
             }
             Backend::S3(s) => {
+                up.gate(s.name(), &key).await?;
                 let m = s.head(&key).await.map_err(UploadError::from)?;
                 let m = m.ok_or(UploadError::NotFound)?;
                 (
