@@ -275,3 +275,40 @@ async fn embedded_uploads_are_ready_on_receipt() {
     let r = s.client.post(format!("{}/v1/uploads/{never}/complete", s.base)).send().await.unwrap();
     assert_error(r, 404, "not-found").await;
 }
+
+/// Figures for docs/uploads.md (not an assertion of speed): completion time and what it reads.
+/// `cargo test --test uploads_confirm -- --ignored --nocapture measure`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_completion() {
+    let Some(env) = S3Env::get() else { return };
+    let prefix = unique_prefix("measure");
+    let s = s3_server(&env, &prefix, |_| {}).await;
+    for name in ["orientation/Landscape_6.jpg", "phone12mp.jpg", "earth_anim.gif"] {
+        let photo = fixture(name);
+        let ct = if name.ends_with("gif") { "image/gif" } else { "image/jpeg" };
+        let mut times = Vec::new();
+        for _ in 0..10 {
+            let t = upload(&s, ct, photo.clone()).await;
+            let start = std::time::Instant::now();
+            let (status, _) = complete(&s, &t).await;
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(status, 200);
+        }
+        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let (_, t) =
+            ticket(&s, json!({"content_type": ct, "content_length": photo.len(), "sha256": sha256_hex(&photo)})).await;
+        send(&s.client, &t, photo.clone(), None).await;
+        let start = std::time::Instant::now();
+        assert_eq!(complete(&s, &t).await.0, 200);
+        let digest_ms = start.elapsed().as_secs_f64() * 1000.0;
+        println!(
+            "{name}: {} bytes, complete p50 {:.1} ms, max {:.1} ms (reads {} bytes); sha256 key {:.1} ms (reads all)",
+            photo.len(),
+            times[5],
+            times[9],
+            photo.len().min(256 * 1024),
+            digest_ms
+        );
+    }
+}

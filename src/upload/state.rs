@@ -166,14 +166,11 @@ impl Uploads {
         if let Some(f) = self.cached_ready(key).await {
             return Ok(Some(f));
         }
-        let f: Option<Facts> = record(b, &ready_key(key)).await?;
+        let f: Option<Arc<Facts>> = record::<Facts>(b, &ready_key(key)).await?.map(Arc::new);
         if let Some(f) = &f {
-            self.lifecycle.ready.insert(key.to_string(), Arc::new(f.clone())).await;
+            self.lifecycle.ready.insert(key.to_string(), f.clone()).await;
         }
-        Ok(f.map(|f| {
-            let f = Arc::new(f);
-            f
-        }))
+        Ok(f)
     }
 
     pub(super) async fn rejected_record(&self, b: &Bucket, key: &str) -> Result<Option<Refusal>, UploadError> {
@@ -231,8 +228,12 @@ impl Uploads {
     /// checks it) unless `IMAGO_UPLOAD_REQUIRE_COMPLETE` is set (`409 upload-pending`); a
     /// `rejected` one is `409 upload-rejected`. Ready keys are cached, so this is free after the
     /// first read.
+    /// Without API keys (uploads off) nothing is gated: the bucket's objects are served as before.
     pub async fn gate(&self, bucket: &str, key: &str) -> Result<(), UploadError> {
         let Some(b) = self.bucket() else { return Ok(()) };
+        if self.settings.api_keys.is_empty() {
+            return Ok(());
+        }
         if b.name() != bucket || self.upload_key(key).is_err() || self.cached_ready(key).await.is_some() {
             return Ok(());
         }
