@@ -251,6 +251,15 @@ fn limits_of(grant: &EmbeddedGrant) -> Result<Limits, UploadError> {
     Ok(Limits { max_bytes: grant.max_bytes, exact: grant.length, sha256 })
 }
 
+/// Embedded uploads are complete on receipt: the `upload.completed` event of a new one
+/// ([`crate::upload::complete::on_completed`]) is announced in the background.
+fn announce(st: &web::Data<AppState>, key: &str, stored: &Stored) {
+    if stored.outcome == Outcome::Created {
+        let (st, key) = (st.clone(), key.to_string());
+        actix_web::rt::spawn(async move { st.uploads.announce_receipt(&key).await });
+    }
+}
+
 fn stored_response(st: &AppState, key: &str, stored: &Stored, origin: Option<&HeaderValue>) -> HttpResponse {
     let up = &st.uploads;
     let image_url = up.image_url(key).unwrap_or_default();
@@ -321,7 +330,10 @@ async fn put_upload(
     }
     .await;
     let resp = match result {
-        Ok(stored) => stored_response(&st, &key, &stored, allow.as_ref()),
+        Ok(stored) => {
+            announce(&st, &key, &stored);
+            stored_response(&st, &key, &stored, allow.as_ref())
+        }
         Err(e) => error_response(&st, e, allow.as_ref()),
     };
     record(&st, "upload_put", &resp, start);
@@ -352,7 +364,10 @@ async fn form_upload(req: HttpRequest, body: web::Payload, st: web::Data<AppStat
     }
     .await;
     let resp = match result {
-        Ok(stored) => stored_response(&st, &key_out, &stored, allow.as_ref()),
+        Ok(stored) => {
+            announce(&st, &key_out, &stored);
+            stored_response(&st, &key_out, &stored, allow.as_ref())
+        }
         Err(e) => error_response(&st, e, allow.as_ref()),
     };
     record(&st, "upload_form", &resp, start);

@@ -294,8 +294,35 @@ impl Uploads {
         })
     }
 
+    /// Embedded mode: an upload is ready on receipt; this announces it ([`on_completed`], with the
+    /// header's facts). Called once per stored upload, off the request path.
+    pub async fn announce_receipt(&self, key: &str) {
+        match self.complete_inner(key).await {
+            Ok(facts) => {
+                on_completed(key, &self.tenant_of(key), &facts);
+            }
+            Err(e) => tracing::warn!(key, error = %e, "a received upload's header does not decode"),
+        }
+    }
+
     /// The state of an upload for its id (`GET`-like view used by the listing and tests).
     pub async fn state_of_id(&self, id: &str) -> Result<State, UploadError> {
         self.state_of(&self.key_of_id(id)?).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_keys_and_types() {
+        let hex = "ab".repeat(32);
+        assert_eq!(declared_digest(&format!("u/sha256/{hex}.jpg")), Some([0xab; 32]));
+        assert_eq!(declared_digest(&format!("u/acme/sha256/{hex}.png")), Some([0xab; 32]));
+        assert_eq!(declared_digest(&format!("u/2030/01/01/{hex}.jpg")), None);
+        assert_eq!(declared_digest("u/sha256/zz.jpg"), None);
+        assert_eq!(type_of("u/a.JPEG").map(|t| t.mime), Some("image/jpeg"));
+        assert!(type_of("u/a.txt").is_none());
     }
 }
