@@ -6,6 +6,10 @@
 //! record. Every replica sweeps every `clamp(TTL / 4, 10 s, 1 h)`; sweeps of several replicas
 //! agree for the same reasons completions do.
 //!
+//! The sweep goes by which records exist (it lists them, it does not read them): an upload with a
+//! `ready` record that does not parse (written by hand) is left to reads and completions, which
+//! treat it as none and rewrite it.
+//!
 //! Why not an S3 lifecycle rule: a pending upload sits at its final key (the ticket's `key`, read
 //! by clients at once) and Garage's lifecycle filters are prefixes and sizes only (no tags), so
 //! no rule can tell a pending object from a ready one. Cost: one listing of every upload prefix
