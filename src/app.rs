@@ -108,6 +108,7 @@ impl AppState {
             metrics: &self.metrics,
             shutting_down: &self.shutting_down,
             analytics: self.analytics.enabled(),
+            uploads: &self.uploads,
         }
     }
 

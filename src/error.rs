@@ -69,6 +69,9 @@ pub const CODES: &[(&str, &[u16])] = &[
     ("upload-busy", &[503]),
     ("quota-exceeded", &[429]),
     ("quota-unavailable", &[503]),
+    ("upload-pending", &[409]),
+    ("upload-rejected", &[409]),
+    ("upload-pending-expired", &[409]),
 ];
 
 /// Every error a request can end in.

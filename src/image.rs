@@ -47,6 +47,8 @@ pub struct Flow<'a> {
     pub shutting_down: &'a AtomicBool,
     /// Whether analytics events are recorded (the draft then keeps the memo entry).
     pub analytics: bool,
+    /// Upload lifecycle: an upload key is served only once `ready` ([`crate::upload::state`]).
+    pub uploads: &'a crate::upload::Uploads,
 }
 
 fn unix_now() -> i64 {
@@ -218,6 +220,9 @@ pub async fn make_variant(f: &Flow<'_>, src: source::SourceRef, req: RenderReque
     let admission = f.workers.admit().map_err(|r| shed(f, r))?;
     let t = Instant::now();
     let fetch = async {
+        if let source::SourceRef::S3 { bucket, key } = &src {
+            f.uploads.gate(bucket, key).await?;
+        }
         let fetched = f.sources.fetch(&src).instrument(info_span!("fetch", kind = src.kind())).await?;
         f.metrics.fetches.inc();
         f.metrics.fetch_seconds.observe(t.elapsed().as_secs_f64());

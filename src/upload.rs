@@ -16,9 +16,12 @@
 //! it. Handlers live in [`crate::http`], the embedded writer in [`ingest`], `/info` in [`info`],
 //! the refusals in [`error`].
 
+pub mod complete;
 pub mod error;
 pub mod info;
 pub mod ingest;
+pub mod state;
+pub mod sweep;
 pub mod tenancy;
 
 pub use error::UploadError;
@@ -154,6 +157,8 @@ pub struct Ticket {
     pub source: String,
     pub image_url: String,
     pub info_url: String,
+    /// `POST` here (no API key needed: the id is the permission) once the bytes are sent.
+    pub complete_url: String,
     pub exists: bool,
 }
 
@@ -309,6 +314,8 @@ pub struct Uploads {
     pub ingest: ingest::Ingest,
     /// One permit per request body being received (`IMAGO_UPLOAD_MAX_BODIES`).
     bodies: Arc<tokio::sync::Semaphore>,
+    /// Completion settings and the ready cache ([`state`]).
+    pub lifecycle: state::Lifecycle,
 }
 
 impl std::fmt::Debug for Uploads {
@@ -373,7 +380,8 @@ impl Uploads {
         let embedded = matches!(backend, Backend::Local) && !settings.api_keys.is_empty();
         let ingest = ingest::Ingest::new(storage.local().clone(), settings.fsync, settings.body_timeout, embedded)?;
         let bodies = Arc::new(tokio::sync::Semaphore::new(settings.max_bodies));
-        Ok(Uploads { settings, backend, grant_key, signer, keys, tenancy, quotas, subjects, ingest, bodies })
+        let lifecycle = state::Lifecycle::new(cfg);
+        Ok(Uploads { settings, backend, grant_key, signer, keys, tenancy, quotas, subjects, ingest, bodies, lifecycle })
     }
 
     /// Which API key (index) the `Authorization: Bearer …` header carries ([`crate::auth`]).
@@ -449,7 +457,8 @@ impl Uploads {
             Backend::Local => self.ingest.delete(&key).await,
             Backend::S3(s) => {
                 s.head(&key).await?.ok_or(UploadError::NotFound)?;
-                Ok(s.delete(&key).await?)
+                s.delete(&key).await?;
+                self.forget(s, &key).await
             }
         }
     }
@@ -559,7 +568,7 @@ impl Uploads {
             }
         };
         Ok(Plan {
-            id: format!("upl_{ulid}"),
+            id: self.upload_id(&key),
             key,
             image_type,
             method,
@@ -642,6 +651,7 @@ impl Uploads {
             source: self.source_of(&plan.key),
             image_url: self.image_url(&plan.key)?,
             info_url: format!("{}/v1/images/{}/info", s.public_url, plan.key),
+            complete_url: format!("{}/v1/uploads/{}/complete", s.public_url, plan.id),
             exists,
         })
     }

@@ -60,6 +60,32 @@ async fn rust_sdk_requests_tickets_and_uploads() {
     assert!(UploadClient::new("ftp://x", key).is_err());
 }
 
+/// `complete` asks imago to check an upload and returns the facts; an upload that never
+/// happened is a typed refusal with imago's code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_completes_uploads() {
+    let key = "rust-sdk-api-key-0123456789";
+    let s = start(&[], |c| c.api_keys = imago::config::List::from_strs(&[key])).await;
+    let client = UploadClient::new(&s.base, key).unwrap();
+    let photo = fixture("orientation/Landscape_6.jpg");
+    let req = TicketRequest {
+        content_type: "image/jpeg".into(),
+        content_length: Some(photo.len() as u64),
+        ..Default::default()
+    };
+    let ticket = client.request_upload(&req).await.unwrap();
+    assert!(ticket.complete_url.as_deref().is_some_and(|u| u.ends_with("/complete")));
+    match client.complete(&ticket).await {
+        Err(ClientError::Refused { status: 404, code, .. }) => assert_eq!(code, "not-found"),
+        other => panic!("nothing uploaded yet: {other:?}"),
+    }
+    client.upload(&ticket, photo.clone()).await.unwrap();
+    let done = client.complete(&ticket).await.unwrap();
+    assert_eq!((done.state.as_str(), done.key.as_str()), ("ready", ticket.key.as_str()));
+    assert_eq!((done.width, done.height, done.frames, done.bytes), (1800, 1200, 1, photo.len() as u64));
+    assert_eq!(done.image_url, ticket.image_url);
+}
+
 /// `list_images` pages through the key's tenant's images with the cursor; another tenant's
 /// key sees none of them, and the refusal keeps imago's code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,10 @@
 //! The browser upload test: Debian's chromium (headless, driven by playwright-core from
 //! `tests/browser/`) loads a page from its own loopback origin, gets a ticket through the page's
 //! backend, uploads a photo with Uppy (`@uppy/core` + `@uppy/aws-s3`, `getUploadParameters`
-//! returning the ticket unchanged), shows progress reaching 100 % and then displays the image
-//! from its signed URL. Runs against the embedded store and, when `IMAGO_TEST_S3_*` is set,
+//! returning the ticket unchanged), shows progress reaching 100 %, completes the upload
+//! (`complete_url`, from the browser, no API key) and then displays the image from its signed
+//! URL; a variant of it is then served. Against Garage completion is required
+//! (`IMAGO_UPLOAD_REQUIRE_COMPLETE`), so the image shows only if the browser's completion worked. Runs against the embedded store and, when `IMAGO_TEST_S3_*` is set,
 //! against Garage; PUT and POST each. Screenshots go to `$CARGO_TARGET_TMPDIR/browser/`.
 //!
 //! Needs node, chromium and `tests/browser/node_modules` (`npm ci` in tests/browser; scripts/
@@ -61,6 +63,7 @@ async fn uppy_uploads_from_a_browser_and_shows_the_image() {
             let s = start(&[], move |r| {
                 env.apply(r);
                 r.upload_prefixes = imago::config::List::from_strs(&[prefix.as_str()]);
+                r.upload_require_complete = true;
             })
             .await;
             runs.push(json!({"name": "garage-put", "imago_url": s.base, "api_key": API_KEY, "method": "PUT"}));
@@ -101,8 +104,22 @@ async fn uppy_uploads_from_a_browser_and_shows_the_image() {
         assert_ne!(r["page_origin"].as_str().unwrap(), embedded.base, "the page must be cross-origin");
         let shot = std::fs::read(r["screenshot"].as_str().unwrap()).unwrap();
         assert!(shot.starts_with(b"\x89PNG") && shot.len() > 10_000, "{name}: screenshot");
+        let c = &r["completion"];
+        assert_eq!((c["status"].as_u64(), c["body"]["state"].as_str()), (Some(200), Some("ready")), "{name}: {r}");
+        assert_eq!((c["body"]["width"].as_u64(), c["body"]["height"].as_u64()), (Some(1800), Some(1200)), "{name}");
         let key = r["key"].as_str().unwrap();
         let method = r["method"].as_str().unwrap();
+        // A variant of the completed upload.
+        let server = if name.starts_with("embedded") { &embedded } else { s3_server.as_ref().unwrap() };
+        assert_eq!(c["body"]["image_url"], r["image_url"], "{name}");
+        let src = if name.starts_with("embedded") {
+            format!("local:///{key}")
+        } else {
+            format!("s3://{}/{key}", s3.as_ref().unwrap().bucket)
+        };
+        let v = server.get(&server.url("w:300", &src, Some("png"))).await;
+        assert_eq!(v.status(), 200, "{name}: variant");
+        assert_eq!(common::decode(&v.bytes().await.unwrap()).dimensions(), (300, 200), "{name}: variant");
         assert_eq!(method, if name.ends_with("put") { "PUT" } else { "POST" });
         if name.starts_with("embedded") {
             assert_eq!(std::fs::read(embedded.root.join(key)).unwrap(), photo, "{name}: stored bytes");

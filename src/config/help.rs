@@ -248,6 +248,16 @@ pub const SETTINGS: &[Setting] = &[
         help: "request bodies of /v1/uploads* received at once (tickets, PUTs, forms; 503 upload-busy above)",
     },
     Setting {
+        env: "IMAGO_UPLOAD_REQUIRE_COMPLETE",
+        default: "false",
+        help: "S3 uploads: reads answer 409 upload-pending until POST /v1/uploads/{id}/complete (false: the first read completes)",
+    },
+    Setting {
+        env: "IMAGO_UPLOAD_PENDING_TTL_SECS",
+        default: "86400",
+        help: "S3 uploads pending longer are checked by the sweep (removed instead with IMAGO_UPLOAD_REQUIRE_COMPLETE)",
+    },
+    Setting {
         env: "IMAGO_UPLOAD_S3_IF_NONE_MATCH",
         default: "true",
         help: "S3 PUT tickets sign If-None-Match: * (stores that honour it refuse overwrites)",

@@ -280,6 +280,10 @@ pub struct RawConfig {
     pub upload_body_timeout_secs: u64,
     pub upload_max_bodies: usize,
     pub upload_s3_if_none_match: bool,
+    /// Reads of an upload wait for its completion (`POST /v1/uploads/{id}/complete`).
+    pub upload_require_complete: bool,
+    /// How long an object-store upload may stay pending.
+    pub upload_pending_ttl_secs: u64,
     pub cors_origins: List,
     pub info_max_age_secs: u64,
     pub list_max_limit: usize,
@@ -389,6 +393,8 @@ impl Default for RawConfig {
             upload_body_timeout_secs: 300,
             upload_max_bodies: 64,
             upload_s3_if_none_match: true,
+            upload_require_complete: false,
+            upload_pending_ttl_secs: 86_400,
             cors_origins: List::from_strs(&["*"]),
             info_max_age_secs: 300,
             list_max_limit: 1000,

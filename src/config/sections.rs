@@ -60,6 +60,10 @@ pub struct UploadSettings {
     pub list_max_limit: usize,
     /// Ticket rate and daily quotas ([`super::QuotaSettings`]).
     pub quota: super::QuotaSettings,
+    /// Reads of a pending upload answer `409 upload-pending` instead of completing it.
+    pub require_complete: bool,
+    /// How long an object-store upload may stay pending (the sweep's age).
+    pub pending_ttl: Duration,
 }
 
 /// A key prefix in its one accepted form (no slashes at the ends), or None when it is not one.
@@ -140,6 +144,9 @@ impl UploadSettings {
         if !(1..=tokio::sync::Semaphore::MAX_PERMITS).contains(&r.upload_max_bodies) {
             return Err(("IMAGO_UPLOAD_MAX_BODIES", "must be at least 1".into()));
         }
+        if !(1..=365 * 24 * 3600).contains(&r.upload_pending_ttl_secs) {
+            return Err(("IMAGO_UPLOAD_PENDING_TTL_SECS", "must be 1 to 31536000".into()));
+        }
         let cors_origins = r.cors_origins.strings();
         for o in &cors_origins {
             if o != "*" && url::Url::parse(o).map(|u| u.origin().ascii_serialization() != *o).unwrap_or(true) {
@@ -166,6 +173,8 @@ impl UploadSettings {
             s3_if_none_match: r.upload_s3_if_none_match,
             list_max_limit: r.list_max_limit,
             quota: super::QuotaSettings::from_raw(r)?,
+            require_complete: r.upload_require_complete,
+            pending_ttl: Duration::from_secs(r.upload_pending_ttl_secs),
         })
     }
 }

@@ -11,6 +11,7 @@
 //! | every other `GET`/`HEAD` path (the default service, no regex) | [`image::image`] | the handler |
 
 pub mod analytics;
+pub mod complete;
 pub mod edge;
 pub mod image;
 pub mod middleware;
@@ -83,6 +84,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("")
                 .guard(actix_web::guard::fn_guard(|ctx| ctx.head().uri.path().starts_with("/v1/")))
+                .configure(complete::routes)
                 .configure(uploads::routes)
                 .configure(analytics::routes)
                 .default_service(web::to(image_or_not_allowed)),
@@ -123,6 +125,10 @@ pub fn start(cfg: Config) -> Result<Running, String> {
     let metrics_listener = metrics_listener(&cfg)?;
     let state = web::Data::new(AppState::new(cfg)?);
     let metrics_addr = serve_metrics(metrics_listener, &state)?;
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let weak = std::sync::Arc::downgrade(&state.clone().into_inner());
+        rt.spawn(crate::upload::sweep::run_sweeper(weak, |st: &AppState| &st.uploads));
+    }
     let data = state.clone();
     let settings = edge::Settings { workers: http_workers, shutdown_timeout: 25, signals: true };
     let server = edge::serve(listener, settings, move || {

@@ -261,6 +261,15 @@ fn limits_of(grant: &EmbeddedGrant) -> Result<Limits, UploadError> {
     Ok(Limits { max_bytes: grant.max_bytes, exact: grant.length, sha256 })
 }
 
+/// Embedded uploads are complete on receipt: the `upload.completed` event of a new one
+/// ([`crate::upload::complete::on_completed`]) is announced in the background.
+fn announce(st: &web::Data<AppState>, key: &str, stored: &Stored) {
+    if stored.outcome == Outcome::Created {
+        let (st, key) = (st.clone(), key.to_string());
+        actix_web::rt::spawn(async move { st.uploads.announce_receipt(&key).await });
+    }
+}
+
 fn stored_response(st: &AppState, key: &str, stored: &Stored, origin: Option<&HeaderValue>) -> HttpResponse {
     let up = &st.uploads;
     let image_url = up.image_url(key).unwrap_or_default();
@@ -333,7 +342,10 @@ async fn put_upload(
     }
     .await;
     let resp = match result {
-        Ok(stored) => stored_response(&st, &key, &stored, allow.as_ref()),
+        Ok(stored) => {
+            announce(&st, &key, &stored);
+            stored_response(&st, &key, &stored, allow.as_ref())
+        }
         Err(e) => error_response(&st, e, allow.as_ref()),
     };
     record(&st, "upload_put", &resp, start);
@@ -366,7 +378,10 @@ async fn form_upload(req: HttpRequest, body: web::Payload, st: web::Data<AppStat
     }
     .await;
     let resp = match result {
-        Ok(stored) => stored_response(&st, &key_out, &stored, allow.as_ref()),
+        Ok(stored) => {
+            announce(&st, &key_out, &stored);
+            stored_response(&st, &key_out, &stored, allow.as_ref())
+        }
         Err(e) => error_response(&st, e, allow.as_ref()),
     };
     record(&st, "upload_form", &resp, start);
@@ -454,6 +469,7 @@ async fn image_info(req: HttpRequest, path: web::Path<String>, st: web::Data<App
                 (SourceRef::Local(key.clone()), m.len(), format!("{}:{mtime}", m.len()))
             }
             Backend::S3(s) => {
+                up.gate(s.name(), &key).await?;
                 let m = s.head(&key).await.map_err(UploadError::from)?;
                 let m = m.ok_or(UploadError::NotFound)?;
                 (

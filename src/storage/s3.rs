@@ -336,6 +336,28 @@ impl Bucket {
         read_body(resp, max_bytes).await
     }
 
+    /// The object's first `n` bytes (a `Range` read; the whole object when smaller), or `None`
+    /// when there is none.
+    pub async fn get_prefix(&self, key: &str, n: u64) -> Result<Option<Object>, StorageError> {
+        let url = self.presign_get(key, GET_TTL);
+        let range = format!("bytes=0-{}", n.saturating_sub(1));
+        let resp = self.http().get(url).header("range", range).send().await.map_err(request_err)?;
+        match resp.status() {
+            s if s.is_success() => Ok(Some(read_body(resp, n).await?)),
+            reqwest::StatusCode::NOT_FOUND => Ok(None),
+            s => Err(StorageError::Status { op: "GET", status: s }),
+        }
+    }
+
+    /// A whole small object, or `None` when there is none.
+    pub async fn get_opt(&self, key: &str, max_bytes: u64) -> Result<Option<Object>, StorageError> {
+        match self.get(key, max_bytes).await {
+            Ok(o) => Ok(Some(o)),
+            Err(StorageError::Status { status: reqwest::StatusCode::NOT_FOUND, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The object's size and ETag, or `None` when there is none.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
         let url = self.bucket.head_object(Some(&self.creds()), key).sign(HEAD_TTL);

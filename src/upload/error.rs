@@ -62,6 +62,21 @@ pub enum UploadError {
     /// `IMAGO_UPLOAD_MAX_BODIES` request bodies are being received already.
     #[error("too many request bodies are being received: retry in 1 s")]
     Busy,
+    /// The upload has not been checked yet (`IMAGO_UPLOAD_REQUIRE_COMPLETE`): complete it first.
+    #[error("this upload is pending: complete it (POST /v1/uploads/{{id}}/complete) before reading it")]
+    Pending,
+    /// The upload was checked and refused (and removed); the reason is its first answer's.
+    #[error("this upload was rejected: {0}")]
+    Rejected(String),
+    /// The upload stayed pending past `IMAGO_UPLOAD_PENDING_TTL_SECS`: it is (being) removed.
+    #[error("this upload was not completed within {0} s and expired")]
+    PendingExpired(u64),
+    /// The image's header says more pixels than `IMAGO_MAX_SRC_MEGAPIXELS` (upload checks).
+    #[error("the image is too large: {0}")]
+    ImageTooLarge(String),
+    /// More frames than `IMAGO_MAX_ANIMATION_FRAMES` (upload checks).
+    #[error("the image has too many frames: {0}")]
+    TooManyFrames(String),
     #[error("storage failed: {0}")]
     Storage(String),
 }
@@ -84,7 +99,11 @@ impl UploadError {
             UploadError::UnsupportedContentType(..) | UploadError::ContentTypeMismatch(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            UploadError::NotAnImage(_) | UploadError::ChecksumMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            UploadError::NotAnImage(_)
+            | UploadError::ChecksumMismatch
+            | UploadError::ImageTooLarge(_)
+            | UploadError::TooManyFrames(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            UploadError::Pending | UploadError::Rejected(_) | UploadError::PendingExpired(_) => StatusCode::CONFLICT,
             UploadError::RateLimited { .. } | UploadError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             UploadError::Exists => StatusCode::CONFLICT,
             UploadError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -120,6 +139,11 @@ impl UploadError {
             UploadError::ScopeMissing(_) => "scope-missing",
             UploadError::OtherTenant => "other-tenant",
             UploadError::Busy => "upload-busy",
+            UploadError::Pending => "upload-pending",
+            UploadError::Rejected(_) => "upload-rejected",
+            UploadError::PendingExpired(_) => "upload-pending-expired",
+            UploadError::ImageTooLarge(_) => "image-too-large",
+            UploadError::TooManyFrames(_) => "too-many-frames",
             UploadError::Storage(_) => "storage-unavailable",
         }
     }

@@ -92,6 +92,8 @@ pub struct Item {
     pub last_modified: Option<String>,
     pub image_url: String,
     pub info_url: String,
+    /// `ready`, `pending` or `rejected` ([`super::state`]; embedded uploads are always `ready`).
+    pub state: &'static str,
 }
 
 /// A page of `GET /v1/images`.
@@ -241,6 +243,7 @@ impl Uploads {
                 }
             }
         }
+        self.fill_states(&mut items).await?;
         let next_cursor = if more { after.map(|a| URL_SAFE_NO_PAD.encode(a)) } else { None };
         Ok(Listing { items, next_cursor })
     }
@@ -286,6 +289,7 @@ impl Uploads {
                 .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
             image_url: self.image_url(&o.key).unwrap_or_default(),
             info_url: format!("{}/v1/images/{}/info", self.settings.public_url, o.key),
+            state: "ready",
             key: o.key,
         }
     }

@@ -108,6 +108,7 @@ try {
       key: result.ticket?.key ?? result.partial?.ticket?.key ?? null,
       method: result.ticket?.method ?? null,
       image_url: result.ticket?.image_url ?? null,
+      completion: result.completion ?? null,
       error: result.error ?? null,
       screenshot,
       console: consoleLines,

@@ -291,6 +291,31 @@ impl S3Env {
         assert!(r.status().is_success(), "PUT {key}: {}", r.status());
     }
 
+    /// A PUT (signed headers `headers` included): its status and ETag.
+    pub async fn put_with(&self, key: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, String) {
+        use rusty_s3::S3Action;
+        let b = self.bucket();
+        let c = self.creds();
+        let mut action = b.put_object(Some(&c), key);
+        for (k, v) in headers {
+            action.headers_mut().insert(k.to_ascii_lowercase(), v.to_string());
+        }
+        let mut r = reqwest::Client::new().put(action.sign(Duration::from_secs(60))).body(body);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let r = r.send().await.unwrap();
+        let etag = r.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        (r.status().as_u16(), etag)
+    }
+
+    /// A GET with `If-Match: etag`: its status.
+    pub async fn get_if_match(&self, key: &str, etag: &str) -> u16 {
+        use rusty_s3::S3Action;
+        let url = self.bucket().get_object(Some(&self.creds()), key).sign(Duration::from_secs(60));
+        reqwest::Client::new().get(url).header("if-match", etag).send().await.unwrap().status().as_u16()
+    }
+
     /// The bytes of an object.
     pub async fn object(&self, key: &str) -> Option<Vec<u8>> {
         use rusty_s3::S3Action;

@@ -15,5 +15,5 @@ export { LADDER, srcsetWidths, sizes, assembleSrcset } from "./srcset.js";
 export type { SrcsetOptions, SizesBreakpoint } from "./srcset.js";
 export { parsePath, parseOptionSegment, OPTION_ALIASES } from "./parse.js";
 export type { ParsedPath, ParseOptions } from "./parse.js";
-export { requestUpload, uploadFile } from "./upload.js";
-export type { UploadRequest, UploadTicket, UploadProgress, UploadFileOptions, RequestUploadOptions, XhrLike, XhrConstructor } from "./upload.js";
+export { requestUpload, uploadFile, completeUpload } from "./upload.js";
+export type { UploadRequest, UploadTicket, UploadCompletion, CompleteUploadOptions, UploadProgress, UploadFileOptions, RequestUploadOptions, XhrLike, XhrConstructor } from "./upload.js";

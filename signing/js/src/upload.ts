@@ -30,8 +30,34 @@ export interface UploadTicket {
   /** Signed read URL. */
   image_url: string;
   info_url: string;
+  /** `POST` here once the bytes are sent (SPEC §10 Completion); absent from servers before it. */
+  complete_url?: string;
   /** True when sha256 matched an existing object: nothing to upload. */
   exists: boolean;
+}
+
+/** Answer of `POST {complete_url}`: the facts imago checked (SPEC §10 Completion). */
+export interface UploadCompletion {
+  id: string;
+  key: string;
+  state: "ready";
+  etag: string;
+  bytes: number;
+  format: string;
+  /** Upright dimensions (0 for SVG). */
+  width: number;
+  height: number;
+  frames: number;
+  checked_at: string;
+  image_url: string;
+  info_url: string;
+}
+
+export interface CompleteUploadOptions extends RequestUploadOptions {
+  /** The app's API key (optional: the ticket's id is the permission). */
+  apiKey?: string;
+  /** imago's base URL, for tickets without `complete_url` (servers before completion). */
+  baseUrl?: string;
 }
 
 export interface RequestUploadOptions {
@@ -72,6 +98,50 @@ function validateTicket(t: unknown): UploadTicket {
     fields: (o.fields as Record<string, string>) ?? {},
     headers: (o.headers as Record<string, string>) ?? {},
   };
+}
+
+async function apiAnswer(res: Response): Promise<unknown> {
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  if (!res.ok) {
+    const e = (json ?? {}) as { code?: unknown; message?: unknown };
+    throw new ImagoApiError(
+      res.status,
+      typeof e.code === "string" ? e.code : `http-${res.status}`,
+      typeof e.message === "string" ? e.message : text || res.statusText || `HTTP ${res.status}`,
+    );
+  }
+  if (json === undefined) throw new ImagoApiError(res.status, "invalid-response", "the response is not JSON");
+  return json;
+}
+
+/**
+ * `POST {ticket.complete_url}` → the checked facts of the upload (idempotent, safe to retry).
+ * A rejected upload throws ImagoApiError with its code (`not-an-image`, … then `upload-rejected`).
+ */
+export async function completeUpload(ticket: Pick<UploadTicket, "id" | "complete_url">, opts: CompleteUploadOptions = {}): Promise<UploadCompletion> {
+  let url = ticket?.complete_url;
+  if (typeof url !== "string") {
+    if (typeof opts.baseUrl !== "string" || !/^https?:\/\//.test(opts.baseUrl)) {
+      throw new ImagoOptionError("baseUrl", "the ticket has no complete_url: pass baseUrl");
+    }
+    url = `${opts.baseUrl.replace(/\/+$/, "")}/v1/uploads/${encodeURIComponent(ticket.id)}/complete`;
+  }
+  const f = opts.fetch ?? globalThis.fetch;
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (opts.apiKey) headers.Authorization = `Bearer ${opts.apiKey}`;
+  const init: RequestInit = { method: "POST", headers };
+  if (opts.signal) init.signal = opts.signal;
+  const o = (await apiAnswer(await f(url, init))) as Record<string, unknown>;
+  if (o === null || typeof o !== "object" || o.state !== "ready" || typeof o.key !== "string") {
+    throw new ImagoApiError(502, "invalid-response", "completion response is missing required fields");
+  }
+  return o as unknown as UploadCompletion;
 }
 
 /** `POST {baseUrl}/v1/uploads` → upload ticket. Throws ImagoApiError on a non-2xx answer. */

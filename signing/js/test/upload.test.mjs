@@ -1,7 +1,7 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { requestUpload, uploadFile, ImagoApiError, ImagoOptionError, ImagoUploadError } from "../dist/index.js";
+import { requestUpload, uploadFile, completeUpload, ImagoApiError, ImagoOptionError, ImagoUploadError } from "../dist/index.js";
 
 const TICKET = {
   id: "upl_1", key: "avatars/cat.jpg", method: "PUT", url: "https://bucket.example/put?sig=1",
@@ -204,5 +204,40 @@ describe("uploadFile", () => {
 
   test("no XMLHttpRequest available", async () => {
     await assert.rejects(uploadFile(TICKET, file), (e) => e instanceof ImagoOptionError && e.option === "XMLHttpRequest");
+  });
+});
+
+describe("completeUpload against a local server", () => {
+  let server;
+  let base;
+  const seen = [];
+  const DONE = { id: "upl_1", key: "avatars/cat.jpg", state: "ready", etag: "\"e\"", bytes: 10, format: "jpg", width: 3, height: 2, frames: 1, checked_at: "2030-01-01T00:00:00Z", image_url: "i", info_url: "n" };
+  before(async () => {
+    server = createServer((req, res) => {
+      seen.push({ method: req.method, url: req.url, auth: req.headers.authorization });
+      if (req.url === "/v1/uploads/upl_1/complete") {
+        res.writeHead(200, { "content-type": "application/json" });
+        return res.end(JSON.stringify(DONE));
+      }
+      res.writeHead(422, { "content-type": "application/json" });
+      res.end(JSON.stringify({ code: "not-an-image", message: "the body is not a JPEG image" }));
+    });
+    await new Promise((r) => server.listen(0, "127.0.0.1", r));
+    base = `http://127.0.0.1:${server.address().port}`;
+  });
+  after(() => new Promise((r) => server.close(r)));
+
+  test("posts to complete_url without a key and returns the facts", async () => {
+    const c = await completeUpload({ id: "upl_1", complete_url: `${base}/v1/uploads/upl_1/complete` });
+    assert.deepEqual(c, DONE);
+    assert.deepEqual(seen.at(-1), { method: "POST", url: "/v1/uploads/upl_1/complete", auth: undefined });
+  });
+  test("builds the URL from baseUrl and sends the API key when given", async () => {
+    await completeUpload({ id: "upl_1" }, { baseUrl: `${base}/`, apiKey: "k" });
+    assert.deepEqual(seen.at(-1), { method: "POST", url: "/v1/uploads/upl_1/complete", auth: "Bearer k" });
+    await assert.rejects(completeUpload({ id: "upl_1" }), (e) => e instanceof ImagoOptionError && e.option === "baseUrl");
+  });
+  test("a rejection is an ImagoApiError with the check's code", async () => {
+    await assert.rejects(completeUpload({ id: "upl_2", complete_url: `${base}/v1/uploads/upl_2/complete` }), (e) => e instanceof ImagoApiError && e.status === 422 && e.code === "not-an-image");
   });
 });

@@ -4,13 +4,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from imago_signing import ImagoApiError, ImagoOptionError, ImagoUploadError, UploadTicket, request_upload, upload_file
+from imago_signing import (
+    ImagoApiError, ImagoOptionError, ImagoUploadError, UploadCompletion, UploadTicket, complete_upload, request_upload,
+    upload_file,
+)
 
 TICKET = {
     "id": "upl_1", "key": "avatars/cat.jpg", "method": "PUT", "url": "", "fields": {},
     "headers": {"Content-Type": "image/jpeg", "x-amz-meta-a": "b"}, "expires_at": "2030-01-01T00:00:00Z",
     "max_bytes": 1000, "source": "s3://bucket/avatars/cat.jpg", "image_url": "https://img.example/sig/x",
     "info_url": "https://img.example/v1/uploads/upl_1", "exists": False,
+}
+
+DONE = {
+    "id": "upl_1", "key": "avatars/cat.jpg", "state": "ready", "etag": '"e"', "bytes": 10, "format": "jpg",
+    "width": 3, "height": 2, "frames": 1, "checked_at": "2030-01-01T00:00:00Z", "image_url": "i", "info_url": "n",
 }
 
 
@@ -38,6 +46,10 @@ class Server:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n)
                 outer.requests.append({"method": self.command, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                if self.path.endswith("/complete"):
+                    if self.path == "/v1/uploads/upl_1/complete":
+                        return self._reply(200, json.dumps(DONE))
+                    return self._reply(422, json.dumps({"code": "not-an-image", "message": "the body is not a JPEG image"}))
                 if self.path == "/v1/uploads":
                     j = json.loads(body)
                     if self.headers.get("Authorization") != "Bearer good":
@@ -169,3 +181,22 @@ def test_upload_exists_and_too_large(server):
         upload_file(ticket(server, max_bytes=2), b"xyz")
     assert ei.value.status == 413
     assert server.requests == []
+
+
+def test_complete_upload(server):
+    t = UploadTicket.from_json({**TICKET, "complete_url": server.base + "/v1/uploads/upl_1/complete"})
+    c = complete_upload(t)
+    assert isinstance(c, UploadCompletion)
+    assert (c.state, c.key, c.width, c.height, c.frames, c.bytes) == ("ready", "avatars/cat.jpg", 3, 2, 1, 10)
+    r = server.requests[-1]
+    assert (r["method"], r["path"], r["headers"].get("authorization")) == ("POST", "/v1/uploads/upl_1/complete", None)
+    # Without complete_url (older servers): from base_url, with the API key when given.
+    old = UploadTicket.from_json(TICKET)
+    complete_upload(old, base_url=server.base + "/", api_key="k")
+    assert server.requests[-1]["headers"]["authorization"] == "Bearer k"
+    with pytest.raises(ImagoOptionError):
+        complete_upload(old)
+    bad = UploadTicket.from_json({**TICKET, "id": "upl_2", "complete_url": server.base + "/v1/uploads/upl_2/complete"})
+    with pytest.raises(ImagoApiError) as e:
+        complete_upload(bad)
+    assert (e.value.status, e.value.code) == (422, "not-an-image")

@@ -54,8 +54,30 @@ pub struct Ticket {
     pub source: String,
     pub image_url: String,
     pub info_url: String,
+    /// Where [`UploadClient::complete`] posts (servers before completion send none).
+    #[serde(default)]
+    pub complete_url: Option<String>,
     #[serde(default)]
     pub exists: bool,
+}
+
+/// A completed upload: the facts imago checked (SPEC §10, Completion).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Completion {
+    pub id: String,
+    pub key: String,
+    /// `ready`.
+    pub state: String,
+    #[serde(default)]
+    pub etag: String,
+    pub bytes: u64,
+    pub format: String,
+    /// Upright dimensions (0 for SVG).
+    pub width: u32,
+    pub height: u32,
+    pub frames: u32,
+    pub image_url: String,
+    pub info_url: String,
 }
 
 /// A `GET /v1/images` request (every field optional).
@@ -81,6 +103,9 @@ pub struct ListedImage {
     pub last_modified: Option<String>,
     pub image_url: String,
     pub info_url: String,
+    /// `ready`, `pending` or `rejected` (servers before completion send none).
+    #[serde(default)]
+    pub state: Option<String>,
 }
 
 /// A page of images: pass `next_cursor` back as `cursor`; `None` ends the listing.
@@ -145,6 +170,19 @@ impl UploadClient {
             q.push(("tenant", t.clone()));
         }
         let r = self.http.get(format!("{}/v1/images", self.base)).bearer_auth(&self.api_key).query(&q).send().await?;
+        Self::answer(r).await
+    }
+
+    /// `POST {complete_url}`: asks imago to check the uploaded bytes (idempotent, safe to retry).
+    /// `Ok` with the facts when the upload is ready; a rejected upload is
+    /// [`ClientError::Refused`] with its code (`not-an-image`, … the first time,
+    /// `upload-rejected` after).
+    pub async fn complete(&self, ticket: &Ticket) -> Result<Completion, ClientError> {
+        let url = match &ticket.complete_url {
+            Some(u) => u.clone(),
+            None => format!("{}/v1/uploads/{}/complete", self.base, ticket.id),
+        };
+        let r = self.http.post(url).bearer_auth(&self.api_key).send().await?;
         Self::answer(r).await
     }
 

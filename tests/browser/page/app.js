@@ -42,10 +42,18 @@ uppy.on("upload-progress", (file, p) => {
   $("percent").textContent = `${pct}%`;
   $("status").textContent = `uploading… ${pct}%`;
 });
-uppy.on("upload-success", (file, response) => {
+uppy.on("upload-success", async (file, response) => {
   result.events.push("upload-success");
   result.upload_url = response && response.uploadURL;
-  $("status").textContent = "uploaded 100% — loading the signed image URL";
+  // Completion: imago checks the stored bytes (no API key: the ticket's id is the permission).
+  $("status").textContent = "uploaded 100% — completing";
+  try {
+    const c = await fetch(result.ticket.complete_url, { method: "POST" });
+    result.completion = { status: c.status, body: await c.json() };
+  } catch (e) {
+    return finish({ ok: false, error: `complete: ${e}` });
+  }
+  $("status").textContent = `completed (${result.completion.body.state}) — loading the signed image URL`;
   const img = $("result");
   img.onload = () => {
     $("status").textContent = `done: ${img.naturalWidth}×${img.naturalHeight} from the signed URL`;

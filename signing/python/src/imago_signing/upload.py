@@ -7,13 +7,14 @@ import re
 import time
 import uuid
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 from .errors import ImagoApiError, ImagoOptionError, ImagoUploadError
 
-__all__ = ["UploadTicket", "request_upload", "upload_file"]
+__all__ = ["UploadTicket", "UploadCompletion", "request_upload", "upload_file", "complete_upload"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class UploadTicket:
     expires_at: str = ""
     max_bytes: int = 0
     info_url: str = ""
+    #: ``POST`` here once the bytes are sent (SPEC §10 Completion); empty from servers before it.
+    complete_url: str = ""
     #: The full JSON answer (including fields unknown to this SDK version).
     raw: Dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -47,8 +50,69 @@ class UploadTicket:
             id=o["id"], key=o["key"], method=o["method"], url=o["url"], source=o["source"],
             image_url=o["image_url"], exists=o["exists"], fields=dict(o.get("fields") or {}),
             headers=dict(o.get("headers") or {}), expires_at=o.get("expires_at") or "",
-            max_bytes=int(o.get("max_bytes") or 0), info_url=o.get("info_url") or "", raw=dict(o),
+            max_bytes=int(o.get("max_bytes") or 0), info_url=o.get("info_url") or "",
+            complete_url=o.get("complete_url") or "", raw=dict(o),
         )
+
+
+@dataclass(frozen=True)
+class UploadCompletion:
+    """The facts imago checked about a completed upload (SPEC §10 Completion)."""
+
+    id: str
+    key: str
+    state: str
+    bytes: int
+    format: str
+    #: Upright dimensions (0 for SVG).
+    width: int
+    height: int
+    frames: int
+    image_url: str
+    etag: str = ""
+    checked_at: str = ""
+    info_url: str = ""
+
+    @classmethod
+    def from_json(cls, o: Any, status: int = 502) -> "UploadCompletion":
+        if not (isinstance(o, dict) and o.get("state") == "ready" and isinstance(o.get("key"), str)):
+            raise ImagoApiError(status, "invalid-response", "completion response is missing required fields")
+        return cls(
+            id=str(o.get("id") or ""), key=o["key"], state=o["state"], bytes=int(o.get("bytes") or 0),
+            format=str(o.get("format") or ""), width=int(o.get("width") or 0), height=int(o.get("height") or 0),
+            frames=int(o.get("frames") or 0), image_url=str(o.get("image_url") or ""), etag=str(o.get("etag") or ""),
+            checked_at=str(o.get("checked_at") or ""), info_url=str(o.get("info_url") or ""),
+        )
+
+
+def complete_upload(
+    ticket: UploadTicket, *, api_key: Optional[str] = None, base_url: Optional[str] = None, timeout: float = 30.0
+) -> UploadCompletion:
+    """``POST {ticket.complete_url}``: imago checks the uploaded bytes (idempotent, safe to retry).
+
+    Raises :class:`ImagoApiError` with the check's code for a rejected upload (``not-an-image``, …
+    then ``upload-rejected``). ``api_key`` is optional (the ticket's id is the permission);
+    ``base_url`` is needed only for tickets without ``complete_url``.
+    """
+    url = ticket.complete_url
+    if not url:
+        if not isinstance(base_url, str) or not re.match(r"https?://", base_url):
+            raise ImagoOptionError("base_url", "the ticket has no complete_url: pass base_url")
+        url = base_url.rstrip("/") + "/v1/uploads/" + urllib.parse.quote(ticket.id, safe="") + "/complete"
+    headers = {"Accept": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    req = urllib.request.Request(url, data=b"", method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as res:  # noqa: S310 - the server's URL
+            status, raw = res.status, res.read()
+    except urllib.error.HTTPError as e:
+        raise _api_error(e.code, e.read() or b"", e.reason if isinstance(e.reason, str) else "") from None
+    try:
+        j = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        raise ImagoApiError(status, "invalid-response", "completion response is not JSON") from None
+    return UploadCompletion.from_json(j, status)
 
 
 def _validate(body: Mapping[str, Any]) -> None:
