@@ -22,6 +22,15 @@ use crate::storage::Storage;
 use crate::transform::{EncodeSettings, Workers};
 use crate::upload::Uploads;
 
+/// What [`AppState::image_deleted`] did.
+#[derive(Debug)]
+pub struct ImageDeleted {
+    pub tag: String,
+    pub purges: Vec<crate::purge::PurgeOutcome>,
+    /// The `image.deleted` event id (none: webhooks off or the outbox failed).
+    pub event: Option<String>,
+}
+
 /// Everything handlers share.
 pub struct AppState {
     pub cfg: Arc<Config>,
@@ -45,6 +54,10 @@ pub struct AppState {
     pub storage: Storage,
     /// Request events, and the metrics listener (src/analytics/).
     pub analytics: Analytics,
+    /// Webhook events through the durable outbox (src/events/).
+    pub events: crate::events::Events,
+    /// Edge purges on delete (src/purge.rs).
+    pub purger: crate::purge::Purger,
 }
 
 impl AppState {
@@ -57,6 +70,8 @@ impl AppState {
         let storage = Storage::new(&cfg)?;
         let sources = Sources::new(&cfg, storage.clone())?;
         let analytics = Analytics::start(&cfg, &metrics, &storage)?;
+        let events = crate::events::Events::start(&cfg, &storage)?;
+        let purger = crate::purge::Purger::new(&cfg.events)?;
         Ok(AppState {
             presets: Presets { map: r.presets.clone(), only: r.presets_only },
             sources,
@@ -86,6 +101,8 @@ impl AppState {
             uploads: Uploads::with_storage(&cfg, storage.clone())?,
             storage,
             analytics,
+            events,
+            purger,
             cfg: Arc::new(cfg),
         })
     }
@@ -106,7 +123,30 @@ impl AppState {
             metrics: &self.metrics,
             shutting_down: &self.shutting_down,
             analytics: self.analytics.enabled(),
+            uploads: &self.uploads,
         }
+    }
+
+    /// After `DELETE /v1/images/{key}` removed the original at `key`: its variants leave this
+    /// replica's memory and its original the source cache, the edges are purged by the image's
+    /// tag, and `image.deleted` is recorded in the outbox (before the 204 is sent).
+    pub async fn image_deleted(&self, key: &str) -> ImageDeleted {
+        let source = self.uploads.source_of(key);
+        let image = cache::image_id(&source);
+        self.cache.invalidate_image(image);
+        self.source_cache.invalidate(&source).await;
+        let tag = cache::image_tag(&image);
+        let purges = self.purger.purge_tag(&tag).await;
+        let tenant = self.uploads.tenant_of_source(&source).map(str::to_string);
+        let data = serde_json::json!({ "key": key, "tenant": tenant, "source": source, "image_tag": tag });
+        let event = match self.events.enqueue(crate::events::EventKind::ImageDeleted, &data).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, key, "image.deleted could not be recorded in the outbox");
+                None
+            }
+        };
+        ImageDeleted { tag, purges, event }
     }
 
     /// After the HTTP drain: writes buffered analytics events and stops the metrics listener.

@@ -19,6 +19,7 @@
 pub mod error;
 pub mod info;
 pub mod ingest;
+pub mod tags;
 pub mod tenancy;
 
 pub use error::UploadError;

@@ -5,6 +5,7 @@
 //! gets logged.
 
 mod container;
+mod events;
 mod help;
 mod raw;
 mod sections;
@@ -13,6 +14,7 @@ mod string_tests;
 mod tenants;
 
 pub use container::{cgroup_memory_limit, CgroupLimit, MemoryLimit, CGROUP_ROOT, CGROUP_SHARE_PERCENT};
+pub use events::{EventSettings, MAX_BACKOFF};
 pub use help::{settings_help, Setting, SETTINGS};
 pub use raw::{List, NumList, RawConfig};
 pub use sections::{clean_prefix, s3_mode, AnalyticsSettings, Codec, UploadSettings, CODEC_EXTS};
@@ -87,6 +89,8 @@ pub struct Config {
     pub uploads: UploadSettings,
     /// Analytics and metrics-listener settings, typed and checked.
     pub analytics: AnalyticsSettings,
+    /// Webhooks (the event outbox) and edge purges, typed and checked.
+    pub events: EventSettings,
     /// RSS above which new transforms are shed (`IMAGO_MEMORY_LIMIT_MB`, else from the cgroup).
     pub memory_limit: MemoryLimit,
 }
@@ -261,6 +265,7 @@ impl RawConfig {
             .map_err(|m| invalid("IMAGO_PUBLIC_URL", m))?;
         let memory_limit = MemoryLimit::detect(self.memory_limit_mb);
         let analytics = AnalyticsSettings::from_raw(&self).map_err(|(s, m)| invalid(s, m))?;
+        let events = EventSettings::from_raw(&self).map_err(|(s, m)| invalid(s, m))?;
         let allowed_hosts = self.allowed_hosts.strings().into_iter().map(|h| h.to_ascii_lowercase()).collect();
         let s3 = match &self.s3_endpoint {
             None => None,
@@ -306,6 +311,7 @@ impl RawConfig {
             s3,
             uploads,
             analytics,
+            events,
             memory_limit,
         })
     }

@@ -1,0 +1,121 @@
+//! Events (`upload.completed`, `upload.rejected`, `image.deleted`) delivered to the configured
+//! webhook URLs from a durable outbox ([`outbox`]), signed as SPEC §13 says
+//! (`imago_signing::webhook`: `Imago-Signature: t=…,v1=…`).
+//!
+//! Why the outbox lives in the store: imago replicas are stateless (docs/design.md §1), so an
+//! event committed by a replica that dies before delivering must be found by another one, or by
+//! the same one after a restart. The object store (S3 mode) is the one durable thing every
+//! replica shares; in embedded mode the local root is (one replica). One object per event and
+//! URL means enqueueing is one write and delivering one delete, with no shared index to contend
+//! on. Delivery is at least once: a receiver deduplicates on the event `id` (also sent as
+//! `Imago-Event-Id`).
+
+mod outbox;
+mod store;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::storage::{Storage, StorageError};
+
+pub use outbox::{Delivery, Outbox};
+pub use store::{Store, S3_PREFIX};
+
+/// The kinds of event imago emits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// An upload was confirmed complete (`POST /v1/uploads/{id}/complete`).
+    UploadCompleted,
+    /// An upload was refused on completion (wrong type, size, checksum…).
+    UploadRejected,
+    /// `DELETE /v1/images/{key}` removed an original.
+    ImageDeleted,
+}
+
+impl EventKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::UploadCompleted => "upload.completed",
+            EventKind::UploadRejected => "upload.rejected",
+            EventKind::ImageDeleted => "image.deleted",
+        }
+    }
+}
+
+/// Failures of the outbox (never shown to API clients: the action the event reports is done).
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("outbox storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("event encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    created_at: String,
+    data: &'a T,
+}
+
+/// The event service: enqueue here; a background task per replica delivers.
+#[derive(Clone)]
+pub struct Events {
+    outbox: Option<Arc<Outbox>>,
+}
+
+impl Events {
+    /// Off (no `IMAGO_WEBHOOK_URLS`): enqueueing does nothing.
+    pub fn off() -> Events {
+        Events { outbox: None }
+    }
+
+    /// The outbox in the object store (S3 mode: the uploads bucket) or under the local root,
+    /// and its delivery task.
+    pub fn start(cfg: &Config, storage: &Storage) -> Result<Events, String> {
+        let s = &cfg.events;
+        if s.urls.is_empty() {
+            return Ok(Events::off());
+        }
+        let store = match (storage.s3(), cfg.s3.as_ref().and_then(|c| c.bucket.as_deref())) {
+            (Some(client), Some(bucket)) => {
+                Store::S3(client.bucket(bucket).map_err(|e| format!("IMAGO_WEBHOOK_URLS outbox: {e}"))?)
+            }
+            _ => Store::Local(storage.local().root().join(crate::storage::OUTBOX_DIR)),
+        };
+        let outbox = Arc::new(Outbox::new(store, s.clone())?);
+        outbox.clone().spawn()?;
+        Ok(Events { outbox: Some(outbox) })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.outbox.is_some()
+    }
+
+    /// Records an event durably (one file per webhook URL, written before this returns) and
+    /// wakes the delivery task. Returns the event id (`None` when webhooks are off).
+    ///
+    /// This is the one entry point for every event: the upload confirmation step calls it with
+    /// [`EventKind::UploadCompleted`] / [`EventKind::UploadRejected`] and its data object.
+    pub async fn enqueue<T: Serialize>(&self, kind: EventKind, data: &T) -> Result<Option<String>, EventError> {
+        let Some(outbox) = &self.outbox else { return Ok(None) };
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let id = format!("evt_{}", ulid::Ulid::from_parts(millis, rand::random::<u128>()).to_string().to_lowercase());
+        let created_at = jiff::Timestamp::now().round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default();
+        let body = serde_json::to_vec(&Envelope { id: &id, kind: kind.name(), created_at, data })?;
+        outbox.enqueue(&id, kind.name(), body).await?;
+        Ok(Some(id))
+    }
+
+    /// The outbox (tests and the operations endpoints).
+    pub fn outbox(&self) -> Option<&Arc<Outbox>> {
+        self.outbox.as_ref()
+    }
+}
