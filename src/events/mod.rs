@@ -83,7 +83,7 @@ impl Events {
         }
         let store = match (storage.s3(), cfg.s3.as_ref().and_then(|c| c.bucket.as_deref())) {
             (Some(client), Some(bucket)) => {
-                Store::S3(client.bucket(bucket).map_err(|e| format!("IMAGO_WEBHOOK_URLS outbox: {e}"))?)
+                Store::s3(client.bucket(bucket).map_err(|e| format!("IMAGO_WEBHOOK_URLS outbox: {e}"))?)
             }
             _ => Store::Local(storage.local().root().join(crate::storage::OUTBOX_DIR)),
         };

@@ -347,7 +347,9 @@ impl Bucket {
     /// is (412, or 409 for a concurrent conditional write). Stores that ignore the header
     /// overwrite (the outbox documents what that costs: a possible second delivery).
     pub async fn put_new(&self, key: &str, content_type: &str, body: Vec<u8>) -> Result<bool, StorageError> {
-        let url = self.bucket.put_object(Some(self.creds()), key).sign(PUT_TTL);
+        let mut action = self.bucket.put_object(Some(self.creds()), key);
+        action.headers_mut().insert("if-none-match", "*");
+        let url = action.sign(PUT_TTL);
         let resp = self
             .http()
             .put(url)
