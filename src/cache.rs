@@ -388,6 +388,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn invalidating_an_image_drops_all_its_variants_only() {
+        let c = VariantCache::new(10_000_000, Duration::from_secs(60));
+        let (a, b) = (image_id("local:///uploads/a.jpg"), image_id("local:///uploads/b.jpg"));
+        assert_ne!(a, b);
+        for (i, img) in [(1u8, a), (2, a), (3, a), (4, b)] {
+            let _ = c.get_or_make([i; 32], async move { Ok(Variant { image: img, ..variant(10) }) }).await;
+        }
+        c.invalidate_image(a);
+        for i in 1..=3u8 {
+            assert!(c.get(&[i; 32]).await.is_none(), "variant {i} of the deleted image");
+        }
+        assert!(c.get(&[4; 32]).await.is_some());
+        assert_eq!(image_tag(&a).len(), 36);
+    }
+
+    #[tokio::test]
     async fn errors_are_not_cached_and_capacity_bounds() {
         let c = VariantCache::new(50_000, Duration::from_secs(60));
         assert!(c.get_or_make([2; 32], async { Err(Error::NotFound) }).await.is_err());

@@ -167,19 +167,21 @@ async fn image_deleted_survives_a_kill_between_commit_and_delivery() {
     // Nothing more arrives, and the outbox is empty.
     assert!(wait_until(|| pending(&root).is_empty(), 10).await, "{:?}", pending(&root));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let g = seen.lock().unwrap();
-    assert_eq!(g.bad_signatures, 0);
-    assert_eq!(g.by_id.len(), 1);
-    let (id, got) = g.by_id.iter().next().unwrap();
-    assert_eq!(got.len(), 1, "delivered {} times", got.len());
-    let (kind, attempt, body) = &got[0];
-    assert!(id.starts_with("evt_"), "{id}");
-    assert_eq!(kind, "image.deleted");
-    assert!(attempt.parse::<u32>().unwrap() >= 2, "the first process never tried: attempt {attempt}");
-    assert_eq!(body["type"], "image.deleted");
-    assert_eq!(body["data"]["key"], "uploads/cat.jpg");
-    assert_eq!(body["data"]["tenant"], "default");
-    assert_eq!(body["data"]["source"], "local:///uploads/cat.jpg");
+    {
+        let g = seen.lock().unwrap();
+        assert_eq!(g.bad_signatures, 0);
+        assert_eq!(g.by_id.len(), 1);
+        let (id, got) = g.by_id.iter().next().unwrap();
+        assert_eq!(got.len(), 1, "delivered {} times", got.len());
+        let (kind, attempt, body) = &got[0];
+        assert!(id.starts_with("evt_"), "{id}");
+        assert_eq!(kind, "image.deleted");
+        assert!(attempt.parse::<u32>().unwrap() >= 2, "the first process never tried: attempt {attempt}");
+        assert_eq!(body["type"], "image.deleted");
+        assert_eq!(body["data"]["key"], "uploads/cat.jpg");
+        assert_eq!(body["data"]["tenant"], "default");
+        assert_eq!(body["data"]["source"], "local:///uploads/cat.jpg");
+    }
     rx.handle.stop(false).await;
 }
 
