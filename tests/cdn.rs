@@ -365,6 +365,7 @@ async fn delete_purges_every_variant_at_the_edge_and_in_memory() {
     }
     assert_eq!(get(format!("{edge}{}", a[0])).await, (200, "HIT".to_string()), "a refused BAN purged");
 
+    let t = std::time::Instant::now();
     let del = client
         .delete(format!("{}/v1/images/uploads/acme/a.jpg", s.base))
         .bearer_auth("acme-delete-key-0123456789")
@@ -372,6 +373,7 @@ async fn delete_purges_every_variant_at_the_edge_and_in_memory() {
         .await
         .unwrap();
     assert_eq!(del.status(), 204);
+    println!("DELETE with memory invalidation and one Varnish BAN: {:?}", t.elapsed());
     for u in &a {
         let (status, xc) = get(format!("{edge}{u}")).await;
         assert_eq!((status, xc.as_str()), (404, "MISS"), "{u}: still served by the edge after DELETE");

@@ -163,7 +163,9 @@ async fn image_deleted_survives_a_kill_between_commit_and_delivery() {
     let port = free_port();
     let _second = imago(port);
     let seen = rx.seen.clone();
+    let t = std::time::Instant::now();
     assert!(wait_until(|| !seen.lock().unwrap().by_id.is_empty(), 30).await, "the event never arrived after a restart");
+    println!("delivered {:?} after the restart", t.elapsed());
     // Nothing more arrives, and the outbox is empty.
     assert!(wait_until(|| pending(&root).is_empty(), 10).await, "{:?}", pending(&root));
     tokio::time::sleep(Duration::from_millis(500)).await;
