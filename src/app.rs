@@ -57,7 +57,9 @@ pub struct AppState {
     /// Webhook events through the durable outbox (src/events/).
     pub events: crate::events::Events,
     /// Edge purges on delete (src/purge.rs).
-    pub purger: crate::purge::Purger,
+    pub purger: Arc<crate::purge::Purger>,
+    /// Deletions shared with the other replicas (`None`: `IMAGO_DELETE_SYNC_MS=0`).
+    pub tombstones: Option<Arc<crate::purge::Tombstones>>,
 }
 
 impl AppState {
@@ -71,15 +73,28 @@ impl AppState {
         let sources = Sources::new(&cfg, storage.clone())?;
         let analytics = Analytics::start(&cfg, &metrics, &storage)?;
         let events = crate::events::Events::start(&cfg, &storage)?;
-        let purger = crate::purge::Purger::new(&cfg.events)?;
+        let purger = Arc::new(crate::purge::Purger::new(&cfg.events)?);
+        let cache = VariantCache::new(r.cache_size_mb * 1024 * 1024, Duration::from_secs(r.cache_ttl_secs));
+        let source_cache =
+            cache::SourceCache::new(r.source_cache_mb * 1024 * 1024, Duration::from_secs(r.cache_ttl_secs.min(600)));
+        let tombstones = match cfg.events.delete_sync {
+            Some(every) => {
+                let t = Arc::new(crate::purge::Tombstones::new(
+                    crate::events::store_for(&cfg, &storage)?,
+                    cache.clone(),
+                    source_cache.clone(),
+                    Duration::from_secs(r.cache_ttl_secs),
+                ));
+                t.clone().spawn(every)?;
+                Some(t)
+            }
+            None => None,
+        };
         Ok(AppState {
             presets: Presets { map: r.presets.clone(), only: r.presets_only },
             sources,
-            cache: VariantCache::new(r.cache_size_mb * 1024 * 1024, Duration::from_secs(r.cache_ttl_secs)),
-            source_cache: cache::SourceCache::new(
-                r.source_cache_mb * 1024 * 1024,
-                Duration::from_secs(r.cache_ttl_secs.min(600)),
-            ),
+            cache,
+            source_cache,
             memo: cache::RequestMemo::new(r.request_memo_entries),
             workers: Workers::new(
                 cfg.workers,
@@ -103,6 +118,7 @@ impl AppState {
             analytics,
             events,
             purger,
+            tombstones,
             cfg: Arc::new(cfg),
         })
     }
@@ -128,15 +144,31 @@ impl AppState {
     }
 
     /// After `DELETE /v1/images/{key}` removed the original at `key`: its variants leave this
-    /// replica's memory and its original the source cache, the edges are purged by the image's
-    /// tag, and `image.deleted` is recorded in the outbox (before the 204 is sent).
+    /// replica's memory and its original the source cache, a tombstone tells the other replicas
+    /// to do the same, the edges are purged by the image's tag (and again once the other
+    /// replicas have read the tombstone), and `image.deleted` is recorded in the outbox (before
+    /// the 204 is sent).
     pub async fn image_deleted(&self, key: &str) -> ImageDeleted {
         let source = self.uploads.source_of(key);
         let image = cache::image_id(&source);
         self.cache.invalidate_image(image);
         self.source_cache.invalidate(&source).await;
+        if let Some(t) = &self.tombstones {
+            if let Err(e) = t.record(&source).await {
+                tracing::error!(error = %e, key, "deletion tombstone not written: other replicas keep the image in memory until its TTL");
+            }
+        }
         let tag = cache::image_tag(&image);
         let purges = self.purger.purge_tag(&tag).await;
+        // Another replica may re-fill an edge from its memory until it has read the tombstone:
+        // ban once more after that.
+        if let (Some(every), true) = (self.cfg.events.delete_sync, !purges.is_empty()) {
+            let (purger, again) = (self.purger.clone(), tag.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(every * 2 + Duration::from_secs(1)).await;
+                purger.purge_tag(&again).await;
+            });
+        }
         let tenant = self.uploads.tenant_of_source(&source).map(str::to_string);
         let data = serde_json::json!({ "key": key, "tenant": tenant, "source": source, "image_tag": tag });
         let event = match self.events.enqueue(crate::events::EventKind::ImageDeleted, &data).await {

@@ -74,3 +74,99 @@ impl std::fmt::Debug for Purger {
         f.debug_struct("Purger").field("varnish", &self.varnish.len()).finish()
     }
 }
+
+/// Deletions shared by the replicas: `deleted/{unix ms}-{image id hex}` in the outbox's store
+/// (body: the source as `key_string` spells it). The replica serving a `DELETE` writes one; every
+/// replica reads the directory every `IMAGO_DELETE_SYNC_MS` and drops those images from its
+/// memory, so no replica keeps serving (and an edge re-caching) a deleted image until its TTL.
+/// Tombstones older than the variant cache's TTL (plus a minute) are removed by whoever sees them.
+pub struct Tombstones {
+    store: crate::events::Store,
+    cache: crate::cache::VariantCache,
+    sources: crate::cache::SourceCache,
+    keep: Duration,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Tombstones {
+    pub fn new(
+        store: crate::events::Store,
+        cache: crate::cache::VariantCache,
+        sources: crate::cache::SourceCache,
+        cache_ttl: Duration,
+    ) -> Tombstones {
+        Tombstones { store, cache, sources, keep: cache_ttl + Duration::from_secs(60) }
+    }
+
+    /// Records that the image at `source` was deleted.
+    pub async fn record(&self, source: &str) -> Result<(), crate::storage::StorageError> {
+        let id = crate::cache::image_id(source);
+        let name = format!("deleted/{:013}-{}", now_ms(), hex::encode(id));
+        self.store.put(&name, source.as_bytes().to_vec()).await
+    }
+
+    /// One pass: drops from memory every image tombstoned since `seen` was filled, and removes
+    /// expired tombstones. `seen` keeps the names already applied (pruned to those still listed).
+    pub async fn apply(&self, seen: &mut std::collections::HashSet<String>) -> usize {
+        let names = match self.store.list("deleted").await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "delete sync: cannot list tombstones");
+                return 0;
+            }
+        };
+        let expired_before = now_ms().saturating_sub(self.keep.as_millis() as u64);
+        let mut applied = 0;
+        for name in &names {
+            let Some((ms, hex_id)) = name.split_once('-') else { continue };
+            let (Ok(ms), Ok(id)) = (ms.parse::<u64>(), hex::decode(hex_id)) else { continue };
+            if ms < expired_before {
+                let _ = self.store.delete(&format!("deleted/{name}")).await;
+                continue;
+            }
+            if seen.contains(name) {
+                continue;
+            }
+            if let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) {
+                self.cache.invalidate_image(id);
+            }
+            if let Ok(Some(source)) = self.store.get(&format!("deleted/{name}")).await {
+                self.sources.invalidate(&String::from_utf8_lossy(&source)).await;
+            }
+            seen.insert(name.clone());
+            applied += 1;
+        }
+        seen.retain(|n| names.contains(n));
+        applied
+    }
+
+    /// Applies tombstones every `every` on the current runtime (or a thread of its own).
+    pub fn spawn(self: std::sync::Arc<Self>, every: Duration) -> Result<(), String> {
+        let run = async move {
+            let mut seen = std::collections::HashSet::new();
+            loop {
+                tokio::time::sleep(every).await;
+                self.apply(&mut seen).await;
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn(run);
+            }
+            Err(_) => {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("delete sync runtime: {e}"))?;
+                std::thread::Builder::new()
+                    .name("imago-delete-sync".into())
+                    .spawn(move || rt.block_on(run))
+                    .map_err(|e| format!("delete sync thread: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -19,6 +19,8 @@ pub struct EventSettings {
     pub backoff: Duration,
     /// How often a replica looks for due events (an enqueue also wakes it).
     pub poll: Duration,
+    /// How often a replica reads the other replicas' deletions (`None`: never).
+    pub delete_sync: Option<Duration>,
     /// `IMAGO_PURGE_VARNISH_URLS`: Varnish edges sent a `BAN` per deleted image.
     pub varnish: Vec<url::Url>,
     pub purge_token: Option<String>,
@@ -79,6 +81,9 @@ impl EventSettings {
         if !(10..=60_000).contains(&r.webhook_poll_ms) {
             return Err(("IMAGO_WEBHOOK_POLL_MS", "must be 10-60000".into()));
         }
+        if r.delete_sync_ms != 0 && !(10..=60_000).contains(&r.delete_sync_ms) {
+            return Err(("IMAGO_DELETE_SYNC_MS", "must be 0 (off) or 10-60000".into()));
+        }
         let varnish = http_urls("IMAGO_PURGE_VARNISH_URLS", r.purge_varnish_urls.strings())?;
         let purge_token = r.purge_token.clone().filter(|t| !t.is_empty());
         match &purge_token {
@@ -97,6 +102,7 @@ impl EventSettings {
             max_attempts: r.webhook_max_attempts,
             backoff: Duration::from_millis(r.webhook_backoff_ms),
             poll: Duration::from_millis(r.webhook_poll_ms),
+            delete_sync: (r.delete_sync_ms > 0).then(|| Duration::from_millis(r.delete_sync_ms)),
             varnish,
             purge_token,
         })

@@ -279,6 +279,11 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting { env: "IMAGO_WEBHOOK_POLL_MS", default: "1000", help: "how often a replica looks for due events (10-60000)" },
     Setting {
+        env: "IMAGO_DELETE_SYNC_MS",
+        default: "1000",
+        help: "how often a replica drops from memory the images other replicas deleted (tombstones in the store; 0: off)",
+    },
+    Setting {
         env: "IMAGO_PURGE_VARNISH_URLS",
         default: "(none)",
         help: "Varnish edges sent an authenticated BAN by Surrogate-Key when an image is deleted (docker/varnish/default.vcl)",

@@ -298,6 +298,7 @@ pub struct RawConfig {
     pub webhook_max_attempts: u32,
     pub webhook_backoff_ms: u64,
     pub webhook_poll_ms: u64,
+    pub delete_sync_ms: u64,
     pub purge_varnish_urls: List,
     #[serde(deserialize_with = "opt_secret")]
     pub purge_token: Option<String>,
@@ -401,6 +402,7 @@ impl Default for RawConfig {
             webhook_max_attempts: 12,
             webhook_backoff_ms: 1000,
             webhook_poll_ms: 1000,
+            delete_sync_ms: 1000,
             purge_varnish_urls: List::default(),
             purge_token: None,
         }

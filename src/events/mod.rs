@@ -62,6 +62,15 @@ struct Envelope<'a, T: Serialize> {
     data: &'a T,
 }
 
+/// Where the outbox (and the deletion tombstones) live: the uploads bucket in S3 mode, else
+/// `{IMAGO_LOCAL_ROOT}/.outbox`.
+pub fn store_for(cfg: &Config, storage: &Storage) -> Result<Store, String> {
+    Ok(match (storage.s3(), cfg.s3.as_ref().and_then(|c| c.bucket.as_deref())) {
+        (Some(client), Some(bucket)) => Store::s3(client.bucket(bucket).map_err(|e| format!("outbox bucket: {e}"))?),
+        _ => Store::Local(storage.local().root().join(crate::storage::OUTBOX_DIR)),
+    })
+}
+
 /// The event service: enqueue here; a background task per replica delivers.
 #[derive(Clone)]
 pub struct Events {
@@ -81,12 +90,7 @@ impl Events {
         if s.urls.is_empty() {
             return Ok(Events::off());
         }
-        let store = match (storage.s3(), cfg.s3.as_ref().and_then(|c| c.bucket.as_deref())) {
-            (Some(client), Some(bucket)) => {
-                Store::s3(client.bucket(bucket).map_err(|e| format!("IMAGO_WEBHOOK_URLS outbox: {e}"))?)
-            }
-            _ => Store::Local(storage.local().root().join(crate::storage::OUTBOX_DIR)),
-        };
+        let store = store_for(cfg, storage)?;
         let outbox = Arc::new(Outbox::new(store, s.clone())?);
         outbox.clone().spawn()?;
         Ok(Events { outbox: Some(outbox) })
