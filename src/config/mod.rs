@@ -136,6 +136,21 @@ impl RawConfig {
         if r.s3_secret_access_key.is_some() {
             r.s3_secret_access_key = Some("[redacted]".into());
         }
+        r.webhook_secrets = red(&r.webhook_secrets);
+        if r.purge_token.is_some() {
+            r.purge_token = Some("[redacted]".into());
+        }
+        // Webhook paths and queries often carry a token: only the origin is logged.
+        let urls: Vec<String> = r
+            .webhook_urls
+            .strings()
+            .iter()
+            .map(|u| match url::Url::parse(u) {
+                Ok(p) => format!("{}/[redacted]", p.origin().ascii_serialization()),
+                Err(_) => "[redacted]".to_string(),
+            })
+            .collect();
+        r.webhook_urls = List::from_strs(&urls.iter().map(String::as_str).collect::<Vec<_>>());
         r
     }
 
@@ -419,6 +434,20 @@ mod tests {
         let r = RawConfig { s3_secret_access_key: Some("topsecret".into()), ..with_keys() }.redacted();
         let text = format!("{r:?}");
         assert!(!text.contains("aa11") && !text.contains("bb22") && !text.contains("topsecret"), "{text}");
+    }
+
+    #[test]
+    fn redaction_hides_webhook_secrets_and_the_purge_token() {
+        let r = RawConfig {
+            webhook_urls: List::from_strs(&["https://hooks.example/imago?token=abc123"]),
+            webhook_secrets: List::from_strs(&["whsec-old-0123456789", "whsec-new-0123456789"]),
+            purge_token: Some("purge-token-0123456789".into()),
+            ..with_keys()
+        }
+        .redacted();
+        let text = format!("{r:?}");
+        assert!(!text.contains("whsec-") && !text.contains("purge-token-0123") && !text.contains("abc123"), "{text}");
+        assert!(text.contains("hooks.example"), "{text}");
     }
 
     #[test]
