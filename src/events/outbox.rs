@@ -60,6 +60,10 @@ pub struct Outbox {
     client: reqwest::Client,
     wake: Notify,
     lease_ms: u64,
+    /// When each pending delivery this replica has read is due next (unix ms): a delivery
+    /// backing off is not read again before then (another replica can only move it later or
+    /// remove it).
+    due: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl Outbox {
@@ -76,7 +80,7 @@ impl Outbox {
             .build()
             .map_err(|e| format!("webhook client: {e}"))?;
         let lease_ms = 2 * settings.timeout.as_millis() as u64 + 2000;
-        Ok(Outbox { store, settings, client, wake: Notify::new(), lease_ms })
+        Ok(Outbox { store, settings, client, wake: Notify::new(), lease_ms, due: Default::default() })
     }
 
     /// Writes one pending delivery per webhook URL (durable when this returns) and wakes the
@@ -149,8 +153,16 @@ impl Outbox {
                 return 0;
             }
         };
+        let now = now_ms();
+        let skip: std::collections::HashSet<String> = match self.due.lock() {
+            Ok(mut due) => {
+                due.retain(|n, _| names.contains(n));
+                due.iter().filter(|(_, &at)| at > now).map(|(n, _)| n.clone()).collect()
+            }
+            Err(_) => Default::default(),
+        };
         let mut delivered = 0;
-        for name in names.iter().filter(|n| n.ends_with(".json")) {
+        for name in names.iter().filter(|n| n.ends_with(".json") && !skip.contains(*n)) {
             match self.attempt(name).await {
                 Ok(true) => delivered += 1,
                 Ok(false) => {}
@@ -178,6 +190,9 @@ impl Outbox {
         let Some(d) = self.read(name).await? else { return Ok(false) };
         let now = now_ms();
         if d.next_at_ms > now {
+            if let Ok(mut due) = self.due.lock() {
+                due.insert(name.to_string(), d.next_at_ms);
+            }
             return Ok(false);
         }
         let slot = now / self.lease_ms;
@@ -239,6 +254,9 @@ impl Outbox {
             d.next_at_ms = now_ms() + delay.as_millis() as u64;
             let bytes = serde_json::to_vec(&d).map_err(|e| StorageError::Invalid(e.to_string()))?;
             self.store.put(&file, bytes).await?;
+            if let Ok(mut due) = self.due.lock() {
+                due.insert(name.to_string(), d.next_at_ms);
+            }
         }
         Ok(false)
     }
