@@ -72,8 +72,8 @@ impl AppState {
         let storage = Storage::new(&cfg)?;
         let sources = Sources::new(&cfg, storage.clone())?;
         let analytics = Analytics::start(&cfg, &metrics, &storage)?;
-        let events = crate::events::Events::start(&cfg, &storage)?;
-        let purger = Arc::new(crate::purge::Purger::new(&cfg.events)?);
+        let events = crate::events::Events::start(&cfg, &storage, &metrics)?;
+        let purger = Arc::new(crate::purge::Purger::new(&cfg.events)?.with_counter(metrics.edge_purges.clone()));
         let cache = VariantCache::new(r.cache_size_mb * 1024 * 1024, Duration::from_secs(r.cache_ttl_secs));
         let source_cache =
             cache::SourceCache::new(r.source_cache_mb * 1024 * 1024, Duration::from_secs(r.cache_ttl_secs.min(600)));

@@ -27,6 +27,10 @@ pub struct Metrics {
     pub upload_tickets: IntCounterVec,
     pub upload_bytes: IntCounter,
     pub upload_refusals: IntCounterVec,
+    /// Webhook attempts by outcome (`delivered`, `failed`, `dead`).
+    pub webhook_deliveries: IntCounterVec,
+    /// Edge purges (one per image and edge) by outcome (`ok`, `failed`).
+    pub edge_purges: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -104,6 +108,16 @@ impl Metrics {
                 "imago_upload_refusals_total",
                 "Upload, ticket, info and delete requests refused, by error code",
                 &["reason"],
+            ),
+            webhook_deliveries: counter_vec(
+                "imago_webhook_deliveries_total",
+                "Webhook delivery attempts, by result (delivered, failed, dead = given up)",
+                &["result"],
+            ),
+            edge_purges: counter_vec(
+                "imago_edge_purges_total",
+                "Edge purges per image and edge, by result",
+                &["result"],
             ),
             registry,
         }

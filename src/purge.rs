@@ -12,6 +12,8 @@ use crate::config::EventSettings;
 /// The purge client and the edges it purges. `Debug` never shows the token.
 pub struct Purger {
     client: Option<reqwest::Client>,
+    /// `imago_edge_purges_total{result}`.
+    counter: Option<prometheus::IntCounterVec>,
     varnish: Vec<url::Url>,
     token: String,
 }
@@ -40,7 +42,18 @@ impl Purger {
                     .map_err(|e| format!("purge client: {e}"))?,
             )
         };
-        Ok(Purger { client, varnish: s.varnish.clone(), token: s.purge_token.clone().unwrap_or_default() })
+        Ok(Purger {
+            client,
+            counter: None,
+            varnish: s.varnish.clone(),
+            token: s.purge_token.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Counts purges in `counter` (label `result`: `ok`, `failed`).
+    pub fn with_counter(mut self, counter: prometheus::IntCounterVec) -> Purger {
+        self.counter = Some(counter);
+        self
     }
 
     /// Bans `tag` at every Varnish edge, all at once; a failure is logged and reported, never
@@ -62,6 +75,9 @@ impl Purger {
             let host = edge.host_str().unwrap_or_default().to_string();
             if let Err(e) = &result {
                 tracing::warn!(edge = %host, tag, error = %e, "edge purge failed");
+            }
+            if let Some(c) = &self.counter {
+                c.with_label_values(&[if result.is_ok() { "ok" } else { "failed" }]).inc();
             }
             PurgeOutcome { edge: host, result: result.map_err(|e| e.to_string()) }
         });

@@ -374,6 +374,7 @@ async fn delete_purges_every_variant_at_the_edge_and_in_memory() {
         .unwrap();
     assert_eq!(del.status(), 204);
     println!("DELETE with memory invalidation and one Varnish BAN: {:?}", t.elapsed());
+    assert_eq!(s.state.metrics.edge_purges.with_label_values(&["ok"]).get(), 1);
     for u in &a {
         let (status, xc) = get(format!("{edge}{u}")).await;
         assert_eq!((status, xc.as_str()), (404, "MISS"), "{u}: still served by the edge after DELETE");

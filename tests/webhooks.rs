@@ -238,7 +238,10 @@ async fn two_replicas_deliver_each_event_once() {
 async fn retries_with_backoff_then_gives_up() {
     let dir = tempfile::tempdir().unwrap();
     let rx = receiver(free_port(), 2);
-    let o = Outbox::new(Store::Local(dir.path().to_path_buf()), settings(&rx.url, 5)).unwrap();
+    let metrics = imago::metrics::Metrics::new();
+    let o = Outbox::new(Store::Local(dir.path().to_path_buf()), settings(&rx.url, 5))
+        .unwrap()
+        .with_counter(metrics.webhook_deliveries.clone());
     o.enqueue("evt_retry", "upload.completed", br#"{"id":"evt_retry"}"#.to_vec()).await.unwrap();
     let t = std::time::Instant::now();
     while !o.pending().await.unwrap().is_empty() && t.elapsed() < Duration::from_secs(20) {
@@ -251,6 +254,8 @@ async fn retries_with_backoff_then_gives_up() {
         assert_eq!(g.by_id["evt_retry"].len(), 1);
         assert_eq!(g.by_id["evt_retry"][0].1, "3");
     }
+    let count = |r: &str| metrics.webhook_deliveries.with_label_values(&[r]).get();
+    assert_eq!((count("failed"), count("delivered"), count("dead")), (2, 1, 0));
     // Backoff: 50 ms then 100 ms between the attempts.
     assert!(t.elapsed() >= Duration::from_millis(150), "{:?}", t.elapsed());
 

@@ -85,13 +85,13 @@ impl Events {
 
     /// The outbox in the object store (S3 mode: the uploads bucket) or under the local root,
     /// and its delivery task.
-    pub fn start(cfg: &Config, storage: &Storage) -> Result<Events, String> {
+    pub fn start(cfg: &Config, storage: &Storage, metrics: &crate::metrics::Metrics) -> Result<Events, String> {
         let s = &cfg.events;
         if s.urls.is_empty() {
             return Ok(Events::off());
         }
         let store = store_for(cfg, storage)?;
-        let outbox = Arc::new(Outbox::new(store, s.clone())?);
+        let outbox = Arc::new(Outbox::new(store, s.clone())?.with_counter(metrics.webhook_deliveries.clone()));
         outbox.clone().spawn()?;
         Ok(Events { outbox: Some(outbox) })
     }

@@ -64,6 +64,8 @@ pub struct Outbox {
     /// backing off is not read again before then (another replica can only move it later or
     /// remove it).
     due: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// `imago_webhook_deliveries_total{result}` (none in tests that build an outbox alone).
+    counter: Option<prometheus::IntCounterVec>,
 }
 
 impl Outbox {
@@ -80,7 +82,19 @@ impl Outbox {
             .build()
             .map_err(|e| format!("webhook client: {e}"))?;
         let lease_ms = 2 * settings.timeout.as_millis() as u64 + 2000;
-        Ok(Outbox { store, settings, client, wake: Notify::new(), lease_ms, due: Default::default() })
+        Ok(Outbox { store, settings, client, wake: Notify::new(), lease_ms, due: Default::default(), counter: None })
+    }
+
+    /// Counts attempts in `counter` (label `result`).
+    pub fn with_counter(mut self, counter: prometheus::IntCounterVec) -> Outbox {
+        self.counter = Some(counter);
+        self
+    }
+
+    fn count(&self, result: &str) {
+        if let Some(c) = &self.counter {
+            c.with_label_values(&[result]).inc();
+        }
     }
 
     /// Writes one pending delivery per webhook URL (durable when this returns) and wakes the
@@ -238,14 +252,17 @@ impl Outbox {
         let file = format!("pending/{name}");
         let Some(error) = error else {
             tracing::info!(event = %d.id, kind = %d.kind, host = %host(&d.url), attempts = d.attempts, "webhook delivered");
+            self.count("delivered");
             self.store.delete(&file).await?;
             return Ok(true);
         };
         tracing::warn!(event = %d.id, host = %host(&d.url), attempts = d.attempts, error = %error, "webhook attempt failed");
         d.last_error = Some(error);
+        self.count("failed");
         let bytes = serde_json::to_vec(&d).map_err(|e| StorageError::Invalid(e.to_string()))?;
         if d.attempts >= self.settings.max_attempts {
             tracing::error!(event = %d.id, host = %host(&d.url), "webhook given up: moved to the outbox's dead/");
+            self.count("dead");
             self.store.put(&format!("dead/{name}"), bytes).await?;
             self.store.delete(&file).await?;
         } else {
