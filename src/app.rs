@@ -22,6 +22,15 @@ use crate::storage::Storage;
 use crate::transform::{EncodeSettings, Workers};
 use crate::upload::Uploads;
 
+/// What [`AppState::image_deleted`] did.
+#[derive(Debug)]
+pub struct ImageDeleted {
+    pub tag: String,
+    pub purges: Vec<crate::purge::PurgeOutcome>,
+    /// The `image.deleted` event id (none: webhooks off or the outbox failed).
+    pub event: Option<String>,
+}
+
 /// Everything handlers share.
 pub struct AppState {
     pub cfg: Arc<Config>,
@@ -45,6 +54,12 @@ pub struct AppState {
     pub storage: Storage,
     /// Request events, and the metrics listener (src/analytics/).
     pub analytics: Analytics,
+    /// Webhook events through the durable outbox (src/events/).
+    pub events: crate::events::Events,
+    /// Edge purges on delete (src/purge.rs).
+    pub purger: Arc<crate::purge::Purger>,
+    /// Deletions shared with the other replicas (`None`: `IMAGO_DELETE_SYNC_MS=0`).
+    pub tombstones: Option<Arc<crate::purge::Tombstones>>,
 }
 
 impl AppState {
@@ -57,16 +72,31 @@ impl AppState {
         let storage = Storage::new(&cfg)?;
         let sources = Sources::new(&cfg, storage.clone())?;
         let analytics = Analytics::start(&cfg, &metrics, &storage)?;
-        let uploads = Uploads::with_storage(&cfg, storage.clone())?;
+        let events = crate::events::Events::start(&cfg, &storage, &metrics)?;
+        let uploads = Uploads::with_storage(&cfg, storage.clone())?.with_events(events.clone());
         uploads.quotas.register(&metrics.registry)?;
+        let purger = Arc::new(crate::purge::Purger::new(&cfg.events)?.with_counter(metrics.edge_purges.clone()));
+        let cache = VariantCache::new(r.cache_size_mb * 1024 * 1024, Duration::from_secs(r.cache_ttl_secs));
+        let source_cache =
+            cache::SourceCache::new(r.source_cache_mb * 1024 * 1024, Duration::from_secs(r.cache_ttl_secs.min(600)));
+        let tombstones = match cfg.events.delete_sync {
+            Some(every) => {
+                let t = Arc::new(crate::purge::Tombstones::new(
+                    crate::events::store_for(&cfg, &storage)?,
+                    cache.clone(),
+                    source_cache.clone(),
+                    Duration::from_secs(r.cache_ttl_secs),
+                ));
+                t.clone().spawn(every)?;
+                Some(t)
+            }
+            None => None,
+        };
         Ok(AppState {
             presets: Presets { map: r.presets.clone(), only: r.presets_only },
             sources,
-            cache: VariantCache::new(r.cache_size_mb * 1024 * 1024, Duration::from_secs(r.cache_ttl_secs)),
-            source_cache: cache::SourceCache::new(
-                r.source_cache_mb * 1024 * 1024,
-                Duration::from_secs(r.cache_ttl_secs.min(600)),
-            ),
+            cache,
+            source_cache,
             memo: cache::RequestMemo::new(r.request_memo_entries),
             workers: Workers::new(
                 cfg.workers,
@@ -88,6 +118,9 @@ impl AppState {
             uploads,
             storage,
             analytics,
+            events,
+            purger,
+            tombstones,
             cfg: Arc::new(cfg),
         })
     }
@@ -110,6 +143,44 @@ impl AppState {
             analytics: self.analytics.enabled(),
             uploads: &self.uploads,
         }
+    }
+
+    /// After `DELETE /v1/images/{key}` removed the original at `key`: its variants leave this
+    /// replica's memory and its original the source cache, a tombstone tells the other replicas
+    /// to do the same, the edges are purged by the image's tag (and again once the other
+    /// replicas have read the tombstone), and `image.deleted` is recorded in the outbox (before
+    /// the 204 is sent).
+    pub async fn image_deleted(&self, key: &str) -> ImageDeleted {
+        let source = self.uploads.source_of(key);
+        let image = cache::image_id(&source);
+        self.cache.invalidate_image(image);
+        self.source_cache.invalidate(&source).await;
+        if let Some(t) = &self.tombstones {
+            if let Err(e) = t.record(&source).await {
+                tracing::error!(error = %e, key, "deletion tombstone not written: other replicas keep the image in memory until its TTL");
+            }
+        }
+        let tag = cache::image_tag(&image);
+        let purges = self.purger.purge_tag(&tag).await;
+        // Another replica may re-fill an edge from its memory until it has read the tombstone:
+        // ban once more after that.
+        if let (Some(every), true) = (self.cfg.events.delete_sync, !purges.is_empty()) {
+            let (purger, again) = (self.purger.clone(), tag.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(every * 2 + Duration::from_secs(1)).await;
+                purger.purge_tag(&again).await;
+            });
+        }
+        let tenant = self.uploads.tenant_of_source(&source).map(str::to_string);
+        let data = serde_json::json!({ "key": key, "tenant": tenant, "source": source, "image_tag": tag });
+        let event = match self.events.enqueue(crate::events::EventKind::ImageDeleted, &data).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, key, "image.deleted could not be recorded in the outbox");
+                None
+            }
+        };
+        ImageDeleted { tag, purges, event }
     }
 
     /// After the HTTP drain: writes buffered analytics events and stops the metrics listener.

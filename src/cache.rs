@@ -29,6 +29,8 @@ pub struct Variant {
     pub source_bytes: u64,
     /// The original bytes were served (they were not larger).
     pub original: bool,
+    /// The image it was made from ([`image_id`]): a delete drops every variant of it.
+    pub image: ImageId,
     pub last_modified: SystemTime,
     pub fetch_ms: f64,
     pub transform_ms: f64,
@@ -61,6 +63,23 @@ impl Outcome {
 
 /// A cache key: SHA-256 of the resolved request.
 pub type Key = [u8; 32];
+
+/// Which image a variant belongs to: the first 16 bytes of the SHA-256 of the source as
+/// [`crate::source::SourceRef::key_string`] spells it (`local:///a/b.jpg`, `s3://bucket/key`).
+pub type ImageId = [u8; 16];
+
+/// The [`ImageId`] of a source (as `key_string` spells it).
+pub fn image_id(source: &str) -> ImageId {
+    let d = Sha256::digest(source.as_bytes());
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&d[..16]);
+    id
+}
+
+/// The edge tag of an image (`Surrogate-Key` / `Cache-Tag` member): `img-{32 hex}`.
+pub fn image_tag(id: &ImageId) -> String {
+    format!("img-{}", hex::encode(id))
+}
 
 #[derive(Serialize)]
 struct KeyMaterial<'a> {
@@ -97,6 +116,7 @@ impl VariantCache {
             .max_capacity(capacity_bytes)
             .weigher(|_k: &Key, v: &Arc<Variant>| u32::try_from(v.bytes.len() + 256).unwrap_or(u32::MAX))
             .time_to_live(ttl)
+            .support_invalidation_closures()
             .build();
         VariantCache { inner: Some(c) }
     }
@@ -127,6 +147,16 @@ impl VariantCache {
     /// The cached variant, if any (no coalescing: the hit path).
     pub async fn get(&self, key: &Key) -> Option<Arc<Variant>> {
         self.inner.as_ref()?.get(key).await
+    }
+
+    /// Drops every cached variant of `image` (they stop being served at once; a render of it
+    /// already under way when this runs may still be cached afterwards).
+    pub fn invalidate_image(&self, image: ImageId) {
+        if let Some(c) = &self.inner {
+            if let Err(e) = c.invalidate_entries_if(move |_, v| v.image == image) {
+                tracing::warn!(error = %e, "variant cache: cannot invalidate an image");
+            }
+        }
     }
 
     /// Bytes held (approximate, after pending maintenance).
@@ -212,6 +242,13 @@ impl SourceCache {
             .time_to_live(ttl)
             .build();
         SourceCache { inner: Some(c) }
+    }
+
+    /// Forgets the original at `key` (a deleted image).
+    pub async fn invalidate(&self, key: &str) {
+        if let Some(c) = &self.inner {
+            c.invalidate(key).await;
+        }
     }
 
     /// The cached bytes for `key`, or the result of `fetch` (once for concurrent callers).
@@ -313,6 +350,7 @@ mod tests {
             source_format: "jpeg",
             source_bytes: 10,
             original: false,
+            image: [0; 16],
             last_modified: SystemTime::now(),
             fetch_ms: 0.0,
             transform_ms: 0.0,
@@ -347,6 +385,22 @@ mod tests {
         assert_eq!(outcomes.iter().filter(|o| **o == Outcome::Miss).count(), 1);
         let (_, o) = c.get_or_make([1; 32], async { Ok(variant(1)) }).await.unwrap();
         assert_eq!(o, Outcome::Hit);
+    }
+
+    #[tokio::test]
+    async fn invalidating_an_image_drops_all_its_variants_only() {
+        let c = VariantCache::new(10_000_000, Duration::from_secs(60));
+        let (a, b) = (image_id("local:///uploads/a.jpg"), image_id("local:///uploads/b.jpg"));
+        assert_ne!(a, b);
+        for (i, img) in [(1u8, a), (2, a), (3, a), (4, b)] {
+            let _ = c.get_or_make([i; 32], async move { Ok(Variant { image: img, ..variant(10) }) }).await;
+        }
+        c.invalidate_image(a);
+        for i in 1..=3u8 {
+            assert!(c.get(&[i; 32]).await.is_none(), "variant {i} of the deleted image");
+        }
+        assert!(c.get(&[4; 32]).await.is_some());
+        assert_eq!(image_tag(&a).len(), 36);
     }
 
     #[tokio::test]

@@ -48,6 +48,7 @@ pub struct Flow<'a> {
     /// Whether analytics events are recorded (the draft then keeps the memo entry).
     pub analytics: bool,
     /// Upload lifecycle: an upload key is served only once `ready` ([`crate::upload::state`]).
+    /// The tenant owning an upload key (for the `Surrogate-Key` / `Cache-Tag` of a variant).
     pub uploads: &'a crate::upload::Uploads,
 }
 
@@ -71,6 +72,10 @@ pub struct Prepared {
     etag: String,
     etag_value: header::HeaderValue,
     vary_value: Option<header::HeaderValue>,
+    /// The image the variant is made from ([`cache::image_id`] of the source).
+    image: cache::ImageId,
+    /// `Surrogate-Key` and `Cache-Tag`: the image's tag and its tenant's.
+    tags: respond::EdgeTags,
 }
 
 /// url → signature → options → negotiate → cache key, for a request the memo has not seen.
@@ -100,7 +105,9 @@ pub fn prepare(
     let etag = respond::etag(&key);
     let etag_value = header::HeaderValue::from_str(&etag).map_err(|e| Error::Internal(e.to_string()))?;
     let vary_value = neg.vary.header_value().and_then(|v| header::HeaderValue::from_str(&v).ok());
-    Ok(Prepared { subject, src, neg, key, etag, etag_value, vary_value })
+    let image = cache::image_id(&src.key_string());
+    let tags = respond::EdgeTags::new(&cache::image_tag(&image), f.uploads.tenant_of_source(&src.key_string()));
+    Ok(Prepared { subject, src, neg, key, etag, etag_value, vary_value, image, tags })
 }
 
 // Static names: looking a header up by `&str` parses the name on every request.
@@ -163,8 +170,12 @@ pub async fn serve(
     if neg.options.expires.is_some_and(|e| e <= unix_now()) {
         return Err(Error::Expired);
     }
-    let headers =
-        respond::CacheHeaders { etag: &p.etag_value, vary: p.vary_value.as_ref(), expires: neg.options.expires };
+    let headers = respond::CacheHeaders {
+        etag: &p.etag_value,
+        vary: p.vary_value.as_ref(),
+        expires: neg.options.expires,
+        tags: Some(&p.tags),
+    };
     if let Some(inm) = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         if respond::etag_matches(inm, &p.etag) {
             record_image(f.metrics, neg, None, Outcome::NotModified);
@@ -192,7 +203,7 @@ pub async fn serve(
 pub async fn miss(f: &Flow<'_>, p: &Prepared) -> Result<(Arc<Variant>, Outcome), Error> {
     let neg = &p.neg;
     let render_req = RenderRequest { options: neg.options.clone(), accept: neg.accept, save_data: neg.save_data };
-    let make = make_variant(f, p.src.clone(), render_req);
+    let make = make_variant(f, p.src.clone(), p.image, render_req);
     f.cache.get_or_make(p.key, make).await.map_err(|e| unshare(&e))
 }
 
@@ -216,7 +227,12 @@ fn shed(f: &Flow<'_>, rejected: crate::transform::Rejected) -> Error {
 /// Admission, then fetch (through the source cache), then the transform on a worker. Admission
 /// comes first so a request the pool would refuse never downloads its source, and at most
 /// `workers + queue` sources are being fetched or held at once.
-pub async fn make_variant(f: &Flow<'_>, src: source::SourceRef, req: RenderRequest) -> Result<Variant, Error> {
+pub async fn make_variant(
+    f: &Flow<'_>,
+    src: source::SourceRef,
+    image: cache::ImageId,
+    req: RenderRequest,
+) -> Result<Variant, Error> {
     let admission = f.workers.admit().map_err(|r| shed(f, r))?;
     let t = Instant::now();
     let fetch = async {
@@ -255,6 +271,7 @@ pub async fn make_variant(f: &Flow<'_>, src: source::SourceRef, req: RenderReque
         source_format: rendered.source.format,
         source_bytes: fetched.bytes.len() as u64,
         original: rendered.original,
+        image,
         last_modified: fetched.last_modified.unwrap_or_else(SystemTime::now),
         fetch_ms: fetch_s * 1000.0,
         transform_ms: rendered.decode_ms,

@@ -32,6 +32,10 @@ pub struct Metrics {
     /// the ones in use expire (set when `/metrics` is rendered; absent without the chain).
     pub s3_credential_refreshes: IntCounterVec,
     pub s3_credential_expiry: IntGaugeVec,
+    /// Webhook attempts by outcome (`delivered`, `failed`, `dead`).
+    pub webhook_deliveries: IntCounterVec,
+    /// Edge purges (one per image and edge) by outcome (`ok`, `failed`).
+    pub edge_purges: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -126,6 +130,16 @@ impl Metrics {
                 must(registry.register(Box::new(g.clone())));
                 g
             },
+            webhook_deliveries: counter_vec(
+                "imago_webhook_deliveries_total",
+                "Webhook delivery attempts, by result (delivered, failed, dead = given up)",
+                &["result"],
+            ),
+            edge_purges: counter_vec(
+                "imago_edge_purges_total",
+                "Edge purges per image and edge, by result",
+                &["result"],
+            ),
             registry,
         }
     }

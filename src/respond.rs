@@ -42,6 +42,28 @@ fn cache_control(s: &RespondSettings, expires: Option<i64>) -> HeaderValue {
     }
 }
 
+/// The edge purge tags of a variant: `Surrogate-Key` (Fastly, Varnish; space-separated) and
+/// `Cache-Tag` (Cloudflare, Akamai; comma-separated), each holding the image's tag
+/// (`img-{id}`) and, for an upload key, its tenant's (`tenant-{name}`).
+#[derive(Clone, Debug)]
+pub struct EdgeTags {
+    pub surrogate_key: HeaderValue,
+    pub cache_tag: HeaderValue,
+}
+
+impl EdgeTags {
+    /// Tags are `[a-z0-9-]` (image tags are hex, tenant names `[a-z][a-z0-9-]*`).
+    pub fn new(image_tag: &str, tenant: Option<&str>) -> EdgeTags {
+        let mut tags = vec![image_tag.to_string()];
+        if let Some(t) = tenant {
+            tags.push(format!("tenant-{t}"));
+        }
+        let value =
+            |sep: &str| HeaderValue::from_str(&tags.join(sep)).unwrap_or_else(|_| HeaderValue::from_static("imago"));
+        EdgeTags { surrogate_key: value(" "), cache_tag: value(",") }
+    }
+}
+
 /// What the cache headers of a variant depend on.
 pub struct CacheHeaders<'a> {
     /// The strong ETag ([`etag`]) as a header value.
@@ -50,6 +72,8 @@ pub struct CacheHeaders<'a> {
     pub vary: Option<&'a HeaderValue>,
     /// `exp:` of the URL: caches must not keep the response longer.
     pub expires: Option<i64>,
+    /// Purge tags for the edge.
+    pub tags: Option<&'a EdgeTags>,
 }
 
 fn common(b: &mut actix_web::HttpResponseBuilder, h: &CacheHeaders<'_>, s: &RespondSettings) {
@@ -59,6 +83,10 @@ fn common(b: &mut actix_web::HttpResponseBuilder, h: &CacheHeaders<'_>, s: &Resp
         b.insert_header((header::VARY, v.clone()));
     }
     b.insert_header((header::HeaderName::from_static("accept-ch"), HeaderValue::from_static(ACCEPT_CH)));
+    if let Some(t) = h.tags {
+        b.insert_header((header::HeaderName::from_static("surrogate-key"), t.surrogate_key.clone()));
+        b.insert_header((header::HeaderName::from_static("cache-tag"), t.cache_tag.clone()));
+    }
 }
 
 /// 304 Not Modified: answered before any fetch or transform.

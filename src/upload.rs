@@ -22,6 +22,7 @@ pub mod info;
 pub mod ingest;
 pub mod state;
 pub mod sweep;
+pub mod tags;
 pub mod tenancy;
 
 pub use error::UploadError;
@@ -316,6 +317,8 @@ pub struct Uploads {
     bodies: Arc<tokio::sync::Semaphore>,
     /// Completion settings and the ready cache ([`state`]).
     pub lifecycle: state::Lifecycle,
+    /// Where `upload.completed` / `upload.rejected` go ([`Uploads::with_events`]; off by default).
+    pub events: crate::events::Events,
 }
 
 impl std::fmt::Debug for Uploads {
@@ -381,7 +384,21 @@ impl Uploads {
         let ingest = ingest::Ingest::new(storage.local().clone(), settings.fsync, settings.body_timeout, embedded)?;
         let bodies = Arc::new(tokio::sync::Semaphore::new(settings.max_bodies));
         let lifecycle = state::Lifecycle::new(cfg);
-        Ok(Uploads { settings, backend, grant_key, signer, keys, tenancy, quotas, subjects, ingest, bodies, lifecycle })
+        let events = crate::events::Events::off();
+        Ok(Uploads {
+            settings,
+            backend,
+            grant_key,
+            signer,
+            keys,
+            tenancy,
+            quotas,
+            subjects,
+            ingest,
+            bodies,
+            lifecycle,
+            events,
+        })
     }
 
     /// Which API key (index) the `Authorization: Bearer …` header carries ([`crate::auth`]).

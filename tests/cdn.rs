@@ -19,6 +19,9 @@ impl Drop for Varnish {
     }
 }
 
+/// The token the edge's VCL expects on BAN requests (varnishd's environment) and imago sends.
+const PURGE_TOKEN: &str = "edge-purge-token-0123456789";
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -43,6 +46,7 @@ fn start_varnish_on(origin_port: u16, port: u16) -> Option<(Varnish, String)> {
     let vcl_path = dir.path().join("test.vcl");
     std::fs::write(&vcl_path, vcl).unwrap();
     let child = Command::new(varnishd)
+        .env("IMAGO_PURGE_TOKEN", PURGE_TOKEN)
         .args(["-F", "-a", &format!("127.0.0.1:{port}"), "-f"])
         .arg(&vcl_path)
         .arg("-n")
@@ -283,4 +287,99 @@ async fn upload_ticket_urls_work_through_the_edge() {
     assert_eq!(second.bytes().await.unwrap(), first_bytes);
     let info = client.get(ticket["info_url"].as_str().unwrap()).bearer_auth(api_key).send().await.unwrap();
     assert_eq!(info.status(), 200, "info_url through the edge");
+}
+
+async fn edge_ready(edge: &str) -> bool {
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if client.get(format!("{edge}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Issue #18: deletion reaches the edge. Every variant carries `Surrogate-Key` / `Cache-Tag`
+/// (the image's tag, from the signed URL's source, and its tenant's). Three variants of one image
+/// and one of another are cached by the real Varnish; `DELETE /v1/images/{key}` then bans the
+/// first image's variants at the edge (an authenticated `BAN` the shipped VCL accepts) and drops
+/// them from imago's memory: none is served any more, by the edge or by the origin, while the
+/// other image's variant is still an edge hit. A `BAN` without the token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_purges_every_variant_at_the_edge_and_in_memory() {
+    let edge_port = free_port();
+    let key = "acme:acme-delete-key-0123456789";
+    let photo = fixture("nasa_large.jpg");
+    let s = start(&[], |c| {
+        c.auto_quality = false;
+        c.api_keys = imago::config::List::from_strs(&[key]);
+        c.purge_varnish_urls = imago::config::List::from_strs(&[&format!("http://127.0.0.1:{edge_port}/")]);
+        c.purge_token = Some(PURGE_TOKEN.into());
+    })
+    .await;
+    s.put("uploads/acme/a.jpg", &photo);
+    s.put("uploads/acme/b.jpg", &photo);
+    let origin_port: u16 = s.base.rsplit(':').next().unwrap().parse().unwrap();
+    let Some((_varnish, edge)) = start_varnish_on(origin_port, edge_port) else { return };
+    assert!(edge_ready(&edge).await, "varnish did not come up");
+    let client = reqwest::Client::new();
+    let path = |opts: &str, src: &str| s.url(opts, src, Some("jpg")).trim_start_matches(&s.base).to_string();
+    let a: Vec<String> = ["w:120", "w:240", "w:360"].iter().map(|o| path(o, "local:///uploads/acme/a.jpg")).collect();
+    let b = path("w:120", "local:///uploads/acme/b.jpg");
+    let get = |url: String| {
+        let c = client.clone();
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            let xc = r.headers().get("x-cache").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+            (r.status().as_u16(), xc)
+        }
+    };
+    // The origin tags each variant with the image and the tenant.
+    let direct = s.get(&format!("{}{}", s.base, a[0])).await;
+    let sk = direct.headers()["surrogate-key"].to_str().unwrap().to_string();
+    let ct = direct.headers()["cache-tag"].to_str().unwrap().to_string();
+    let tag = sk.split(' ').next().unwrap().to_string();
+    assert!(tag.starts_with("img-") && tag.len() == 36, "{sk}");
+    assert_eq!(sk, format!("{tag} tenant-acme"));
+    assert_eq!(ct, format!("{tag},tenant-acme"));
+    let other = s.get(&format!("{}{}", s.base, b)).await;
+    assert_ne!(other.headers()["surrogate-key"], direct.headers()["surrogate-key"]);
+    for u in a.iter().chain([&b]) {
+        let first = get(format!("{edge}{u}")).await;
+        assert_eq!(first.0, 200, "{u}");
+        let again = client.get(format!("{edge}{u}")).send().await.unwrap();
+        assert_eq!(again.headers()["x-cache"], "HIT", "{u}");
+        // Tags are for the edge, not for clients.
+        assert!(again.headers().get("surrogate-key").is_none() && again.headers().get("cache-tag").is_none());
+    }
+    // The VCL accepts BAN only with the token.
+    for token in [None, Some("wrong-token-0123456789")] {
+        let mut r = client
+            .request(reqwest::Method::from_bytes(b"BAN").unwrap(), format!("{edge}/"))
+            .header("x-imago-ban", &tag);
+        if let Some(t) = token {
+            r = r.header("x-imago-purge-token", t);
+        }
+        assert_eq!(r.send().await.unwrap().status(), 403, "{token:?}");
+    }
+    assert_eq!(get(format!("{edge}{}", a[0])).await, (200, "HIT".to_string()), "a refused BAN purged");
+
+    let t = std::time::Instant::now();
+    let del = client
+        .delete(format!("{}/v1/images/uploads/acme/a.jpg", s.base))
+        .bearer_auth("acme-delete-key-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 204);
+    println!("DELETE with memory invalidation and one Varnish BAN: {:?}", t.elapsed());
+    assert_eq!(s.state.metrics.edge_purges.with_label_values(&["ok"]).get(), 1);
+    for u in &a {
+        let (status, xc) = get(format!("{edge}{u}")).await;
+        assert_eq!((status, xc.as_str()), (404, "MISS"), "{u}: still served by the edge after DELETE");
+        let direct = s.get(&format!("{}{u}", s.base)).await;
+        assert_eq!(direct.status(), 404, "{u}: still served from imago's memory after DELETE");
+    }
+    assert_eq!(get(format!("{edge}{b}")).await, (200, "HIT".to_string()), "the other image was purged too");
 }

@@ -127,4 +127,13 @@ async fn rust_sdk_lists_a_tenants_images() {
         Err(ClientError::Refused { status: 403, code, .. }) => assert_eq!(code, "scope-missing"),
         other => panic!("{other:?}"),
     }
+    // `delete_image`: gone from the listing; a second delete is imago's 404.
+    client.delete_image(&want[0]).await.unwrap();
+    let left: Vec<String> =
+        client.list_images(&ListRequest::default()).await.unwrap().items.into_iter().map(|i| i.key).collect();
+    assert_eq!(left, want[1..]);
+    match client.delete_image(&want[0]).await {
+        Err(ClientError::Refused { status: 404, code, .. }) => assert_eq!(code, "not-found"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -342,3 +342,90 @@ async fn measure_completion() {
         );
     }
 }
+
+/// Events received by a webhook receiver on loopback: (event id, type, data), signatures checked
+/// with the SDK's verifier.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>;
+
+const HOOK_SECRET: &str = "whsec-confirm-0123456789abcdef";
+
+async fn hook_receiver() -> (String, Received, actix_web::dev::ServerHandle) {
+    use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+    let got: Received = Default::default();
+    let g = got.clone();
+    let server = HttpServer::new(move || {
+        let g = g.clone();
+        App::new().route(
+            "/hook",
+            web::post().to(move |req: HttpRequest, body: web::Bytes| {
+                let g = g.clone();
+                async move {
+                    let header = req.headers().get("imago-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+                    if imago_signing::webhook::verify(header, &body, &[HOOK_SECRET], 300, now).is_err() {
+                        return HttpResponse::BadRequest().finish();
+                    }
+                    let v: Value = serde_json::from_slice(&body).unwrap();
+                    let (id, kind) = (v["id"].as_str().unwrap().to_string(), v["type"].as_str().unwrap().to_string());
+                    g.lock().unwrap().push((id, kind, v["data"].clone()));
+                    HttpResponse::Ok().finish()
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let port = server.addrs()[0].port();
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (format!("http://127.0.0.1:{port}/hook"), got, handle)
+}
+
+/// Issue #18 "Events": the completion step emits `upload.completed` / `upload.rejected` through
+/// the signed webhook outbox, and concurrent completions of one upload are one event id (the
+/// receiver's idempotency key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_events_reach_the_webhook_once_per_upload() {
+    let Some(env) = S3Env::get() else { return };
+    let (hook, got, handle) = hook_receiver().await;
+    let prefix = unique_prefix("evt");
+    let s = s3_server(&env, &prefix, |r| {
+        r.webhook_urls = imago::config::List::from_strs(&[hook.as_str()]);
+        r.webhook_secrets = imago::config::List::from_strs(&[HOOK_SECRET]);
+        r.webhook_poll_ms = 50;
+        r.webhook_backoff_ms = 100;
+    })
+    .await;
+    let good = upload(&s, "image/jpeg", fixture("orientation/Landscape_6.jpg")).await;
+    let bad = upload(&s, "image/jpeg", HTML.to_vec()).await;
+    let answers = futures_util::future::join_all((0..8).map(|i| {
+        let s = &s;
+        let t = if i % 2 == 0 { &good } else { &bad };
+        async move { complete(s, t).await.0 }
+    }))
+    .await;
+    assert!(answers.iter().all(|s| [200, 409, 422].contains(s)), "{answers:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let kinds: std::collections::BTreeSet<String> = got.lock().unwrap().iter().map(|e| e.1.clone()).collect();
+        if kinds.len() == 2 || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let events = got.lock().unwrap().clone();
+    let ids = |kind: &str| -> std::collections::BTreeSet<String> {
+        events.iter().filter(|e| e.1 == kind).map(|e| e.0.clone()).collect()
+    };
+    assert_eq!(ids("upload.completed").len(), 1, "one completed event id for 4 completions: {events:?}");
+    assert_eq!(ids("upload.rejected").len(), 1, "one rejected event id for 4 completions: {events:?}");
+    let completed = events.iter().find(|e| e.1 == "upload.completed").unwrap();
+    assert_eq!(completed.2["key"], good["key"]);
+    assert_eq!((completed.2["facts"]["width"].as_u64(), completed.2["tenant"].as_str()), (Some(1800), Some("default")));
+    let rejected = events.iter().find(|e| e.1 == "upload.rejected").unwrap();
+    assert_eq!((rejected.2["key"].clone(), rejected.2["code"].as_str()), (bad["key"].clone(), Some("not-an-image")));
+    handle.stop(false).await;
+}

@@ -52,6 +52,40 @@ acl imago_metrics_clients {
     "::1";
 }
 
+# Who may send BAN requests (imago replicas): loopback and the private ranges that
+# compose and Kubernetes pod networks use. The token (IMAGO_PURGE_TOKEN in varnishd's
+# environment, the same value imago has) is checked as well.
+acl imago_purgers {
+    "127.0.0.0"/8;
+    "::1";
+    "10.0.0.0"/8;
+    "172.16.0.0"/12;
+    "192.168.0.0"/16;
+}
+
+sub imago_ban {
+    # imago deletes an image: `BAN /` with X-Imago-Ban: img-<32 hex> (the image's tag,
+    # also in each variant's Surrogate-Key) bans every variant of it at once, whatever
+    # its options, Accept class or hints. Only obj.* is tested, so the ban lurker can
+    # evict the objects in the background. An operator may ban a tenant-<name> too.
+    if (req.method == "BAN") {
+        if (client.ip !~ imago_purgers) {
+            return (synth(403, "Forbidden"));
+        }
+        if (std.getenv("IMAGO_PURGE_TOKEN") !~ "^.{16,}$" ||
+            req.http.X-Imago-Purge-Token != std.getenv("IMAGO_PURGE_TOKEN")) {
+            return (synth(403, "Forbidden"));
+        }
+        if (req.http.X-Imago-Ban !~ "^(img|tenant)-[a-z0-9-]{1,64}$") {
+            return (synth(400, "Bad tag"));
+        }
+        if (std.ban("obj.http.Surrogate-Key ~ (^|\s)" + req.http.X-Imago-Ban + "(\s|$)")) {
+            return (synth(200, "Banned"));
+        }
+        return (synth(500, std.ban_error()));
+    }
+}
+
 sub imago_round_dpr {
     # As the origin (src/negotiate.rs, dpr_step): the nearest half, ties up, within
     # 1..IMAGO_MAX_DPR; unparseable -> 1.
@@ -138,6 +172,9 @@ sub imago_recv {
     # Built-in Host handling (lower-case it; 400 for HTTP/1.1 without Host), which
     # would otherwise be skipped by the return (hash) at the end.
     call vcl_req_host;
+
+    # Purges from imago (authenticated; see imago_ban).
+    call imago_ban;
 
     # Never trust client-supplied copies of our own debug header.
     unset req.http.X-Cache;
@@ -310,6 +347,10 @@ sub imago_backend_response {
 }
 
 sub imago_deliver {
+    # Purge tags are for this edge (and a CDN in front of it would strip its own); clients
+    # need not see image ids or tenant names.
+    unset resp.http.Surrogate-Key;
+    unset resp.http.Cache-Tag;
     if (obj.hits > 0) {
         set resp.http.X-Cache = "HIT";
     } else {

@@ -321,6 +321,43 @@ pub const SETTINGS: &[Setting] = &[
         default: "10240",
         help: "event files beyond this total are removed, oldest first; the current hour is kept (0: no cap)",
     },
+    Setting {
+        env: "IMAGO_WEBHOOK_URLS",
+        default: "(none: no events)",
+        help: "endpoints sent upload.completed, upload.rejected and image.deleted (signed POSTs from a durable outbox; trusted operator config)",
+    },
+    Setting {
+        env: "IMAGO_WEBHOOK_SECRETS",
+        default: "(required with URLs)",
+        help: "HMAC secrets, 16+ chars; each signs (one v1= per secret in Imago-Signature: rotate by adding the new one first)",
+    },
+    Setting { env: "IMAGO_WEBHOOK_TIMEOUT_MS", default: "5000", help: "one delivery attempt (100-60000)" },
+    Setting {
+        env: "IMAGO_WEBHOOK_MAX_ATTEMPTS",
+        default: "12",
+        help: "attempts per event and URL before it is moved to the outbox's dead/ (1-100)",
+    },
+    Setting {
+        env: "IMAGO_WEBHOOK_BACKOFF_MS",
+        default: "1000",
+        help: "first retry delay; doubles per attempt, at most 1 h (10-3600000)",
+    },
+    Setting { env: "IMAGO_WEBHOOK_POLL_MS", default: "1000", help: "how often a replica looks for due events (10-60000)" },
+    Setting {
+        env: "IMAGO_DELETE_SYNC_MS",
+        default: "1000",
+        help: "how often a replica drops from memory the images other replicas deleted (tombstones in the store; 0: off)",
+    },
+    Setting {
+        env: "IMAGO_PURGE_VARNISH_URLS",
+        default: "(none)",
+        help: "Varnish edges sent an authenticated BAN by Surrogate-Key when an image is deleted (docker/varnish/default.vcl)",
+    },
+    Setting {
+        env: "IMAGO_PURGE_TOKEN",
+        default: "(required with Varnish URLs)",
+        help: "X-Imago-Purge-Token the edge's VCL expects (16+ printable chars)",
+    },
 ];
 
 /// The help text listing every setting.

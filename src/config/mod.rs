@@ -5,6 +5,7 @@
 //! gets logged.
 
 mod container;
+mod events;
 mod help;
 mod quota;
 mod raw;
@@ -14,6 +15,7 @@ mod string_tests;
 mod tenants;
 
 pub use container::{cgroup_memory_limit, CgroupLimit, MemoryLimit, CGROUP_ROOT, CGROUP_SHARE_PERCENT};
+pub use events::{EventSettings, MAX_BACKOFF};
 pub use help::{settings_help, Setting, SETTINGS};
 pub use quota::{redact_url, OnStoreError, QuotaLimits, QuotaScope, QuotaSettings, QuotaStore};
 pub use raw::{List, NumList, RawConfig};
@@ -107,6 +109,8 @@ pub struct Config {
     pub uploads: UploadSettings,
     /// Analytics and metrics-listener settings, typed and checked.
     pub analytics: AnalyticsSettings,
+    /// Webhooks (the event outbox) and edge purges, typed and checked.
+    pub events: EventSettings,
     /// RSS above which new transforms are shed (`IMAGO_MEMORY_LIMIT_MB`, else from the cgroup).
     pub memory_limit: MemoryLimit,
 }
@@ -176,6 +180,21 @@ impl RawConfig {
             *url = without_userinfo(url);
         }
         r.quota_store = redact_url(&r.quota_store);
+        r.webhook_secrets = red(&r.webhook_secrets);
+        if r.purge_token.is_some() {
+            r.purge_token = Some("[redacted]".into());
+        }
+        // Webhook paths and queries often carry a token: only the origin is logged.
+        let urls: Vec<String> = r
+            .webhook_urls
+            .strings()
+            .iter()
+            .map(|u| match url::Url::parse(u) {
+                Ok(p) => format!("{}/[redacted]", p.origin().ascii_serialization()),
+                Err(_) => "[redacted]".to_string(),
+            })
+            .collect();
+        r.webhook_urls = List::from_strs(&urls.iter().map(String::as_str).collect::<Vec<_>>());
         r
     }
 
@@ -349,6 +368,7 @@ impl RawConfig {
             .map_err(|m| invalid("IMAGO_PUBLIC_URL", m))?;
         let memory_limit = MemoryLimit::detect(self.memory_limit_mb);
         let analytics = AnalyticsSettings::from_raw(&self).map_err(|(s, m)| invalid(s, m))?;
+        let events = EventSettings::from_raw(&self).map_err(|(s, m)| invalid(s, m))?;
         let allowed_hosts = self.allowed_hosts.strings().into_iter().map(|h| h.to_ascii_lowercase()).collect();
         let s3 = match &self.s3_endpoint {
             None => None,
@@ -383,6 +403,7 @@ impl RawConfig {
             s3,
             uploads,
             analytics,
+            events,
             memory_limit,
         })
     }
@@ -547,6 +568,20 @@ mod tests {
         }
         assert_eq!(without_userinfo("http://h/p@q"), "http://h/p@q");
         assert_eq!(without_userinfo("not a url"), "not a url");
+    }
+
+    #[test]
+    fn redaction_hides_webhook_secrets_and_the_purge_token() {
+        let r = RawConfig {
+            webhook_urls: List::from_strs(&["https://hooks.example/imago?token=abc123"]),
+            webhook_secrets: List::from_strs(&["whsec-old-0123456789", "whsec-new-0123456789"]),
+            purge_token: Some("purge-token-0123456789".into()),
+            ..with_keys()
+        }
+        .redacted();
+        let text = format!("{r:?}");
+        assert!(!text.contains("whsec-") && !text.contains("purge-token-0123") && !text.contains("abc123"), "{text}");
+        assert!(text.contains("hooks.example"), "{text}");
     }
 
     #[test]

@@ -311,6 +311,17 @@ pub struct RawConfig {
     pub analytics_report_max_days: u64,
     pub analytics_retention_days: u64,
     pub analytics_max_mb: u64,
+    // Events and edge purges (src/events/, src/purge.rs).
+    pub webhook_urls: List,
+    pub webhook_secrets: List,
+    pub webhook_timeout_ms: u64,
+    pub webhook_max_attempts: u32,
+    pub webhook_backoff_ms: u64,
+    pub webhook_poll_ms: u64,
+    pub delete_sync_ms: u64,
+    pub purge_varnish_urls: List,
+    #[serde(deserialize_with = "opt_secret")]
+    pub purge_token: Option<String>,
 }
 
 impl Default for RawConfig {
@@ -418,6 +429,15 @@ impl Default for RawConfig {
             analytics_report_max_days: 92,
             analytics_retention_days: 92,
             analytics_max_mb: 10_240,
+            webhook_urls: List::default(),
+            webhook_secrets: List::default(),
+            webhook_timeout_ms: 5000,
+            webhook_max_attempts: 12,
+            webhook_backoff_ms: 1000,
+            webhook_poll_ms: 1000,
+            delete_sync_ms: 1000,
+            purge_varnish_urls: List::default(),
+            purge_token: None,
         }
     }
 }

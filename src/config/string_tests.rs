@@ -41,10 +41,15 @@ const STRING_SETTINGS: &[&str] = &[
     "quota_on_store_error",
     "quota_key_prefix",
     "quota_tenants",
+    "webhook_urls",
+    "webhook_secrets",
+    "purge_varnish_urls",
+    "purge_token",
 ];
 
 /// Settings whose values are secrets: an error about them must not quote the value.
-const SECRETS: &[&str] = &["key", "salt", "api_keys", "s3_secret_access_key", "s3_access_key_id"];
+const SECRETS: &[&str] =
+    &["key", "salt", "api_keys", "s3_secret_access_key", "s3_access_key_id", "webhook_secrets", "purge_token"];
 
 /// Lists that also take TOML numbers (`width_ladder = [100, 200]`).
 const NUMBER_LISTS: &[&str] = &["width_ladder"];

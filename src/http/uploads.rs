@@ -518,8 +518,9 @@ async fn image_info(req: HttpRequest, path: web::Path<String>, st: web::Data<App
 }
 
 /// `DELETE /v1/images/{key}`: removes the original at an upload key (under
-/// `IMAGO_UPLOAD_PREFIXES`, an image file name; in embedded mode never outside the root). Variants already in the in-memory cache
-/// and CDN copies live until their TTL or a purge.
+/// `IMAGO_UPLOAD_PREFIXES`, an image file name; in embedded mode never outside the root), then
+/// drops its variants from this replica's memory, purges the edges and records `image.deleted`
+/// ([`AppState::image_deleted`]).
 async fn delete_image(req: HttpRequest, path: web::Path<String>, st: web::Data<AppState>) -> HttpResponse {
     let start = Instant::now();
     let up = &st.uploads;
@@ -527,11 +528,14 @@ async fn delete_image(req: HttpRequest, path: web::Path<String>, st: web::Data<A
         let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let caller = up.authorize(auth, Scope::Delete)?;
         let key = up.owned_key(&caller, &path)?;
-        up.delete(&key).await
+        up.delete(&key).await.map(|()| key)
     }
     .await;
     let resp = match result {
-        Ok(()) => HttpResponse::NoContent().insert_header((header::CACHE_CONTROL, "no-store")).finish(),
+        Ok(key) => {
+            st.image_deleted(&key).await;
+            HttpResponse::NoContent().insert_header((header::CACHE_CONTROL, "no-store")).finish()
+        }
         Err(e) => error_response(&st, e, None),
     };
     record(&st, "image_delete", &resp, start);

@@ -22,6 +22,9 @@ use super::{Object, StorageError};
 /// Temp files of embedded uploads live here, under the local root; no key can name it, so reads
 /// never reach it.
 pub const INCOMING_DIR: &str = ".incoming";
+/// The event outbox of embedded mode (`src/events/`) lives here, under the local root; no key can
+/// name it either.
+pub const OUTBOX_DIR: &str = ".outbox";
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
     move |source| StorageError::Io { path: path.to_path_buf(), source }
@@ -51,7 +54,7 @@ pub fn clean_key(key: &str) -> Result<String, StorageError> {
 /// ([`StorageError::Reserved`]).
 pub fn object_key(key: &str) -> Result<String, StorageError> {
     let key = clean_key(key)?;
-    if key.split('/').next() == Some(INCOMING_DIR) {
+    if matches!(key.split('/').next(), Some(INCOMING_DIR | OUTBOX_DIR)) {
         return Err(StorageError::Reserved);
     }
     Ok(key)

@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 pub use list::{Listed, Page};
-pub use local::{clean_key, object_key, Dirs, LocalRoot, Outcome, TempFile, INCOMING_DIR};
+pub use local::{clean_key, object_key, Dirs, LocalRoot, Outcome, TempFile, INCOMING_DIR, OUTBOX_DIR};
 pub use s3::{Bucket, ObjectMeta, ObjectSpec, PostTarget, PutTarget, S3Client};
 
 use crate::config::Config;

@@ -393,6 +393,30 @@ impl Bucket {
         }
     }
 
+    /// Stores `body` at `key` only if no object is there (`If-None-Match: *`): `false` when one
+    /// is (412, or 409 for a concurrent conditional write). Stores that ignore the header
+    /// overwrite (the outbox documents what that costs: a possible second delivery).
+    pub async fn put_new(&self, key: &str, content_type: &str, body: Vec<u8>) -> Result<bool, StorageError> {
+        let creds = self.creds();
+        let mut action = self.bucket.put_object(Some(&creds), key);
+        action.headers_mut().insert("if-none-match", "*");
+        let url = action.sign(PUT_TTL);
+        let resp = self
+            .http()
+            .put(url)
+            .header("content-type", content_type)
+            .header("if-none-match", "*")
+            .body(body)
+            .send()
+            .await
+            .map_err(request_err)?;
+        match resp.status() {
+            s if s.is_success() => Ok(true),
+            reqwest::StatusCode::PRECONDITION_FAILED | reqwest::StatusCode::CONFLICT => Ok(false),
+            s => Err(StorageError::Status { op: "PUT", status: s }),
+        }
+    }
+
     /// Deletes the object (S3 answers 204 whether or not it existed; a 404 is fine too).
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
         let url = self.bucket.delete_object(Some(&self.creds()), key).sign(DELETE_TTL);

@@ -43,8 +43,7 @@ pub struct RejectedEvent {
 }
 
 /// Event point `upload.completed`: called once by each completion that wrote the `ready` record
-/// (concurrent completions of one upload may each call it: at-least-once). The outbox hooks in
-/// here; today it logs.
+/// (concurrent completions of one upload may each call it: at-least-once, under one event id).
 pub fn on_completed(key: &str, tenant: &str, facts: &Facts) -> CompletedEvent {
     tracing::info!(key, tenant, width = facts.width, height = facts.height, "upload completed");
     CompletedEvent { key: key.to_string(), tenant: tenant.to_string(), facts: facts.clone() }
@@ -190,7 +189,7 @@ impl Uploads {
                     self.forget(b, key).await?;
                     return Err(UploadError::PendingExpired(ttl.as_secs()));
                 }
-                on_completed(key, &tenant, &facts);
+                self.announce_completed(key, &tenant, &facts).await;
                 Ok((*facts).clone())
             }
             Err(e) if is_verdict(&e) => {
@@ -202,7 +201,7 @@ impl Uploads {
                 };
                 self.write_rejected(b, key, &r).await?;
                 b.delete(key).await?;
-                on_rejected(key, &tenant, &e);
+                self.announce_rejected(key, &tenant, &meta.etag, &e).await;
                 Err(e)
             }
             // Removed while it was being checked (a racing completion rejected it).
@@ -298,10 +297,33 @@ impl Uploads {
     /// header's facts). Called once per stored upload, off the request path.
     pub async fn announce_receipt(&self, key: &str) {
         match self.complete_inner(key).await {
-            Ok(facts) => {
-                on_completed(key, &self.tenant_of(key), &facts);
-            }
+            Ok(facts) => self.announce_completed(key, &self.tenant_of(key), &facts).await,
             Err(e) => tracing::warn!(key, error = %e, "a received upload's header does not decode"),
+        }
+    }
+
+    /// Sends these uploads' events to the webhook outbox.
+    pub fn with_events(mut self, events: crate::events::Events) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// [`on_completed`] into the outbox, one event id per key and ETag (concurrent completions
+    /// of one upload enqueue the same id). An outbox failure is logged, never the answer.
+    async fn announce_completed(&self, key: &str, tenant: &str, facts: &Facts) {
+        let event = on_completed(key, tenant, facts);
+        let fact = format!("{key}\n{}", facts.etag);
+        if let Err(e) = self.events.enqueue_once(crate::events::EventKind::UploadCompleted, &fact, &event).await {
+            tracing::error!(key, error = %e, "upload.completed not recorded in the webhook outbox");
+        }
+    }
+
+    /// [`on_rejected`] into the outbox (one event id per key and ETag).
+    async fn announce_rejected(&self, key: &str, tenant: &str, etag: &str, e: &UploadError) {
+        let event = on_rejected(key, tenant, e);
+        let fact = format!("{key}\n{etag}");
+        if let Err(err) = self.events.enqueue_once(crate::events::EventKind::UploadRejected, &fact, &event).await {
+            tracing::error!(key, error = %err, "upload.rejected not recorded in the webhook outbox");
         }
     }
 

@@ -116,7 +116,7 @@ impl Uploads {
     }
 
     /// The longest upload prefix `key` is under, and the tenant owning it.
-    fn owner_of(&self, key: &str) -> Option<&str> {
+    pub(super) fn owner_of(&self, key: &str) -> Option<&str> {
         let p = self
             .settings
             .prefixes

@@ -186,6 +186,21 @@ impl UploadClient {
         Self::answer(r).await
     }
 
+    /// `DELETE /v1/images/{key}`: removes the original (imago then drops its variants, purges
+    /// the edges and emits `image.deleted`). `Ok` on 204, imago's refusal otherwise.
+    pub async fn delete_image(&self, key: &str) -> Result<(), ClientError> {
+        const SEGMENT: &percent_encoding::AsciiSet =
+            &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+        let path: Vec<String> =
+            key.split('/').map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()).collect();
+        let url = format!("{}/v1/images/{}", self.base, path.join("/"));
+        let r = self.http.delete(url).bearer_auth(&self.api_key).send().await?;
+        if r.status().is_success() {
+            return Ok(());
+        }
+        Self::answer::<serde_json::Value>(r).await.map(|_| ())
+    }
+
     /// The JSON body of a 2xx answer, or imago's refusal.
     async fn answer<T: serde::de::DeserializeOwned>(r: reqwest::Response) -> Result<T, ClientError> {
         let status = r.status().as_u16();

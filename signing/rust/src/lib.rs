@@ -18,6 +18,7 @@ pub mod builder;
 pub mod client;
 pub mod options;
 pub mod srcset;
+pub mod webhook;
 
 pub use builder::{build_path, encode_source, is_valid_source, BuildError, SourceEncoding, UrlBuilder};
 pub use options::{

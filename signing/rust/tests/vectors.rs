@@ -155,3 +155,32 @@ fn unknown_json_keys_are_refused() {
     let e = Options::from_json(&serde_json::json!({"wd": 100})).unwrap_err();
     assert_eq!(e.option, "wd");
 }
+
+/// `signing/vectors/webhooks.json` (SPEC §13): every `sign` vector's header, every `verify`
+/// vector's verdict.
+#[test]
+fn webhook_vectors() {
+    use imago_signing::webhook;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors/webhooks.json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let secrets = |c: &Value| -> Vec<String> {
+        c["secrets"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    };
+    for c in list(&v, "sign") {
+        let got = webhook::sign(&secrets(c), c["timestamp"].as_i64().unwrap(), c["body"].as_str().unwrap().as_bytes());
+        assert_eq!(got, c["header"].as_str().unwrap(), "{}", name(c));
+    }
+    for c in list(&v, "verify") {
+        let got = webhook::verify(
+            c["header"].as_str().unwrap(),
+            c["body"].as_str().unwrap().as_bytes(),
+            &secrets(c),
+            c["tolerance"].as_u64().unwrap(),
+            c["now"].as_i64().unwrap(),
+        );
+        match c["valid"].as_bool().unwrap() {
+            true => assert_eq!(got, Ok(c["timestamp"].as_i64().unwrap()), "{}", name(c)),
+            false => assert_eq!(got.map_err(|e| e.code()), Err(c["error"].as_str().unwrap()), "{}", name(c)),
+        }
+    }
+}

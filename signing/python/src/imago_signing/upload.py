@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 from .errors import ImagoApiError, ImagoOptionError, ImagoUploadError
 
-__all__ = ["UploadTicket", "UploadCompletion", "request_upload", "upload_file", "complete_upload"]
+__all__ = ["UploadTicket", "UploadCompletion", "request_upload", "upload_file", "complete_upload", "list_images", "delete_image"]
 
 
 @dataclass(frozen=True)
@@ -222,3 +222,52 @@ def upload_file(ticket: UploadTicket, data: Union[bytes, bytearray, str, "os.Pat
         if not retryable or attempt > retries:
             raise err
         sleep(retry_delay * 2 ** (attempt - 1))
+
+
+def _check(base_url: str, api_key: str) -> str:
+    if not isinstance(base_url, str) or not re.match(r"https?://", base_url):
+        raise ImagoOptionError("base_url", "base_url must be an http(s) URL")
+    if not isinstance(api_key, str) or not api_key:
+        raise ImagoOptionError("api_key", "api_key is required")
+    return base_url.rstrip("/")
+
+
+def _call(req: urllib.request.Request, timeout: float) -> tuple:
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as res:  # noqa: S310 - caller-provided API URL
+            return res.status, res.read()
+    except urllib.error.HTTPError as e:
+        raise _api_error(e.code, e.read() or b"", e.reason if isinstance(e.reason, str) else "") from None
+
+
+def list_images(base_url: str, api_key: str, *, prefix: Optional[str] = None, cursor: Optional[str] = None,
+                limit: Optional[int] = None, tenant: Optional[str] = None, timeout: float = 30.0) -> Dict[str, Any]:
+    """``GET {base_url}/v1/images`` (SPEC §10, listing): one page of the key's tenant's images,
+    ``{"items": [{key, tenant, bytes, last_modified, image_url, info_url}], "next_cursor": str | None}``.
+    Pass ``next_cursor`` back as ``cursor``; ``None`` ends the listing."""
+    base = _check(base_url, api_key)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ImagoOptionError("limit", "limit must be a positive integer")
+    q = {k: v for k, v in (("prefix", prefix), ("cursor", cursor), ("limit", limit), ("tenant", tenant)) if v is not None}
+    url = base + "/v1/images" + ("?" + urllib.parse.urlencode(q) if q else "")
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"})
+    status, raw = _call(req, timeout)
+    try:
+        j = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        raise ImagoApiError(status, "invalid-response", "listing response is not JSON") from None
+    if not isinstance(j, dict) or not isinstance(j.get("items"), list):
+        raise ImagoApiError(status, "invalid-response", "listing response has no items")
+    nc = j.get("next_cursor")
+    return {"items": j["items"], "next_cursor": nc if isinstance(nc, str) else None}
+
+
+def delete_image(base_url: str, api_key: str, key: str, *, timeout: float = 30.0) -> None:
+    """``DELETE {base_url}/v1/images/{key}``: removes the original (imago then drops its variants,
+    purges the edges and emits ``image.deleted``). Raises :class:`ImagoApiError` unless 204."""
+    base = _check(base_url, api_key)
+    if not isinstance(key, str) or not key or key.startswith("/"):
+        raise ImagoOptionError("key", "key must be a non-empty relative key")
+    url = base + "/v1/images/" + urllib.parse.quote(key, safe="/")
+    req = urllib.request.Request(url, method="DELETE", headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"})
+    _call(req, timeout)

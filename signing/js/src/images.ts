@@ -1,0 +1,99 @@
+import { ImagoApiError, ImagoOptionError } from "./errors.js";
+
+/** `GET /v1/images` query (SPEC §10, listing); every field optional. */
+export interface ListImagesRequest {
+  /** One of the server's upload prefixes (default: its first). */
+  prefix?: string;
+  /** `next_cursor` of the previous page. */
+  cursor?: string;
+  /** Items per page (server default 100). */
+  limit?: number;
+  /** Another tenant (keys with the `admin` scope only). */
+  tenant?: string;
+}
+
+/** One listed image. */
+export interface ListedImage {
+  key: string;
+  tenant: string;
+  bytes: number;
+  last_modified: string | null;
+  image_url: string;
+  info_url: string;
+}
+
+/** A page of images: pass `next_cursor` back as `cursor`; `null` ends the listing. */
+export interface ImagePage {
+  items: ListedImage[];
+  next_cursor: string | null;
+}
+
+export interface ApiOptions {
+  /** Custom fetch (defaults to globalThis.fetch). */
+  fetch?: typeof fetch;
+  signal?: AbortSignal;
+}
+
+function check(baseUrl: string, apiKey: string): string {
+  if (typeof baseUrl !== "string" || !/^https?:\/\//.test(baseUrl)) throw new ImagoOptionError("baseUrl", "baseUrl must be an http(s) URL");
+  if (typeof apiKey !== "string" || apiKey === "") throw new ImagoOptionError("apiKey", "apiKey is required");
+  return baseUrl.replace(/\/+$/, "");
+}
+
+async function refusal(res: Response): Promise<ImagoApiError> {
+  const text = await res.text();
+  let e: { code?: unknown; message?: unknown } = {};
+  try {
+    e = text ? JSON.parse(text) : {};
+  } catch {
+    e = {};
+  }
+  return new ImagoApiError(
+    res.status,
+    typeof e.code === "string" ? e.code : `http-${res.status}`,
+    typeof e.message === "string" ? e.message : text || res.statusText || `HTTP ${res.status}`,
+  );
+}
+
+/** `GET {baseUrl}/v1/images`: one page of the key's tenant's images. Throws ImagoApiError on a non-2xx answer. */
+export async function listImages(baseUrl: string, apiKey: string, req: ListImagesRequest = {}, opts: ApiOptions = {}): Promise<ImagePage> {
+  const base = check(baseUrl, apiKey);
+  if (req.limit !== undefined && (!Number.isInteger(req.limit) || req.limit < 1)) {
+    throw new ImagoOptionError("limit", "limit must be a positive integer");
+  }
+  const q = new URLSearchParams();
+  if (req.prefix !== undefined) q.set("prefix", req.prefix);
+  if (req.cursor !== undefined) q.set("cursor", req.cursor);
+  if (req.limit !== undefined) q.set("limit", String(req.limit));
+  if (req.tenant !== undefined) q.set("tenant", req.tenant);
+  const qs = q.toString();
+  const init: RequestInit = { headers: { Authorization: `Bearer ${apiKey}`, Accept: "application/json" } };
+  if (opts.signal) init.signal = opts.signal;
+  const res = await (opts.fetch ?? globalThis.fetch)(`${base}/v1/images${qs ? `?${qs}` : ""}`, init);
+  if (!res.ok) throw await refusal(res);
+  const json = (await res.json()) as { items?: unknown; next_cursor?: unknown };
+  if (!json || !Array.isArray(json.items)) throw new ImagoApiError(502, "invalid-response", "listing response has no items");
+  return {
+    items: json.items as ListedImage[],
+    next_cursor: typeof json.next_cursor === "string" ? json.next_cursor : null,
+  };
+}
+
+/** The path of an image key under `/v1/images/` (each segment percent-encoded, slashes kept). */
+function keyPath(key: string): string {
+  if (typeof key !== "string" || key === "" || key.startsWith("/")) throw new ImagoOptionError("key", "key must be a non-empty relative key");
+  return key.split("/").map(encodeURIComponent).join("/");
+}
+
+/**
+ * `DELETE {baseUrl}/v1/images/{key}`: removes the original; imago drops its variants from its
+ * memory, purges the configured edges and emits `image.deleted`. Resolves on 204; throws
+ * ImagoApiError otherwise (`not-found`, `other-tenant`, `scope-missing`, …).
+ */
+export async function deleteImage(baseUrl: string, apiKey: string, key: string, opts: ApiOptions = {}): Promise<void> {
+  const base = check(baseUrl, apiKey);
+  const init: RequestInit = { method: "DELETE", headers: { Authorization: `Bearer ${apiKey}`, Accept: "application/json" } };
+  if (opts.signal) init.signal = opts.signal;
+  const res = await (opts.fetch ?? globalThis.fetch)(`${base}/v1/images/${keyPath(key)}`, init);
+  if (!res.ok) throw await refusal(res);
+}
