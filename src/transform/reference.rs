@@ -2,6 +2,7 @@
 //! reference pixels and perceptual scores for the bandwidth benchmark.
 
 use super::pipeline::jpeg_shrink;
+use super::quality::{encode, sample, score_sample};
 use super::{render, ssimulacra2, EncodeSettings, RenderRequest};
 use crate::options::{Format, Options};
 use crate::vips::{Img, Kernel};
@@ -121,4 +122,32 @@ pub fn score_encoded(encoded: &[u8], reference: &(Vec<u8>, u32, u32)) -> Option<
         return None;
     }
     ssimulacra2(&reference.0, &d.0, d.1, d.2)
+}
+
+/// Calibration support for [`super::auto_quality_prior`]: the scores q:auto's sample of the
+/// variant of `buf` at `width` gets at each quality of `qs` (the variant itself when it is too
+/// small for a sample), with imago's encoder settings. `IMAGO_BENCH_CALIBRATE` in the bandwidth
+/// benchmark writes them for benches/fit_auto_quality.py.
+pub fn sample_scores(
+    buf: &[u8],
+    width: u32,
+    format: Format,
+    qs: &[u8],
+    enc: &EncodeSettings,
+) -> Result<Vec<(u8, f64)>, String> {
+    let opts = Options { width, format: crate::options::FormatChoice::Explicit(Format::Png), ..Options::default() };
+    let req = RenderRequest { options: opts, accept: crate::negotiate::AcceptClass::Legacy, save_data: false };
+    let png = render(buf, &req, enc).map_err(|e| e.to_string())?;
+    let img = Img::from_buffer(&png.bytes, "")?;
+    let s = match sample(&img)? {
+        Some(s) => s,
+        None => return Ok(Vec::new()),
+    };
+    let o = Options { width, format: crate::options::FormatChoice::Explicit(format), ..Options::default() };
+    qs.iter()
+        .map(|q| {
+            let bytes = encode(&s.img, format, *q, enc, &o).map_err(|e| e.to_string())?;
+            Ok((*q, score_sample(&s, &bytes)?))
+        })
+        .collect()
 }
