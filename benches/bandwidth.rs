@@ -18,6 +18,10 @@
 //!
 //! `IMAGO_BENCH_POINTS=<file>` keeps the fixed-quality points in a file and reuses them when it
 //! exists (they depend only on libvips and the encoder efforts, not on `q:auto`), for quick reruns.
+//!
+//! `IMAGO_BENCH_CALIBRATE=<file>` instead writes the score of q:auto's sample at each fixed quality
+//! per pair and exits; `python3 benches/fit_auto_quality.py <points> <file>` fits the prior's gain
+//! and lenience per format from the two files (`imago::transform::auto_quality_prior`).
 
 use imago::negotiate::AcceptClass;
 use imago::options::{parse, Format, FormatChoice, Presets, Quality};
@@ -226,6 +230,24 @@ fn main() {
     let mut pairs: Vec<Pair> = Vec::new();
     let mut autos: Vec<Auto> = EXPLICIT.iter().map(|_| Auto::default()).collect();
     let mut negotiated = Auto::default();
+    if let Ok(path) = std::env::var("IMAGO_BENCH_CALIBRATE") {
+        // The sample's score at each fixed quality, per pair (same numbering as the points).
+        let mut text = String::new();
+        let mut i = 0;
+        for photo in PHOTOS {
+            let buf = std::fs::read(root.join(photo)).unwrap();
+            for width in [800u32, 400] {
+                for format in FORMATS {
+                    for (q, s) in imago::transform::sample_scores(&buf, width, format, &QS, &e).unwrap() {
+                        text.push_str(&format!("{i} {} {q} {s}\n", format.name()));
+                    }
+                }
+                i += 1;
+            }
+        }
+        std::fs::write(path, text).unwrap();
+        return;
+    }
     for photo in PHOTOS {
         let buf = std::fs::read(root.join(photo)).unwrap();
         for width in [800u32, 400] {

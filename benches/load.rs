@@ -271,7 +271,7 @@ fn choices(photo: &[u8], n: usize) {
     let m = n.max(4);
     let base = Variant::IMAGO;
     let with = |path| Variant { path, ..base };
-    let rows: [(&str, Format, Variant); 11] = [
+    let rows: [(&str, Format, Variant); 12] = [
         ("imago: shrink-on-load, lanczos3, 8-bit icc, baseline, optimised", Format::Jpeg, base),
         ("  + progressive", Format::Jpeg, Variant { progressive: true, ..base }),
         ("  - optimised Huffman tables", Format::Jpeg, Variant { optimize_coding: false, ..base }),
@@ -280,6 +280,7 @@ fn choices(photo: &[u8], n: usize) {
         ("  thumbnail + export_profile", Format::Jpeg, with(ColourPath::ThumbnailExport)),
         ("  thumbnail, then 8-bit icc", Format::Jpeg, with(ColourPath::ThumbnailThenIcc)),
         ("  thumbnail, no colour management", Format::Jpeg, with(ColourPath::ThumbnailNone)),
+        ("  icc by moxcms instead of libvips", Format::Jpeg, with(ColourPath::ShrinkResizeMoxcms)),
         (
             "  pipeline v1: thumbnail + export_profile + progressive",
             Format::Jpeg,

@@ -146,8 +146,8 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         env: "IMAGO_AUTO_QUALITY_TRIALS",
-        default: "2",
-        help: "most trial encodes (of a ~1/6 sample) q:auto makes per variant",
+        default: "1",
+        help: "most trial encodes (of a ~1/24 sample) q:auto makes per variant",
     },
     Setting {
         env: "IMAGO_SAVE_DATA_QUALITY_STEP",

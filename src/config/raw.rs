@@ -382,7 +382,7 @@ impl Default for RawConfig {
             enable_webp: true,
             auto_quality: true,
             auto_quality_target: 70.0,
-            auto_quality_trials: 2,
+            auto_quality_trials: 1,
             save_data_quality_step: 15,
             ect: true,
             max_dpr: 3.0,

@@ -29,10 +29,12 @@ pub use metadata::{exif_with_copyright, webp_strip};
 pub use pipeline::{probe, render, render_until};
 pub use plan::{gravity_offset, plan, Geometry, Rect};
 pub use quality::{
-    auto_quality_prior, auto_quality_range, choose_format, quality_for, search_quality, ssimulacra2, wants_auto_quality,
+    auto_quality_prior, auto_quality_range, choose_format, quality_for, search_quality, ssimulacra2,
+    wants_auto_quality, Prior,
 };
 pub use reference::{
-    reference_pixels, reference_thumbnail, reference_variant, score_encoded, ColourPath, ResizeKernel, Variant,
+    reference_pixels, reference_thumbnail, reference_variant, sample_scores, score_encoded, ColourPath, ResizeKernel,
+    Variant,
 };
 pub use workers::{rss_bytes, Admission, PoolStats, Rejected, Workers};
 

@@ -85,35 +85,49 @@ pub fn auto_quality_range(format: Format) -> (u8, u8) {
     }
 }
 
-/// The search's prior for `format`: the quality where libvips' fixed-quality curve has a mean
-/// SSIMULACRA2 of 70 on the bandwidth corpus (scored at the delivered size), and the slope of
-/// score over quality there (points per quality step). `cargo bench --bench bandwidth` prints
-/// the curves these come from.
-pub fn auto_quality_prior(format: Format) -> (f64, f64) {
+/// What the search assumes about a format before its trial, fitted on the bandwidth corpus
+/// (`IMAGO_BENCH_CALIBRATE`, benches/fit_auto_quality.py; at a target of 70, AVIF effort 2).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prior {
+    /// The quality where libvips' fixed-quality curve has a mean SSIMULACRA2 of 70 at the
+    /// delivered size: the first trial for a target of 70.
+    pub q70: f64,
+    /// Score points per quality step for the step from a trial to the answer (and from 70 to
+    /// another target for the first trial). Steeper than the curves' own slope (≈ 0.5 JPEG,
+    /// 0.35 WebP, 0.8 AVIF): one small sample's score is noisy, so its step is damped.
+    pub gain: f64,
+    /// How much higher the sample scores than the whole variant at the same quality (its tiles'
+    /// seams and busy centres): the sample aims at the target plus this.
+    pub lenience: f64,
+}
+
+/// The search's prior for `format`.
+pub fn auto_quality_prior(format: Format) -> Prior {
     match format {
-        Format::Avif => (59.0, 0.8),
-        Format::Webp => (73.0, 0.35),
-        _ => (65.0, 0.47),
+        Format::Avif => Prior { q70: 59.0, gain: 1.2, lenience: 3.5 },
+        Format::Webp => Prior { q70: 73.0, gain: 0.9, lenience: 0.25 },
+        _ => Prior { q70: 65.0, gain: 0.6, lenience: 3.25 },
     }
 }
 
 /// Finds the quality whose score is `target` with at most `max_trials` calls of `score`: the
 /// first trial at the prior's prediction for `target`, each next one a Newton step on the secant
-/// of the two trials nearest the target (the prior's slope until there are two), stopping once a
+/// of the two trials nearest the target (the prior's gain until there are two), stopping once a
 /// trial lands within half a point. Returns the final estimate (not itself scored) and every
-/// trial made. Scores rise with quality; a flat or falling secant falls back to the prior slope.
+/// trial made. Scores rise with quality; a flat or falling secant falls back to the prior's gain.
+/// `target` is what the scored pixels should reach (the caller adds the sample's lenience).
 pub fn search_quality<E>(
     range: (u8, u8),
-    prior: (f64, f64),
+    first: f64,
+    gain: f64,
     target: f64,
     max_trials: u8,
     mut score: impl FnMut(u8) -> Result<f64, E>,
 ) -> Result<(u8, Vec<(u8, f64)>), E> {
     let (lo, hi) = (range.0 as f64, range.1 as f64);
-    let (q70, prior_slope) = prior;
     let clamp = |q: f64| q.round().clamp(lo, hi) as u8;
     let mut trials: Vec<(u8, f64)> = Vec::new();
-    let mut q = clamp(q70 + (target - 70.0) / prior_slope);
+    let mut q = clamp(first);
     for _ in 0..max_trials.max(1) {
         let s = score(q)?;
         trials.push((q, s));
@@ -121,9 +135,9 @@ pub fn search_quality<E>(
         near.sort_by(|a, b| (a.1 - target).abs().total_cmp(&(b.1 - target).abs()));
         let slope = match near.as_slice() {
             [a, b, ..] if a.0 != b.0 => (a.1 - b.1) / (a.0 as f64 - b.0 as f64),
-            _ => prior_slope,
+            _ => gain,
         };
-        let slope = if slope > 0.05 { slope } else { prior_slope };
+        let slope = if slope > 0.05 { slope } else { gain };
         let (qa, sa) = near[0];
         // At most 25 steps at a time: one odd trial cannot throw the estimate across the range.
         let next = clamp(qa as f64 + ((target - sa) / slope).clamp(-25.0, 25.0));
@@ -138,34 +152,31 @@ pub fn search_quality<E>(
 
 /// Side of the sample's tiles: a multiple of every encoder's block (AV1 64, WebP 16, JPEG 8/16),
 /// so no block of the sample's encode straddles two tiles.
-const TILE: u32 = 128;
+const TILE: u32 = 64;
 
-/// Share of a variant's pixels its scoring sample holds.
-fn sample_share(format: Format) -> f64 {
-    match format {
-        Format::Avif => 1.0 / 6.0,
-        _ => 1.0 / 6.0,
-    }
-}
+/// Share of a variant's pixels its sample holds (at least 2×2 tiles). SSIMULACRA2 costs ≈ 1 µs
+/// per pixel, so this sets most of q:auto's cost: 1/24 of an 800×600 variant is 6 tiles.
+const SHARE: f64 = 1.0 / 24.0;
 
 /// The pixels auto quality encodes and scores in its trials: for a variant of at least 2×2 tiles, a
 /// mosaic of tiles taken at full resolution from the centres of a grid over it (the delivered
 /// scale, so the score is the delivered size's; the grid, so every part of the picture counts),
-/// holding about [`sample_share`] of its pixels; else the variant itself.
-struct Sample<'a> {
-    img: Img<'a>,
+/// holding about [`SHARE`] of its pixels; else the variant itself.
+pub(super) struct Sample<'a> {
+    pub(super) img: Img<'a>,
     /// The sample's 8-bit RGB pixels (alpha flattened on white), the reference of every score.
-    reference: (Vec<u8>, u32, u32),
+    pub(super) reference: (Vec<u8>, u32, u32),
     whole: bool,
 }
 
-fn sample<'a>(img: &Img<'a>, share: f64) -> Result<Option<Sample<'a>>, String> {
+pub(super) fn sample<'a>(img: &Img<'a>) -> Result<Option<Sample<'a>>, String> {
+    let (share, tile) = (SHARE, TILE);
     let (w, h) = (img.width(), img.height());
-    let (max_x, max_y) = (w / TILE, h / TILE);
+    let (max_x, max_y) = (w / tile, h / tile);
     if max_x < 2 || max_y < 2 {
         return Ok(None);
     }
-    let tiles = (w as f64 * h as f64 * share / (TILE * TILE) as f64).max(4.0);
+    let tiles = (w as f64 * h as f64 * share / (tile * tile) as f64).max(4.0);
     let gx = ((tiles * w as f64 / h as f64).sqrt().round() as u32).clamp(2, max_x);
     let gy = ((tiles / gx as f64).round() as u32).clamp(2, max_y);
     if gx == max_x && gy == max_y {
@@ -173,16 +184,16 @@ fn sample<'a>(img: &Img<'a>, share: f64) -> Result<Option<Sample<'a>>, String> {
     }
     let px = img.raw_pixels()?;
     let bands = img.bands().max(1) as usize;
-    let (mw, mh) = (gx * TILE, gy * TILE);
+    let (mw, mh) = (gx * tile, gy * tile);
     let mut mosaic = vec![0u8; mw as usize * mh as usize * bands];
-    let row = TILE as usize * bands;
+    let row = tile as usize * bands;
     for ty in 0..gy {
-        let y0 = ((ty as f64 + 0.5) * h as f64 / gy as f64) as u32 - TILE / 2;
+        let y0 = ((ty as f64 + 0.5) * h as f64 / gy as f64) as u32 - tile / 2;
         for tx in 0..gx {
-            let x0 = ((tx as f64 + 0.5) * w as f64 / gx as f64) as u32 - TILE / 2;
-            for r in 0..TILE {
+            let x0 = ((tx as f64 + 0.5) * w as f64 / gx as f64) as u32 - tile / 2;
+            for r in 0..tile {
                 let src = ((y0 + r) as usize * w as usize + x0 as usize) * bands;
-                let dst = ((ty * TILE + r) as usize * mw as usize + (tx * TILE) as usize) * bands;
+                let dst = ((ty * tile + r) as usize * mw as usize + (tx * tile) as usize) * bands;
                 mosaic[dst..dst + row].copy_from_slice(&px[src..src + row]);
             }
         }
@@ -199,13 +210,19 @@ pub(super) mod work {
     thread_local! {
         pub static ENCODED: Cell<u64> = const { Cell::new(0) };
         pub static SCORED: Cell<u64> = const { Cell::new(0) };
+        pub static ENCODES: Cell<u64> = const { Cell::new(0) };
     }
     pub fn add(c: &'static std::thread::LocalKey<Cell<u64>>, n: u64) {
         c.with(|v| v.set(v.get() + n));
     }
     /// (encoded, scored) pixels since the last call.
     pub fn take() -> (u64, u64) {
+        ENCODES.with(|v| v.set(0));
         (ENCODED.with(|v| v.replace(0)), SCORED.with(|v| v.replace(0)))
+    }
+    /// Encodes (of any size) since the last [`take`].
+    pub fn encodes() -> u64 {
+        ENCODES.with(|v| v.get())
     }
 }
 
@@ -229,8 +246,8 @@ pub fn ssimulacra2(reference: &[u8], distorted: &[u8], w: u32, h: u32) -> Option
 }
 
 /// Perceptual auto quality: the quality whose SSIMULACRA2 score, at the delivered size, is
-/// `target`, searched with at most `enc.auto_quality_trials` trial encodes of a sample of the
-/// variant ([`sample`]), then one encode of the whole variant at that quality.
+/// `target`, searched with at most `enc.auto_quality_trials` trial encodes (default one) of a
+/// sample of the variant ([`sample`]), then one encode of the whole variant at that quality.
 pub(super) fn auto_quality(
     img: &Img,
     format: Format,
@@ -239,33 +256,42 @@ pub(super) fn auto_quality(
     o: &Options,
 ) -> Result<(u8, Vec<u8>), TransformError> {
     let e = TransformError::Encode;
-    let s = match sample(img, sample_share(format)).map_err(e)? {
+    let s = match sample(img).map_err(e)? {
         Some(s) => s,
         None => {
             let reference = img.to_rgb8().map_err(e)?;
             Sample { img: img.copy().map_err(e)?, reference, whole: true }
         }
     };
-    let (w, h) = (s.reference.1, s.reference.2);
+    let prior = auto_quality_prior(format);
+    // The whole variant scores as delivered; a sample scores `lenience` higher.
+    let aim = target + if s.whole { 0.0 } else { prior.lenience };
+    let first = prior.q70 + (target - 70.0) / prior.gain;
     let mut last: Option<(u8, Vec<u8>)> = None;
-    let (q, _trials) =
-        search_quality(auto_quality_range(format), auto_quality_prior(format), target, enc.auto_quality_trials, |q| {
-            let bytes = encode(&s.img, format, q, enc, o)?;
-            let decoded = Img::from_buffer(&bytes, "").and_then(|d| d.to_rgb8()).map_err(e)?;
-            let score = if (decoded.1, decoded.2) == (w, h) {
-                ssimulacra2(&s.reference.0, &decoded.0, w, h).unwrap_or(100.0)
-            } else {
-                100.0
-            };
-            if s.whole {
-                last = Some((q, bytes));
-            }
-            Ok::<f64, TransformError>(score)
-        })?;
+    let range = auto_quality_range(format);
+    let (q, _trials) = search_quality(range, first, prior.gain, aim, enc.auto_quality_trials, |q| {
+        let bytes = encode(&s.img, format, q, enc, o)?;
+        let score = score_sample(&s, &bytes).map_err(e)?;
+        if s.whole {
+            last = Some((q, bytes));
+        }
+        Ok::<f64, TransformError>(score)
+    })?;
     match last {
         Some((lq, b)) if lq == q => Ok((q, b)),
         _ => Ok((q, encode(img, format, q, enc, o)?)),
     }
+}
+
+/// SSIMULACRA2 of an encoded sample against its pixels (100 when it cannot be compared).
+pub(super) fn score_sample(s: &Sample, encoded: &[u8]) -> Result<f64, String> {
+    let (w, h) = (s.reference.1, s.reference.2);
+    let decoded = Img::from_buffer(encoded, "").and_then(|d| d.to_rgb8())?;
+    Ok(if (decoded.1, decoded.2) == (w, h) {
+        ssimulacra2(&s.reference.0, &decoded.0, w, h).unwrap_or(100.0)
+    } else {
+        100.0
+    })
 }
 
 /// Encodes at quality `q`: a palette PNG when that is lossless, else the format's saver (WebP's
@@ -279,6 +305,8 @@ pub(super) fn encode(
 ) -> Result<Vec<u8>, TransformError> {
     #[cfg(test)]
     work::add(&work::ENCODED, img.width() as u64 * img.height() as u64);
+    #[cfg(test)]
+    work::add(&work::ENCODES, 1);
     if format == Format::Png && q >= 100 && img.fits_palette() {
         // Palette when it fits: lossless for ≤ 256 colours, and much smaller.
         let strip = if o.strip_metadata && o.strip_color_profile && !o.keep_copyright { "true" } else { "false" };
@@ -323,29 +351,31 @@ mod tests {
 
     #[test]
     fn quality_search_is_bounded_and_finds_the_target() {
-        // A linear score 40 + q/2 is 70 at q = 60: from a prior that misses by 15 steps and has
-        // the wrong slope, two trials (the prior's guess, then the secant) find it.
+        // A linear score 40 + q/2 is 70 at q = 60: from a first guess 15 steps off and the wrong
+        // gain, two trials (the guess, then the secant) find it.
         let mut calls = 0;
-        let (q, trials) = search_quality::<()>((35, 92), (75.0, 0.3), 70.0, 4, |q| {
+        let (q, trials) = search_quality::<()>((35, 92), 75.0, 0.3, 70.0, 4, |q| {
             calls += 1;
             Ok(40.0 + q as f64 / 2.0)
         })
         .unwrap();
         assert_eq!(q, 60, "{trials:?}");
         assert!(calls <= 3 && trials.len() == calls, "{trials:?}");
-        // One trial with the right slope is enough; the budget is never exceeded.
-        let (q, trials) = search_quality::<()>((35, 92), (75.0, 0.5), 70.0, 1, |q| Ok(40.0 + q as f64 / 2.0)).unwrap();
+        // One trial with the right gain is enough; the budget is never exceeded.
+        let (q, trials) = search_quality::<()>((35, 92), 75.0, 0.5, 70.0, 1, |q| Ok(40.0 + q as f64 / 2.0)).unwrap();
         assert_eq!((q, trials.len()), (60, 1));
+        // One trial, a damped gain: the step goes the right way, a part of the distance.
+        let (q, _) = search_quality::<()>((35, 92), 75.0, 1.0, 70.0, 1, |q| Ok(40.0 + q as f64 / 2.0)).unwrap();
+        assert_eq!(q, 68);
         // A curved score (steeper at low quality): still within a step after three trials.
         let curved = |q: u8| 100.0 - 2500.0 / q as f64;
-        let (q, trials) = search_quality::<()>((25, 80), (60.0, 0.45), 50.0, 3, |q| Ok(curved(q))).unwrap();
+        let (q, trials) = search_quality::<()>((25, 80), 60.0, 0.45, 50.0, 3, |q| Ok(curved(q))).unwrap();
         assert!((curved(q) - 50.0).abs() < 1.5, "{q} {trials:?}");
         // Unreachable target: the top of the range.
-        let (q, _) = search_quality::<()>((35, 92), (75.0, 0.5), 200.0, 3, |q| Ok(q as f64)).unwrap();
+        let (q, _) = search_quality::<()>((35, 92), 75.0, 0.5, 200.0, 3, |q| Ok(q as f64)).unwrap();
         assert_eq!(q, 92);
-        // A noisy, falling score does not run away: the prior slope, at most 25 steps a trial.
-        let (q, trials) =
-            search_quality::<()>((25, 80), (60.0, 0.45), 70.0, 2, |q| Ok(90.0 - q as f64 / 10.0)).unwrap();
+        // A noisy, falling score does not run away: the prior's gain, at most 25 steps a trial.
+        let (q, trials) = search_quality::<()>((25, 80), 60.0, 0.45, 70.0, 2, |q| Ok(90.0 - q as f64 / 10.0)).unwrap();
         assert!(trials.len() <= 2 && (25..=80).contains(&q));
         let auto = opts("f:auto");
         assert!(wants_auto_quality(&auto, Format::Webp, &enc()));
@@ -356,26 +386,29 @@ mod tests {
         assert!(!wants_auto_quality(&auto, Format::Png, &enc()));
     }
 
-    /// The cost of auto quality, counted in pixels: one full-size encode (the delivered one) plus
-    /// trials on a sample, scored on the sample. Fails if the search goes back to full-size trial
-    /// encodes or scoring (before: 4 encodes of the whole 800 px variant, 4 scores of 0.25 MP).
+    /// The cost of auto quality, counted: one trial encode of a sample of about 1/24 of the
+    /// variant (at least 2×2 tiles of 64 px), scored once, then the delivered encode. Fails if the
+    /// search goes back to more trials or larger samples (before: two trials of a 1/6 sample of
+    /// 128-px tiles, three encodes; a 400 px variant's sample was half of it).
     #[test]
-    fn auto_quality_encodes_the_full_image_once() {
+    fn auto_quality_makes_one_small_trial() {
         init(1).unwrap();
         let src = fixture("phone12mp.jpg");
-        // (url, ext, most trial pixels encoded and scored as a share of the variant's)
+        // (url, ext, most pixels scored as a share of the variant's)
         for (url, ext, share) in
-            [("w:800/q:auto", "avif", 0.5), ("w:800/q:auto", "webp", 0.5), ("w:400/q:auto", "jpg", 1.2)]
+            [("w:800/q:auto", "avif", 0.06), ("w:800/q:auto", "webp", 0.06), ("w:400/q:auto", "jpg", 0.14)]
         {
             let fixed = render(&src, &req(&url.replace("q:auto", "q:60"), Some(ext)), &enc()).unwrap();
             let _ = work::take();
             let out = render(&src, &req(url, Some(ext)), &enc()).unwrap();
+            let encodes = work::encodes();
             let (encoded, scored) = work::take();
             let px = out.width as u64 * out.height as u64;
             assert_eq!((out.width, out.height), (fixed.width, fixed.height));
+            assert_eq!(encodes, 2, "{url}.{ext}: one trial and the delivered encode");
             let most = (px as f64 * share) as u64;
-            assert!(encoded <= px + most, "{url}.{ext}: {encoded} pixels encoded for a {px}-pixel variant");
             assert!(scored <= most, "{url}.{ext}: {scored} pixels scored for a {px}-pixel variant");
+            assert!(encoded <= px + most, "{url}.{ext}: {encoded} pixels encoded for a {px}-pixel variant");
             assert!(scored > 0 && encoded > px, "{url}.{ext}: no trial");
         }
     }

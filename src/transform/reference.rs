@@ -2,6 +2,7 @@
 //! reference pixels and perceptual scores for the bandwidth benchmark.
 
 use super::pipeline::jpeg_shrink;
+use super::quality::{encode, sample, score_sample};
 use super::{render, ssimulacra2, EncodeSettings, RenderRequest};
 use crate::options::{Format, Options};
 use crate::vips::{Img, Kernel};
@@ -22,6 +23,9 @@ pub enum ColourPath {
     /// The largest JPEG shrink-on-load that keeps the output size, `resize` with the given
     /// kernel, 8-bit `icc_transform` (imago's JPEG path with Lanczos3, and sharp's shape).
     ShrinkResizeIcc(ResizeKernel),
+    /// `ShrinkResizeIcc(Lanczos3)` with the profile conversion done by moxcms (a Rust CMS, an
+    /// 8-bit transform built per image) on the resized pixels instead of libvips' lcms path.
+    ShrinkResizeMoxcms,
 }
 
 /// The reduction kernel of [`ColourPath::ShrinkResizeIcc`].
@@ -65,6 +69,7 @@ pub fn reference_variant(buf: &[u8], width: u32, format: Format, q: u8, v: Varia
     let (sw, sh) = (head.width(), head.height());
     let height = ((width as f64) * sh as f64 / sw as f64).round().max(1.0) as u32;
     let icc = head.has(c"icc-profile-data");
+    let profile = head.get_blob(c"icc-profile-data");
     drop(head);
     let img = match v.path {
         ColourPath::ThumbnailExport => Img::thumbnail(buf, width, height, true, icc, "")?,
@@ -93,6 +98,17 @@ pub fn reference_variant(buf: &[u8], width: u32, format: Format, q: u8, v: Varia
                 img
             }
         }
+        ColourPath::ShrinkResizeMoxcms => {
+            let shrink = jpeg_shrink(sw, sh, width, height);
+            let img = Img::from_buffer(buf, &format!("shrink={shrink}"))?;
+            let scale = width as f64 / img.width() as f64;
+            let img = img.resize_with(scale, scale, Kernel::Lanczos3)?;
+            match profile {
+                Some(p) if img.bands() == 3 && img.is_uchar() => moxcms_to_srgb(&img, &p)?,
+                _ if icc => img.icc_to_srgb()?,
+                _ => img,
+            }
+        }
     };
     let suffix = match format {
         Format::Webp => format!(".webp[Q={q},effort=4,strip=true]"),
@@ -100,6 +116,20 @@ pub fn reference_variant(buf: &[u8], width: u32, format: Format, q: u8, v: Varia
         _ => format!(".jpg[Q={q},optimize_coding={},interlace={},strip=true]", v.optimize_coding, v.progressive),
     };
     img.save(&suffix)
+}
+
+/// 8-bit RGB pixels converted from `icc` to sRGB (perceptual) by moxcms.
+fn moxcms_to_srgb(img: &Img, icc: &[u8]) -> Result<Img<'static>, String> {
+    use moxcms::{ColorProfile, Layout, RenderingIntent, TransformOptions};
+    let src = ColorProfile::new_from_slice(icc).map_err(|e| format!("{e:?}"))?;
+    let opts = TransformOptions { rendering_intent: RenderingIntent::Perceptual, ..Default::default() };
+    let t = src
+        .create_transform_8bit(Layout::Rgb, &ColorProfile::new_srgb(), Layout::Rgb, opts)
+        .map_err(|e| format!("{e:?}"))?;
+    let px = img.raw_pixels()?;
+    let mut out = vec![0u8; px.len()];
+    t.transform(&px, &mut out).map_err(|e| format!("{e:?}"))?;
+    Img::from_pixels(&out, img.width(), img.height(), img)
 }
 
 /// Benchmark support: the upright, resized, unencoded sRGB pixels of `buf` at `width` (the
@@ -121,4 +151,32 @@ pub fn score_encoded(encoded: &[u8], reference: &(Vec<u8>, u32, u32)) -> Option<
         return None;
     }
     ssimulacra2(&reference.0, &d.0, d.1, d.2)
+}
+
+/// Calibration support for [`super::auto_quality_prior`]: the scores q:auto's sample of the
+/// variant of `buf` at `width` gets at each quality of `qs` (the variant itself when it is too
+/// small for a sample), with imago's encoder settings. `IMAGO_BENCH_CALIBRATE` in the bandwidth
+/// benchmark writes them for benches/fit_auto_quality.py.
+pub fn sample_scores(
+    buf: &[u8],
+    width: u32,
+    format: Format,
+    qs: &[u8],
+    enc: &EncodeSettings,
+) -> Result<Vec<(u8, f64)>, String> {
+    let opts = Options { width, format: crate::options::FormatChoice::Explicit(Format::Png), ..Options::default() };
+    let req = RenderRequest { options: opts, accept: crate::negotiate::AcceptClass::Legacy, save_data: false };
+    let png = render(buf, &req, enc).map_err(|e| e.to_string())?;
+    let img = Img::from_buffer(&png.bytes, "")?;
+    let s = match sample(&img)? {
+        Some(s) => s,
+        None => return Ok(Vec::new()),
+    };
+    let o = Options { width, format: crate::options::FormatChoice::Explicit(format), ..Options::default() };
+    qs.iter()
+        .map(|q| {
+            let bytes = encode(&s.img, format, *q, enc, &o).map_err(|e| e.to_string())?;
+            Ok((*q, score_sample(&s, &bytes)?))
+        })
+        .collect()
 }
