@@ -150,7 +150,8 @@ impl AppState {
     /// to do the same, the edges are purged by the image's tag (and again once the other
     /// replicas have read the tombstone), and `image.deleted` is recorded in the outbox (before
     /// the 204 is sent).
-    pub async fn image_deleted(&self, key: &str) -> ImageDeleted {
+    /// `purge_at`: when a soft-deleted original is purged (`None`: it is gone already).
+    pub async fn image_deleted(&self, key: &str, purge_at: Option<&str>) -> ImageDeleted {
         let source = self.uploads.source_of(key);
         let image = cache::image_id(&source);
         self.cache.invalidate_image(image);
@@ -172,7 +173,7 @@ impl AppState {
             });
         }
         let tenant = self.uploads.tenant_of_source(&source).map(str::to_string);
-        let data = serde_json::json!({ "key": key, "tenant": tenant, "source": source, "image_tag": tag });
+        let data = serde_json::json!({ "key": key, "tenant": tenant, "source": source, "image_tag": tag, "purge_at": purge_at });
         let event = match self.events.enqueue(crate::events::EventKind::ImageDeleted, &data).await {
             Ok(id) => id,
             Err(e) => {

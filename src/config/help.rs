@@ -344,6 +344,11 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting { env: "IMAGO_WEBHOOK_POLL_MS", default: "1000", help: "how often a replica looks for due events (10-60000)" },
     Setting {
+        env: "IMAGO_DELETE_GRACE_SECS",
+        default: "604800",
+        help: "DELETE /v1/images/{key} keeps the original this long (reads answer 410 image-deleted; POST …/restore brings it back), then the sweep purges it (0: hard delete at once)",
+    },
+    Setting {
         env: "IMAGO_DELETE_SYNC_MS",
         default: "1000",
         help: "how often a replica drops from memory the images other replicas deleted (tombstones in the store; 0: off)",

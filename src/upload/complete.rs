@@ -169,6 +169,14 @@ impl Uploads {
                 None => Err(UploadError::NotFound),
             };
         };
+        if let Some(d) = self.deleted_record(key).await? {
+            // Only bytes written after the delete (a new upload of the key) bring it back.
+            let rewritten = meta.last_modified.and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok());
+            if rewritten.is_none_or(|m| (m.as_secs() as i64) < d.deleted_at) {
+                return Err(d.error(super::unix_now()));
+            }
+            self.revive(key).await?;
+        }
         if let Some(f) = self.ready_record(b, key).await? {
             if f.etag == meta.etag {
                 return Ok((*f).clone());
