@@ -157,7 +157,9 @@ impl Uploads {
 
     async fn complete_inner(&self, key: &str) -> Result<Facts, UploadError> {
         let Some(b) = self.bucket() else {
-            // Embedded: checked on receipt; read the header for the facts.
+            // Embedded: checked on receipt (which also restores a soft-deleted key); read the
+            // header for the facts.
+            self.refuse_deleted(key).await?;
             let obj = self.ingest.root().read(key, self.settings.max_bytes).await.map_err(UploadError::from)?;
             let t = type_of(key).ok_or_else(|| UploadError::NotAnImage("known".into()))?;
             return self.check_bytes(t, obj.bytes, String::new(), None).await;

@@ -274,12 +274,20 @@ impl Uploads {
         if self.bucket().is_none() {
             return Ok(());
         }
-        let keys: Vec<String> = items.iter().map(|i| i.key.clone()).collect();
-        let states: Vec<Result<State, UploadError>> =
-            stream::iter(keys).map(|k| async move { self.state_of(&k).await }).buffered(16).collect().await;
+        // A deleted item's lifecycle state is not read (it stays `deleted`).
+        let keys: Vec<Option<String>> = items.iter().map(|i| (i.state != "deleted").then(|| i.key.clone())).collect();
+        let states: Vec<Result<Option<State>, UploadError>> = stream::iter(keys)
+            .map(|k| async move {
+                match k {
+                    Some(k) => self.state_of(&k).await.map(Some),
+                    None => Ok(None),
+                }
+            })
+            .buffered(16)
+            .collect()
+            .await;
         for (item, st) in items.iter_mut().zip(states) {
-            let st = st?;
-            if item.state != "deleted" {
+            if let Some(st) = st? {
                 item.state = st.name();
             }
         }
