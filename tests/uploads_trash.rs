@@ -273,3 +273,49 @@ async fn another_replica_sees_the_delete_and_the_restore() {
     assert_eq!(b.get(&on_b).await.status(), 200, "replica B refuses a restored image");
     assert_eq!(info(&b, A, key).await.status(), 200);
 }
+
+/// Durable originals (docs/design.md §7): the shipped AWS documents parse, and keep what the
+/// design promises — only imago's role deletes originals, no role deletes versions, noncurrent
+/// originals expire, purges replicate to the second region (also `.ci/check_deploy.py aws`).
+#[test]
+fn aws_bucket_documents_parse_and_keep_their_promises() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/aws");
+    let doc = |name: &str| -> Value {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let actions = |st: &Value| -> Vec<String> {
+        match &st["Action"] {
+            Value::String(s) => vec![s.clone()],
+            v => v.as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect(),
+        }
+    };
+    for name in ["iam-imago.json", "iam-reader.json", "iam-analytics.json"] {
+        let d = doc(name);
+        assert_eq!(d["Version"], "2012-10-17", "{name}");
+        for st in d["Statement"].as_array().unwrap() {
+            let acts = actions(st);
+            assert!(!acts.iter().any(|a| a == "s3:*" || a == "s3:DeleteObjectVersion"), "{name}: {acts:?}");
+            let originals =
+                st["Resource"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().contains("/uploads/"));
+            if originals && acts.iter().any(|a| a == "s3:DeleteObject") {
+                assert_eq!(name, "iam-imago.json", "only imago deletes originals");
+            }
+        }
+    }
+    let policy = doc("bucket-policy.json");
+    assert!(policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["Effect"] == "Deny" && actions(s).contains(&"s3:DeleteObject".to_string())));
+    let lc = doc("lifecycle.json");
+    let uploads = lc["Rules"].as_array().unwrap().iter().find(|r| r["Filter"]["Prefix"] == "uploads/").unwrap();
+    assert!(uploads["NoncurrentVersionExpiration"]["NoncurrentDays"].as_u64().is_some_and(|d| d > 0));
+    assert_eq!(doc("versioning.json")["Status"], "Enabled");
+    let rep = doc("replication.json");
+    for r in rep["Rules"].as_array().unwrap() {
+        assert_eq!(r["DeleteMarkerReplication"]["Status"], "Enabled");
+        assert!(r["Destination"]["Bucket"].as_str().unwrap().starts_with("arn:aws:s3:::"));
+    }
+}
