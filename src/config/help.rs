@@ -324,7 +324,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         env: "IMAGO_WEBHOOK_URLS",
         default: "(none: no events)",
-        help: "endpoints sent upload.completed, upload.rejected and image.deleted (signed POSTs from a durable outbox; trusted operator config)",
+        help: "endpoints sent upload.completed, upload.rejected, image.deleted, image.restored and image.purged (signed POSTs from a durable outbox; trusted operator config)",
     },
     Setting {
         env: "IMAGO_WEBHOOK_SECRETS",
