@@ -154,8 +154,9 @@ impl AppState {
     pub async fn image_deleted(&self, key: &str, purge_at: Option<&str>) -> ImageDeleted {
         let source = self.uploads.source_of(key);
         let image = cache::image_id(&source);
-        self.cache.invalidate_image(image);
+        // The original first: a request between the two would render the image again from it.
         self.source_cache.invalidate(&source).await;
+        self.cache.invalidate_image(image);
         if let Some(t) = &self.tombstones {
             if let Err(e) = t.record(&source).await {
                 tracing::error!(error = %e, key, "deletion tombstone not written: other replicas keep the image in memory until its TTL");
