@@ -236,6 +236,43 @@ async fn one_tenants_delete_never_loses_anothers_identical_upload_s3() {
     delete_races_upload(Some(&env), 10).await;
 }
 
+/// Within the grace period, completing the old upload again does not bring the image back
+/// (`410 image-deleted`), but uploading the same bytes again does: the ticket does not answer
+/// `exists`, and the new upload's receipt (embedded) or completion (S3) removes the record.
+async fn reupload_restores(env: Option<&S3Env>) {
+    let prefix = unique_prefix("again");
+    let s = server(env, &prefix, |r| r.delete_grace_secs = 3600).await;
+    let photo = fixture("gps.jpg");
+    let t = upload_ready(&s, A, &photo).await;
+    let key = t["key"].as_str().unwrap();
+    let image = t["image_url"].as_str().unwrap();
+    assert_eq!(delete(&s, A, key).await.status(), 204);
+    let r = s.client.post(t["complete_url"].as_str().unwrap()).send().await.unwrap();
+    assert_error(r, 410, "image-deleted").await;
+    assert_error(s.client.get(image).send().await.unwrap(), 410, "image-deleted").await;
+    // S3: the new bytes must be written more than the clock skew (5 s) after the delete.
+    if env.is_some() {
+        tokio::time::sleep(Duration::from_millis(6100)).await;
+    }
+    let again = upload_ready(&s, A, &photo).await;
+    assert_eq!(again["key"], key);
+    assert_eq!(again["exists"], false, "a soft-deleted original is not offered as existing");
+    assert_eq!(s.client.get(image).send().await.unwrap().status(), 200);
+    assert_eq!(listed(&s, A, key).await.unwrap()["state"], "ready");
+    assert!(s.state.uploads.deleted_record(key).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploading_the_same_bytes_again_restores_embedded() {
+    reupload_restores(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploading_the_same_bytes_again_restores_s3() {
+    let Some(env) = S3Env::get() else { return };
+    reupload_restores(Some(&env)).await;
+}
+
 /// Two replicas on one store: B refuses the image once A deleted it (tombstone), and serves it
 /// again at once when A restores it (the `deleted` record is read at every fetch, never cached).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

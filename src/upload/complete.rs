@@ -172,9 +172,12 @@ impl Uploads {
             };
         };
         if let Some(d) = self.deleted_record(key).await? {
-            // Only bytes written after the delete (a new upload of the key) bring it back.
+            // Only bytes written after the delete (a new upload of the key) bring it back; the
+            // store's Last-Modified (seconds, its clock) must be past the delete by more than the
+            // clock skew, so a completion retried after the delete never undoes it.
             let rewritten = meta.last_modified.and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok());
-            if rewritten.is_none_or(|m| (m.as_secs() as i64) < d.deleted_at) {
+            let after = d.deleted_at + super::state::CLOCK_SKEW.as_secs() as i64;
+            if rewritten.is_none_or(|m| (m.as_secs() as i64) <= after) {
                 return Err(d.error(super::unix_now()));
             }
             self.revive(key).await?;
