@@ -15,6 +15,7 @@ read-only root, probes, drain timing).
     check_deploy.py promql   docker/grafana/dashboards/imago.json OUT_RULES_FILE
     check_deploy.py dockerfile docker/Dockerfile
     check_deploy.py vcl-ladder src/config/raw.rs docker/varnish/default.vcl docker/varnish/lb.vcl
+    check_deploy.py aws      docs/aws/*.json
 
 Exit status 0 when every check passes, 1 otherwise; each problem is printed.
 """
@@ -350,6 +351,43 @@ def check_vcl_ladder(src_config: Path, vcls: list[Path]) -> int:
     return 1 if problems else 0
 
 
+# --------------------------------------------------------------------------- aws policies
+def actions_of(stmt: dict) -> list[str]:
+    a = stmt.get("Action", [])
+    return [a] if isinstance(a, str) else list(a)
+
+
+def check_aws(files: list[Path]) -> None:
+    """docs/aws/*.json (durable originals, docs/design.md §7): valid JSON, IAM documents with a
+    Version and Statements; only the imago role may delete originals, no role deletes versions;
+    the lifecycle expires noncurrent originals; replication carries delete markers."""
+    by_name = {}
+    for f in files:
+        try:
+            by_name[f.name] = json.loads(f.read_text())
+        except ValueError as e:
+            fail(f"{f}: not JSON: {e}")
+    for name, doc in by_name.items():
+        if name.startswith("iam-") or name == "bucket-policy.json":
+            expect(doc.get("Version") == "2012-10-17", f"{name}: Version must be 2012-10-17")
+            expect(isinstance(doc.get("Statement"), list) and doc["Statement"], f"{name}: no Statement list")
+        if name.startswith("iam-"):
+            for st in doc.get("Statement", []):
+                acts = actions_of(st)
+                expect("s3:*" not in acts, f"{name}: s3:* is not least privilege")
+                expect("s3:DeleteObjectVersion" not in acts, f"{name}: no role deletes object versions")
+                originals = any("/uploads/" in r for r in st.get("Resource", []))
+                if "s3:DeleteObject" in acts and originals:
+                    expect(name == "iam-imago.json", f"{name}: only imago deletes originals (through its API)")
+    lc = by_name.get("lifecycle.json", {})
+    ups = [r for r in lc.get("Rules", []) if r.get("Filter", {}).get("Prefix") == "uploads/"]
+    expect(any("NoncurrentVersionExpiration" in r for r in ups), "lifecycle.json: no noncurrent expiry for uploads/")
+    rep = by_name.get("replication.json", {})
+    expect(all(r.get("DeleteMarkerReplication", {}).get("Status") == "Enabled" for r in rep.get("Rules", [{}])),
+           "replication.json: purges must replicate (DeleteMarkerReplication)")
+    print(f"  {len(by_name)} AWS documents")
+
+
 def main(argv: list[str]) -> int:
     cmd, args = argv[1], [Path(a) for a in argv[2:]]
     if cmd == "compose":
@@ -366,6 +404,8 @@ def main(argv: list[str]) -> int:
         return check_vcl_ladder(args[0], args[1:])
     elif cmd == "dockerfile":
         check_dockerfile(args[0])
+    elif cmd == "aws":
+        check_aws(args)
     else:
         print(f"unknown check {cmd}", file=sys.stderr)
         return 2

@@ -116,6 +116,7 @@ else
   skip_check "hadolint docker/Dockerfile" "hadolint not installed"
 fi
 run_check "Dockerfile requirements" python3 .ci/check_deploy.py dockerfile docker/Dockerfile
+run_check "AWS bucket policies (docs/aws)" python3 .ci/check_deploy.py aws docs/aws/*.json
 
 # --- YAML style
 if have yamllint; then

@@ -150,11 +150,13 @@ impl AppState {
     /// to do the same, the edges are purged by the image's tag (and again once the other
     /// replicas have read the tombstone), and `image.deleted` is recorded in the outbox (before
     /// the 204 is sent).
-    pub async fn image_deleted(&self, key: &str) -> ImageDeleted {
+    /// `purge_at`: when a soft-deleted original is purged (`None`: it is gone already).
+    pub async fn image_deleted(&self, key: &str, purge_at: Option<&str>) -> ImageDeleted {
         let source = self.uploads.source_of(key);
         let image = cache::image_id(&source);
-        self.cache.invalidate_image(image);
+        // The original first: a request between the two would render the image again from it.
         self.source_cache.invalidate(&source).await;
+        self.cache.invalidate_image(image);
         if let Some(t) = &self.tombstones {
             if let Err(e) = t.record(&source).await {
                 tracing::error!(error = %e, key, "deletion tombstone not written: other replicas keep the image in memory until its TTL");
@@ -172,7 +174,7 @@ impl AppState {
             });
         }
         let tenant = self.uploads.tenant_of_source(&source).map(str::to_string);
-        let data = serde_json::json!({ "key": key, "tenant": tenant, "source": source, "image_tag": tag });
+        let data = serde_json::json!({ "key": key, "tenant": tenant, "source": source, "image_tag": tag, "purge_at": purge_at });
         let event = match self.events.enqueue(crate::events::EventKind::ImageDeleted, &data).await {
             Ok(id) => id,
             Err(e) => {

@@ -72,6 +72,7 @@ pub const CODES: &[(&str, &[u16])] = &[
     ("upload-pending", &[409]),
     ("upload-rejected", &[409]),
     ("upload-pending-expired", &[409]),
+    ("image-deleted", &[410]),
 ];
 
 /// Every error a request can end in.

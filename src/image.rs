@@ -236,8 +236,10 @@ pub async fn make_variant(
     let admission = f.workers.admit().map_err(|r| shed(f, r))?;
     let t = Instant::now();
     let fetch = async {
-        if let source::SourceRef::S3 { bucket, key } = &src {
-            f.uploads.gate(bucket, key).await?;
+        match &src {
+            source::SourceRef::S3 { bucket, key } => f.uploads.gate(bucket, key).await?,
+            source::SourceRef::Local(key) => f.uploads.refuse_deleted(key).await?,
+            _ => {}
         }
         let fetched = f.sources.fetch(&src).instrument(info_span!("fetch", kind = src.kind())).await?;
         f.metrics.fetches.inc();

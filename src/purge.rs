@@ -103,6 +103,9 @@ pub struct Tombstones {
     keep: Duration,
 }
 
+/// Marks a tombstone applied twice in the `seen` set of [`Tombstones::apply`].
+const AGAIN: &str = "#again";
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
@@ -143,19 +146,33 @@ impl Tombstones {
                 let _ = self.store.delete(&format!("deleted/{name}")).await;
                 continue;
             }
-            if seen.contains(name) {
+            let again = format!("{name}{AGAIN}");
+            if seen.contains(&again) {
                 continue;
+            }
+            // The original leaves the source cache before the variants leave the variant cache:
+            // the other order let a request between the two render the image again from the
+            // cached original (and cache that variant for good). A render that was already
+            // running may still insert its variant after this pass: the next pass drops the
+            // image's variants once more.
+            if !seen.contains(name) {
+                if let Ok(Some(source)) = self.store.get(&format!("deleted/{name}")).await {
+                    self.sources.invalidate(&String::from_utf8_lossy(&source)).await;
+                }
             }
             if let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) {
                 self.cache.invalidate_image(id);
             }
-            if let Ok(Some(source)) = self.store.get(&format!("deleted/{name}")).await {
-                self.sources.invalidate(&String::from_utf8_lossy(&source)).await;
+            if seen.insert(name.clone()) {
+                applied += 1;
+            } else {
+                seen.insert(again);
             }
-            seen.insert(name.clone());
-            applied += 1;
         }
-        seen.retain(|n| names.contains(n));
+        seen.retain(|n| {
+            let base = n.strip_suffix(AGAIN).unwrap_or(n);
+            names.iter().any(|m| m == base)
+        });
         applied
     }
 

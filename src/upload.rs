@@ -24,6 +24,7 @@ pub mod state;
 pub mod sweep;
 pub mod tags;
 pub mod tenancy;
+pub mod trash;
 
 pub use error::UploadError;
 pub use tenancy::{ListQuery, Listing, Tenancy};
@@ -466,18 +467,19 @@ impl Uploads {
         Ok(key)
     }
 
-    /// Deletes the original at an upload key ([`Uploads::upload_key`]): the local file (never
-    /// outside the root) or the object.
+    /// Deletes the original at an upload key ([`Uploads::upload_key`]) at once (a hard delete,
+    /// `IMAGO_DELETE_GRACE_SECS=0`; soft deletes are [`Uploads::soft_delete`]): the local file
+    /// (never outside the root) or the object, then its records.
     pub async fn delete(&self, key: &str) -> Result<(), UploadError> {
         let key = self.upload_key(key)?;
         match &self.backend {
-            Backend::Local => self.ingest.delete(&key).await,
+            Backend::Local => self.ingest.delete(&key).await?,
             Backend::S3(s) => {
                 s.head(&key).await?.ok_or(UploadError::NotFound)?;
                 s.delete(&key).await?;
-                self.forget(s, &key).await
             }
         }
+        self.purge_records(&key).await
     }
 
     /// The proxy source string of a key.
@@ -696,7 +698,9 @@ impl Uploads {
     /// The I/O half of [`Uploads::issue_for`]: look for an existing object (digest keys), sign.
     /// A ticket answered `exists: true` gives its declared bytes back (nothing is to be sent).
     pub async fn issue_plan(&self, plan: &Plan, now: &Timestamp) -> Result<Ticket, UploadError> {
-        let exists = if plan.sha256.is_some() { self.exists(&plan.key).await? } else { false };
+        // A soft-deleted original is not offered as existing: the upload brings it back.
+        let exists =
+            plan.sha256.is_some() && self.exists(&plan.key).await? && self.deleted_record(&plan.key).await?.is_none();
         if exists {
             self.settle(&plan.key, 0).await;
         }

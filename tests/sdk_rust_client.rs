@@ -137,3 +137,36 @@ async fn rust_sdk_lists_a_tenants_images() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `restore_image` (issue #18): a soft-deleted image is listed `deleted` with its `purge_at`,
+/// comes back with `restore_image`, and a second restore is imago's 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_restores_a_deleted_image() {
+    let key = "sdk-restore-key-0123456789";
+    let s = start(&[], |c| {
+        c.api_keys = imago::config::List::from_strs(&[key]);
+        c.delete_grace_secs = 3600;
+    })
+    .await;
+    let client = UploadClient::new(&s.base, key).unwrap();
+    let photo = fixture("gps.jpg");
+    let req = TicketRequest {
+        content_type: "image/jpeg".into(),
+        content_length: Some(photo.len() as u64),
+        ..Default::default()
+    };
+    let ticket = client.request_upload(&req).await.unwrap();
+    client.upload(&ticket, photo).await.unwrap();
+    client.delete_image(&ticket.key).await.unwrap();
+    let page = client.list_images(&ListRequest::default()).await.unwrap();
+    let item = page.items.iter().find(|i| i.key == ticket.key).unwrap();
+    assert_eq!(item.state.as_deref(), Some("deleted"));
+    assert!(item.purge_at.is_some());
+    client.restore_image(&ticket.key).await.unwrap();
+    let page = client.list_images(&ListRequest::default()).await.unwrap();
+    assert_eq!(page.items.iter().find(|i| i.key == ticket.key).unwrap().state.as_deref(), Some("ready"));
+    match client.restore_image(&ticket.key).await {
+        Err(ClientError::Refused { status: 404, code, .. }) => assert_eq!(code, "not-found"),
+        other => panic!("{other:?}"),
+    }
+}

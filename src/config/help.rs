@@ -324,7 +324,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         env: "IMAGO_WEBHOOK_URLS",
         default: "(none: no events)",
-        help: "endpoints sent upload.completed, upload.rejected and image.deleted (signed POSTs from a durable outbox; trusted operator config)",
+        help: "endpoints sent upload.completed, upload.rejected, image.deleted, image.restored and image.purged (signed POSTs from a durable outbox; trusted operator config)",
     },
     Setting {
         env: "IMAGO_WEBHOOK_SECRETS",
@@ -343,6 +343,11 @@ pub const SETTINGS: &[Setting] = &[
         help: "first retry delay; doubles per attempt, at most 1 h (10-3600000)",
     },
     Setting { env: "IMAGO_WEBHOOK_POLL_MS", default: "1000", help: "how often a replica looks for due events (10-60000)" },
+    Setting {
+        env: "IMAGO_DELETE_GRACE_SECS",
+        default: "604800",
+        help: "DELETE /v1/images/{key} keeps the original this long (reads answer 410 image-deleted; POST …/restore brings it back), then the sweep purges it (0: hard delete at once)",
+    },
     Setting {
         env: "IMAGO_DELETE_SYNC_MS",
         default: "1000",

@@ -284,6 +284,8 @@ pub struct RawConfig {
     pub upload_require_complete: bool,
     /// How long an object-store upload may stay pending.
     pub upload_pending_ttl_secs: u64,
+    /// `DELETE /v1/images/{key}` keeps the original this long, restorable (0: hard delete).
+    pub delete_grace_secs: u64,
     pub cors_origins: List,
     pub info_max_age_secs: u64,
     pub list_max_limit: usize,
@@ -406,6 +408,7 @@ impl Default for RawConfig {
             upload_s3_if_none_match: true,
             upload_require_complete: false,
             upload_pending_ttl_secs: 86_400,
+            delete_grace_secs: 604_800,
             cors_origins: List::from_strs(&["*"]),
             info_max_age_secs: 300,
             list_max_limit: 1000,

@@ -64,6 +64,9 @@ pub struct UploadSettings {
     pub require_complete: bool,
     /// How long an object-store upload may stay pending (the sweep's age).
     pub pending_ttl: Duration,
+    /// How long a deleted original stays restorable before the sweep purges it (zero: `DELETE`
+    /// removes it at once).
+    pub delete_grace: Duration,
 }
 
 /// A key prefix in its one accepted form (no slashes at the ends), or None when it is not one.
@@ -147,6 +150,9 @@ impl UploadSettings {
         if !(1..=365 * 24 * 3600).contains(&r.upload_pending_ttl_secs) {
             return Err(("IMAGO_UPLOAD_PENDING_TTL_SECS", "must be 1 to 31536000".into()));
         }
+        if r.delete_grace_secs > 365 * 24 * 3600 {
+            return Err(("IMAGO_DELETE_GRACE_SECS", "must be 0 to 31536000".into()));
+        }
         let cors_origins = r.cors_origins.strings();
         for o in &cors_origins {
             if o != "*" && url::Url::parse(o).map(|u| u.origin().ascii_serialization() != *o).unwrap_or(true) {
@@ -175,6 +181,7 @@ impl UploadSettings {
             quota: super::QuotaSettings::from_raw(r)?,
             require_complete: r.upload_require_complete,
             pending_ttl: Duration::from_secs(r.upload_pending_ttl_secs),
+            delete_grace: Duration::from_secs(r.delete_grace_secs),
         })
     }
 }

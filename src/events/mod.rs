@@ -32,6 +32,10 @@ pub enum EventKind {
     UploadRejected,
     /// `DELETE /v1/images/{key}` removed an original.
     ImageDeleted,
+    /// `POST /v1/images/{key}/restore` brought a soft-deleted original back.
+    ImageRestored,
+    /// The sweep removed a soft-deleted original whose grace period had passed.
+    ImagePurged,
 }
 
 impl EventKind {
@@ -40,6 +44,8 @@ impl EventKind {
             EventKind::UploadCompleted => "upload.completed",
             EventKind::UploadRejected => "upload.rejected",
             EventKind::ImageDeleted => "image.deleted",
+            EventKind::ImageRestored => "image.restored",
+            EventKind::ImagePurged => "image.purged",
         }
     }
 }

@@ -127,7 +127,8 @@ pub fn start(cfg: Config) -> Result<Running, String> {
     let metrics_addr = serve_metrics(metrics_listener, &state)?;
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         let weak = std::sync::Arc::downgrade(&state.clone().into_inner());
-        rt.spawn(crate::upload::sweep::run_sweeper(weak, |st: &AppState| &st.uploads));
+        rt.spawn(crate::upload::sweep::run_sweeper(weak.clone(), |st: &AppState| &st.uploads));
+        rt.spawn(crate::upload::trash::run_purger(weak, |st: &AppState| &st.uploads));
     }
     let data = state.clone();
     let settings = edge::Settings { workers: http_workers, shutdown_timeout: 25, signals: true };

@@ -9,7 +9,8 @@
 //! | `OPTIONS` on both targets | – | CORS preflight (`IMAGO_CORS_ORIGINS`) |
 //! | `GET /v1/images?prefix&cursor&limit&tenant` | API key (`read-info`) | a page of the tenant's images |
 //! | `GET /v1/images/{key}/info` | API key (`read-info`) | image info (ETag, `Cache-Control: private`) |
-//! | `DELETE /v1/images/{key}` | API key (`delete`) | delete the original |
+//! | `DELETE /v1/images/{key}` | API key (`delete`) | delete the original (soft, `IMAGO_DELETE_GRACE_SECS`) |
+//! | `POST /v1/images/{key}/restore` | API key (`delete`) | undo a soft delete within its grace period |
 //!
 //! Every API route checks the key, then its scope (`403 scope-missing`), then that the key is
 //! the caller tenant's (`403 other-tenant`, before any storage lookup): [`crate::upload::tenancy`].
@@ -65,6 +66,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/images/{key:.+}/info")
             .route(web::get().to(image_info))
             .route(web::head().to(image_info))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/images/{key:.+}/restore")
+            .route(web::post().to(restore_image))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
@@ -338,6 +344,7 @@ async fn put_upload(
         let _slot = st.uploads.body_slot()?;
         let stored = st.uploads.ingest.receive(&key, t, &limits, body, deadline).await?;
         st.uploads.settle(&key, if stored.outcome == Outcome::Created { stored.bytes } else { 0 }).await;
+        st.uploads.revive(&key).await?;
         Ok(stored)
     }
     .await;
@@ -456,6 +463,7 @@ async fn image_info(req: HttpRequest, path: web::Path<String>, st: web::Data<App
         let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let caller = up.authorize(auth, Scope::ReadInfo)?;
         let key = up.readable_key(&caller, &path)?;
+        up.refuse_deleted(&key).await?;
         // The object's identity (size + modification time, or the store's ETag) makes the ETag.
         let (src, size, identity) = match &up.backend {
             Backend::Local => {
@@ -517,10 +525,11 @@ async fn image_info(req: HttpRequest, path: web::Path<String>, st: web::Data<App
     resp
 }
 
-/// `DELETE /v1/images/{key}`: removes the original at an upload key (under
-/// `IMAGO_UPLOAD_PREFIXES`, an image file name; in embedded mode never outside the root), then
-/// drops its variants from this replica's memory, purges the edges and records `image.deleted`
-/// ([`AppState::image_deleted`]).
+/// `DELETE /v1/images/{key}`: soft-deletes the original at an upload key (under
+/// `IMAGO_UPLOAD_PREFIXES`, an image file name; in embedded mode never outside the root) —
+/// a `deleted` record, purged after `IMAGO_DELETE_GRACE_SECS` ([`crate::upload::trash`]) — or
+/// removes it at once when that is 0; then drops its variants from this replica's memory,
+/// purges the edges and records `image.deleted` ([`AppState::image_deleted`]).
 async fn delete_image(req: HttpRequest, path: web::Path<String>, st: web::Data<AppState>) -> HttpResponse {
     let start = Instant::now();
     let up = &st.uploads;
@@ -528,16 +537,47 @@ async fn delete_image(req: HttpRequest, path: web::Path<String>, st: web::Data<A
         let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let caller = up.authorize(auth, Scope::Delete)?;
         let key = up.owned_key(&caller, &path)?;
-        up.delete(&key).await.map(|()| key)
+        if up.settings.delete_grace.is_zero() {
+            up.delete(&key).await.map(|()| (key, None))
+        } else {
+            up.soft_delete(&key, &caller.tenant).await.map(|d| (key, Some(d.purge_at_text())))
+        }
     }
     .await;
     let resp = match result {
-        Ok(key) => {
-            st.image_deleted(&key).await;
+        Ok((key, purge_at)) => {
+            st.image_deleted(&key, purge_at.as_deref()).await;
             HttpResponse::NoContent().insert_header((header::CACHE_CONTROL, "no-store")).finish()
         }
         Err(e) => error_response(&st, e, None),
     };
     record(&st, "image_delete", &resp, start);
+    resp
+}
+
+/// `POST /v1/images/{key}/restore`: undoes a soft delete within its grace period (same scope
+/// and tenant rules as `DELETE`); `200` with the image's URLs, then `image.restored`.
+async fn restore_image(req: HttpRequest, path: web::Path<String>, st: web::Data<AppState>) -> HttpResponse {
+    let start = Instant::now();
+    let up = &st.uploads;
+    let result = async {
+        let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let caller = up.authorize(auth, Scope::Delete)?;
+        let key = up.owned_key(&caller, &path)?;
+        let d = up.restore(&key).await?;
+        up.announce_restored(&key, &caller.tenant, &d).await;
+        Ok::<_, UploadError>(key)
+    }
+    .await;
+    let resp = match result {
+        Ok(key) => HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(serde_json::json!({
+            "key": key,
+            "state": "ready",
+            "image_url": up.image_url(&key).unwrap_or_default(),
+            "info_url": format!("{}/v1/images/{key}/info", up.settings.public_url),
+        })),
+        Err(e) => error_response(&st, e, None),
+    };
+    record(&st, "image_restore", &resp, start);
     resp
 }

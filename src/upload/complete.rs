@@ -157,7 +157,9 @@ impl Uploads {
 
     async fn complete_inner(&self, key: &str) -> Result<Facts, UploadError> {
         let Some(b) = self.bucket() else {
-            // Embedded: checked on receipt; read the header for the facts.
+            // Embedded: checked on receipt (which also restores a soft-deleted key); read the
+            // header for the facts.
+            self.refuse_deleted(key).await?;
             let obj = self.ingest.root().read(key, self.settings.max_bytes).await.map_err(UploadError::from)?;
             let t = type_of(key).ok_or_else(|| UploadError::NotAnImage("known".into()))?;
             return self.check_bytes(t, obj.bytes, String::new(), None).await;
@@ -169,6 +171,17 @@ impl Uploads {
                 None => Err(UploadError::NotFound),
             };
         };
+        if let Some(d) = self.deleted_record(key).await? {
+            // Only bytes written after the delete (a new upload of the key) bring it back; the
+            // store's Last-Modified (seconds, its clock) must be past the delete by more than the
+            // clock skew, so a completion retried after the delete never undoes it.
+            let rewritten = meta.last_modified.and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok());
+            let after = d.deleted_at + super::state::CLOCK_SKEW.as_secs() as i64;
+            if rewritten.is_none_or(|m| (m.as_secs() as i64) <= after) {
+                return Err(d.error(super::unix_now()));
+            }
+            self.revive(key).await?;
+        }
         if let Some(f) = self.ready_record(b, key).await? {
             if f.etag == meta.etag {
                 return Ok((*f).clone());

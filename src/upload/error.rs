@@ -72,6 +72,8 @@ pub enum UploadError {
     #[error("this upload was not completed within {0} s and expired")]
     PendingExpired(u64),
     /// The image's header says more pixels than `IMAGO_MAX_SRC_MEGAPIXELS` (upload checks).
+    #[error("this image was deleted: {0}")]
+    Deleted(String),
     #[error("the image is too large: {0}")]
     ImageTooLarge(String),
     /// More frames than `IMAGO_MAX_ANIMATION_FRAMES` (upload checks).
@@ -96,6 +98,7 @@ impl UploadError {
             | UploadError::ScopeMissing(_)
             | UploadError::OtherTenant => StatusCode::FORBIDDEN,
             UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            UploadError::Deleted(_) => StatusCode::GONE,
             UploadError::UnsupportedContentType(..) | UploadError::ContentTypeMismatch(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
@@ -142,6 +145,7 @@ impl UploadError {
             UploadError::Pending => "upload-pending",
             UploadError::Rejected(_) => "upload-rejected",
             UploadError::PendingExpired(_) => "upload-pending-expired",
+            UploadError::Deleted(_) => "image-deleted",
             UploadError::ImageTooLarge(_) => "image-too-large",
             UploadError::TooManyFrames(_) => "too-many-frames",
             UploadError::Storage(_) => "storage-unavailable",

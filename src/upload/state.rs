@@ -120,6 +120,11 @@ impl Lifecycle {
         }
     }
 
+    /// Drops a key's cached `ready` facts (a soft delete keeps the record for a restore).
+    pub async fn forget_cached(&self, key: &str) {
+        self.ready.invalidate(key).await;
+    }
+
     /// Age past which the sweep may remove a pending upload (`IMAGO_UPLOAD_REQUIRE_COMPLETE`).
     pub fn expiry_fence(&self) -> Duration {
         self.pending_ttl + self.budget + CLOCK_SKEW
@@ -224,7 +229,8 @@ impl Uploads {
     }
 
     /// Whether the proxy may read `s3://{bucket}/{key}`: always, unless it is an upload key of
-    /// the upload bucket that is not `ready`. A `pending` one is completed here (its first read
+    /// the upload bucket that is soft-deleted (`410 image-deleted`, read at every fetch:
+    /// [`super::trash`]) or not `ready`. A `pending` one is completed here (its first read
     /// checks it) unless `IMAGO_UPLOAD_REQUIRE_COMPLETE` is set (`409 upload-pending`); a
     /// `rejected` one is `409 upload-rejected`. Ready keys are cached, so this is free after the
     /// first read.
@@ -234,7 +240,11 @@ impl Uploads {
         if self.settings.api_keys.is_empty() {
             return Ok(());
         }
-        if b.name() != bucket || self.upload_key(key).is_err() || self.cached_ready(key).await.is_some() {
+        if b.name() != bucket || self.upload_key(key).is_err() {
+            return Ok(());
+        }
+        self.refuse_deleted(key).await?;
+        if self.cached_ready(key).await.is_some() {
             return Ok(());
         }
         match self.state_of(key).await? {
@@ -252,14 +262,34 @@ impl Uploads {
     /// The state of each listed item (S3 mode: one small read per item not cached as ready,
     /// 16 at a time; embedded uploads are always `ready`).
     pub(super) async fn fill_states(&self, items: &mut [super::tenancy::Item]) -> Result<(), UploadError> {
+        let keys: Vec<String> = items.iter().map(|i| i.key.clone()).collect();
+        let deleted: Vec<Result<Option<super::trash::Deleted>, UploadError>> =
+            stream::iter(keys).map(|k| async move { self.deleted_record(&k).await }).buffered(16).collect().await;
+        for (item, d) in items.iter_mut().zip(deleted) {
+            if let Some(d) = d? {
+                item.state = "deleted";
+                item.purge_at = Some(d.purge_at_text());
+            }
+        }
         if self.bucket().is_none() {
             return Ok(());
         }
-        let keys: Vec<String> = items.iter().map(|i| i.key.clone()).collect();
-        let states: Vec<Result<State, UploadError>> =
-            stream::iter(keys).map(|k| async move { self.state_of(&k).await }).buffered(16).collect().await;
+        // A deleted item's lifecycle state is not read (it stays `deleted`).
+        let keys: Vec<Option<String>> = items.iter().map(|i| (i.state != "deleted").then(|| i.key.clone())).collect();
+        let states: Vec<Result<Option<State>, UploadError>> = stream::iter(keys)
+            .map(|k| async move {
+                match k {
+                    Some(k) => self.state_of(&k).await.map(Some),
+                    None => Ok(None),
+                }
+            })
+            .buffered(16)
+            .collect()
+            .await;
         for (item, st) in items.iter_mut().zip(states) {
-            item.state = st?.name();
+            if let Some(st) = st? {
+                item.state = st.name();
+            }
         }
         Ok(())
     }

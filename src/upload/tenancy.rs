@@ -92,8 +92,12 @@ pub struct Item {
     pub last_modified: Option<String>,
     pub image_url: String,
     pub info_url: String,
-    /// `ready`, `pending` or `rejected` ([`super::state`]; embedded uploads are always `ready`).
+    /// `ready`, `pending`, `rejected` ([`super::state`]; embedded uploads are `ready`) or
+    /// `deleted` (soft-deleted, [`super::trash`]).
     pub state: &'static str,
+    /// When a `deleted` image is purged (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge_at: Option<String>,
 }
 
 /// A page of `GET /v1/images`.
@@ -290,6 +294,7 @@ impl Uploads {
             image_url: self.image_url(&o.key).unwrap_or_default(),
             info_url: format!("{}/v1/images/{}/info", self.settings.public_url, o.key),
             state: "ready",
+            purge_at: None,
             key: o.key,
         }
     }

@@ -51,6 +51,8 @@ pub async fn start(files: &[&str], tweak: impl FnOnce(&mut RawConfig)) -> TestSe
         public_metrics: true,
         // Off by default (they tell any client whether someone fetched a URL); tests read them.
         debug_headers: true,
+        // Hard deletes, as before soft delete existed (tests of the grace period set their own).
+        delete_grace_secs: 0,
         ..RawConfig::default()
     };
     tweak(&mut raw);

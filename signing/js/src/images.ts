@@ -97,3 +97,16 @@ export async function deleteImage(baseUrl: string, apiKey: string, key: string, 
   const res = await (opts.fetch ?? globalThis.fetch)(`${base}/v1/images/${keyPath(key)}`, init);
   if (!res.ok) throw await refusal(res);
 }
+
+/**
+ * `POST {baseUrl}/v1/images/{key}/restore`: brings back an image deleted less than
+ * `IMAGO_DELETE_GRACE_SECS` ago (DELETE is a soft delete). Resolves on 200; throws ImagoApiError
+ * otherwise (`image-deleted` 410 after the grace period, `not-found` without a deletion, …).
+ */
+export async function restoreImage(baseUrl: string, apiKey: string, key: string, opts: ApiOptions = {}): Promise<void> {
+  const base = check(baseUrl, apiKey);
+  const init: RequestInit = { method: "POST", headers: { Authorization: `Bearer ${apiKey}`, Accept: "application/json" } };
+  if (opts.signal) init.signal = opts.signal;
+  const res = await (opts.fetch ?? globalThis.fetch)(`${base}/v1/images/${keyPath(key)}/restore`, init);
+  if (!res.ok) throw await refusal(res);
+}

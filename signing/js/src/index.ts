@@ -17,7 +17,7 @@ export { parsePath, parseOptionSegment, OPTION_ALIASES } from "./parse.js";
 export type { ParsedPath, ParseOptions } from "./parse.js";
 export { requestUpload, uploadFile, completeUpload } from "./upload.js";
 export type { UploadRequest, UploadTicket, UploadCompletion, CompleteUploadOptions, UploadProgress, UploadFileOptions, RequestUploadOptions, XhrLike, XhrConstructor } from "./upload.js";
-export { listImages, deleteImage } from "./images.js";
+export { listImages, deleteImage, restoreImage } from "./images.js";
 export type { ListImagesRequest, ListedImage, ImagePage, ApiOptions } from "./images.js";
 export { verifyWebhook, signWebhook, ImagoWebhookError, WEBHOOK_SIGNATURE_HEADER, DEFAULT_WEBHOOK_TOLERANCE_SECS } from "./webhook.js";
 export type { VerifyWebhookOptions, ImagoWebhookErrorCode } from "./webhook.js";

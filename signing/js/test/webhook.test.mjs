@@ -2,7 +2,7 @@ import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
-import { verifyWebhook, signWebhook, ImagoWebhookError, listImages, deleteImage, ImagoApiError } from "../dist/index.js";
+import { verifyWebhook, signWebhook, ImagoWebhookError, listImages, deleteImage, restoreImage, ImagoApiError } from "../dist/index.js";
 
 const webhooks = JSON.parse(readFileSync(new URL("../../vectors/webhooks.json", import.meta.url), "utf8"));
 
@@ -49,6 +49,14 @@ describe("listImages / deleteImage against a local server", () => {
         res.writeHead(204);
         return res.end();
       }
+      if (req.method === "POST" && req.url === "/v1/images/uploads/a%20b.jpg/restore") {
+        res.writeHead(200, { "content-type": "application/json" });
+        return res.end(JSON.stringify({ key: "uploads/a b.jpg", state: "ready" }));
+      }
+      if (req.method === "POST" && req.url === "/v1/images/uploads/old.jpg/restore") {
+        res.writeHead(410, { "content-type": "application/json" });
+        return res.end(JSON.stringify({ code: "image-deleted", message: "this image was deleted: its grace period ended" }));
+      }
       res.writeHead(404, { "content-type": "application/json" });
       res.end(JSON.stringify({ code: "not-found", message: "no such image" }));
     });
@@ -71,5 +79,11 @@ describe("listImages / deleteImage against a local server", () => {
     assert.equal(seen.at(-1).method, "DELETE");
     await assert.rejects(deleteImage(base, "good", "uploads/missing.jpg"), (e) => e instanceof ImagoApiError && e.status === 404 && e.code === "not-found");
     await assert.rejects(listImages(base, "bad"), (e) => e instanceof ImagoApiError && e.code === "unauthorized");
+  });
+
+  test("restoreImage posts to …/restore and resolves on 200; 410 image-deleted is ImagoApiError", async () => {
+    await restoreImage(base, "good", "uploads/a b.jpg");
+    assert.deepEqual([seen.at(-1).method, seen.at(-1).url], ["POST", "/v1/images/uploads/a%20b.jpg/restore"]);
+    await assert.rejects(restoreImage(base, "good", "uploads/old.jpg"), (e) => e instanceof ImagoApiError && e.status === 410 && e.code === "image-deleted");
   });
 });

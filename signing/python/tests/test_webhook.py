@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from imago_signing import ImagoApiError, ImagoWebhookError, delete_image, list_images, sign_webhook, verify_webhook
+from imago_signing import ImagoApiError, ImagoWebhookError, delete_image, list_images, restore_image, sign_webhook, verify_webhook
 
 VECTORS = json.loads((pathlib.Path(__file__).resolve().parents[2] / "vectors" / "webhooks.json").read_text("utf-8"))
 
@@ -59,9 +59,13 @@ def api():
                                          "next_cursor": None})
             if self.command == "DELETE" and self.path == "/v1/images/uploads/a%20b.jpg":
                 return self._reply(204)
+            if self.command == "POST" and self.path == "/v1/images/uploads/a%20b.jpg/restore":
+                return self._reply(200, {"key": "uploads/a b.jpg", "state": "ready"})
+            if self.command == "POST" and self.path == "/v1/images/uploads/old.jpg/restore":
+                return self._reply(410, {"code": "image-deleted", "message": "its grace period ended"})
             return self._reply(404, {"code": "not-found", "message": "no such image"})
 
-        do_GET = do_DELETE = _handle
+        do_GET = do_DELETE = do_POST = _handle
 
     srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -87,3 +91,12 @@ def test_delete_image(api):
     with pytest.raises(ImagoApiError) as e:
         delete_image(base, "good", "uploads/missing.jpg")
     assert (e.value.status, e.value.code) == (404, "not-found")
+
+
+def test_restore_image(api):
+    base, seen = api
+    assert restore_image(base, "good", "uploads/a b.jpg") is None
+    assert seen[-1][:2] == ("POST", "/v1/images/uploads/a%20b.jpg/restore")
+    with pytest.raises(ImagoApiError) as e:
+        restore_image(base, "good", "uploads/old.jpg")
+    assert (e.value.status, e.value.code) == (410, "image-deleted")

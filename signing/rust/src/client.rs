@@ -103,9 +103,12 @@ pub struct ListedImage {
     pub last_modified: Option<String>,
     pub image_url: String,
     pub info_url: String,
-    /// `ready`, `pending` or `rejected` (servers before completion send none).
+    /// `ready`, `pending`, `rejected` or `deleted` (servers before completion send none).
     #[serde(default)]
     pub state: Option<String>,
+    /// When a `deleted` image is purged (RFC 3339; `IMAGO_DELETE_GRACE_SECS`).
+    #[serde(default)]
+    pub purge_at: Option<String>,
 }
 
 /// A page of images: pass `next_cursor` back as `cursor`; `None` ends the listing.
@@ -186,14 +189,29 @@ impl UploadClient {
         Self::answer(r).await
     }
 
-    /// `DELETE /v1/images/{key}`: removes the original (imago then drops its variants, purges
-    /// the edges and emits `image.deleted`). `Ok` on 204, imago's refusal otherwise.
-    pub async fn delete_image(&self, key: &str) -> Result<(), ClientError> {
+    /// `/v1/images/{key}` with each segment of the key percent-encoded.
+    fn image_path(&self, key: &str) -> String {
         const SEGMENT: &percent_encoding::AsciiSet =
             &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
         let path: Vec<String> =
             key.split('/').map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()).collect();
-        let url = format!("{}/v1/images/{}", self.base, path.join("/"));
+        format!("{}/v1/images/{}", self.base, path.join("/"))
+    }
+
+    /// `POST /v1/images/{key}/restore`: brings back an image deleted less than
+    /// `IMAGO_DELETE_GRACE_SECS` ago. `Ok` on 200; after the grace period
+    /// [`ClientError::Refused`] `410 image-deleted`, without a deletion `404 not-found`.
+    pub async fn restore_image(&self, key: &str) -> Result<(), ClientError> {
+        let r = self.http.post(format!("{}/restore", self.image_path(key))).bearer_auth(&self.api_key).send().await?;
+        Self::answer::<serde_json::Value>(r).await.map(|_| ())
+    }
+
+    /// `DELETE /v1/images/{key}`: deletes the original — a soft delete, restorable with
+    /// [`UploadClient::restore_image`] for `IMAGO_DELETE_GRACE_SECS` — (imago then drops its
+    /// variants, purges the edges and emits `image.deleted`). `Ok` on 204, imago's refusal
+    /// otherwise.
+    pub async fn delete_image(&self, key: &str) -> Result<(), ClientError> {
+        let url = self.image_path(key);
         let r = self.http.delete(url).bearer_auth(&self.api_key).send().await?;
         if r.status().is_success() {
             return Ok(());

@@ -19,7 +19,7 @@ from .signer import ImagoSigner, build_path, split_url_path, with_expiry
 from .source import encode_source, is_valid_source
 from .srcset import LADDER, assemble_srcset, sizes, srcset_widths
 from .upload import UploadCompletion, UploadTicket, complete_upload, request_upload, upload_file
-from .upload import UploadTicket, delete_image, list_images, request_upload, upload_file
+from .upload import UploadTicket, delete_image, list_images, request_upload, restore_image, upload_file
 from .webhook import (
     DEFAULT_WEBHOOK_TOLERANCE_SECS,
     WEBHOOK_SIGNATURE_HEADER,
@@ -37,7 +37,7 @@ __all__ = [
     "parse_path", "parse_option_segment", "ParsedPath", "OPTION_ALIASES", "OPTION_TABLE",
     "LADDER", "srcset_widths", "assemble_srcset", "sizes",
     "request_upload", "upload_file", "UploadTicket", "complete_upload", "UploadCompletion",
-    "request_upload", "upload_file", "UploadTicket", "list_images", "delete_image",
+    "request_upload", "upload_file", "UploadTicket", "list_images", "delete_image", "restore_image",
     "verify_webhook", "sign_webhook", "ImagoWebhookError", "WEBHOOK_SIGNATURE_HEADER", "DEFAULT_WEBHOOK_TOLERANCE_SECS",
     "ImagoError", "ImagoOptionError", "ImagoParseError", "ImagoApiError", "ImagoUploadError",
     "format_number", "percent_encode", "COMPASS_GRAVITY", "CONCRETE_FORMATS", "FORMATS", "RESIZING_TYPES",

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 from .errors import ImagoApiError, ImagoOptionError, ImagoUploadError
 
-__all__ = ["UploadTicket", "UploadCompletion", "request_upload", "upload_file", "complete_upload", "list_images", "delete_image"]
+__all__ = ["UploadTicket", "UploadCompletion", "request_upload", "upload_file", "complete_upload", "list_images", "delete_image", "restore_image"]
 
 
 @dataclass(frozen=True)
@@ -270,4 +270,17 @@ def delete_image(base_url: str, api_key: str, key: str, *, timeout: float = 30.0
         raise ImagoOptionError("key", "key must be a non-empty relative key")
     url = base + "/v1/images/" + urllib.parse.quote(key, safe="/")
     req = urllib.request.Request(url, method="DELETE", headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"})
+    _call(req, timeout)
+
+
+def restore_image(base_url: str, api_key: str, key: str, *, timeout: float = 30.0) -> None:
+    """``POST {base_url}/v1/images/{key}/restore``: brings back an image deleted less than
+    ``IMAGO_DELETE_GRACE_SECS`` ago (``DELETE`` is a soft delete). Raises :class:`ImagoApiError`
+    unless 200 (``image-deleted`` 410 after the grace period, ``not-found`` without a deletion)."""
+    base = _check(base_url, api_key)
+    if not isinstance(key, str) or not key or key.startswith("/"):
+        raise ImagoOptionError("key", "key must be a non-empty relative key")
+    url = base + "/v1/images/" + urllib.parse.quote(key, safe="/") + "/restore"
+    req = urllib.request.Request(url, data=b"", method="POST",
+                                 headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"})
     _call(req, timeout)
