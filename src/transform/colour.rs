@@ -3,8 +3,8 @@
 //! libvips 8.14's lcms path, which converts through float Lab and rebuilds its transform (curve
 //! inversion included) on every call; libvips 8.14 has no way to keep an lcms transform between
 //! calls. Profiles that map every colour to itself (sRGB under another name, as most phone
-//! photos carry) skip the pixel pass. Anything moxcms does not take (grey, CMYK, alpha, 16-bit,
-//! a profile it cannot parse or build) goes to libvips as before.
+//! photos carry) skip the pixel pass. Anything else (grey, CMYK, alpha, 16-bit, LUT-based
+//! profiles, a profile moxcms cannot parse or build) goes to libvips as before.
 
 use std::sync::{Arc, OnceLock};
 
@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::vips::{srgb_profile, Img};
 
-/// Source profiles whose transform is kept (a transform is a few hundred KiB of tables at most).
+/// Source profiles whose conversion is kept (a matrix-shaper transform is a few small tables).
 const CACHED_PROFILES: u64 = 32;
 
 /// What to do with the pixels of images tagged with one profile.
@@ -44,6 +44,13 @@ fn build(icc: &[u8]) -> Conversion {
 
 fn try_build(icc: &[u8]) -> Conversion {
     let Ok(src) = ColorProfile::new_from_slice(icc) else { return Conversion::Libvips };
+    // Matrix-shaper RGB profiles only (sRGB, Display P3, Adobe RGB: what cameras and phones
+    // embed): their transform is a few small tables, so the cache stays small; LUT profiles
+    // keep libvips' path.
+    let luts = [&src.lut_a_to_b_perceptual, &src.lut_a_to_b_colorimetric, &src.lut_a_to_b_saturation];
+    if !src.is_matrix_shaper() || luts.iter().any(|l| l.is_some()) {
+        return Conversion::Libvips;
+    }
     let opts = TransformOptions { rendering_intent: RenderingIntent::Perceptual, ..Default::default() };
     match src.create_transform_8bit(Layout::Rgb, &ColorProfile::new_srgb(), Layout::Rgb, opts) {
         Ok(t) if is_identity(t.as_ref()) => Conversion::Identity,
