@@ -272,21 +272,25 @@ fn choices(photo: &[u8], n: usize) {
     let base = Variant::IMAGO;
     let with = |path| Variant { path, ..base };
     let rows: [(&str, Format, Variant); 12] = [
-        ("imago: shrink-on-load, lanczos3, 8-bit icc, baseline, optimised", Format::Jpeg, base),
+        ("imago: shrink-on-load, lanczos3, moxcms icc (cached), baseline, optimised", Format::Jpeg, base),
         ("  + progressive", Format::Jpeg, Variant { progressive: true, ..base }),
         ("  - optimised Huffman tables", Format::Jpeg, Variant { optimize_coding: false, ..base }),
-        ("  kernel cubic", Format::Jpeg, with(ColourPath::ShrinkResizeIcc(ResizeKernel::Cubic))),
-        ("  kernel linear", Format::Jpeg, with(ColourPath::ShrinkResizeIcc(ResizeKernel::Linear))),
+        (
+            "  icc by libvips (lcms via Lab; pipeline v2)",
+            Format::Jpeg,
+            with(ColourPath::ShrinkResizeIcc(ResizeKernel::Lanczos3)),
+        ),
+        ("  kernel cubic, icc by libvips", Format::Jpeg, with(ColourPath::ShrinkResizeIcc(ResizeKernel::Cubic))),
+        ("  kernel linear, icc by libvips", Format::Jpeg, with(ColourPath::ShrinkResizeIcc(ResizeKernel::Linear))),
         ("  thumbnail + export_profile", Format::Jpeg, with(ColourPath::ThumbnailExport)),
         ("  thumbnail, then 8-bit icc", Format::Jpeg, with(ColourPath::ThumbnailThenIcc)),
         ("  thumbnail, no colour management", Format::Jpeg, with(ColourPath::ThumbnailNone)),
-        ("  icc by moxcms instead of libvips", Format::Jpeg, with(ColourPath::ShrinkResizeMoxcms)),
         (
             "  pipeline v1: thumbnail + export_profile + progressive",
             Format::Jpeg,
             Variant { path: ColourPath::ThumbnailExport, progressive: true, ..base },
         ),
-        ("imago: shrink-on-load, lanczos3, 8-bit icc", Format::Webp, base),
+        ("imago: shrink-on-load, lanczos3, moxcms icc (cached)", Format::Webp, base),
         ("  pipeline v1: thumbnail + export_profile", Format::Webp, with(ColourPath::ThumbnailExport)),
     ];
     println!("choices, in-process, one thread, {m} images each (w:800 q80):");

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::negotiate::AcceptClass;
 use crate::options::{Format, Options};
 
+mod colour;
 mod container;
 mod error;
 mod info;
@@ -39,7 +40,7 @@ pub use reference::{
 pub use workers::{rss_bytes, Admission, PoolStats, Rejected, Workers};
 
 /// Bumped whenever output for the same URL could change; part of every ETag and cache key.
-pub const PIPELINE_VERSION: u32 = 2;
+pub const PIPELINE_VERSION: u32 = 3;
 
 /// Starts libvips once: operation cache off, `concurrency` threads per image.
 pub fn init(concurrency: i32) -> Result<(), String> {

@@ -29,6 +29,11 @@ const METADATA_FIELDS: [&CStr; 4] = [c"exif-data", c"xmp-data", c"iptc-data", c"
 
 /// Reads the header (no pixel decode) and checks it against the limits.
 pub fn probe(buf: &[u8], enc: &EncodeSettings) -> Result<SourceInfo, TransformError> {
+    probe_cmyk(buf, enc).map(|(info, _)| info)
+}
+
+/// [`probe`], and whether the image is CMYK (read from the same header).
+fn probe_cmyk(buf: &[u8], enc: &EncodeSettings) -> Result<(SourceInfo, bool), TransformError> {
     let sniffed = sniff(buf).ok_or_else(|| {
         TransformError::Unsupported("not a JPEG, PNG, GIF, WebP, AVIF/HEIC, TIFF or JPEG XL image".into())
     })?;
@@ -51,7 +56,7 @@ pub fn probe(buf: &[u8], enc: &EncodeSettings) -> Result<SourceInfo, TransformEr
     if mp > enc.max_src_megapixels {
         return Err(TransformError::TooManyPixels { megapixels: mp, limit: enc.max_src_megapixels });
     }
-    Ok(info)
+    Ok((info, img.interpretation() == Interpretation::Cmyk))
 }
 
 pub(super) fn fail(e: String) -> TransformError {
@@ -115,7 +120,7 @@ fn render_inner(
 ) -> Result<Rendered, TransformError> {
     let t0 = Instant::now();
     let decode_span = tracing::info_span!("decode").entered();
-    let info = probe(buf, enc)?;
+    let (info, cmyk) = probe_cmyk(buf, enc)?;
     let o = &req.options;
     let animated_src = info.pages > 1 && is_animated_format(info.format);
     let format = choose_format(o.format, req.accept, enc, info.has_alpha, animated_src);
@@ -145,7 +150,7 @@ fn render_inner(
         let img =
             thumbnail(buf, geo.resize_w, geo.resize_h, o.auto_rotate, info.has_icc, Some("n=-1")).map_err(fail)?;
         (watch(img, deadline), geo)
-    } else if o.trim.is_some() || info.format == "jpeg" && is_cmyk(buf) {
+    } else if o.trim.is_some() || info.format == "jpeg" && cmyk {
         load_path(buf, o, enc, deadline)?
     } else {
         let geo = plan(up_w, up_h, o, enc.max_output_dimension)?;
@@ -284,7 +289,8 @@ fn original_acceptable(
         && o.sharpen == 0.0
         && o.trim.is_none()
         && o.background.is_none();
-    let clean = !o.strip_metadata || only_pixels(buf, info.format, !o.strip_color_profile);
+    // Read from the container last: it walks the whole file, which is wasted when another test fails.
+    let clean = || !o.strip_metadata || only_pixels(buf, info.format, !o.strip_color_profile);
     let format_ok = match o.format {
         FormatChoice::Explicit(f) => f.name() == info.format,
         FormatChoice::Auto | FormatChoice::Unset => match info.format {
@@ -294,12 +300,7 @@ fn original_acceptable(
             _ => false,
         },
     };
-    same_pixels && clean && format_ok && (!animated || info.format != "jpeg")
-}
-
-fn is_cmyk(buf: &[u8]) -> bool {
-    // Cheap header look: a CMYK JPEG has a 4-component SOF.
-    Img::from_buffer(buf, "").map(|i| i.interpretation() == Interpretation::Cmyk).unwrap_or(false)
+    same_pixels && format_ok && (!animated || info.format != "jpeg") && clean()
 }
 
 /// libvips' thumbnail: shrink-on-load, EXIF auto-rotate, colour-manage to sRGB (perceptual),
@@ -353,7 +354,7 @@ fn jpeg_resized<'a>(buf: &'a [u8], w: u32, h: u32, info: &SourceInfo, auto_rotat
         img = img.autorot()?;
     }
     if info.has_icc {
-        img = img.icc_to_srgb()?;
+        img = super::colour::icc_to_srgb(img)?;
     }
     Ok(img)
 }

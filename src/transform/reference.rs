@@ -23,8 +23,9 @@ pub enum ColourPath {
     /// The largest JPEG shrink-on-load that keeps the output size, `resize` with the given
     /// kernel, 8-bit `icc_transform` (imago's JPEG path with Lanczos3, and sharp's shape).
     ShrinkResizeIcc(ResizeKernel),
-    /// `ShrinkResizeIcc(Lanczos3)` with the profile conversion done by moxcms (a Rust CMS, an
-    /// 8-bit transform built per image) on the resized pixels instead of libvips' lcms path.
+    /// `ShrinkResizeIcc(Lanczos3)` with the profile conversion done by moxcms (a Rust CMS, the
+    /// 8-bit transform cached per source profile) on the resized pixels instead of libvips' lcms
+    /// path: imago's JPEG path since pipeline version 3.
     ShrinkResizeMoxcms,
 }
 
@@ -48,16 +49,13 @@ pub struct Variant {
 
 impl Variant {
     /// What imago does by default.
-    pub const IMAGO: Variant = Variant {
-        path: ColourPath::ShrinkResizeIcc(ResizeKernel::Lanczos3),
-        progressive: false,
-        optimize_coding: true,
-    };
+    pub const IMAGO: Variant =
+        Variant { path: ColourPath::ShrinkResizeMoxcms, progressive: false, optimize_coding: true };
 }
 
 /// In-process reference for the load benchmark: what a minimal libvips program does for
 /// `w:{width}` at quality `q` with imago's default choices ([`Variant::IMAGO`]): JPEG
-/// shrink-on-load, Lanczos3 resize, colour-managed to sRGB, saved with the same saver options imago uses. No
+/// shrink-on-load, Lanczos3 resize, colour-managed to sRGB by moxcms, saved with the same saver options imago uses. No
 /// probe, no metadata pass, no HTTP.
 pub fn reference_thumbnail(buf: &[u8], width: u32, format: Format, q: u8) -> Result<Vec<u8>, String> {
     reference_variant(buf, width, format, q, Variant::IMAGO)
@@ -69,7 +67,6 @@ pub fn reference_variant(buf: &[u8], width: u32, format: Format, q: u8, v: Varia
     let (sw, sh) = (head.width(), head.height());
     let height = ((width as f64) * sh as f64 / sw as f64).round().max(1.0) as u32;
     let icc = head.has(c"icc-profile-data");
-    let profile = head.get_blob(c"icc-profile-data");
     drop(head);
     let img = match v.path {
         ColourPath::ThumbnailExport => Img::thumbnail(buf, width, height, true, icc, "")?,
@@ -103,10 +100,10 @@ pub fn reference_variant(buf: &[u8], width: u32, format: Format, q: u8, v: Varia
             let img = Img::from_buffer(buf, &format!("shrink={shrink}"))?;
             let scale = width as f64 / img.width() as f64;
             let img = img.resize_with(scale, scale, Kernel::Lanczos3)?;
-            match profile {
-                Some(p) if img.bands() == 3 && img.is_uchar() => moxcms_to_srgb(&img, &p)?,
-                _ if icc => img.icc_to_srgb()?,
-                _ => img,
+            if icc {
+                super::colour::icc_to_srgb(img)?
+            } else {
+                img
             }
         }
     };
@@ -116,20 +113,6 @@ pub fn reference_variant(buf: &[u8], width: u32, format: Format, q: u8, v: Varia
         _ => format!(".jpg[Q={q},optimize_coding={},interlace={},strip=true]", v.optimize_coding, v.progressive),
     };
     img.save(&suffix)
-}
-
-/// 8-bit RGB pixels converted from `icc` to sRGB (perceptual) by moxcms.
-fn moxcms_to_srgb(img: &Img, icc: &[u8]) -> Result<Img<'static>, String> {
-    use moxcms::{ColorProfile, Layout, RenderingIntent, TransformOptions};
-    let src = ColorProfile::new_from_slice(icc).map_err(|e| format!("{e:?}"))?;
-    let opts = TransformOptions { rendering_intent: RenderingIntent::Perceptual, ..Default::default() };
-    let t = src
-        .create_transform_8bit(Layout::Rgb, &ColorProfile::new_srgb(), Layout::Rgb, opts)
-        .map_err(|e| format!("{e:?}"))?;
-    let px = img.raw_pixels()?;
-    let mut out = vec![0u8; px.len()];
-    t.transform(&px, &mut out).map_err(|e| format!("{e:?}"))?;
-    Img::from_pixels(&out, img.width(), img.height(), img)
 }
 
 /// Benchmark support: the upright, resized, unencoded sRGB pixels of `buf` at `width` (the

@@ -12,7 +12,8 @@
 //! Nothing here knows URL options, output formats or encoder settings: the transform layer (its
 //! only user) decides, this module executes. Files: this one (start-up, errors, shared plumbing),
 //! `image.rs` ([`Img`], loading and pixel operations), `header.rs` (header fields and facts) and
-//! `save.rs` (encoding and pixels out) and `deadline.rs` (stopping an evaluation at a deadline).
+//! `save.rs` (encoding and pixels out), `pixels.rs` (pixels changed in Rust and wrapped back)
+//! and `deadline.rs` (stopping an evaluation at a deadline).
 
 use std::ffi::{c_char, c_int, CStr};
 use std::marker::PhantomData;
@@ -24,9 +25,11 @@ use libvips::bindings as b;
 mod deadline;
 mod header;
 mod image;
+mod pixels;
 mod save;
 
 pub(crate) use image::{Img, Interpretation, Kernel};
+pub(crate) use pixels::srgb_profile;
 
 static APP: OnceLock<Result<libvips::VipsApp, String>> = OnceLock::new();
 static ERRORS: Mutex<()> = Mutex::new(());
