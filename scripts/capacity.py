@@ -70,10 +70,10 @@ P = {
     "runtime_bytes": 150e6,  # measured: benches/soak.rs RSS ~105 MB, rounded up
     "min_pods": 3,  # k8s/ PDB and zone spread
     # CPU per miss (server CPU, 4080x3072 photo -> w:800, 2-core build machine): README Benchmarks
-    # cargo bench --bench load (README): JPEG 68.2 ms, WebP 106.5 ms; AVIF 244 ms / 1.20 (its
-    # q:auto ratio in the same run) = 203 ms
-    "cpu_fixed": {"legacy": 0.068, "webp": 0.107, "avif": 0.203},
-    "cpu_qauto": 0.244,  # same run: q:auto on the server, AVIF (1.20x its default-quality render)
+    # cargo bench --bench load (README), pipeline 3, the slower of its two runs: JPEG 59.8 ms,
+    # WebP 98.7 ms, AVIF q60 217 ms
+    "cpu_fixed": {"legacy": 0.060, "webp": 0.099, "avif": 0.217},
+    "cpu_qauto": 0.267,  # same run: q:auto on the server, AVIF
     "qauto_share": 0.25,  # assumption: share of misses whose URL asks q:auto (f:auto URLs)
     # -- storage --------------------------------------------------------------------------
     "original_bytes": 2.5e6,  # assumption: mean upload (corpus photos 1.9-2.6 MB)
