@@ -111,7 +111,8 @@ async fn rust_sdk_lists_a_tenants_images() {
     }
     want.sort();
     let mut got = Vec::new();
-    let mut req = ListRequest { limit: Some(2), ..Default::default() };
+    // Key order (uploads within one second have no newest-first order among them).
+    let mut req = ListRequest { limit: Some(2), order: Some("key".into()), ..Default::default() };
     loop {
         let page = client.list_images(&req).await.unwrap();
         assert!(page.items.len() <= 2);
@@ -129,9 +130,10 @@ async fn rust_sdk_lists_a_tenants_images() {
     }
     // `delete_image`: gone from the listing; a second delete is imago's 404.
     client.delete_image(&want[0]).await.unwrap();
-    let left: Vec<String> =
+    let mut left: Vec<String> =
         client.list_images(&ListRequest::default()).await.unwrap().items.into_iter().map(|i| i.key).collect();
-    assert_eq!(left, want[1..]);
+    left.sort();
+    assert_eq!(left, want[1..], "the default order (newest first) lists the same images");
     match client.delete_image(&want[0]).await {
         Err(ClientError::Refused { status: 404, code, .. }) => assert_eq!(code, "not-found"),
         other => panic!("{other:?}"),

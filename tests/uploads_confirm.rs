@@ -41,7 +41,14 @@ async fn upload(s: &TestServer, content_type: &str, body: Vec<u8>) -> Value {
 }
 
 async fn listed_state(s: &TestServer, prefix: &str, key: &str) -> Value {
-    let r = s.client.get(format!("{}/v1/images?prefix={prefix}", s.base)).bearer_auth(API_KEY).send().await.unwrap();
+    // Pending and rejected uploads are listed in key order only (newest first lists completed ones).
+    let r = s
+        .client
+        .get(format!("{}/v1/images?prefix={prefix}&order=key", s.base))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let page: Value = r.json().await.unwrap();
     let item = page["items"].as_array().unwrap().iter().find(|i| i["key"] == key).cloned();

@@ -3,6 +3,7 @@
 //! image back within the grace period, then the sweep purges it (object, then its records; a
 //! crash between the steps is finished by the next pass). Tenants never share an object, so one
 //! tenant's delete and purge never touch another's copy of the same bytes, however they race.
+//! The listing is newest first (an index written at completion, removed at purge).
 //! Embedded store and Garage (`IMAGO_TEST_S3_*`, as tests/uploads_confirm.rs).
 
 mod common;
@@ -18,6 +19,7 @@ use uploads_common::*;
 
 const A: &str = "acme-trash-key-0123456789";
 const B: &str = "beta-trash-key-0123456789";
+const ADMIN: &str = "ops-trash-admin-key-0123456789";
 
 /// Uploads `photo` under its digest with `api_key` and completes it (S3); returns the ticket.
 async fn upload_ready(s: &TestServer, api_key: &str, photo: &[u8]) -> Value {
@@ -43,6 +45,26 @@ async fn restore(s: &TestServer, api_key: &str, key: &str) -> reqwest::Response 
 
 async fn info(s: &TestServer, api_key: &str, key: &str) -> reqwest::Response {
     s.client.get(format!("{}/v1/images/{key}/info", s.base)).bearer_auth(api_key).send().await.unwrap()
+}
+
+/// Every key of a listing (`query`), following the cursor `limit` at a time.
+async fn list_keys(s: &TestServer, api_key: &str, query: &str, limit: usize) -> Vec<String> {
+    let (mut keys, mut cursor) = (Vec::new(), None::<String>);
+    for _ in 0..100 {
+        let c = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+        let url = format!("{}/v1/images?limit={limit}{query}{c}", s.base);
+        let r = s.client.get(url).bearer_auth(api_key).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{query}");
+        let page: Value = r.json().await.unwrap();
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= limit, "{page}");
+        keys.extend(items.iter().map(|i| i["key"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(n) => cursor = Some(n.to_string()),
+            None => return keys,
+        }
+    }
+    panic!("the listing did not end");
 }
 
 async fn listed(s: &TestServer, api_key: &str, key: &str) -> Option<Value> {
@@ -355,4 +377,132 @@ fn aws_bucket_documents_parse_and_keep_their_promises() {
         assert_eq!(r["DeleteMarkerReplication"]["Status"], "Enabled");
         assert!(r["Destination"]["Bucket"].as_str().unwrap().starts_with("arn:aws:s3:::"));
     }
+}
+
+/// `GET /v1/images` is newest first (to the second: the store's `Last-Modified`), page by page,
+/// per tenant (every tenant for an admin key); `order=key` is the key order and also lists
+/// uploads never completed; a purge removes the image from the index; an entry that outlived
+/// its image is skipped and removed.
+async fn newest_first(env: Option<&S3Env>) {
+    let prefix = unique_prefix("newest");
+    let s = server(env, &prefix, |r| {
+        r.api_keys =
+            List::from_strs(&[&format!("acme:{A}"), &format!("beta:{B}"), &format!("ops:read-info+admin:{ADMIN}")]);
+        r.delete_grace_secs = 1;
+    })
+    .await;
+    let photos = ["orientation/Landscape_1.jpg", "orientation/Landscape_2.jpg", "orientation/Landscape_3.jpg"];
+    let mut a_keys = Vec::new();
+    for (i, p) in photos.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+        a_keys.push(upload_ready(&s, A, &fixture(p)).await["key"].as_str().unwrap().to_string());
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let b_key = upload_ready(&s, B, &fixture("gps.jpg")).await["key"].as_str().unwrap().to_string();
+    let newest_a: Vec<String> = a_keys.iter().rev().cloned().collect();
+    for limit in [1, 2, 10] {
+        assert_eq!(list_keys(&s, A, "", limit).await, newest_a, "limit {limit}");
+    }
+    assert_eq!(list_keys(&s, A, "&order=newest", 2).await, newest_a);
+    let mut by_key = a_keys.clone();
+    by_key.sort();
+    assert_eq!(list_keys(&s, A, "&order=key", 2).await, by_key);
+    assert_eq!(list_keys(&s, B, "", 1).await, vec![b_key.clone()], "a tenant sees only its own");
+    let all: Vec<String> = std::iter::once(b_key.clone()).chain(newest_a.iter().cloned()).collect();
+    assert_eq!(list_keys(&s, ADMIN, "", 2).await, all, "an admin key lists every tenant, newest first");
+    assert_eq!(list_keys(&s, ADMIN, "&tenant=beta", 2).await, vec![b_key.clone()]);
+    // The item carries its time and state.
+    let r = s.client.get(format!("{}/v1/images?limit=1", s.base)).bearer_auth(A).send().await.unwrap();
+    let page: Value = r.json().await.unwrap();
+    let item = &page["items"][0];
+    assert_eq!((&item["key"], &item["state"], &item["tenant"]), (&json!(newest_a[0]), &json!("ready"), &json!("acme")));
+    assert!(item["bytes"].as_u64().unwrap() > 1000 && item["last_modified"].as_str().unwrap().ends_with('Z'), "{item}");
+    // Cursors belong to one order; unknown orders are refused.
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let r =
+        s.client.get(format!("{}/v1/images?order=key&cursor={cursor}", s.base)).bearer_auth(A).send().await.unwrap();
+    assert_error(r, 400, "invalid-request").await;
+    let key_cursor = base64_url(&a_keys[0]);
+    let r = s.client.get(format!("{}/v1/images?cursor={key_cursor}", s.base)).bearer_auth(A).send().await.unwrap();
+    assert_error(r, 400, "invalid-request").await;
+    let r = s.client.get(format!("{}/v1/images?order=oldest", s.base)).bearer_auth(A).send().await.unwrap();
+    assert_error(r, 400, "invalid-request").await;
+
+    // S3: an upload never completed is listed by key only, as pending; completing lists it first.
+    if env.is_some() {
+        let photo = fixture("orientation/Landscape_4.jpg");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let body = json!({"content_type": "image/jpeg", "content_length": photo.len(), "sha256": sha256_hex(&photo)});
+        let (_, t) = ticket_with(&s, A, body).await;
+        assert!(send(&s.client, &t, photo.clone(), None).await.status().is_success());
+        let key = t["key"].as_str().unwrap().to_string();
+        assert_eq!(list_keys(&s, A, "", 10).await, newest_a, "pending: not in the newest listing");
+        assert_eq!(listed_in(&s, A, "&order=key", &key).await.unwrap()["state"], "pending");
+        assert_eq!(s.client.post(t["complete_url"].as_str().unwrap()).send().await.unwrap().status(), 200);
+        assert_eq!(list_keys(&s, A, "", 10).await[0], key);
+        a_keys.push(key);
+    }
+
+    // Deleted: listed as such until the purge, then gone from the index too.
+    let gone = a_keys[1].clone();
+    assert_eq!(delete(&s, A, &gone).await.status(), 204);
+    assert_eq!(listed(&s, A, &gone).await.unwrap()["state"], "deleted");
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    assert_eq!(s.state.uploads.purge_at(later).await.unwrap().purged, vec![gone.clone()]);
+    assert!(!list_keys(&s, A, "", 10).await.contains(&gone));
+    assert!(!list_keys(&s, ADMIN, "", 10).await.contains(&gone));
+    let index = index_entries(&s, env, &prefix).await;
+    assert!(!index.is_empty() && !index.iter().any(|e| e.ends_with(&gone[prefix.len()..])), "{index:?}");
+
+    // An entry whose image is gone (a purge that crashed before removing it) is skipped and removed.
+    let ghost = format!("{prefix}/acme/sha256/{}.jpg", "0".repeat(64));
+    let name = format!(".imago/recent/{prefix}/acme/00000000001/acme/sha256/{}.jpg", "0".repeat(64));
+    match env {
+        Some(e) => e.put(&name, Vec::new()).await,
+        None => {
+            std::fs::create_dir_all(s.root.join(&name).parent().unwrap()).unwrap();
+            std::fs::write(s.root.join(&name), b"").unwrap();
+        }
+    }
+    assert!(index_entries(&s, env, &prefix).await.iter().any(|e| e == &name));
+    assert!(!list_keys(&s, A, "", 10).await.contains(&ghost));
+    assert!(!index_entries(&s, env, &prefix).await.iter().any(|e| e == &name), "the stale entry was removed");
+}
+
+/// The index entries under `.imago/recent/{prefix}/`.
+async fn index_entries(s: &TestServer, env: Option<&S3Env>, prefix: &str) -> Vec<String> {
+    let dir = format!(".imago/recent/{prefix}");
+    match env {
+        Some(e) => e.list(&format!("{dir}/")).await,
+        None => walkdir::WalkDir::new(s.root.join(&dir))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.path().strip_prefix(&s.root).unwrap().to_string_lossy().into_owned())
+            .collect(),
+    }
+}
+
+async fn listed_in(s: &TestServer, api_key: &str, query: &str, key: &str) -> Option<Value> {
+    let r = s.client.get(format!("{}/v1/images?limit=1000{query}", s.base)).bearer_auth(api_key).send().await.unwrap();
+    let page: Value = r.json().await.unwrap();
+    page["items"].as_array().unwrap().iter().find(|i| i["key"] == key).cloned()
+}
+
+fn base64_url(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_is_newest_first_embedded() {
+    newest_first(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_is_newest_first_s3() {
+    let Some(env) = S3Env::get() else { return };
+    newest_first(Some(&env)).await;
 }

@@ -345,6 +345,8 @@ async fn put_upload(
         let stored = st.uploads.ingest.receive(&key, t, &limits, body, deadline).await?;
         st.uploads.settle(&key, if stored.outcome == Outcome::Created { stored.bytes } else { 0 }).await;
         st.uploads.revive(&key).await?;
+        // Listed newest first before the answer (a retry of a failed one indexes it again).
+        st.uploads.index_local(&key).await?;
         Ok(stored)
     }
     .await;
@@ -381,6 +383,7 @@ async fn form_upload(req: HttpRequest, body: web::Payload, st: web::Data<AppStat
         let limits = limits_of(&grant)?;
         let stored = st.uploads.ingest.receive(&key, t, &limits, file, deadline).await?;
         st.uploads.settle(&key, if stored.outcome == Outcome::Created { stored.bytes } else { 0 }).await;
+        st.uploads.index_local(&key).await?;
         Ok(stored)
     }
     .await;
@@ -427,7 +430,7 @@ async fn form_fields(mp: &mut Multipart) -> Result<(Vec<(String, String)>, actix
     }
 }
 
-/// `GET /v1/images?prefix=&cursor=&limit=&tenant=`: a page of the caller tenant's images.
+/// `GET /v1/images?prefix=&cursor=&limit=&tenant=&order=`: a page of the caller tenant's images.
 async fn list_images(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse {
     let start = Instant::now();
     let up = &st.uploads;
@@ -440,6 +443,7 @@ async fn list_images(req: HttpRequest, st: web::Data<AppState>) -> HttpResponse 
             cursor: get(&pairs, "cursor").filter(|p| !p.is_empty()).map(str::to_string),
             limit: get(&pairs, "limit").map(str::to_string),
             tenant: get(&pairs, "tenant").filter(|p| !p.is_empty()).map(str::to_string),
+            order: get(&pairs, "order").filter(|p| !p.is_empty()).map(str::to_string),
         };
         up.list(&caller, &q).await
     }

@@ -162,7 +162,9 @@ impl Uploads {
             self.refuse_deleted(key).await?;
             let obj = self.ingest.root().read(key, self.settings.max_bytes).await.map_err(UploadError::from)?;
             let t = type_of(key).ok_or_else(|| UploadError::NotAnImage("known".into()))?;
-            return self.check_bytes(t, obj.bytes, String::new(), None).await;
+            let facts = self.check_bytes(t, obj.bytes, String::new(), None).await?;
+            self.index_local(key).await?;
+            return Ok(facts);
         };
         let started = Instant::now();
         let Some(meta) = b.head(key).await? else {
@@ -194,7 +196,16 @@ impl Uploads {
             return Err(UploadError::PendingExpired(ttl.as_secs()));
         }
         match self.check_object(b, key, &meta).await {
-            Ok(facts) => {
+            Ok(mut facts) => {
+                // The newest-first index entry goes first: a crash before the `ready` record
+                // leaves an entry of a pending upload, which the retried completion rewrites.
+                facts.uploaded_at = meta
+                    .last_modified
+                    .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs() as i64);
+                if let Some(t) = facts.uploaded_at {
+                    self.index_recent(key, t).await?;
+                }
                 let facts = self.write_ready(b, key, facts).await?;
                 // The expiry fence: a completion that ended past the TTL + budget may have
                 // raced the sweep; it takes its record back.
@@ -279,8 +290,16 @@ impl Uploads {
         let size = bytes.len() as u64;
         let now = stamp(SystemTime::now());
         if t.sniff == "svg" {
-            let facts =
-                Facts { etag, bytes: size, format: "svg".into(), width: 0, height: 0, frames: 1, checked_at: now };
+            let facts = Facts {
+                etag,
+                bytes: size,
+                format: "svg".into(),
+                width: 0,
+                height: 0,
+                frames: 1,
+                checked_at: now,
+                uploaded_at: None,
+            };
             return Ok(facts);
         }
         let enc = self.lifecycle.enc.clone();
@@ -303,6 +322,7 @@ impl Uploads {
             height: info.height,
             frames: info.pages,
             checked_at: now,
+            uploaded_at: None,
         })
     }
 

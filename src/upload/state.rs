@@ -64,6 +64,10 @@ pub struct Facts {
     pub height: u32,
     pub frames: u32,
     pub checked_at: String,
+    /// When the checked bytes were stored (the store's `Last-Modified`, Unix seconds): the time
+    /// of the upload's newest-first index entry ([`super::recent`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_at: Option<i64>,
 }
 
 /// A rejected upload's record.
@@ -194,6 +198,7 @@ impl Uploads {
                     height: 0,
                     frames: 0,
                     checked_at: String::new(),
+                    uploaded_at: None,
                 })),
                 None => State::Missing,
             });

@@ -10,12 +10,12 @@
 //! tenant unless its key has the `admin` scope; another tenant's key is refused before any
 //! storage lookup ([`UploadError::OtherTenant`]), so the answer never tells whether it exists.
 //!
-//! Listing order: S3 lists keys in ascending byte order only, and a content-addressed key
-//! carries no time, so newest-first would need an index (or a full listing per page). Pages are
-//! therefore in key order: the dated keys oldest first (their ULIDs are time-ordered), then the
-//! `sha256/` keys by digest. The cursor is the last key of a page (base64url): stable under
-//! concurrent uploads and deletions (a key is never listed twice; one uploaded behind the
-//! cursor is not listed in this walk).
+//! Listing order: newest first by default, from an index ([`super::recent`]); `order=key` lists
+//! every object under the tenant's directory (pending and rejected uploads too) in key order:
+//! the dated keys oldest first (their ULIDs are time-ordered), then the `sha256/` keys by
+//! digest. The cursor is the last key of a page (base64url): stable under concurrent uploads and
+//! deletions (a key is never listed twice; one uploaded behind the cursor is not listed in this
+//! walk).
 
 use std::sync::Arc;
 
@@ -73,6 +73,17 @@ fn image_name(key: &str) -> bool {
     })
 }
 
+/// The key a `cursor` names: one under `dir` (a cursor of another order or prefix is refused).
+pub(super) fn decode_cursor(c: &str, dir: &str) -> Result<String, UploadError> {
+    let bad = || UploadError::InvalidRequest("cursor is not one this API returned for this order and prefix".into());
+    let raw = URL_SAFE_NO_PAD.decode(c.trim_end_matches('=')).map_err(|_| bad())?;
+    let k = crate::storage::clean_key(&String::from_utf8(raw).map_err(|_| bad())?).map_err(|_| bad())?;
+    match k.strip_prefix(dir) {
+        Some(r) if r.starts_with('/') => Ok(k),
+        _ => Err(bad()),
+    }
+}
+
 /// `GET /v1/images` query.
 #[derive(Clone, Debug, Default)]
 pub struct ListQuery {
@@ -81,6 +92,8 @@ pub struct ListQuery {
     pub limit: Option<String>,
     /// Admin keys only (another tenant's name is [`UploadError::OtherTenant`] for the others).
     pub tenant: Option<String>,
+    /// `newest` (the default) or `key`.
+    pub order: Option<String>,
 }
 
 /// One listed image.
@@ -171,7 +184,7 @@ impl Uploads {
     }
 
     /// `GET /v1/images`: a page of the caller's images (every tenant's for an admin key, or
-    /// `tenant`'s), in key order after `cursor`.
+    /// `tenant`'s), newest first or in key order (`order`), after `cursor`.
     pub async fn list(&self, caller: &Caller, q: &ListQuery) -> Result<Listing, UploadError> {
         let s = &self.settings;
         let prefix = match &q.prefix {
@@ -201,15 +214,14 @@ impl Uploads {
                 UploadError::InvalidRequest(format!("limit must be 1 to {} (IMAGO_LIST_MAX_LIMIT)", s.list_max_limit))
             })?,
         };
-        let bad_cursor = || UploadError::InvalidRequest("cursor is not one this API returned".into());
-        let mut after = match &q.cursor {
-            None => None,
-            Some(c) => {
-                let raw = URL_SAFE_NO_PAD.decode(c.trim_end_matches('=')).map_err(|_| bad_cursor())?;
-                let k = String::from_utf8(raw).map_err(|_| bad_cursor())?;
-                Some(crate::storage::clean_key(&k).map_err(|_| bad_cursor())?)
+        match q.order.as_deref() {
+            None | Some("newest") => {
+                return self.list_newest(&prefix, tenant.as_deref(), limit, q.cursor.as_deref()).await;
             }
-        };
+            Some("key") => {}
+            Some(o) => return Err(UploadError::InvalidRequest(format!("order `{o}` is not `newest` or `key`"))),
+        }
+        let mut after = q.cursor.as_deref().map(|c| decode_cursor(c, &prefix)).transpose()?;
         let dir = match &tenant {
             Some(t) => self.tenancy.root(t, &prefix),
             None => prefix.clone(),
@@ -233,7 +245,7 @@ impl Uploads {
             for o in page.objects {
                 after = Some(o.key.clone());
                 if keep(&o.key) {
-                    items.push(self.item(&prefix, o));
+                    items.push(self.item(o));
                     continue;
                 }
                 // Another tenant's directory inside `default`'s (S3 lists it; the local walk
@@ -282,20 +294,24 @@ impl Uploads {
         }
     }
 
-    fn item(&self, prefix: &str, o: Listed) -> Item {
-        let rest = o.key.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')).unwrap_or_default();
+    fn item(&self, o: Listed) -> Item {
+        let t = o.last_modified.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs() as i64);
+        self.listed_item(&o.key, o.size, t)
+    }
+
+    /// A listed image, `ready` until its state is read (`t`: Unix seconds).
+    pub(super) fn listed_item(&self, key: &str, bytes: u64, t: Option<i64>) -> Item {
         Item {
-            tenant: self.tenancy.owner(rest).to_string(),
-            bytes: o.size,
-            last_modified: o
-                .last_modified
-                .and_then(|t| jiff::Timestamp::try_from(t).ok())
+            tenant: self.owner_of(key).unwrap_or(DEFAULT_TENANT).to_string(),
+            bytes,
+            last_modified: t
+                .and_then(|t| jiff::Timestamp::from_second(t).ok())
                 .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
-            image_url: self.image_url(&o.key).unwrap_or_default(),
-            info_url: format!("{}/v1/images/{}/info", self.settings.public_url, o.key),
+            image_url: self.image_url(key).unwrap_or_default(),
+            info_url: format!("{}/v1/images/{key}/info", self.settings.public_url),
             state: "ready",
             purge_at: None,
-            key: o.key,
+            key: key.to_string(),
         }
     }
 }

@@ -269,8 +269,10 @@ impl Uploads {
                 done.waiting += 1;
                 continue;
             }
+            let stored_at = self.recent_of(&key).await;
             self.purge_object(&key).await?;
             self.purge_records(&key).await?;
+            self.unindex_purged(&key, stored_at).await;
             tracing::info!(key, "purged a deleted image after its grace period");
             let data = serde_json::json!({
                 "key": key, "tenant": self.owner_of(&key), "source": self.source_of(&key),

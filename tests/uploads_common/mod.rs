@@ -113,12 +113,16 @@ pub async fn post_form(
     client.post(url).header("content-type", ct).body(body).send().await.unwrap()
 }
 
-/// Every file under `root` (relative paths, sorted), `.incoming/` included.
+/// Every file under `root` (relative paths, sorted), `.incoming/` included; not the lifecycle
+/// records and the listing index under `.imago/` (a completed upload has index entries).
 pub fn files(root: &Path) -> Vec<String> {
     fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
         if let Ok(rd) = std::fs::read_dir(dir) {
             for e in rd.flatten() {
                 let p = e.path();
+                if p == root.join(".imago") {
+                    continue;
+                }
                 if p.is_dir() {
                     walk(&p, root, out);
                 } else {

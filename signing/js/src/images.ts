@@ -10,6 +10,8 @@ export interface ListImagesRequest {
   limit?: number;
   /** Another tenant (keys with the `admin` scope only). */
   tenant?: string;
+  /** `newest` (the server's default: completed uploads, newest first) or `key` (every object in key order, pending and rejected uploads too). */
+  order?: "newest" | "key";
 }
 
 /** One listed image. */
@@ -66,6 +68,10 @@ export async function listImages(baseUrl: string, apiKey: string, req: ListImage
   if (req.cursor !== undefined) q.set("cursor", req.cursor);
   if (req.limit !== undefined) q.set("limit", String(req.limit));
   if (req.tenant !== undefined) q.set("tenant", req.tenant);
+  if (req.order !== undefined) {
+    if (req.order !== "newest" && req.order !== "key") throw new ImagoOptionError("order", "order must be \"newest\" or \"key\"");
+    q.set("order", req.order);
+  }
   const qs = q.toString();
   const init: RequestInit = { headers: { Authorization: `Bearer ${apiKey}`, Accept: "application/json" } };
   if (opts.signal) init.signal = opts.signal;

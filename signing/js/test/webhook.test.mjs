@@ -70,8 +70,13 @@ describe("listImages / deleteImage against a local server", () => {
     assert.equal(page.next_cursor, "c2");
     assert.equal(page.items[0].key, "uploads/a.jpg");
     const q = new URL(seen.at(-1).url, "http://x").searchParams;
-    assert.deepEqual([q.get("prefix"), q.get("limit"), q.get("cursor"), q.get("tenant")], ["uploads", "1", "c1", null]);
+    assert.deepEqual([q.get("prefix"), q.get("limit"), q.get("cursor"), q.get("tenant"), q.get("order")], ["uploads", "1", "c1", null, null]);
     assert.equal(seen.at(-1).auth, "Bearer good");
+    await listImages(base, "good", { order: "key" });
+    assert.equal(new URL(seen.at(-1).url, "http://x").searchParams.get("order"), "key");
+    const n = seen.length;
+    await assert.rejects(listImages(base, "good", { order: "oldest" }), (e) => e.name === "ImagoOptionError" || /order/.test(e.message));
+    assert.equal(seen.length, n, "a bad order is refused before any request");
   });
 
   test("deleteImage encodes the key and resolves on 204; refusals are ImagoApiError", async () => {

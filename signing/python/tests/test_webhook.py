@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from imago_signing import ImagoApiError, ImagoWebhookError, delete_image, list_images, restore_image, sign_webhook, verify_webhook
+from imago_signing import ImagoApiError, ImagoOptionError, ImagoWebhookError, delete_image, list_images, restore_image, sign_webhook, verify_webhook
 
 VECTORS = json.loads((pathlib.Path(__file__).resolve().parents[2] / "vectors" / "webhooks.json").read_text("utf-8"))
 
@@ -79,6 +79,12 @@ def test_list_images(api):
     assert page["next_cursor"] is None and page["items"][0]["key"] == "uploads/a.jpg"
     q = parse_qs(urlsplit(seen[-1][1]).query)
     assert q == {"prefix": ["uploads"], "limit": ["2"], "cursor": ["c1"]}
+    list_images(base, "good", order="key")
+    assert parse_qs(urlsplit(seen[-1][1]).query) == {"order": ["key"]}
+    n = len(seen)
+    with pytest.raises(ImagoOptionError):
+        list_images(base, "good", order="oldest")
+    assert len(seen) == n, "a bad order is refused before any request"
     with pytest.raises(ImagoApiError) as e:
         list_images(base, "bad")
     assert (e.value.status, e.value.code) == (401, "unauthorized")

@@ -91,6 +91,9 @@ pub struct ListRequest {
     pub limit: Option<u32>,
     /// Another tenant (keys with the `admin` scope only).
     pub tenant: Option<String>,
+    /// `"newest"` (the server's default: completed uploads, newest first) or `"key"` (every
+    /// object in key order, pending and rejected uploads too).
+    pub order: Option<String>,
 }
 
 /// One listed image.
@@ -168,6 +171,9 @@ impl UploadClient {
         }
         if let Some(l) = req.limit {
             q.push(("limit", l.to_string()));
+        }
+        if let Some(o) = &req.order {
+            q.push(("order", o.clone()));
         }
         if let Some(t) = &req.tenant {
             q.push(("tenant", t.clone()));

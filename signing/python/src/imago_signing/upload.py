@@ -241,14 +241,20 @@ def _call(req: urllib.request.Request, timeout: float) -> tuple:
 
 
 def list_images(base_url: str, api_key: str, *, prefix: Optional[str] = None, cursor: Optional[str] = None,
-                limit: Optional[int] = None, tenant: Optional[str] = None, timeout: float = 30.0) -> Dict[str, Any]:
+                limit: Optional[int] = None, tenant: Optional[str] = None, order: Optional[str] = None,
+                timeout: float = 30.0) -> Dict[str, Any]:
     """``GET {base_url}/v1/images`` (SPEC §10, listing): one page of the key's tenant's images,
-    ``{"items": [{key, tenant, bytes, last_modified, image_url, info_url}], "next_cursor": str | None}``.
+    ``{"items": [{key, tenant, bytes, last_modified, image_url, info_url, state}], "next_cursor": str | None}``.
+    ``order``: ``"newest"`` (the server's default: completed uploads, newest first) or ``"key"``
+    (every object in key order, pending and rejected uploads too).
     Pass ``next_cursor`` back as ``cursor``; ``None`` ends the listing."""
     base = _check(base_url, api_key)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ImagoOptionError("limit", "limit must be a positive integer")
-    q = {k: v for k, v in (("prefix", prefix), ("cursor", cursor), ("limit", limit), ("tenant", tenant)) if v is not None}
+    if order is not None and order not in ("newest", "key"):
+        raise ImagoOptionError("order", 'order must be "newest" or "key"')
+    q = {k: v for k, v in (("prefix", prefix), ("cursor", cursor), ("limit", limit), ("tenant", tenant), ("order", order))
+         if v is not None}
     url = base + "/v1/images" + ("?" + urllib.parse.urlencode(q) if q else "")
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"})
     status, raw = _call(req, timeout)
