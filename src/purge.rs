@@ -185,21 +185,6 @@ impl Tombstones {
                 self.apply(&mut seen).await;
             }
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => {
-                h.spawn(run);
-            }
-            Err(_) => {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| format!("delete sync runtime: {e}"))?;
-                std::thread::Builder::new()
-                    .name("imago-delete-sync".into())
-                    .spawn(move || rt.block_on(run))
-                    .map_err(|e| format!("delete sync thread: {e}"))?;
-            }
-        }
-        Ok(())
+        crate::telemetry::spawn_background("imago-delete-sync", run)
     }
 }

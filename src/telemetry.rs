@@ -344,6 +344,27 @@ pub fn request_id(given: Option<&HeaderValue>) -> RequestId {
     RequestId::Made(ulid_now())
 }
 
+/// Runs a background loop (`run` never returns) on the current Tokio runtime, or, outside one
+/// (the CLI, some tests), on a thread `thread` of its own with a current-thread runtime.
+pub fn spawn_background<F>(thread: &str, run: F) -> Result<(), String>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    if let Ok(h) = tokio::runtime::Handle::try_current() {
+        h.spawn(run);
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("{thread} runtime: {e}"))?;
+    std::thread::Builder::new()
+        .name(thread.to_string())
+        .spawn(move || rt.block_on(run))
+        .map_err(|e| format!("{thread} thread: {e}"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,10 +22,6 @@ impl Drop for Varnish {
 /// The token the edge's VCL expects on BAN requests (varnishd's environment) and imago sends.
 const PURGE_TOKEN: &str = "edge-purge-token-0123456789";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn start_varnish(origin_port: u16) -> Option<(Varnish, String)> {
     start_varnish_on(origin_port, free_port())
 }

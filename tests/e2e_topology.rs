@@ -9,35 +9,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn wait_ok(url: &str) -> bool {
-    let c = reqwest::Client::new();
-    for _ in 0..150 {
-        if let Ok(r) = c.get(url).timeout(Duration::from_millis(500)).send().await {
-            if r.status() == 200 {
-                return true;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
 
 async fn origin_image_hits(base: &str) -> u64 {
     let m = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();

@@ -18,7 +18,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,31 +29,6 @@ use serde_json::{json, Value};
 const ACME_1: &str = "acme-key-one-0123456789abcdef";
 const ACME_2: &str = "acme-key-two-0123456789abcdef";
 const BARE: &str = "bare-key-0123456789abcdef";
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn wait_ok(url: &str) -> bool {
-    let c = reqwest::Client::new();
-    for _ in 0..150 {
-        if let Ok(r) = c.get(url).timeout(Duration::from_millis(500)).send().await {
-            if r.status() == 200 {
-                return true;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
 
 fn find(paths: &[&str]) -> Option<PathBuf> {
     paths.iter().map(PathBuf::from).find(|p| p.exists())

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use common::{decode, fixture, KEY, SALT};
+use common::{decode, fixture, free_port, KEY, SALT};
 use imago_signing::{KeyPair, Signer, UrlBuilder};
 use serde_json::{json, Value};
 use uploads_common::{send, unique_prefix, S3Env, API_KEY};
@@ -150,10 +150,6 @@ impl Drop for Imago {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Starts `imago serve` with a clean environment: the S3 settings of `env` without any key,

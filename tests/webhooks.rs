@@ -11,7 +11,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,10 +36,6 @@ struct Receiver {
     seen: Arc<Mutex<Seen>>,
     url: String,
     handle: actix_web::dev::ServerHandle,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A webhook receiver on `port` that answers 500 to its first `fail_first` requests.
@@ -85,14 +81,6 @@ fn receiver(port: u16, fail_first: usize) -> Receiver {
     Receiver { seen, url: format!("http://127.0.0.1:{port}/hook"), handle }
 }
 
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn wait_until(mut f: impl FnMut() -> bool, secs: u64) -> bool {
     for _ in 0..secs * 20 {
         if f() {
@@ -121,7 +109,7 @@ async fn image_deleted_survives_a_kill_between_commit_and_delivery() {
     let hook_port = free_port();
     let api_key = "webhook-api-key-0123456789";
     let imago = |port: u16| {
-        Kill(
+        Proc(
             Command::new(env!("CARGO_BIN_EXE_imago"))
                 .arg("serve")
                 .env("IMAGO_BIND", format!("127.0.0.1:{port}"))
@@ -211,25 +199,7 @@ async fn two_replicas_deliver_each_event_once() {
         let body = format!(r#"{{"id":"evt_{i}","type":"image.deleted","data":{{}}}}"#);
         a.enqueue(&format!("evt_{i}"), "image.deleted", body.into_bytes()).await.unwrap();
     }
-    let run = |o: Arc<Outbox>| {
-        tokio::spawn(async move {
-            for _ in 0..1000 {
-                o.run_once().await;
-                if o.pending().await.unwrap().is_empty() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-    };
-    let (ta, tb) = (run(a.clone()), run(b.clone()));
-    ta.await.unwrap();
-    tb.await.unwrap();
-    assert!(a.pending().await.unwrap().is_empty());
-    let g = rx.seen.lock().unwrap();
-    assert_eq!(g.by_id.len(), 20);
-    let twice: Vec<_> = g.by_id.iter().filter(|(_, v)| v.len() != 1).map(|(k, v)| (k.clone(), v.len())).collect();
-    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    two_outboxes_drain(a, b, &rx, 20).await;
 }
 
 /// A receiver failing twice gets the event on the third attempt; one that never recovers makes
@@ -314,6 +284,12 @@ async fn object_store_outbox_claims_with_conditional_writes() {
         a.enqueue(&format!("evt_s3_{i}"), "image.deleted", body.into_bytes()).await.unwrap();
     }
     assert_eq!(bucket.list(".imago/outbox/pending/").await.unwrap().len(), 10);
+    two_outboxes_drain(a, b, &rx, 10).await;
+}
+
+/// Runs outboxes `a` and `b` (one store) concurrently until nothing is pending: the receiver saw
+/// `n` events, each exactly once.
+async fn two_outboxes_drain(a: Arc<Outbox>, b: Arc<Outbox>, rx: &Receiver, n: usize) {
     let run = |o: Arc<Outbox>| {
         tokio::spawn(async move {
             for _ in 0..1000 {
@@ -330,7 +306,7 @@ async fn object_store_outbox_claims_with_conditional_writes() {
     tb.await.unwrap();
     assert!(a.pending().await.unwrap().is_empty());
     let g = rx.seen.lock().unwrap();
-    assert_eq!(g.by_id.len(), 10);
+    assert_eq!(g.by_id.len(), n);
     let twice: Vec<_> = g.by_id.iter().filter(|(_, v)| v.len() != 1).map(|(k, v)| (k.clone(), v.len())).collect();
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
 }

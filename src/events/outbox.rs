@@ -139,22 +139,7 @@ impl Outbox {
                 }
             }
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => {
-                h.spawn(run);
-            }
-            Err(_) => {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| format!("outbox runtime: {e}"))?;
-                std::thread::Builder::new()
-                    .name("imago-outbox".into())
-                    .spawn(move || rt.block_on(run))
-                    .map_err(|e| format!("outbox thread: {e}"))?;
-            }
-        }
-        Ok(())
+        crate::telemetry::spawn_background("imago-outbox", run)
     }
 
     /// One pass over the pending deliveries: every due one this replica can claim is attempted.

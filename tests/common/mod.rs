@@ -218,3 +218,32 @@ impl Drop for Garage {
         let _ = Self::script(&self.dir, "stop");
     }
 }
+
+/// A free loopback port (bound and released: another process may take it first, rarely).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed (and reaped) when dropped.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether `url` answers 200 within 15 s (polled every 100 ms).
+pub async fn wait_ok(url: &str) -> bool {
+    let c = reqwest::Client::new();
+    for _ in 0..150 {
+        if let Ok(r) = c.get(url).timeout(std::time::Duration::from_millis(500)).send().await {
+            if r.status() == 200 {
+                return true;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
