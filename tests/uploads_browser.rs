@@ -1,7 +1,7 @@
 //! The browser upload test: Debian's chromium (headless, driven by playwright-core from
 //! `tests/browser/`) loads a page from its own loopback origin, gets a ticket through the page's
-//! backend, uploads a photo with Uppy (`@uppy/core` + `@uppy/aws-s3`, `getUploadParameters`
-//! returning the ticket unchanged), shows progress reaching 100 %, completes the upload
+//! backend, uploads a photo with Uppy 6 (`@uppy/core` + `@uppy/aws-s3` 6.x, whose `signRequest`
+//! hook hands Uppy the ticket's url, key and headers or form fields), shows progress reaching 100 %, completes the upload
 //! (`complete_url`, from the browser, no API key) and then displays the image from its signed
 //! URL; a variant of it is then served. Against Garage completion is required
 //! (`IMAGO_UPLOAD_REQUIRE_COMPLETE`), so the image shows only if the browser's completion worked. Runs against the embedded store and, when `IMAGO_TEST_S3_*` is set,

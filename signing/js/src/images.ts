@@ -116,3 +116,38 @@ export async function restoreImage(baseUrl: string, apiKey: string, key: string,
   const res = await (opts.fetch ?? globalThis.fetch)(`${base}/v1/images/${keyPath(key)}/restore`, init);
   if (!res.ok) throw await refusal(res);
 }
+
+/** `GET /v1/images/{key}/info` (SPEC §10): what an uploaded image is. */
+export interface ImageInfo {
+  key: string;
+  source: string;
+  format: string;
+  /** Upright size (after EXIF orientation), as the proxy serves it. */
+  width: number;
+  height: number;
+  bytes: number;
+  has_alpha: boolean;
+  frames: number;
+  /** `#rrggbb` */
+  dominant_colour: string;
+  /** ThumbHash, standard base64: a blur placeholder (`thumbHashToDataURL`). */
+  thumbhash: string;
+  [field: string]: unknown;
+}
+
+/**
+ * `GET {baseUrl}/v1/images/{key}/info` (API key with the `read-info` scope; server side): size,
+ * format, dominant colour and the ThumbHash placeholder. Throws ImagoApiError on a non-2xx answer.
+ */
+export async function imageInfo(baseUrl: string, apiKey: string, key: string, opts: ApiOptions = {}): Promise<ImageInfo> {
+  const base = check(baseUrl, apiKey);
+  const init: RequestInit = { headers: { Authorization: `Bearer ${apiKey}`, Accept: "application/json" } };
+  if (opts.signal) init.signal = opts.signal;
+  const res = await (opts.fetch ?? globalThis.fetch)(`${base}/v1/images/${keyPath(key)}/info`, init);
+  if (!res.ok) throw await refusal(res);
+  const json = (await res.json()) as ImageInfo;
+  if (!json || typeof json.thumbhash !== "string" || typeof json.width !== "number") {
+    throw new ImagoApiError(502, "invalid-response", "image info response is missing required fields");
+  }
+  return json;
+}

@@ -28,6 +28,13 @@ export interface SignerConfig {
   baseUrl?: string;
   /** No keys: emit the literal signature `insecure` (server must allow it). */
   insecure?: boolean;
+  /**
+   * Allow a keyed signer in a browser (`window` and `document` defined). Off by default: a key in
+   * a page is a key anyone can read, and with it they can sign any URL (any size, any source).
+   * Set it only for a deliberately public key (a demo, a server that treats signatures as
+   * cache keys rather than permission).
+   */
+  insecureAllowBrowser?: boolean;
 }
 
 export interface VerifyOptions {
@@ -40,6 +47,12 @@ export interface ResolvedConfig {
   signatureSize: number;
   baseUrl: string;
   insecure: boolean;
+}
+
+/** A browser page (or a DOM-emulating test environment): both `window` and `document` exist. */
+export function inBrowser(): boolean {
+  const g = globalThis as { window?: unknown; document?: unknown };
+  return typeof g.window !== "undefined" && typeof g.document !== "undefined";
 }
 
 export function resolveConfig(cfg: SignerConfig): ResolvedConfig {
@@ -55,6 +68,17 @@ export function resolveConfig(cfg: SignerConfig): ResolvedConfig {
   const insecure = cfg.insecure === true;
   if (pairs.length === 0 && !insecure) throw new ImagoOptionError("key", "a key and salt (or pairs, or insecure: true) are required");
   if (pairs.length > 0 && insecure) throw new ImagoOptionError("insecure", "insecure cannot be combined with keys");
+  if (cfg.insecureAllowBrowser !== undefined && typeof cfg.insecureAllowBrowser !== "boolean") {
+    throw new ImagoOptionError("insecureAllowBrowser", "insecureAllowBrowser must be a boolean");
+  }
+  if (pairs.length > 0 && cfg.insecureAllowBrowser !== true && inBrowser()) {
+    throw new ImagoOptionError(
+      "insecureAllowBrowser",
+      "@imago/signing: refusing to hold an HMAC signing key in a browser (window and document are defined): " +
+        "everyone who loads the page can read the key and sign any URL. Sign on the server (a server component, " +
+        "route handler or API) and send only the signed URLs; pass insecureAllowBrowser: true only for a key that is meant to be public.",
+    );
+  }
   const size = cfg.signatureSize ?? 32;
   if (!Number.isInteger(size) || size < 1 || size > 32) throw new ImagoOptionError("signatureSize", "signatureSize must be an integer 1–32");
   return {

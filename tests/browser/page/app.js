@@ -1,5 +1,5 @@
-// The page under test: Uppy (@uppy/core + @uppy/aws-s3) uploads the chosen file with the
-// parameters of an imago upload ticket, returned unchanged from getUploadParameters.
+// The page under test: Uppy 6 (@uppy/core + @uppy/aws-s3 6.x) uploads the chosen file with the
+// parameters of an imago upload ticket, handed to Uppy from its `signRequest` hook.
 import Uppy from "@uppy/core";
 import AwsS3 from "@uppy/aws-s3";
 
@@ -16,20 +16,36 @@ const finish = (extra) => {
 };
 
 const uppy = new Uppy({ autoProceed: true, restrictions: { maxNumberOfFiles: 1 } });
+
+// Asks the page's backend (which holds the API key) for an imago upload ticket.
+async function ticketFor(file) {
+  const r = await fetch(`/ticket?run=${run}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ content_type: file.type, content_length: file.size, filename: file.name }),
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`ticket request failed: ${r.status} ${text}`);
+  return JSON.parse(text);
+}
+
+// Uppy 6: `signRequest` replaced `getUploadParameters`. It is called per S3 request with
+// `{method, key, contentType}` only, so the object key Uppy asks for is the Uppy file id (to
+// find the file again); imago's ticket decides the real key, returned as `key` (PUT) or in
+// `fields.key` (POST form).
 uppy.use(AwsS3, {
-  shouldUseMultipart: false,
-  async getUploadParameters(file) {
-    const r = await fetch(`/ticket?run=${run}`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ content_type: file.type, content_length: file.size, filename: file.name }),
-    });
-    const text = await r.text();
-    if (!r.ok) throw new Error(`ticket request failed: ${r.status} ${text}`);
-    const ticket = JSON.parse(text);
+  shouldUseMultipart: false, // a ticket is one request: no multipart
+  generateObjectKey: (file) => file.id,
+  async signRequest(request) {
+    if (request.method !== "PUT" || "uploadId" in request) {
+      throw new Error(`imago tickets sign single uploads only, not ${request.method} ${request.key}`);
+    }
+    const ticket = await ticketFor(uppy.getFile(request.key));
     result.ticket = ticket;
     $("meta").textContent = `${ticket.method} ${ticket.url.split("?")[0]}\nkey: ${ticket.key}`;
-    return ticket; // unchanged: the ticket is the upload parameters
+    return ticket.method === "POST"
+      ? { url: ticket.url, key: ticket.key, fields: ticket.fields }
+      : { url: ticket.url, key: ticket.key, headers: ticket.headers };
   },
 });
 
