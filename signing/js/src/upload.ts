@@ -100,7 +100,8 @@ function validateTicket(t: unknown): UploadTicket {
   };
 }
 
-async function apiAnswer(res: Response): Promise<unknown> {
+/** The JSON of an API answer; a non-2xx one throws ImagoApiError with its code and message. */
+async function apiAnswer(res: Response, notJson = "the response is not JSON"): Promise<unknown> {
   const text = await res.text();
   let json: unknown;
   try {
@@ -116,7 +117,7 @@ async function apiAnswer(res: Response): Promise<unknown> {
       typeof e.message === "string" ? e.message : text || res.statusText || `HTTP ${res.status}`,
     );
   }
-  if (json === undefined) throw new ImagoApiError(res.status, "invalid-response", "the response is not JSON");
+  if (json === undefined) throw new ImagoApiError(res.status, "invalid-response", notJson);
   return json;
 }
 
@@ -157,23 +158,7 @@ export async function requestUpload(baseUrl: string, apiKey: string, body: Uploa
   };
   if (opts.signal) init.signal = opts.signal;
   const res = await f(`${baseUrl.replace(/\/+$/, "")}/v1/uploads`, init);
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  if (!res.ok) {
-    const e = (json ?? {}) as { code?: unknown; message?: unknown };
-    throw new ImagoApiError(
-      res.status,
-      typeof e.code === "string" ? e.code : `http-${res.status}`,
-      typeof e.message === "string" ? e.message : text || res.statusText || `HTTP ${res.status}`,
-    );
-  }
-  if (json === undefined) throw new ImagoApiError(res.status, "invalid-response", "upload ticket response is not JSON");
-  return validateTicket(json);
+  return validateTicket(await apiAnswer(res, "upload ticket response is not JSON"));
 }
 
 export interface UploadProgress {

@@ -103,15 +103,7 @@ def complete_upload(
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     req = urllib.request.Request(url, data=b"", method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as res:  # noqa: S310 - the server's URL
-            status, raw = res.status, res.read()
-    except urllib.error.HTTPError as e:
-        raise _api_error(e.code, e.read() or b"", e.reason if isinstance(e.reason, str) else "") from None
-    try:
-        j = json.loads(raw.decode("utf-8"))
-    except ValueError:
-        raise ImagoApiError(status, "invalid-response", "completion response is not JSON") from None
+    status, j = _call_json(req, timeout, "completion response is not JSON")
     return UploadCompletion.from_json(j, status)
 
 
@@ -157,15 +149,7 @@ def request_upload(base_url: str, api_key: str, body: Mapping[str, Any], *, time
         base_url.rstrip("/") + "/v1/uploads", data=data, method="POST",
         headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json", "Accept": "application/json"},
     )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as res:  # noqa: S310 - caller-provided API URL
-            status, raw = res.status, res.read()
-    except urllib.error.HTTPError as e:
-        raise _api_error(e.code, e.read() or b"", e.reason if isinstance(e.reason, str) else "") from None
-    try:
-        j = json.loads(raw.decode("utf-8"))
-    except ValueError:
-        raise ImagoApiError(status, "invalid-response", "upload ticket response is not JSON") from None
+    status, j = _call_json(req, timeout, "upload ticket response is not JSON")
     return UploadTicket.from_json(j, status)
 
 
@@ -240,6 +224,15 @@ def _call(req: urllib.request.Request, timeout: float) -> tuple:
         raise _api_error(e.code, e.read() or b"", e.reason if isinstance(e.reason, str) else "") from None
 
 
+def _call_json(req: urllib.request.Request, timeout: float, not_json: str) -> tuple:
+    """``(status, parsed JSON)`` of a 2xx answer; ``ImagoApiError`` otherwise or when it is not JSON."""
+    status, raw = _call(req, timeout)
+    try:
+        return status, json.loads(raw.decode("utf-8"))
+    except ValueError:
+        raise ImagoApiError(status, "invalid-response", not_json) from None
+
+
 def list_images(base_url: str, api_key: str, *, prefix: Optional[str] = None, cursor: Optional[str] = None,
                 limit: Optional[int] = None, tenant: Optional[str] = None, order: Optional[str] = None,
                 timeout: float = 30.0) -> Dict[str, Any]:
@@ -257,11 +250,7 @@ def list_images(base_url: str, api_key: str, *, prefix: Optional[str] = None, cu
          if v is not None}
     url = base + "/v1/images" + ("?" + urllib.parse.urlencode(q) if q else "")
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"})
-    status, raw = _call(req, timeout)
-    try:
-        j = json.loads(raw.decode("utf-8"))
-    except ValueError:
-        raise ImagoApiError(status, "invalid-response", "listing response is not JSON") from None
+    status, j = _call_json(req, timeout, "listing response is not JSON")
     if not isinstance(j, dict) or not isinstance(j.get("items"), list):
         raise ImagoApiError(status, "invalid-response", "listing response has no items")
     nc = j.get("next_cursor")
