@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 from email.parser import Parser
 from pathlib import Path
@@ -65,7 +66,9 @@ def run(cmd, cwd, findings):
     """Runs a packing command; a failure is a finding (its output's tail is printed)."""
     line = " ".join(str(c) for c in cmd)
     print("+", line, f"(in {cwd.relative_to(ROOT) if cwd != ROOT else '.'})", flush=True)
+    t = time.monotonic()
     r = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print(f"  ({time.monotonic() - t:.0f} s)", flush=True)
     if r.returncode != 0:
         sys.stdout.write(r.stdout[-6000:])
         findings.append(f"`{line}` failed ({r.returncode})")

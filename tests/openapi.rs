@@ -683,7 +683,7 @@ async fn s3_mode_answers_as_described() {
     let a = rec
         .call("POST", "/v1/uploads/{id}/complete", &[("id", &bad_id)], &complete(&bad_id), &[], Body::None, true)
         .await;
-    assert!([404, 409].contains(&a.status), "S3 complete of garbage again: {}", a.status);
+    expect(&a, 409, Some("upload-rejected"), "S3 complete of garbage again");
 
     let a = rec.api(&s, "GET", "/v1/images/{key}/info", &[("key", &key)], &format!("/v1/images/{key}/info")).await;
     expect(&a, 200, None, "S3 info");
