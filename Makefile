@@ -7,7 +7,7 @@ IMAGO_TOOLS_DIR ?= $(HOME)/.cache/imago-tools
 export IMAGO_TOOLS_DIR
 export PATH := $(IMAGO_TOOLS_DIR)/bin:$(PATH)
 
-.PHONY: run build deps test test-rust test-sdk sdk-prepare lint audit bench bench-load clean
+.PHONY: run build deps test test-rust test-sdk sdk-prepare lint audit bench bench-load clean packages
 
 deps:
 	@scripts/deps.sh build
@@ -26,6 +26,12 @@ test:
 # tests/sdk_crosscheck.rs use them); `make test` does this before `cargo test`.
 sdk-prepare:
 	signing/test.sh --prepare
+
+# Packs the SDKs and crates as the registries would receive them and checks the artefacts
+# (LICENSE, no relative links in READMEs); `make test` runs it.
+packages: sdk-prepare
+	tests/report/prepare.sh
+	python3 scripts/check_packages.py
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -72,6 +72,10 @@ if [ -x signing/test.sh ]; then
   step "SDK tests"
   signing/test.sh
 fi
+# What npm, PyPI and crates.io would receive: packs each package (the crates verified by a build)
+# and fails on a missing LICENSE or a relative link in a packed README (scripts/check_packages.py).
+step "packages (npm pack, python -m build, cargo package)"
+python3 scripts/check_packages.py
 if [ -x .ci/lint-deploy.sh ]; then
   step "deployment lint"
   .ci/lint-deploy.sh

@@ -1,12 +1,13 @@
 //! The HTTP layer, the only place that knows routes: the route table ([`routes`], [`route`]), the
 //! listeners ([`start`]), and the handlers: [`image`] (the image flow, [`crate::image`]),
 //! [`uploads`] (tickets, embedded uploads, image info and deletion), [`analytics`] (reports),
-//! [`ops`] (health, readiness, metrics); [`middleware`] wraps them all.
+//! [`openapi`] (the API's description), [`ops`] (health, readiness, metrics); [`middleware`] wraps them all.
 //!
 //! | route | handler | counted in `imago_http_requests_total` by |
 //! |---|---|---|
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | [`ops`] | the middleware |
 //! | `/v1/analytics`, `/v1/analytics/report` | [`analytics`] | the middleware |
+//! | `GET /v1/openapi.json` | [`openapi`] | the middleware |
 //! | `/v1/uploads…`, `/v1/images/…` | [`uploads`] | the handler |
 //! | every other `GET`/`HEAD` path (the default service, no regex) | [`image::image`] | the handler |
 
@@ -15,6 +16,7 @@ pub mod complete;
 pub mod edge;
 pub mod image;
 pub mod middleware;
+pub mod openapi;
 pub mod ops;
 pub mod uploads;
 
@@ -51,6 +53,7 @@ pub(crate) fn route(path: &str, method: &actix_web::http::Method) -> (&'static s
         METRICS => (METRICS, Some("metrics")),
         ANALYTICS => (ANALYTICS, Some("analytics")),
         ANALYTICS_REPORT => (ANALYTICS_REPORT, Some("analytics")),
+        openapi::PATH => (openapi::PATH, Some("openapi")),
         p if p.starts_with("/v1/analytics/") => ("/v1/analytics/*", Some("other")),
         // Upload and image-info handlers count themselves.
         p if p.starts_with(UPLOADS_PREFIX) => ("/v1/uploads/*", None),
@@ -84,6 +87,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("")
                 .guard(actix_web::guard::fn_guard(|ctx| ctx.head().uri.path().starts_with("/v1/")))
+                .route(openapi::PATH, web::get().to(openapi::document))
+                .route(openapi::PATH, web::head().to(openapi::document))
                 .configure(complete::routes)
                 .configure(uploads::routes)
                 .configure(analytics::routes)
@@ -193,5 +198,6 @@ mod tests {
         assert_eq!(route("/sig/w:100/plain/local:///a.jpg", &Method::POST).1, Some("other"));
         assert_eq!(route("/v1/uploads", &Method::POST), ("/v1/uploads/*", None));
         assert_eq!(route("/v1/images/a.jpg/info", &Method::GET), ("/v1/images/*", None));
+        assert_eq!(route("/v1/openapi.json", &Method::GET), ("/v1/openapi.json", Some("openapi")));
     }
 }
