@@ -515,6 +515,10 @@ async fn embedded_store_answers_as_described() {
     let cursor = a.json()["next_cursor"].as_str().expect("a second page").to_string();
     let a = rec.api(&s, "GET", "/v1/images", &[], &format!("/v1/images?limit=2&cursor={cursor}")).await;
     expect(&a, 200, None, "list page 2");
+    let a = rec.api(&s, "GET", "/v1/images", &[], "/v1/images?limit=2&order=key").await;
+    expect(&a, 200, None, "list in key order");
+    let a = rec.api(&s, "GET", "/v1/images", &[], &format!("/v1/images?order=key&cursor={cursor}")).await;
+    expect(&a, 400, Some("invalid-request"), "a newest-first cursor in key order");
     let a = rec
         .call(
             "GET",
@@ -667,7 +671,8 @@ async fn s3_mode_answers_as_described() {
     assert!(r.status().is_success(), "garbage to the store: {}", r.status());
 
     let key = t["key"].as_str().unwrap().to_string();
-    let a = rec.api(&s, "GET", "/v1/images", &[], "/v1/images").await;
+    // Pending uploads are listed in key order (newest first lists completed ones).
+    let a = rec.api(&s, "GET", "/v1/images", &[], "/v1/images?order=key").await;
     expect(&a, 200, None, "S3 list with pending uploads");
     assert!(a.json()["items"].as_array().unwrap().iter().any(|i| i["state"] == "pending"), "{}", a.json());
 
