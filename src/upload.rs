@@ -20,6 +20,7 @@ pub mod complete;
 pub mod error;
 pub mod info;
 pub mod ingest;
+pub mod sign;
 pub mod state;
 pub mod sweep;
 pub mod tags;

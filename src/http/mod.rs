@@ -8,10 +8,12 @@
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | [`ops`] | the middleware |
 //! | `/v1/analytics`, `/v1/analytics/report` | [`analytics`] | the middleware |
 //! | `/v1/uploads…`, `/v1/images/…` | [`uploads`] | the handler |
+//! | `/console…`, `POST /v1/sign` | [`console`] | the middleware |
 //! | every other `GET`/`HEAD` path (the default service, no regex) | [`image::image`] | the handler |
 
 pub mod analytics;
 pub mod complete;
+pub mod console;
 pub mod edge;
 pub mod image;
 pub mod middleware;
@@ -52,6 +54,8 @@ pub(crate) fn route(path: &str, method: &actix_web::http::Method) -> (&'static s
         ANALYTICS => (ANALYTICS, Some("analytics")),
         ANALYTICS_REPORT => (ANALYTICS_REPORT, Some("analytics")),
         p if p.starts_with("/v1/analytics/") => ("/v1/analytics/*", Some("other")),
+        "/v1/sign" => ("/v1/sign", Some("sign")),
+        p if p == console::CONSOLE || p.starts_with("/console/") => ("/console/*", Some("console")),
         // Upload and image-info handlers count themselves.
         p if p.starts_with(UPLOADS_PREFIX) => ("/v1/uploads/*", None),
         p if p.starts_with(IMAGES_PREFIX) => ("/v1/images/*", None),
@@ -79,6 +83,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(HEALTHZ, web::get().to(ops::healthz))
         .route(READYZ, web::get().to(ops::readyz))
         .route(METRICS, web::get().to(ops::metrics))
+        .configure(console::routes)
         // The API's patterns are regular expressions: only paths under /v1/ try them, so image
         // paths (the app's default service) never run a regex.
         .service(
@@ -87,6 +92,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(complete::routes)
                 .configure(uploads::routes)
                 .configure(analytics::routes)
+                .configure(console::api_routes)
                 .default_service(web::to(image_or_not_allowed)),
         );
 }
