@@ -18,7 +18,8 @@ export class ApiError extends Error {
 export async function api(method, path, body) {
   const headers = { authorization: `Bearer ${state.key}` };
   if (body !== undefined) headers["content-type"] = "application/json";
-  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  // `no-cache`: revalidate (`/info` answers 304 to its ETag) so a delete or restore shows at once.
+  const r = await fetch(path, { method, headers, cache: "no-cache", body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();
   let json;
   try {

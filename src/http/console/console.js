@@ -70,7 +70,9 @@ function uploadRow(file) {
   const stateText = el("span", { class: "state", text: "waiting" });
   const retry = el("button", { type: "button", class: "retry", text: "Retry", hidden: "" });
   const li = el("li", { class: "upload" }, el("span", { class: "name", text: file.name }), bar, stateText, retry);
+  let attempts = 0;
   const run = async () => {
+    li.dataset.attempts = String(++attempts);
     retry.hidden = true;
     li.className = "upload running";
     stateText.textContent = "requesting ticket";

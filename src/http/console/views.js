@@ -135,6 +135,18 @@ function builderOptions(form, format) {
   return o;
 }
 
+/** `"(max-width: 640px) 100vw, 600px"` → `{breakpoints: [{max_width: 640, size: "100vw"}], default: "600px"}`
+ * (the sign request's `sizes`, SPEC §9); other media conditions are refused by the server. */
+function parseSizes(text) {
+  const out = { breakpoints: [] };
+  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const m = /^\(max-width:\s*(\d+)px\)\s*(.+)$/.exec(part);
+    if (m) out.breakpoints.push({ max_width: Number(m[1]), size: m[2].trim() });
+    else out.default = part;
+  }
+  return out;
+}
+
 function escapeAttr(s) {
   return s.replaceAll("&", "&amp;").replaceAll('"', "&quot;").replaceAll("<", "&lt;");
 }
@@ -149,9 +161,13 @@ async function measure(url) {
   return out;
 }
 
+/** Each build's number: a slower earlier build must not fill the page after a later one. */
+let generation = 0;
+
 async function build(ev) {
   ev?.preventDefault();
   if (!current) return;
+  const gen = ++generation;
   const form = $("builder");
   const f = new FormData(form);
   const dpr = Number(f.get("dpr")) || 1;
@@ -160,15 +176,26 @@ async function build(ev) {
   try {
     const opts = builderOptions(form);
     const w = opts.width;
-    s = await sign(current.key, opts, {
+    // Width only: `w` descriptors over the width ladder and `sizes` (SPEC §9). Width and height:
+    // a fixed box, so `x` descriptors (DPR 1-3) keep its aspect ratio in every candidate.
+    const fixed = Boolean(w && opts.height);
+    s = await sign(current.key, opts, fixed ? {} : {
       srcset: w ? { max_width: w * 3 } : undefined,
-      sizes: { default: String(f.get("sizes") || "100vw") },
+      sizes: parseSizes(String(f.get("sizes") || "100vw")),
     });
+    let srcset = s.srcset;
+    let sizes = ` sizes="${escapeAttr(s.sizes)}"`;
+    if (fixed) {
+      const xs = await Promise.all([1, 2, 3].map((d) => sign(current.key, { ...opts, dpr: d })));
+      srcset = xs.map((x, i) => `${x.url} ${i + 1}x`).join(", ");
+      sizes = "";
+    }
     const p = await sign(current.key, { ...opts, dpr });
+    if (gen !== generation) return;
     $("signed-url").textContent = s.url;
-    const dims = w && opts.height ? ` width="${w}" height="${opts.height}"` : w ? ` width="${w}"` : "";
+    const dims = fixed ? ` width="${w}" height="${opts.height}"` : w ? ` width="${w}"` : "";
     $("snippet").textContent =
-      `<img src="${escapeAttr(s.url)}"\n     srcset="${escapeAttr(s.srcset)}"\n     sizes="${escapeAttr(s.sizes)}"${dims}\n     loading="lazy" decoding="async" alt="">`;
+      `<img src="${escapeAttr(s.url)}"\n     srcset="${escapeAttr(srcset)}"\n    ${sizes}${dims}\n     loading="lazy" decoding="async" alt="">`;
     const img = $("preview");
     img.dataset.dpr = String(dpr);
     img.addEventListener(
@@ -184,11 +211,11 @@ async function build(ev) {
     $("builder-error").textContent = e.message;
     return;
   }
-  await served(form);
+  if (gen === generation) await served(form, gen);
 }
 
 /** One row per format × DPR: the bytes and dimensions actually served. */
-async function served(form) {
+async function served(form, gen) {
   const tbody = $("served").tBodies[0];
   tbody.replaceChildren();
   const rows = [];
@@ -210,7 +237,7 @@ async function served(form) {
     }
   }
   await Promise.all(rows);
-  $("served").dataset.done = "1";
+  if (gen === generation) $("served").dataset.done = "1";
 }
 
 $("builder").addEventListener("submit", (e) => build(e).catch((x) => status(x.message)));
