@@ -221,3 +221,31 @@ async fn sign_refuses_bad_and_oversized_requests() {
     let r = s.get(&format!("{}/v1/sign", s.base)).await;
     assert_eq!(r.status(), 405);
 }
+
+/// The console's uploads are same-origin (`Origin` = `IMAGO_PUBLIC_URL`'s): allowed while the
+/// console is served even when `IMAGO_CORS_ORIGINS` lists only other sites; other origins stay
+/// refused, and with the console off its origin is just another origin.
+#[tokio::test]
+async fn console_uploads_are_same_origin_whatever_cors_origins_lists() {
+    let photo = std::fs::read(fixture_path("orientation/Landscape_1.jpg")).unwrap();
+    for (console, want) in [("auto", 201), ("false", 403)] {
+        let s = start(&[], |r| {
+            r.cors_origins = List::from_strs(&["https://app.example"]);
+            r.console = console.into();
+        })
+        .await;
+        for (origin, expect) in [(s.base.clone(), want), ("https://evil.example".to_string(), 403)] {
+            let (status, t) = ticket(&s, json!({"content_type": "image/jpeg"})).await;
+            assert_eq!(status, 201, "{t}");
+            let mut r = s.client.put(t["url"].as_str().unwrap()).header("origin", &origin);
+            for (k, v) in t["headers"].as_object().unwrap() {
+                r = r.header(k.as_str(), v.as_str().unwrap());
+            }
+            let resp = r.body(photo.clone()).send().await.unwrap();
+            assert_eq!(resp.status().as_u16(), expect, "console {console}, Origin {origin}");
+            if expect == 201 {
+                assert_eq!(resp.headers()["access-control-allow-origin"], origin.as_str());
+            }
+        }
+    }
+}

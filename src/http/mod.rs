@@ -199,5 +199,9 @@ mod tests {
         assert_eq!(route("/sig/w:100/plain/local:///a.jpg", &Method::POST).1, Some("other"));
         assert_eq!(route("/v1/uploads", &Method::POST), ("/v1/uploads/*", None));
         assert_eq!(route("/v1/images/a.jpg/info", &Method::GET), ("/v1/images/*", None));
+        assert_eq!(route("/v1/sign", &Method::POST), ("/v1/sign", Some("sign")));
+        assert_eq!(route("/console", &Method::GET), ("/console/*", Some("console")));
+        assert_eq!(route("/console/views.js", &Method::GET), ("/console/*", Some("console")));
+        assert_eq!(route("/consolex", &Method::GET), (IMAGE_ROUTE, None));
     }
 }
