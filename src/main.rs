@@ -155,6 +155,16 @@ fn serve_with(raw: RawConfig) -> ExitCode {
         };
         tracing::info!(addr = %running.addr, metrics = ?running.metrics_addr, libvips = %imago::transform::libvips_version(), "listening");
         tracing::info!(memory_limit = %running.state.cfg.memory_limit, "memory limit: new transforms are shed while RSS is above it");
+        if running.state.cfg.console {
+            let url = format!("http://{}/console", running.addr);
+            tracing::info!(url = %url, "web console (IMAGO_CONSOLE)");
+            let keys = if running.state.cfg.uploads.api_keys.is_empty() {
+                "no IMAGO_API_KEYS set: restart with e.g. IMAGO_API_KEYS=dev-console-key-0123 make run, then sign in with it"
+            } else {
+                "sign in with a key of IMAGO_API_KEYS"
+            };
+            eprintln!("\n  Console: {url}\n    ({keys})\n");
+        }
         let state = running.state.clone();
         let handle = running.server.handle();
         tokio::spawn(async move {

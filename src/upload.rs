@@ -21,6 +21,7 @@ pub mod error;
 pub mod info;
 pub mod ingest;
 pub mod recent;
+pub mod sign;
 pub mod state;
 pub mod sweep;
 pub mod tags;

@@ -288,6 +288,11 @@ pub const SETTINGS: &[Setting] = &[
         default: "false",
         help: "opt-in: also serve /metrics on IMAGO_BIND when IMAGO_METRICS_BIND is not set (keep that port off the internet)",
     },
+    Setting {
+        env: "IMAGO_CONSOLE",
+        default: "auto",
+        help: "web console at /console: auto = on only with the embedded store on a loopback IMAGO_BIND (404 elsewhere), true, false; signs in with an API key (docs/uploads.md#console)",
+    },
     Setting { env: "IMAGO_ANALYTICS", default: "true", help: "write one event per image request (docs/analytics.md)" },
     Setting {
         env: "IMAGO_ANALYTICS_DIR",

@@ -4,6 +4,7 @@
 //! text and the code cannot drift apart. Secrets are never printed: [`Config::redacted`] is what
 //! gets logged.
 
+mod console;
 mod container;
 mod events;
 mod help;
@@ -14,6 +15,7 @@ mod sections;
 mod string_tests;
 mod tenants;
 
+pub use console::console_enabled;
 pub use container::{cgroup_memory_limit, CgroupLimit, MemoryLimit, CGROUP_ROOT, CGROUP_SHARE_PERCENT};
 pub use events::{EventSettings, MAX_BACKOFF};
 pub use help::{settings_help, Setting, SETTINGS};
@@ -113,6 +115,8 @@ pub struct Config {
     pub events: EventSettings,
     /// RSS above which new transforms are shed (`IMAGO_MEMORY_LIMIT_MB`, else from the cgroup).
     pub memory_limit: MemoryLimit,
+    /// Whether `/console` is served (`IMAGO_CONSOLE`, [`console_enabled`]).
+    pub console: bool,
 }
 
 fn read_secret_file(setting: &'static str, path: &Path) -> Result<String, ConfigError> {
@@ -391,7 +395,10 @@ impl RawConfig {
                 })
             }
         };
+        let console = console_enabled(&self.console, &bind, s3.as_ref().is_some_and(|s| s.bucket.is_some()))
+            .map_err(|m| invalid("IMAGO_CONSOLE", m))?;
         Ok(Config {
+            console,
             raw: self,
             bind,
             verifier,

@@ -302,6 +302,8 @@ pub struct RawConfig {
     pub metrics_bind: Option<String>,
     /// Also serve `/metrics` on the public listener (off: only on `metrics_bind`).
     pub public_metrics: bool,
+    /// The web console at `/console`: `auto` (embedded store on loopback), `true`, `false`.
+    pub console: String,
     /// How long `/readyz` reuses its storage probe (0: probe on every call).
     pub readyz_cache_ms: u64,
     pub analytics: bool,
@@ -422,6 +424,7 @@ impl Default for RawConfig {
             quota_tenants: List::default(),
             metrics_bind: None,
             public_metrics: false,
+            console: "auto".into(),
             readyz_cache_ms: 2000,
             analytics: true,
             analytics_dir: "./data/analytics".into(),

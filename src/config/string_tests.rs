@@ -45,6 +45,7 @@ const STRING_SETTINGS: &[&str] = &[
     "webhook_secrets",
     "purge_varnish_urls",
     "purge_token",
+    "console",
 ];
 
 /// Settings whose values are secrets: an error about them must not quote the value.

@@ -9,10 +9,12 @@
 //! | `/v1/analytics`, `/v1/analytics/report` | [`analytics`] | the middleware |
 //! | `GET /v1/openapi.json` | [`openapi`] | the middleware |
 //! | `/v1/uploads…`, `/v1/images/…` | [`uploads`] | the handler |
+//! | `/console…`, `POST /v1/sign` | [`console`] | the middleware |
 //! | every other `GET`/`HEAD` path (the default service, no regex) | [`image::image`] | the handler |
 
 pub mod analytics;
 pub mod complete;
+pub mod console;
 pub mod edge;
 pub mod image;
 pub mod middleware;
@@ -55,6 +57,8 @@ pub(crate) fn route(path: &str, method: &actix_web::http::Method) -> (&'static s
         ANALYTICS_REPORT => (ANALYTICS_REPORT, Some("analytics")),
         openapi::PATH => (openapi::PATH, Some("openapi")),
         p if p.starts_with("/v1/analytics/") => ("/v1/analytics/*", Some("other")),
+        "/v1/sign" => ("/v1/sign", Some("sign")),
+        p if p == console::CONSOLE || p.starts_with("/console/") => ("/console/*", Some("console")),
         // Upload and image-info handlers count themselves.
         p if p.starts_with(UPLOADS_PREFIX) => ("/v1/uploads/*", None),
         p if p.starts_with(IMAGES_PREFIX) => ("/v1/images/*", None),
@@ -82,6 +86,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(HEALTHZ, web::get().to(ops::healthz))
         .route(READYZ, web::get().to(ops::readyz))
         .route(METRICS, web::get().to(ops::metrics))
+        .configure(console::routes)
         // The API's patterns are regular expressions: only paths under /v1/ try them, so image
         // paths (the app's default service) never run a regex.
         .service(
@@ -92,6 +97,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(complete::routes)
                 .configure(uploads::routes)
                 .configure(analytics::routes)
+                .configure(console::api_routes)
                 .default_service(web::to(image_or_not_allowed)),
         );
 }
@@ -199,5 +205,9 @@ mod tests {
         assert_eq!(route("/v1/uploads", &Method::POST), ("/v1/uploads/*", None));
         assert_eq!(route("/v1/images/a.jpg/info", &Method::GET), ("/v1/images/*", None));
         assert_eq!(route("/v1/openapi.json", &Method::GET), ("/v1/openapi.json", Some("openapi")));
+        assert_eq!(route("/v1/sign", &Method::POST), ("/v1/sign", Some("sign")));
+        assert_eq!(route("/console", &Method::GET), ("/console/*", Some("console")));
+        assert_eq!(route("/console/views.js", &Method::GET), ("/console/*", Some("console")));
+        assert_eq!(route("/consolex", &Method::GET), (IMAGE_ROUTE, None));
     }
 }

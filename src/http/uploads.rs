@@ -117,7 +117,9 @@ fn cors_origin(st: &AppState, req: &HttpRequest) -> Result<Option<HeaderValue>, 
         return Ok(Some(HeaderValue::from_static("*")));
     }
     let o = origin.to_str().unwrap_or("");
-    if allowed.iter().any(|a| a == o) {
+    if allowed.iter().any(|a| a == o)
+        || (st.cfg.console && super::console::same_origin(origin, &st.uploads.settings.public_url))
+    {
         return Ok(Some(origin.clone()));
     }
     Err(UploadError::Forbidden(format!("origin {o} is not allowed (IMAGO_CORS_ORIGINS)")))
