@@ -238,7 +238,11 @@ async fn imgproxy_node_urls_with_further_options_are_served() {
     let cases: Vec<(Value, (u32, u32), &str)> = vec![
         (json!({"width": 150, "zoom": 2}), (300, 200), ""),
         (json!({"width": 300, "zoom": {"zoom_x": 1, "zoom_y": 0.5}}), (300, 100), ""),
-        (json!({"resize": {"resizing_type": "fit", "width": 300, "height": 300}, "extend_aspect_ratio": {"extend": true}}), (300, 300), ""),
+        (
+            json!({"resize": {"resizing_type": "fit", "width": 300, "height": 300}, "extend_aspect_ratio": {"extend": true}}),
+            (300, 300),
+            "",
+        ),
         (
             json!({"resize": {"resizing_type": "fit", "width": 300, "height": 300}, "extend_aspect_ratio": {"extend": true, "gravity": {"type": "no"}}}),
             (300, 300),
@@ -247,7 +251,11 @@ async fn imgproxy_node_urls_with_further_options_are_served() {
         (json!({"width": 300, "resizing_algorithm": "nearest"}), (300, 200), ""),
         (json!({"width": 300, "enforce_thumbnail": true}), (300, 200), ""),
         (json!({"width": 300, "pixelate": 10}), (300, 200), ""),
-        (json!({"width": 100, "filename": {"name": "cat"}, "return_attachment": true}), (100, 67), "attachment; filename=\"cat.jpg\""),
+        (
+            json!({"width": 100, "filename": {"name": "cat"}, "return_attachment": true}),
+            (100, 67),
+            "attachment; filename=\"cat.jpg\"",
+        ),
         (
             json!({"width": 100, "filename": {"name": "w6l0w6kgMQ", "encoded": true}, "return_attachment": false}),
             (100, 67),
@@ -285,7 +293,8 @@ async fn imgproxy_node_urls_with_further_options_are_served() {
 
     // skip_processing: imgproxy-node emits `sp:`, the SDKs `skp:`; both serve the original.
     let opts = json!({"skip_processing": ["jpg"], "width": 100});
-    let urls = imgproxy_node_urls(&s.base, &[json!({"source": SOURCE, "encoding": "base64", "options": opts})]).unwrap();
+    let urls =
+        imgproxy_node_urls(&s.base, &[json!({"source": SOURCE, "encoding": "base64", "options": opts})]).unwrap();
     assert!(urls[0].contains("/sp:jpg/"), "{}", urls[0]);
     let ours = UrlBuilder::from_options(Options::from_json(&opts).unwrap()).url(&s.signer, &s.base, SOURCE).unwrap();
     assert!(ours.contains("/skp:jpg/"), "{ours}");
