@@ -307,16 +307,19 @@ async fn fetch_source(
     Ok((fetched, t.elapsed().as_secs_f64()))
 }
 
-/// `raw`: the source as it is, without the worker pool or any decode (still signed, fetched
-/// within the source limits, and only as an image type imago can label).
+/// `raw`: the source as it is, without a worker or any decode (still signed, fetched within the
+/// source limits, and only as an image type imago can label). It holds an admission place while
+/// fetching, so raw sources count in the `workers + queue` bound on sources in flight.
 async fn raw_variant(
     f: &Flow<'_>,
     src: source::SourceRef,
     image: cache::ImageId,
     req: &RenderRequest,
 ) -> Result<Variant, Error> {
+    let admission = f.workers.admit().map_err(|r| shed(f, r))?;
     let t = Instant::now();
     let (fetched, fetch_s) = fetch_source(f, &src, req, t).await?;
+    drop(admission);
     let b = &fetched.bytes;
     let (format, name) = match crate::transform::sniff(b) {
         Some("heif") if b.len() >= 12 && matches!(&b[8..12], b"avif" | b"avis") => (options::Format::Avif, "avif"),

@@ -48,6 +48,14 @@ async fn raw_streams_the_source_without_a_worker() {
     assert_eq!(header(&r, "content-type"), "image/jpeg");
     assert_eq!(r.bytes().await.unwrap().as_ref(), fixture("orientation/Landscape_1.jpg").as_slice());
     assert_eq!(s.transforms(), before, "raw used a worker");
+    // Its admission place is given back.
+    assert_eq!(s.state.workers.stats.admitted.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // It takes an admission place like any miss: with every place held, raw is refused too.
+    let held: Vec<_> = std::iter::from_fn(|| s.state.workers.admit().ok()).collect();
+    assert!(!held.is_empty());
+    assert_error(s.get(&s.url("raw:1/cb:full", PHOTO, None)).await, 429, "busy").await;
+    drop(held);
+    assert_eq!(s.get(&s.url("raw:1/cb:free", PHOTO, None)).await.status(), 200);
     // Still signed; not-an-image is refused.
     let url = s.url("raw:1", PHOTO, None);
     let tampered = url.replacen("/raw:1/", "/raw:t/", 1);
