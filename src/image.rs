@@ -89,6 +89,10 @@ pub fn prepare(
     let split = crate::url::split(req.uri().path())?;
     crate::signature::check(&split, &f.cfg.verifier, f.cfg.raw.allow_insecure)?;
     let opts = options::parse(&split.options, split.extension.as_deref(), f.presets)?;
+    // imgproxy refuses security options unless the server allows them (403).
+    if let (false, Some(name)) = (f.cfg.raw.allow_security_options, opts.security.first_set()) {
+        return Err(options::OptionError::SecurityDisabled(name.to_string()).into());
+    }
     // SPEC §8 order: signature, options, expiry, then the source.
     if opts.expires.is_some_and(|e| e <= unix_now()) {
         return Err(Error::Expired);
@@ -175,6 +179,8 @@ pub async fn serve(
         vary: p.vary_value.as_ref(),
         expires: neg.options.expires,
         tags: Some(&p.tags),
+        filename: neg.options.extra.filename.as_deref(),
+        attachment: neg.options.extra.return_attachment,
     };
     if let Some(inm) = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         if respond::etag_matches(inm, &p.etag) {
@@ -233,22 +239,12 @@ pub async fn make_variant(
     image: cache::ImageId,
     req: RenderRequest,
 ) -> Result<Variant, Error> {
+    if req.options.extra.raw {
+        return raw_variant(f, src, image, &req).await;
+    }
     let admission = f.workers.admit().map_err(|r| shed(f, r))?;
     let t = Instant::now();
-    let fetch = async {
-        match &src {
-            source::SourceRef::S3 { bucket, key } => f.uploads.gate(bucket, key).await?,
-            source::SourceRef::Local(key) => f.uploads.refuse_deleted(key).await?,
-            _ => {}
-        }
-        let fetched = f.sources.fetch(&src).instrument(info_span!("fetch", kind = src.kind())).await?;
-        f.metrics.fetches.inc();
-        f.metrics.fetch_seconds.observe(t.elapsed().as_secs_f64());
-        f.metrics.source_bytes.inc_by(fetched.bytes.len() as u64);
-        Ok(fetched)
-    };
-    let (fetched, _) = f.source_cache.get_or_fetch(&src.key_string(), fetch).await.map_err(|e| unshare(&e))?;
-    let fetch_s = t.elapsed().as_secs_f64();
+    let (fetched, fetch_s) = fetch_source(f, &src, &req, t).await?;
     let enc = f.enc.clone();
     let bytes = fetched.bytes.clone();
     f.metrics.queue_depth.set(f.workers.stats.waiting.load(Ordering::Relaxed) as i64);
@@ -278,6 +274,75 @@ pub async fn make_variant(
         fetch_ms: fetch_s * 1000.0,
         transform_ms: rendered.decode_ms,
         encode_ms: rendered.encode_ms,
+        header_values: Default::default(),
+    })
+}
+
+/// The source through the source cache (upload gates first), with the URL's `msfs` applied: a
+/// source above it is refused like one above the server's limit (`source-too-large`).
+async fn fetch_source(
+    f: &Flow<'_>,
+    src: &source::SourceRef,
+    req: &RenderRequest,
+    t: Instant,
+) -> Result<(source::Fetched, f64), Error> {
+    let fetch = async {
+        match src {
+            source::SourceRef::S3 { bucket, key } => f.uploads.gate(bucket, key).await?,
+            source::SourceRef::Local(key) => f.uploads.refuse_deleted(key).await?,
+            _ => {}
+        }
+        let fetched = f.sources.fetch(src).instrument(info_span!("fetch", kind = src.kind())).await?;
+        f.metrics.fetches.inc();
+        f.metrics.fetch_seconds.observe(t.elapsed().as_secs_f64());
+        f.metrics.source_bytes.inc_by(fetched.bytes.len() as u64);
+        Ok(fetched)
+    };
+    let (fetched, _) = f.source_cache.get_or_fetch(&src.key_string(), fetch).await.map_err(|e| unshare(&e))?;
+    if let Some(limit) = req.options.security.src_file_size() {
+        if fetched.bytes.len() as u64 > limit {
+            return Err(source::SourceError::TooLarge { limit }.into());
+        }
+    }
+    Ok((fetched, t.elapsed().as_secs_f64()))
+}
+
+/// `raw`: the source as it is, without a worker or any decode (still signed, fetched within the
+/// source limits, and only as an image type imago can label). It holds an admission place while
+/// fetching, so raw sources count in the `workers + queue` bound on sources in flight.
+async fn raw_variant(
+    f: &Flow<'_>,
+    src: source::SourceRef,
+    image: cache::ImageId,
+    req: &RenderRequest,
+) -> Result<Variant, Error> {
+    let admission = f.workers.admit().map_err(|r| shed(f, r))?;
+    let t = Instant::now();
+    let (fetched, fetch_s) = fetch_source(f, &src, req, t).await?;
+    drop(admission);
+    let b = &fetched.bytes;
+    let (format, name) = match crate::transform::sniff(b) {
+        Some("heif") if b.len() >= 12 && matches!(&b[8..12], b"avif" | b"avis") => (options::Format::Avif, "avif"),
+        Some(n) => match options::Format::parse(n) {
+            Some(f) => (f, n),
+            None => return Err(crate::transform::TransformError::Unsupported(format!("raw {n}")).into()),
+        },
+        None => return Err(crate::transform::TransformError::Unsupported("raw: not an image".into()).into()),
+    };
+    Ok(Variant {
+        bytes: fetched.bytes.clone(),
+        format,
+        width: 0,
+        height: 0,
+        quality: 0,
+        source_format: name,
+        source_bytes: fetched.bytes.len() as u64,
+        original: true,
+        image,
+        last_modified: fetched.last_modified.unwrap_or_else(SystemTime::now),
+        fetch_ms: fetch_s * 1000.0,
+        transform_ms: 0.0,
+        encode_ms: 0.0,
         header_values: Default::default(),
     })
 }

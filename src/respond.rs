@@ -74,6 +74,9 @@ pub struct CacheHeaders<'a> {
     pub expires: Option<i64>,
     /// Purge tags for the edge.
     pub tags: Option<&'a EdgeTags>,
+    /// `fn:` (the filename stem) and `att:` of the URL.
+    pub filename: Option<&'a str>,
+    pub attachment: bool,
 }
 
 fn common(b: &mut actix_web::HttpResponseBuilder, h: &CacheHeaders<'_>, s: &RespondSettings) {
@@ -124,7 +127,13 @@ pub fn image(
         )
     });
     b.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(v.format.mime())));
-    b.insert_header((header::CONTENT_DISPOSITION, disposition.clone()));
+    if h.filename.is_some() || h.attachment {
+        let ext = if v.format == crate::options::Format::Jpeg { "jpg" } else { v.format.name() };
+        let value = crate::options::content_disposition(h.filename, ext, h.attachment);
+        b.insert_header((header::CONTENT_DISPOSITION, HeaderValue::from_str(&value).unwrap_or(disposition.clone())));
+    } else {
+        b.insert_header((header::CONTENT_DISPOSITION, disposition.clone()));
+    }
     b.insert_header((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")));
     b.insert_header((header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox")));
     b.insert_header((header::LAST_MODIFIED, last_modified.clone()));

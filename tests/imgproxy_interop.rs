@@ -222,3 +222,85 @@ async fn imgproxy_node_urls_are_served() {
     assert_error(s.get(&urls[0]).await, 410, "url-expired").await;
     assert_error(s.get(&urls[0].replace("w:300", "w:301")).await, 403, "invalid-signature").await;
 }
+
+/// The options of issue #20 as imgproxy-node builds them: zoom, exar, ra, eth, pix, raw, fn, att,
+/// skp (imgproxy-node writes `sp:`, imago's SDKs `skp:`; imago accepts both) and the security
+/// options (on a server that allows them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imgproxy_node_urls_with_further_options_are_served() {
+    let s = start(&[PHOTO], |c| {
+        c.auto_quality = false;
+        c.allow_security_options = true;
+    })
+    .await;
+    let original = fixture(PHOTO);
+    // (options, expected (width, height), expected Content-Disposition or "")
+    let cases: Vec<(Value, (u32, u32), &str)> = vec![
+        (json!({"width": 150, "zoom": 2}), (300, 200), ""),
+        (json!({"width": 300, "zoom": {"zoom_x": 1, "zoom_y": 0.5}}), (300, 100), ""),
+        (
+            json!({"resize": {"resizing_type": "fit", "width": 300, "height": 300}, "extend_aspect_ratio": {"extend": true}}),
+            (300, 300),
+            "",
+        ),
+        (
+            json!({"resize": {"resizing_type": "fit", "width": 300, "height": 300}, "extend_aspect_ratio": {"extend": true, "gravity": {"type": "no"}}}),
+            (300, 300),
+            "",
+        ),
+        (json!({"width": 300, "resizing_algorithm": "nearest"}), (300, 200), ""),
+        (json!({"width": 300, "enforce_thumbnail": true}), (300, 200), ""),
+        (json!({"width": 300, "pixelate": 10}), (300, 200), ""),
+        (
+            json!({"width": 100, "filename": {"name": "cat"}, "return_attachment": true}),
+            (100, 67),
+            "attachment; filename=\"cat.jpg\"",
+        ),
+        (
+            json!({"width": 100, "filename": {"name": "w6l0w6kgMQ", "encoded": true}, "return_attachment": false}),
+            (100, 67),
+            "inline; filename=\"_t_ 1.jpg\"; filename*=UTF-8''%C3%A9t%C3%A9%201.jpg",
+        ),
+        (
+            json!({"width": 300, "max_src_resolution": 3, "max_src_file_size": 10000000, "max_animation_frames": 5,
+                "max_animation_frame_resolution": 1, "max_result_dimension": 1000}),
+            (300, 200),
+            "",
+        ),
+        (json!({"raw": true, "width": 10}), (1800, 1200), ""),
+    ];
+    let input: Vec<Value> =
+        cases.iter().map(|(o, _, _)| json!({"source": SOURCE, "encoding": "base64", "options": o})).collect();
+    let Some(urls) = imgproxy_node_urls(&s.base, &input) else { return };
+    for ((opts, (w, h), disposition), url) in cases.iter().zip(&urls) {
+        let what = format!("{opts}: {url}");
+        let ours = UrlBuilder::from_options(Options::from_json(opts).unwrap());
+        assert_eq!(url, &ours.url(&s.signer, &s.base, SOURCE).unwrap(), "{what}");
+        let r = s.get(url).await;
+        if r.status() != 200 {
+            let status = r.status();
+            panic!("{what}: {status} {}", r.text().await.unwrap_or_default());
+        }
+        if !disposition.is_empty() {
+            assert_eq!(r.headers()["content-disposition"], *disposition, "{what}");
+        }
+        let body = r.bytes().await.unwrap();
+        if opts.get("raw").is_some() {
+            assert_eq!(body.as_ref(), original.as_slice(), "{what}");
+        }
+        assert_eq!(decode(&body).dimensions(), (*w, *h), "{what}");
+    }
+
+    // skip_processing: imgproxy-node emits `sp:`, the SDKs `skp:`; both serve the original.
+    let opts = json!({"skip_processing": ["jpg"], "width": 100});
+    let urls =
+        imgproxy_node_urls(&s.base, &[json!({"source": SOURCE, "encoding": "base64", "options": opts})]).unwrap();
+    assert!(urls[0].contains("/sp:jpg/"), "{}", urls[0]);
+    let ours = UrlBuilder::from_options(Options::from_json(&opts).unwrap()).url(&s.signer, &s.base, SOURCE).unwrap();
+    assert!(ours.contains("/skp:jpg/"), "{ours}");
+    for url in [&urls[0], &ours] {
+        let r = s.get(url).await;
+        assert_eq!(r.status(), 200, "{url}");
+        assert_eq!(r.bytes().await.unwrap().as_ref(), original.as_slice(), "{url}");
+    }
+}

@@ -235,7 +235,7 @@ async fn every_error_code_is_reachable() {
     )
     .await;
     assert_error(s.get(&s.url("w:100/exp:1000", photo, None)).await, 410, "url-expired").await;
-    assert_error(s.get(&s.url("zoom:2", photo, None)).await, 400, "unknown-option").await;
+    assert_error(s.get(&s.url("zoomx:2", photo, None)).await, 400, "unknown-option").await;
     let b = assert_error(s.get(&s.url("w:abc", photo, None)).await, 400, "invalid-option").await;
     assert!(b["message"].as_str().unwrap().contains("`w`"));
     // Plain sources with dot segments are normalised away by HTTP clients; base64 keeps them.

@@ -56,6 +56,8 @@ async fn server(pairs: &[(String, String)], signature_size: usize, insecure: boo
         c.salt = List::from_strs(&salts);
         c.signature_size = signature_size;
         c.allow_insecure = insecure;
+        // The build vectors include imgproxy's per-URL security options (refused when off).
+        c.allow_security_options = true;
         // Perceptual quality search is slow in debug builds and not what these tests are about.
         c.auto_quality = false;
         for (n, body) in PRESETS {

@@ -22,6 +22,11 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "IMAGO_SIGNATURE_SIZE", default: "32", help: "signature bytes before base64 (8-32; truncation)" },
     Setting { env: "IMAGO_ALLOW_INSECURE", default: "false", help: "accept unsigned URLs (signature `insecure`)" },
     Setting {
+        env: "IMAGO_ALLOW_SECURITY_OPTIONS",
+        default: "false",
+        help: "accept the URL options msr, msfs, maf, mafr, mrd (lower limits only; off: 403)",
+    },
+    Setting {
         env: "IMAGO_DEV_KEYS_FILE",
         default: "./data/dev-keys.toml",
         help: "with no key set: development keys generated/read here (never inside IMAGO_LOCAL_ROOT)",

@@ -205,6 +205,8 @@ pub struct RawConfig {
     pub salt_file: Option<PathBuf>,
     pub signature_size: usize,
     pub allow_insecure: bool,
+    /// Accept imgproxy's per-URL security options (they can only lower the limits).
+    pub allow_security_options: bool,
     pub dev_keys_file: PathBuf,
     pub local_root: PathBuf,
     pub allowed_hosts: List,
@@ -338,6 +340,7 @@ impl Default for RawConfig {
             salt_file: None,
             signature_size: 32,
             allow_insecure: false,
+            allow_security_options: false,
             dev_keys_file: "./data/dev-keys.toml".into(),
             local_root: "./data/images".into(),
             allowed_hosts: List::default(),

@@ -148,6 +148,8 @@ pub fn apply(o: &mut Options, seg: &str, presets: &Presets, depth: u8) -> Result
                 apply_preset(o, name, p, body, presets, depth)?;
             }
         }
+        k if super::extra::apply(&mut o.extra, k, name, a)? => {}
+        k if super::security::apply(&mut o.security, k, name, a)? => {}
         _ => return Err(OptionError::Unknown(name.to_string())),
     }
     Ok(())

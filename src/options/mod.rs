@@ -15,6 +15,8 @@ pub enum OptionError {
     UnknownPreset { option: String, preset: String },
     #[error("only presets are accepted here, got `{0}`")]
     PresetsOnly(String),
+    #[error("option `{0}`: security options are not allowed on this server (IMAGO_ALLOW_SECURITY_OPTIONS)")]
+    SecurityDisabled(String),
 }
 
 impl OptionError {
@@ -25,6 +27,14 @@ impl OptionError {
             // SPEC §4: an unknown preset name is a bad argument of `pr`.
             OptionError::UnknownPreset { .. } => "invalid-option",
             OptionError::PresetsOnly(_) => "presets-only",
+            OptionError::SecurityDisabled(_) => "security-options-disabled",
+        }
+    }
+    /// 403 for a security option the server does not allow (as imgproxy), 400 otherwise.
+    pub fn status(&self) -> u16 {
+        match self {
+            OptionError::SecurityDisabled(_) => 403,
+            _ => 400,
         }
     }
 }
@@ -185,6 +195,10 @@ pub struct Options {
     pub max_bytes: Option<u64>,
     pub cachebuster: Option<String>,
     pub expires: Option<i64>,
+    /// zoom, exar, ra, eth, pix, skp, raw, fn, att ([`extra`]).
+    pub extra: Extra,
+    /// Per-URL security limits ([`security`]).
+    pub security: SecurityLimits,
 }
 
 impl Default for Options {
@@ -218,15 +232,21 @@ impl Default for Options {
             max_bytes: None,
             cachebuster: None,
             expires: None,
+            extra: Extra::default(),
+            security: SecurityLimits::default(),
         }
     }
 }
 
 mod apply;
 mod args;
+pub mod extra;
+pub mod security;
 
 pub use apply::apply;
 pub use args::MAX_DIMENSION;
+pub use extra::{content_disposition, Extra, ResizingAlgorithm};
+pub use security::SecurityLimits;
 
 /// Named presets from the configuration.
 #[derive(Clone, Debug, Default)]
@@ -398,8 +418,8 @@ mod tests {
             assert_eq!(e.code(), "invalid-option", "{s}");
             assert!(e.to_string().contains(&format!("`{name}`")), "{s}: {e}");
         }
-        let e = p("zoom:2").unwrap_err();
-        assert_eq!((e.code(), e.to_string()), ("unknown-option", "unknown option `zoom`".to_string()));
+        let e = p("zoomx:2").unwrap_err();
+        assert_eq!((e.code(), e.to_string()), ("unknown-option", "unknown option `zoomx`".to_string()));
         let e = p("pr:nope").unwrap_err();
         assert_eq!((e.code(), e.to_string()), ("invalid-option", "option `pr`: unknown preset `nope`".to_string()));
     }

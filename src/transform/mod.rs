@@ -16,6 +16,7 @@ use crate::options::{Format, Options};
 mod colour;
 mod container;
 mod error;
+mod extra;
 mod info;
 mod metadata;
 mod pipeline;

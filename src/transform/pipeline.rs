@@ -13,7 +13,7 @@ use super::{
     RenderRequest, Rendered, SourceInfo, TransformError,
 };
 use crate::options::{Format, Gravity, GravityKind, Options};
-use crate::vips::{Img, Interpretation};
+use crate::vips::{Img, Interpretation, Kernel};
 
 pub(super) fn source_format(img: &Img, sniffed: &'static str) -> &'static str {
     if sniffed == "heif" {
@@ -120,8 +120,16 @@ fn render_inner(
 ) -> Result<Rendered, TransformError> {
     let t0 = Instant::now();
     let decode_span = tracing::info_span!("decode").entered();
-    let (info, cmyk) = probe_cmyk(buf, enc)?;
     let o = &req.options;
+    let lowered = super::extra::lowered(enc, o);
+    let enc: &EncodeSettings = &lowered;
+    let (mut info, cmyk) = probe_cmyk(buf, enc)?;
+    if let Some(r) = super::extra::skip(buf, &info, o) {
+        return Ok(r);
+    }
+    if let Some((w, h)) = super::extra::thumbnail_size(buf, &info, o) {
+        (info.width, info.height) = (w, h);
+    }
     let animated_src = info.pages > 1 && is_animated_format(info.format);
     let format = choose_format(o.format, req.accept, enc, info.has_alpha, animated_src);
     let animated = animated_src && format.supports_animation();
@@ -129,6 +137,7 @@ fn render_inner(
         if info.pages > enc.max_animation_frames {
             return Err(TransformError::TooManyFrames { frames: info.pages, limit: enc.max_animation_frames });
         }
+        super::extra::check_frame(&info, o)?;
         let mp = info.width as f64 * info.height as f64 * info.pages as f64 / 1e6;
         if mp > enc.max_src_megapixels {
             return Err(TransformError::TooManyPixels { megapixels: mp, limit: enc.max_src_megapixels });
@@ -150,15 +159,19 @@ fn render_inner(
         let img =
             thumbnail(buf, geo.resize_w, geo.resize_h, o.auto_rotate, info.has_icc, Some("n=-1")).map_err(fail)?;
         (watch(img, deadline), geo)
-    } else if o.trim.is_some() || info.format == "jpeg" && cmyk {
-        load_path(buf, o, enc, deadline)?
+    } else if o.trim.is_some()
+        || info.format == "jpeg" && cmyk
+        || super::extra::custom_kernel(o) && info.format != "jpeg"
+    {
+        load_path(buf, o, enc, deadline, super::extra::thumbnail_load(info.format, o))?
     } else {
         let geo = plan(up_w, up_h, o, enc.max_output_dimension)?;
         check_held(&geo, o, enc)?;
         let img = if info.format == "jpeg" {
-            jpeg_resized(buf, geo.resize_w, geo.resize_h, &info, o.auto_rotate)
+            jpeg_resized(buf, geo.resize_w, geo.resize_h, &info, o.auto_rotate, super::extra::kernel(o))
         } else {
-            thumbnail(buf, geo.resize_w, geo.resize_h, o.auto_rotate, info.has_icc, None)
+            let lo = super::extra::thumbnail_load(info.format, o);
+            thumbnail(buf, geo.resize_w, geo.resize_h, o.auto_rotate, info.has_icc, lo)
         }
         .map_err(fail)?;
         (watch(img, deadline), geo)
@@ -288,7 +301,9 @@ fn original_acceptable(
         && o.blur == 0.0
         && o.sharpen == 0.0
         && o.trim.is_none()
-        && o.background.is_none();
+        && o.background.is_none()
+        && o.extra.pixelate <= 1
+        && !o.extra.enforce_thumbnail;
     // Read from the container last: it walks the whole file, which is wasted when another test fails.
     let clean = || !o.strip_metadata || only_pixels(buf, info.format, !o.strip_color_profile);
     let format_ok = match o.format {
@@ -336,14 +351,21 @@ pub(super) fn jpeg_shrink(from_w: u32, from_h: u32, to_w: u32, to_h: u32) -> u32
 /// Not libvips 8.14's `thumbnail`: it keeps a factor of two for its resize (a 4080 px photo to
 /// 800 px decodes at 2040 px instead of 1020), ~11 % more CPU per 12 MP render for no visible
 /// gain; sharp and thumbor shrink on load as far as this does (`scripts/bench-load.sh`).
-fn jpeg_resized<'a>(buf: &'a [u8], w: u32, h: u32, info: &SourceInfo, auto_rotate: bool) -> Result<Img<'a>, String> {
+fn jpeg_resized<'a>(
+    buf: &'a [u8],
+    w: u32,
+    h: u32,
+    info: &SourceInfo,
+    auto_rotate: bool,
+    kernel: Kernel,
+) -> Result<Img<'a>, String> {
     // The stored (pre-rotation) size to resize to.
     let (tw, th) = if auto_rotate && info.orientation >= 5 { (h, w) } else { (w, h) };
     let (sw, sh) = if info.orientation >= 5 { (info.height, info.width) } else { (info.width, info.height) };
     let shrink = jpeg_shrink(sw, sh, tw, th);
     let mut img = Img::from_buffer(buf, &format!("shrink={shrink},fail_on=truncated"))?;
     if (img.width(), img.height()) != (tw, th) {
-        img = img.resize(tw as f64 / img.width() as f64, th as f64 / img.height() as f64)?;
+        img = img.resize_with(tw as f64 / img.width() as f64, th as f64 / img.height() as f64, kernel)?;
         // Rounding in resize can be off by one: pin the exact size.
         if (img.width(), img.height()) != (tw, th) {
             let (ew, eh) = (img.width().min(tw), img.height().min(th));
@@ -365,8 +387,10 @@ fn load_path<'a>(
     o: &Options,
     enc: &EncodeSettings,
     deadline: Option<Instant>,
+    load_opts: Option<&str>,
 ) -> Result<(Img<'a>, Geometry), TransformError> {
-    let mut img = watch(Img::from_buffer(buf, "fail_on=truncated").map_err(fail)?, deadline);
+    let lo = load_opts.map_or("fail_on=truncated".to_string(), |l| format!("{l},fail_on=truncated"));
+    let mut img = watch(Img::from_buffer(buf, &lo).map_err(fail)?, deadline);
     if o.auto_rotate {
         img = img.autorot().map_err(fail)?;
     }
@@ -397,7 +421,7 @@ fn load_path<'a>(
     let hs = geo.resize_w as f64 / img.width() as f64;
     let vs = geo.resize_h as f64 / img.height() as f64;
     if (geo.resize_w, geo.resize_h) != (img.width(), img.height()) {
-        img = img.resize(hs, vs).map_err(fail)?;
+        img = img.resize_with(hs, vs, super::extra::kernel(o)).map_err(fail)?;
         // Rounding in resize can be off by one: pin the exact size.
         if (img.width(), img.height()) != (geo.resize_w, geo.resize_h) {
             let (w, h) = (img.width().min(geo.resize_w), img.height().min(geo.resize_h));
@@ -482,6 +506,9 @@ fn apply_geometry<'a>(
     }
     if o.sharpen > 0.0 {
         img = img.sharpen(o.sharpen).map_err(fail)?;
+    }
+    if o.extra.pixelate > 1 {
+        img = super::extra::pixelate(img, o.extra.pixelate).map_err(fail)?;
     }
     if let Some((ew, eh, g)) = geo.extend {
         let bg = background(o, &img, format);

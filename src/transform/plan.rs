@@ -105,6 +105,11 @@ pub fn plan(src_w: u32, src_h: u32, o: &Options, max_dim: u32) -> Result<Geometr
             ResizingType::Auto => unreachable!("resolved above"),
         }
     };
+    // `z`: the resulting size × zoom (imgproxy: after the type's scale, before enlarge).
+    let (zx, zy) = o.extra.zoom;
+    sx *= zx;
+    sy *= zy;
+    let (dst_w, dst_h) = ((dst_w * zx).round(), (dst_h * zy).round());
     if !o.enlarge {
         sx = sx.min(1.0);
         sy = sy.min(1.0);
@@ -182,6 +187,12 @@ pub fn plan(src_w: u32, src_h: u32, o: &Options, max_dim: u32) -> Result<Geometr
             }
         }
     }
+    if let (None, Some(g)) = (extend, o.extra.extend_aspect_ratio) {
+        extend = extend_aspect_ratio(out_w, out_h, dst_w, dst_h).map(|(w, h)| (w, h, g));
+        if let Some((w, h, _)) = extend {
+            (out_w, out_h) = (w, h);
+        }
+    }
     let padding = o.padding.map(|p| p.map(|v| (v as f64 * dpr).round() as u32)).unwrap_or([0; 4]);
     out_w += padding[1] + padding[3];
     out_h += padding[0] + padding[2];
@@ -189,6 +200,22 @@ pub fn plan(src_w: u32, src_h: u32, o: &Options, max_dim: u32) -> Result<Geometr
         return Err(TransformError::OutputTooLarge { width: out_w as u64, height: out_h as u64, limit: max_dim });
     }
     Ok(Geometry { resize_w, resize_h, crop, crop_smart, fill, fill_gravity: o.gravity, extend, padding, out_w, out_h })
+}
+
+/// `exar`: the canvas that gives `w×h` the requested `dst_w:dst_h` aspect ratio (imgproxy's
+/// rule; None when either is unset or the ratio already matches).
+fn extend_aspect_ratio(w: u32, h: u32, dst_w: f64, dst_h: f64) -> Option<(u32, u32)> {
+    if dst_w <= 0.0 || dst_h <= 0.0 {
+        return None;
+    }
+    let (dw, dh) = (dst_w / w as f64, dst_h / h as f64);
+    if dh > dw {
+        Some((w, ((w as f64 * dst_h / dst_w).round() as u32).max(h)))
+    } else if dw > dh {
+        Some((((h as f64 * dst_w / dst_h).round() as u32).max(w), h))
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

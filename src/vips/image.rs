@@ -59,8 +59,10 @@ impl Interpretation {
 /// Resampling kernels for [`Img::resize_with`] (libvips' default is Lanczos3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kernel {
+    Nearest,
     Linear,
     Cubic,
+    Lanczos2,
     Lanczos3,
 }
 
@@ -234,6 +236,40 @@ impl<'a> Img<'a> {
         };
         wrap(r, out)
     }
+    /// `n×n` blocks (imgproxy's pixelate): mirror-extended to a multiple of `n`, box-shrunk by
+    /// `n`, zoomed back by `n` (nearest), cut to the original size.
+    pub(crate) fn pixelate(&self, n: u32) -> Result<Img<'a>, String> {
+        let (w, h) = (self.width(), self.height());
+        let (tw, th) = (w.div_ceil(n) * n, h.div_ceil(n) * n);
+        let mut out = null_mut();
+        // SAFETY: valid in/out; int and enum options.
+        let r = unsafe {
+            b::vips_embed(
+                self.0,
+                &mut out,
+                0,
+                0,
+                tw as c_int,
+                th as c_int,
+                c"extend".as_ptr(),
+                b::VipsExtend_VIPS_EXTEND_MIRROR as c_int,
+                END,
+            )
+        };
+        let big = wrap(r, out)?;
+        let mut out = null_mut();
+        // SAFETY: valid in/out; double shrink factors.
+        let r = unsafe { b::vips_shrink(big.0, &mut out, n as f64, n as f64, END) };
+        let small = wrap(r, out)?;
+        let mut out = null_mut();
+        // SAFETY: valid in/out; int zoom factors.
+        let r = unsafe { b::vips_zoom(small.0, &mut out, n as c_int, n as c_int, END) };
+        let blocks = wrap(r, out)?;
+        if (tw, th) == (w, h) {
+            return Ok(blocks);
+        }
+        blocks.extract(0, 0, w, h)
+    }
     /// Flattens alpha onto `bg` (one value per colour band).
     pub(crate) fn flatten(&self, bg: &[f64]) -> Result<Img<'a>, String> {
         let arr = Doubles::new(bg);
@@ -271,14 +307,13 @@ impl<'a> Img<'a> {
         };
         wrap(r, out)
     }
-    pub(crate) fn resize(&self, hscale: f64, vscale: f64) -> Result<Img<'a>, String> {
-        self.resize_with(hscale, vscale, Kernel::Lanczos3)
-    }
-    /// [`Img::resize`] with a chosen reduction kernel.
+    /// libvips' resize with a chosen reduction kernel.
     pub(crate) fn resize_with(&self, hscale: f64, vscale: f64, kernel: Kernel) -> Result<Img<'a>, String> {
         let k = match kernel {
+            Kernel::Nearest => b::VipsKernel_VIPS_KERNEL_NEAREST,
             Kernel::Linear => b::VipsKernel_VIPS_KERNEL_LINEAR,
             Kernel::Cubic => b::VipsKernel_VIPS_KERNEL_CUBIC,
+            Kernel::Lanczos2 => b::VipsKernel_VIPS_KERNEL_LANCZOS2,
             Kernel::Lanczos3 => b::VipsKernel_VIPS_KERNEL_LANCZOS3,
         };
         let mut out = null_mut();

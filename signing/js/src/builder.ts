@@ -3,6 +3,7 @@ import type { SrcsetOptions } from "./srcset.js";
 import type {
   Background, CropOptions, Extend, ExtendGravity, Extension, Format, FormatQuality, Gravity, GravityType,
   ImagoOptions, Padding, ResizeOptions, ResizingType, Rotation, SizeOptions, SourceEncoding, TrimOptions,
+  Filename, ResizingAlgorithm, SkipFormat,
 } from "./types.js";
 
 /** What a builder needs from a signer; R is `Promise<string>` (WebCrypto) or `string` (node:crypto). */
@@ -120,6 +121,24 @@ export class ImageUrlBuilder<R = Promise<string>> {
     return this.with({ trim: typeof threshold === "object" ? threshold : { threshold, ...rest } });
   }
   width(px: number) { return this.with({ width: px }); }
+  // imgproxy's further options (issue #20).
+  enforceThumbnail(on = true) { return this.with({ enforce_thumbnail: on }); }
+  extendAspectRatio(extend: boolean | Extend = true) {
+    return this.with({ extend_aspect_ratio: typeof extend === "object" ? extend : { extend } });
+  }
+  /** `fn:`; `{ name, encoded: true }` for base64url names. */
+  filename(name: string | Filename) { return this.with({ filename: typeof name === "object" ? name : { name } }); }
+  maxAnimationFrameResolution(megapixels: number) { return this.with({ max_animation_frame_resolution: megapixels }); }
+  maxAnimationFrames(n: number) { return this.with({ max_animation_frames: n }); }
+  maxResultDimension(px: number) { return this.with({ max_result_dimension: px }); }
+  maxSrcFileSize(bytes: number) { return this.with({ max_src_file_size: bytes }); }
+  maxSrcResolution(megapixels: number) { return this.with({ max_src_resolution: megapixels }); }
+  pixelate(px: number) { return this.with({ pixelate: px }); }
+  raw(on = true) { return this.with({ raw: on }); }
+  resizingAlgorithm(a: ResizingAlgorithm) { return this.with({ resizing_algorithm: a }); }
+  returnAttachment(on = true) { return this.with({ return_attachment: on }); }
+  skipProcessing(...formats: SkipFormat[]) { return this.with({ skip_processing: formats }); }
+  zoom(x: number, y?: number) { return this.with({ zoom: y === undefined ? x : { zoom_x: x, zoom_y: y } }); }
 
   /** Output extension suffix (`.webp` / `@webp`). */
   extension(ext: Extension) { return this.withPath({ extension: ext }); }

@@ -1,7 +1,7 @@
 export { ImagoError, ImagoOptionError, ImagoParseError, ImagoApiError, ImagoUploadError } from "./errors.js";
 export type { ImagoUrlErrorCode } from "./errors.js";
 export * from "./types.js";
-export { serializeOptions, serializeOptionSegments, OPTION_TABLE, FORMATS, CONCRETE_FORMATS, RESIZING_TYPES, COMPASS_GRAVITY } from "./options.js";
+export { serializeOptions, serializeOptionSegments, OPTION_TABLE, FORMATS, CONCRETE_FORMATS, RESIZING_TYPES, COMPASS_GRAVITY, RESIZING_ALGORITHMS, SKIP_FORMATS } from "./options.js";
 export { encodeSource, isValidSource } from "./source.js";
 export type { SourceOptions } from "./source.js";
 export { formatNumber, percentEncode, base64UrlEncode } from "./encoding.js";

@@ -7,6 +7,9 @@ export const RESIZING_TYPES = ["fit", "fill", "fill-down", "force", "auto"] as c
 export const FORMATS = ["jpg", "png", "webp", "avif", "gif", "auto"] as const;
 export const CONCRETE_FORMATS = ["jpg", "png", "webp", "avif", "gif"] as const;
 export const ROTATIONS = [0, 90, 180, 270] as const;
+export const RESIZING_ALGORITHMS = ["nearest", "linear", "cubic", "lanczos2", "lanczos3"] as const;
+export const SKIP_FORMATS = ["jpg", "jpeg", "png", "webp", "gif", "avif", "heic", "tiff", "jxl", "bmp", "ico", "svg"] as const;
+const B64URL_RE = /^[A-Za-z0-9_-]+$/;
 const NAME_RE = /^[A-Za-z0-9._~-]+$/;
 const HEX_COLOR_RE = /^(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$/;
 
@@ -143,9 +146,19 @@ export const OPTION_TABLE: ReadonlyArray<readonly [OptionKey, string, Serializer
     return join(["c", w, h, g]);
   }],
   ["dpr", "dpr", (c, v) => `dpr:${formatNumber(num(c, v, { gt: 0 }))}`],
+  ["enforce_thumbnail", "eth", (c, v) => `eth:${bool(c, v)}`],
   ["enlarge", "el", (c, v) => `el:${bool(c, v)}`],
   ["expires", "exp", scalar("exp", (c, v) => int(c, v))],
   ["extend", "ex", (c, v) => `ex:${extend(c, v)}`],
+  ["extend_aspect_ratio", "exar", (c, v) => `exar:${extend(c, v)}`],
+  ["filename", "fn", (c, v) => {
+    if (!isObject(v)) fail(c, "must be an object {name, encoded?}");
+    checkKeys(c, v, ["name", "encoded"]);
+    const enc = opt(v.encoded, (x) => bool(sub(c, "encoded"), x));
+    const ok = typeof v.name === "string" && (v.encoded === true ? B64URL_RE : NAME_RE).test(v.name);
+    if (!ok) fail(sub(c, "name"), "must be [A-Za-z0-9._~-]+ (or base64url with encoded: true)");
+    return join([`fn:${v.name as string}`, enc]);
+  }],
   ["flip", "fl", (c, v) => {
     if (!isObject(v)) fail(c, "must be an object {horizontal?, vertical?}");
     checkKeys(c, v, ["horizontal", "vertical"]);
@@ -165,7 +178,12 @@ export const OPTION_TABLE: ReadonlyArray<readonly [OptionKey, string, Serializer
   ["gravity", "g", (c, v) => `g:${gravity(c, v, true)}`],
   ["height", "h", scalar("h", (c, v) => int(c, v))],
   ["keep_copyright", "kcr", (c, v) => `kcr:${bool(c, v)}`],
+  ["max_animation_frame_resolution", "mafr", (c, v) => `mafr:${formatNumber(num(c, v, { min: 0 }))}`],
+  ["max_animation_frames", "maf", (c, v) => `maf:${int(c, v, 1)}`],
   ["max_bytes", "mb", scalar("mb", (c, v) => int(c, v))],
+  ["max_result_dimension", "mrd", (c, v) => `mrd:${int(c, v, 0, 65535)}`],
+  ["max_src_file_size", "msfs", (c, v) => `msfs:${int(c, v)}`],
+  ["max_src_resolution", "msr", (c, v) => `msr:${formatNumber(num(c, v, { gt: 0 }))}`],
   ["min_height", "mh", scalar("mh", (c, v) => int(c, v))],
   ["min_width", "mw", scalar("mw", (c, v) => int(c, v))],
   ["padding", "pd", (c, v) => {
@@ -174,6 +192,7 @@ export const OPTION_TABLE: ReadonlyArray<readonly [OptionKey, string, Serializer
     const side = (k: string) => opt(o[k], (x) => int(sub(c, k), x));
     return join(["pd", side("top"), side("right"), side("bottom"), side("left")]);
   }],
+  ["pixelate", "pix", scalar("pix", (c, v) => int(c, v, 0, 65535))],
   ["preset", "pr", (c, v) => {
     if (!Array.isArray(v) || v.length === 0) fail(c, "must be a non-empty array of names");
     return `pr:${v.map((n: unknown, i) => name(sub(c, String(i)), n)).join(":")}`;
@@ -183,6 +202,7 @@ export const OPTION_TABLE: ReadonlyArray<readonly [OptionKey, string, Serializer
     const s = int(c, v, 0, 100);
     return v === 0 ? null : `q:${s}`;
   }],
+  ["raw", "raw", (c, v) => `raw:${bool(c, v)}`],
   ["resize", "rs", (c, v) => {
     const o = nonEmptyObject(c, v, ["resizing_type", "width", "height", "enlarge", "extend"]);
     return join([
@@ -194,7 +214,9 @@ export const OPTION_TABLE: ReadonlyArray<readonly [OptionKey, string, Serializer
       opt(o.extend, (x) => extend(sub(c, "extend"), x)),
     ]);
   }],
+  ["resizing_algorithm", "ra", (c, v) => `ra:${oneOf(c, v, RESIZING_ALGORITHMS)}`],
   ["resizing_type", "rt", (c, v) => `rt:${oneOf(c, v, RESIZING_TYPES)}`],
+  ["return_attachment", "att", (c, v) => `att:${bool(c, v)}`],
   ["rotate", "rot", (c, v) => {
     oneOf(c, v, ROTATIONS);
     return v === 0 ? null : `rot:${v}`;
@@ -210,6 +232,10 @@ export const OPTION_TABLE: ReadonlyArray<readonly [OptionKey, string, Serializer
       opt(o.extend, (x) => extend(sub(c, "extend"), x)),
     ]);
   }],
+  ["skip_processing", "skp", (c, v) => {
+    if (!Array.isArray(v) || v.length === 0) fail(c, "must be a non-empty array of formats");
+    return `skp:${v.map((f: unknown, i) => oneOf(sub(c, String(i)), f, SKIP_FORMATS)).join(":")}`;
+  }],
   ["strip_color_profile", "scp", (c, v) => `scp:${bool(c, v)}`],
   ["strip_metadata", "sm", (c, v) => `sm:${bool(c, v)}`],
   ["trim", "t", (c, v) => {
@@ -224,6 +250,12 @@ export const OPTION_TABLE: ReadonlyArray<readonly [OptionKey, string, Serializer
     ]);
   }],
   ["width", "w", scalar("w", (c, v) => int(c, v))],
+  ["zoom", "z", (c, v) => {
+    if (typeof v === "number") return `z:${formatNumber(num(c, v, { gt: 0 }))}`;
+    if (!isObject(v)) fail(c, "must be a number or {zoom_x, zoom_y}");
+    checkKeys(c, v, ["zoom_x", "zoom_y"]);
+    return `z:${formatNumber(num(sub(c, "zoom_x"), v.zoom_x, { gt: 0 }))}:${formatNumber(num(sub(c, "zoom_y"), v.zoom_y, { gt: 0 }))}`;
+  }],
 ];
 
 const KNOWN = new Set<string>(OPTION_TABLE.map(([k]) => k));

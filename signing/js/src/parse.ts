@@ -1,6 +1,6 @@
 import { ImagoParseError } from "./errors.js";
 import { base64UrlDecode, percentDecode, utf8Decode } from "./encoding.js";
-import { CONCRETE_FORMATS, COMPASS_GRAVITY, FORMATS, RESIZING_TYPES } from "./options.js";
+import { CONCRETE_FORMATS, COMPASS_GRAVITY, FORMATS, RESIZING_ALGORITHMS, RESIZING_TYPES, SKIP_FORMATS } from "./options.js";
 import { isValidSource } from "./source.js";
 import type { Extend, Extension, Gravity, ImagoOptions, OptionKey, SourceEncoding } from "./types.js";
 
@@ -36,6 +36,20 @@ export const OPTION_ALIASES: Readonly<Record<string, OptionKey>> = {
   sm: "strip_metadata", strip_metadata: "strip_metadata",
   t: "trim", trim: "trim",
   w: "width", width: "width",
+  eth: "enforce_thumbnail", enforce_thumbnail: "enforce_thumbnail",
+  exar: "extend_aspect_ratio", extend_aspect_ratio: "extend_aspect_ratio", extend_ar: "extend_aspect_ratio",
+  fn: "filename", filename: "filename",
+  mafr: "max_animation_frame_resolution", max_animation_frame_resolution: "max_animation_frame_resolution",
+  maf: "max_animation_frames", max_animation_frames: "max_animation_frames",
+  mrd: "max_result_dimension", max_result_dimension: "max_result_dimension",
+  msfs: "max_src_file_size", max_src_file_size: "max_src_file_size",
+  msr: "max_src_resolution", max_src_resolution: "max_src_resolution",
+  pix: "pixelate", pixelate: "pixelate",
+  raw: "raw",
+  ra: "resizing_algorithm", resizing_algorithm: "resizing_algorithm",
+  att: "return_attachment", return_attachment: "return_attachment",
+  skp: "skip_processing", skip_processing: "skip_processing", sp: "skip_processing",
+  z: "zoom", zoom: "zoom",
 };
 
 export interface ParsedPath {
@@ -230,6 +244,30 @@ const PARSERS: Record<OptionKey, ArgParser> = {
     return t;
   },
   width: (a) => pInt(single(a), "width"),
+  enforce_thumbnail: (a) => pBool(single(a), "value"),
+  extend_aspect_ratio: (a) => parseExtend(a),
+  filename: (a) => {
+    maxArgs(a, 2);
+    const f: { name: string; encoded?: boolean } = { name: a[0]! };
+    if (present(a[1])) f.encoded = pBool(a[1], "encoded");
+    if (f.encoded === true && !/^[A-Za-z0-9_-]*=*$/.test(f.name)) bad("name must be URL-safe base64");
+    return f;
+  },
+  max_animation_frame_resolution: (a) => pFloat(single(a), "megapixels", (n) => n >= 0),
+  max_animation_frames: (a) => pInt(single(a), "frames", 1),
+  max_result_dimension: (a) => pInt(single(a), "dimension", 0, 65535),
+  max_src_file_size: (a) => pInt(single(a), "bytes"),
+  max_src_resolution: (a) => pFloat(single(a), "megapixels", (n) => n >= 0),
+  pixelate: (a) => pInt(single(a), "pixelate", 0, 65535),
+  raw: (a) => pBool(single(a), "value"),
+  resizing_algorithm: (a) => oneOf(single(a), RESIZING_ALGORITHMS, "resizing algorithm"),
+  return_attachment: (a) => pBool(single(a), "value"),
+  skip_processing: (a) => a.map((f) => oneOf(f, SKIP_FORMATS, "format")),
+  zoom: (a) => {
+    if (a.length > 2) bad("takes at most 2 arguments");
+    const x = pFloat(a[0], "zoom", (n) => n > 0);
+    return a.length === 1 ? x : { zoom_x: x, zoom_y: pFloat(a[1], "zoom", (n) => n > 0) };
+  },
 };
 
 /** Parse one option segment `name:arg:…` into [JSON key, value]. */

@@ -67,6 +67,18 @@ export interface FormatQuality {
 
 export type Rotation = 0 | 90 | 180 | 270;
 
+/** `ra`: libvips resampling kernels. */
+export type ResizingAlgorithm = "nearest" | "linear" | "cubic" | "lanczos2" | "lanczos3";
+/** imgproxy's image type names (`skip_processing`). */
+export type SkipFormat = "jpg" | "jpeg" | "png" | "webp" | "gif" | "avif" | "heic" | "tiff" | "jxl" | "bmp" | "ico" | "svg";
+/** `z:{n}` or `z:{x}:{y}` (factors > 0). */
+export type Zoom = number | { zoom_x: number; zoom_y: number };
+/** `fn:{name}[:{encoded}]`: `[A-Za-z0-9._~-]+`, or base64url with `encoded: true`. */
+export interface Filename {
+  name: string;
+  encoded?: boolean;
+}
+
 /**
  * Canonical JSON option object (SPEC §4). Keys are imgproxy-node's full option
  * names; the same object given to `@imgproxy/imgproxy-node` yields the same path.
@@ -104,6 +116,25 @@ export interface ImagoOptions {
   strip_metadata?: boolean;
   trim?: TrimOptions;
   width?: number;
+  // imgproxy's further options (issue #20).
+  enforce_thumbnail?: boolean;
+  extend_aspect_ratio?: Extend;
+  filename?: Filename;
+  /** Megapixels of one animation frame (security option). */
+  max_animation_frame_resolution?: number;
+  max_animation_frames?: number;
+  max_result_dimension?: number;
+  /** Bytes (security option). */
+  max_src_file_size?: number;
+  /** Megapixels (security option). */
+  max_src_resolution?: number;
+  /** Block size in px (0 is omitted). */
+  pixelate?: number;
+  raw?: boolean;
+  resizing_algorithm?: ResizingAlgorithm;
+  return_attachment?: boolean;
+  skip_processing?: SkipFormat[];
+  zoom?: Zoom;
 }
 
 export type OptionKey = keyof ImagoOptions;

@@ -80,10 +80,16 @@ describe("option validation names the option", () => {
 
 test("option table and alias table agree", () => {
   const shorts = OPTION_TABLE.map(([, s]) => s);
-  assert.deepEqual(shorts, ["ar", "bg", "bl", "cb", "c", "dpr", "el", "exp", "ex", "fl", "f", "fq", "g", "h", "kcr", "mb", "mh", "mw", "pd", "pr", "q", "rs", "rt", "rot", "sh", "s", "scp", "sm", "t", "w"]);
+  assert.deepEqual(shorts, [
+    "ar", "bg", "bl", "cb", "c", "dpr", "eth", "el", "exp", "ex", "exar", "fn", "fl", "f", "fq", "g", "h", "kcr", "mafr", "maf",
+    "mb", "mrd", "msfs", "msr", "mh", "mw", "pd", "pix", "pr", "q", "raw", "rs", "ra", "rt", "att", "rot", "sh", "s", "skp", "scp",
+    "sm", "t", "w", "z",
+  ]);
   for (const [key, short] of OPTION_TABLE) assert.equal(OPTION_ALIASES[short], key);
   assert.equal(OPTION_ALIASES["min-width"], "min_width");
   assert.equal(OPTION_ALIASES.ext, "format");
+  // imgproxy-node writes `sp:` for skip_processing; imgproxy's own names are skp / skip_processing.
+  assert.equal(OPTION_ALIASES.sp, "skip_processing");
 });
 
 describe("parser", () => {

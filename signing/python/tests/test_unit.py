@@ -99,11 +99,15 @@ def test_integral_floats_are_accepted_for_ints():
 
 
 def test_option_table_matches_js_order_and_aliases():
-    assert [s for _, s, _ in OPTION_TABLE] == ["ar", "bg", "bl", "cb", "c", "dpr", "el", "exp", "ex", "fl", "f", "fq", "g", "h",
-                                               "kcr", "mb", "mh", "mw", "pd", "pr", "q", "rs", "rt", "rot", "sh", "s", "scp", "sm", "t", "w"]
+    assert [s for _, s, _ in OPTION_TABLE] == ["ar", "bg", "bl", "cb", "c", "dpr", "eth", "el", "exp", "ex", "exar", "fn", "fl",
+                                               "f", "fq", "g", "h", "kcr", "mafr", "maf", "mb", "mrd", "msfs", "msr", "mh",
+                                               "mw", "pd", "pix", "pr", "q", "raw", "rs", "ra", "rt", "att", "rot", "sh", "s",
+                                               "skp", "scp", "sm", "t", "w", "z"]
     for key, short, _ in OPTION_TABLE:
         assert OPTION_ALIASES[short] == key
     assert OPTION_ALIASES["min-width"] == "min_width"
+    # imgproxy-node writes `sp:` for skip_processing; imgproxy's own names are skp / skip_processing.
+    assert OPTION_ALIASES["sp"] == "skip_processing"
 
 
 def test_parser_aliases_and_loose_booleans():

@@ -17,7 +17,7 @@ def test_vector_file_shape():
     assert len(VECTORS["build"]) >= 25
     assert len(VECTORS["invalid"]) >= 20
     keys = {k for c in VECTORS["build"] for k in c["options"]}
-    assert len(keys) == 30, sorted(keys)
+    assert len(keys) == 44, sorted(keys)
 
 
 @pytest.mark.parametrize("v", VECTORS["sign"], ids=ids(VECTORS["sign"]))

@@ -513,12 +513,14 @@ mod tests {
         let b = UrlBuilder::new()
             .option("width", ["300"])
             .unwrap()
+            .option("xyz", ["2"])
+            .unwrap()
             .option("zoom", ["2"])
             .unwrap()
             .quality(80)
             .option("g", ["sm"])
             .unwrap();
-        assert_eq!(b.path("local:///a.jpg").unwrap(), "/g:sm/q:80/w:300/zoom:2/bG9jYWw6Ly8vYS5qcGc");
+        assert_eq!(b.path("local:///a.jpg").unwrap(), "/g:sm/q:80/w:300/z:2/xyz:2/bG9jYWw6Ly8vYS5qcGc");
         // Unvalidated on purpose: the server answers for bad arguments.
         assert!(UrlBuilder::new().option("w", ["abc"]).unwrap().path("local:///a.jpg").is_ok());
     }

@@ -22,8 +22,8 @@ pub mod webhook;
 
 pub use builder::{build_path, encode_source, is_valid_source, BuildError, SourceEncoding, UrlBuilder};
 pub use options::{
-    Background, Compass, Crop, Extend, Flip, Format, FormatQuality, Gravity, OptionError, Options, Padding, Quality,
-    Resize, ResizingType, Size, Trim,
+    Background, Compass, Crop, Extend, Filename, Flip, Format, FormatQuality, Gravity, OptionError, Options, Padding,
+    Quality, Resize, ResizingAlgorithm, ResizingType, Size, Trim, Zoom,
 };
 pub use srcset::{sizes, srcset_widths, Breakpoint, CssSize, SrcsetOptions, LADDER};
 

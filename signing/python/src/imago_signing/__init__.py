@@ -10,7 +10,9 @@ from .options import (
     CONCRETE_FORMATS,
     FORMATS,
     OPTION_TABLE,
+    RESIZING_ALGORITHMS,
     RESIZING_TYPES,
+    SKIP_FORMATS,
     serialize_option_segments,
     serialize_options,
 )
@@ -40,6 +42,6 @@ __all__ = [
     "request_upload", "upload_file", "UploadTicket", "list_images", "delete_image", "restore_image",
     "verify_webhook", "sign_webhook", "ImagoWebhookError", "WEBHOOK_SIGNATURE_HEADER", "DEFAULT_WEBHOOK_TOLERANCE_SECS",
     "ImagoError", "ImagoOptionError", "ImagoParseError", "ImagoApiError", "ImagoUploadError",
-    "format_number", "percent_encode", "COMPASS_GRAVITY", "CONCRETE_FORMATS", "FORMATS", "RESIZING_TYPES",
+    "format_number", "percent_encode", "COMPASS_GRAVITY", "CONCRETE_FORMATS", "FORMATS", "RESIZING_TYPES", "RESIZING_ALGORITHMS", "SKIP_FORMATS",
     "SPEC_VERSION", "__version__",
 ]

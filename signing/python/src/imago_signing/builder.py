@@ -174,6 +174,50 @@ class ImageUrlBuilder:
     def width(self, px: int) -> "ImageUrlBuilder":
         return self._with(width=px)
 
+    # imgproxy's further options (issue #20).
+    def enforce_thumbnail(self, on: bool = True) -> "ImageUrlBuilder":
+        return self._with(enforce_thumbnail=on)
+
+    def extend_aspect_ratio(self, extend: Union[bool, Mapping[str, Any]] = True) -> "ImageUrlBuilder":
+        return self._with(extend_aspect_ratio=dict(extend) if isinstance(extend, Mapping) else {"extend": extend})
+
+    def filename(self, name: Union[str, Mapping[str, Any]]) -> "ImageUrlBuilder":
+        """``fn:``; ``{"name": b64, "encoded": True}`` for base64url names."""
+        return self._with(filename=dict(name) if isinstance(name, Mapping) else {"name": name})
+
+    def max_animation_frame_resolution(self, megapixels: Num) -> "ImageUrlBuilder":
+        return self._with(max_animation_frame_resolution=megapixels)
+
+    def max_animation_frames(self, n: int) -> "ImageUrlBuilder":
+        return self._with(max_animation_frames=n)
+
+    def max_result_dimension(self, px: int) -> "ImageUrlBuilder":
+        return self._with(max_result_dimension=px)
+
+    def max_src_file_size(self, n: int) -> "ImageUrlBuilder":
+        return self._with(max_src_file_size=n)
+
+    def max_src_resolution(self, megapixels: Num) -> "ImageUrlBuilder":
+        return self._with(max_src_resolution=megapixels)
+
+    def pixelate(self, px: int) -> "ImageUrlBuilder":
+        return self._with(pixelate=px)
+
+    def raw(self, on: bool = True) -> "ImageUrlBuilder":
+        return self._with(raw=on)
+
+    def resizing_algorithm(self, algorithm: str) -> "ImageUrlBuilder":
+        return self._with(resizing_algorithm=algorithm)
+
+    def return_attachment(self, on: bool = True) -> "ImageUrlBuilder":
+        return self._with(return_attachment=on)
+
+    def skip_processing(self, *formats: str) -> "ImageUrlBuilder":
+        return self._with(skip_processing=list(formats))
+
+    def zoom(self, x: Num, y: Optional[Num] = None) -> "ImageUrlBuilder":
+        return self._with(zoom=x if y is None else {"zoom_x": x, "zoom_y": y})
+
     def extension(self, ext: str) -> "ImageUrlBuilder":
         return self._with_path(extension=ext)
 

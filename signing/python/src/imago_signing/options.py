@@ -14,6 +14,8 @@ __all__ = [
     "CONCRETE_FORMATS",
     "ROTATIONS",
     "OPTION_TABLE",
+    "RESIZING_ALGORITHMS",
+    "SKIP_FORMATS",
     "OPTION_KEYS",
     "serialize_option_segments",
     "serialize_options",
@@ -24,6 +26,10 @@ RESIZING_TYPES = ("fit", "fill", "fill-down", "force", "auto")
 FORMATS = ("jpg", "png", "webp", "avif", "gif", "auto")
 CONCRETE_FORMATS = ("jpg", "png", "webp", "avif", "gif")
 ROTATIONS = (0, 90, 180, 270)
+RESIZING_ALGORITHMS = ("nearest", "linear", "cubic", "lanczos2", "lanczos3")
+#: imgproxy's image type names (``skip_processing``).
+SKIP_FORMATS = ("jpg", "jpeg", "png", "webp", "gif", "avif", "heic", "tiff", "jxl", "bmp", "ico", "svg")
+_B64URL_RE = re.compile(r"[A-Za-z0-9_-]+")
 _NAME_RE = re.compile(r"[A-Za-z0-9._~-]+")
 _HEX_COLOR_RE = re.compile(r"[0-9a-fA-F]{3}|[0-9a-fA-F]{6}")
 
@@ -275,6 +281,33 @@ def _trim(c: _Ctx, v: Any) -> str:
     ])
 
 
+def _filename(c: _Ctx, v: Any) -> str:
+    if not _is_obj(v):
+        raise c.fail("must be an object {name, encoded?}")
+    _check_keys(c, v, ["name", "encoded"])
+    enc = _opt(v.get("encoded"), lambda x: _bool(c.sub("encoded"), x))
+    name = v.get("name")
+    rx = _B64URL_RE if v.get("encoded") is True else _NAME_RE
+    if not isinstance(name, str) or not rx.fullmatch(name):
+        raise c.sub("name").fail("must be [A-Za-z0-9._~-]+ (or base64url with encoded: true)")
+    return _join([f"fn:{name}", enc])
+
+
+def _skip_processing(c: _Ctx, v: Any) -> str:
+    if not isinstance(v, (list, tuple)) or len(v) == 0:
+        raise c.fail("must be a non-empty array of formats")
+    return "skp:" + ":".join(_one_of(c.sub(i), f, SKIP_FORMATS) for i, f in enumerate(v))
+
+
+def _zoom(c: _Ctx, v: Any) -> str:
+    if is_number(v) and not isinstance(v, bool):
+        return f"z:{_float(c, v, gt=0)}"
+    if not _is_obj(v):
+        raise c.fail("must be a number or {zoom_x, zoom_y}")
+    _check_keys(c, v, ["zoom_x", "zoom_y"])
+    return f"z:{_float(c.sub('zoom_x'), v.get('zoom_x'), gt=0)}:{_float(c.sub('zoom_y'), v.get('zoom_y'), gt=0)}"
+
+
 Serializer = Callable[[_Ctx, Any], Optional[str]]
 
 #: Canonical order (SPEC §5.1) = imgproxy-js-core's alphabetical module order: (JSON key, short name, serializer)
@@ -285,30 +318,44 @@ OPTION_TABLE: Tuple[Tuple[str, str, Serializer], ...] = (
     ("cachebuster", "cb", lambda c, v: f"cb:{_name(c, v)}"),
     ("crop", "c", _crop),
     ("dpr", "dpr", lambda c, v: f"dpr:{_float(c, v, gt=0)}"),
+    ("enforce_thumbnail", "eth", lambda c, v: f"eth:{_bool(c, v)}"),
     ("enlarge", "el", lambda c, v: f"el:{_bool(c, v)}"),
     ("expires", "exp", _scalar("exp", lambda c, v: _int(c, v))),
     ("extend", "ex", lambda c, v: f"ex:{_extend(c, v)}"),
+    ("extend_aspect_ratio", "exar", lambda c, v: f"exar:{_extend(c, v)}"),
+    ("filename", "fn", _filename),
     ("flip", "fl", _flip),
     ("format", "f", lambda c, v: f"f:{_one_of(c, v, FORMATS)}"),
     ("format_quality", "fq", _format_quality),
     ("gravity", "g", lambda c, v: f"g:{_gravity(c, v, True)}"),
     ("height", "h", _scalar("h", lambda c, v: _int(c, v))),
     ("keep_copyright", "kcr", lambda c, v: f"kcr:{_bool(c, v)}"),
+    ("max_animation_frame_resolution", "mafr", lambda c, v: f"mafr:{_float(c, v, min=0)}"),
+    ("max_animation_frames", "maf", lambda c, v: f"maf:{_int(c, v, 1)}"),
     ("max_bytes", "mb", _scalar("mb", lambda c, v: _int(c, v))),
+    ("max_result_dimension", "mrd", lambda c, v: f"mrd:{_int(c, v, 0, 65535)}"),
+    ("max_src_file_size", "msfs", lambda c, v: f"msfs:{_int(c, v)}"),
+    ("max_src_resolution", "msr", lambda c, v: f"msr:{_float(c, v, gt=0)}"),
     ("min_height", "mh", _scalar("mh", lambda c, v: _int(c, v))),
     ("min_width", "mw", _scalar("mw", lambda c, v: _int(c, v))),
     ("padding", "pd", _padding),
+    ("pixelate", "pix", _scalar("pix", lambda c, v: _int(c, v, 0, 65535))),
     ("preset", "pr", _preset),
     ("quality", "q", _quality),
+    ("raw", "raw", lambda c, v: f"raw:{_bool(c, v)}"),
     ("resize", "rs", _resize),
+    ("resizing_algorithm", "ra", lambda c, v: f"ra:{_one_of(c, v, RESIZING_ALGORITHMS)}"),
     ("resizing_type", "rt", lambda c, v: f"rt:{_one_of(c, v, RESIZING_TYPES)}"),
+    ("return_attachment", "att", lambda c, v: f"att:{_bool(c, v)}"),
     ("rotate", "rot", _rotate),
     ("sharpen", "sh", _scalar("sh", lambda c, v: _float(c, v, min=0))),
     ("size", "s", _size),
+    ("skip_processing", "skp", _skip_processing),
     ("strip_color_profile", "scp", lambda c, v: f"scp:{_bool(c, v)}"),
     ("strip_metadata", "sm", lambda c, v: f"sm:{_bool(c, v)}"),
     ("trim", "t", _trim),
     ("width", "w", _scalar("w", lambda c, v: _int(c, v))),
+    ("zoom", "z", _zoom),
 )
 
 OPTION_KEYS = frozenset(k for k, _, _ in OPTION_TABLE)

@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._encoding import b64url_decode, percent_decode, utf8_decode
 from .errors import ImagoParseError
-from .options import COMPASS_GRAVITY, CONCRETE_FORMATS, FORMATS, RESIZING_TYPES
+from .options import COMPASS_GRAVITY, CONCRETE_FORMATS, FORMATS, RESIZING_ALGORITHMS, RESIZING_TYPES, SKIP_FORMATS
 from .source import is_valid_source
 
 __all__ = ["OPTION_ALIASES", "ParsedPath", "parse_option_segment", "parse_path"]
@@ -44,6 +44,20 @@ OPTION_ALIASES: Dict[str, str] = {
     "sm": "strip_metadata", "strip_metadata": "strip_metadata",
     "t": "trim", "trim": "trim",
     "w": "width", "width": "width",
+    "eth": "enforce_thumbnail", "enforce_thumbnail": "enforce_thumbnail",
+    "exar": "extend_aspect_ratio", "extend_aspect_ratio": "extend_aspect_ratio", "extend_ar": "extend_aspect_ratio",
+    "fn": "filename", "filename": "filename",
+    "mafr": "max_animation_frame_resolution", "max_animation_frame_resolution": "max_animation_frame_resolution",
+    "maf": "max_animation_frames", "max_animation_frames": "max_animation_frames",
+    "mrd": "max_result_dimension", "max_result_dimension": "max_result_dimension",
+    "msfs": "max_src_file_size", "max_src_file_size": "max_src_file_size",
+    "msr": "max_src_resolution", "max_src_resolution": "max_src_resolution",
+    "pix": "pixelate", "pixelate": "pixelate",
+    "raw": "raw",
+    "ra": "resizing_algorithm", "resizing_algorithm": "resizing_algorithm",
+    "att": "return_attachment", "return_attachment": "return_attachment",
+    "skp": "skip_processing", "skip_processing": "skip_processing", "sp": "skip_processing",
+    "z": "zoom", "zoom": "zoom",
 }
 
 
@@ -261,6 +275,24 @@ def _trim(a: List[str]) -> Any:
     return t
 
 
+def _filename_arg(a: List[str]) -> Any:
+    _max_args(a, 2)
+    f: Dict[str, Any] = {"name": a[0]}
+    if _present(_get(a, 1)):
+        f["encoded"] = _p_bool(a[1], "encoded")
+    if f.get("encoded") is True and not re.fullmatch(r"[A-Za-z0-9_-]*=*", a[0]):
+        raise _ArgError("name must be URL-safe base64")
+    return f
+
+
+def _zoom(a: List[str]) -> Any:
+    _max_args(a, 2)
+    x = _p_float(_get(a, 0), "zoom", lambda n: n > 0)
+    if len(a) == 1:
+        return x
+    return {"zoom_x": x, "zoom_y": _p_float(a[1], "zoom", lambda n: n > 0)}
+
+
 _PARSERS: Dict[str, Callable[[List[str]], Any]] = {
     "auto_rotate": lambda a: _p_bool(_single(a), "value"),
     "background": _background,
@@ -292,6 +324,20 @@ _PARSERS: Dict[str, Callable[[List[str]], Any]] = {
     "strip_metadata": lambda a: _p_bool(_single(a), "value"),
     "trim": _trim,
     "width": lambda a: _p_int(_single(a), "width"),
+    "enforce_thumbnail": lambda a: _p_bool(_single(a), "value"),
+    "extend_aspect_ratio": _extend,
+    "filename": _filename_arg,
+    "max_animation_frame_resolution": lambda a: _p_float(_single(a), "megapixels", lambda n: n >= 0),
+    "max_animation_frames": lambda a: _p_int(_single(a), "frames", 1),
+    "max_result_dimension": lambda a: _p_int(_single(a), "dimension", 0, 65535),
+    "max_src_file_size": lambda a: _p_int(_single(a), "bytes"),
+    "max_src_resolution": lambda a: _p_float(_single(a), "megapixels", lambda n: n >= 0),
+    "pixelate": lambda a: _p_int(_single(a), "pixelate", 0, 65535),
+    "raw": lambda a: _p_bool(_single(a), "value"),
+    "resizing_algorithm": lambda a: _one_of(_single(a), RESIZING_ALGORITHMS, "resizing algorithm"),
+    "return_attachment": lambda a: _p_bool(_single(a), "value"),
+    "skip_processing": lambda a: [_one_of(f, SKIP_FORMATS, "format") for f in a],
+    "zoom": _zoom,
 }
 
 

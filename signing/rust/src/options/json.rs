@@ -146,6 +146,7 @@ impl Options {
                     })
                 }
                 "width" => o.width = Some(j_u32(&c, val)?),
+                k if super::extra::from_json(&mut o, k, &c, val)? => {}
                 other => return Err(OptionError::top(other, format!("is not an option (unknown key \"{other}\")"))),
             }
         }
@@ -162,14 +163,14 @@ fn check_keys(c: &Ctx<'_>, m: &Map<String, Value>, allowed: &[&str]) -> Result<(
     Ok(())
 }
 
-fn j_obj<'v>(c: &Ctx<'_>, v: &'v Value, allowed: &[&str]) -> Result<&'v Map<String, Value>, OptionError> {
+pub(super) fn j_obj<'v>(c: &Ctx<'_>, v: &'v Value, allowed: &[&str]) -> Result<&'v Map<String, Value>, OptionError> {
     let m = v.as_object().ok_or_else(|| c.fail(format!("must be an object {{{}}}", allowed.join(", "))))?;
     check_keys(c, m, allowed)?;
     Ok(m)
 }
 
 /// An optional field: absent or `null` → `None`.
-fn j_field<T>(
+pub(super) fn j_field<T>(
     m: &Map<String, Value>,
     k: &str,
     f: impl FnOnce(&Value) -> Result<T, OptionError>,
@@ -180,19 +181,19 @@ fn j_field<T>(
     }
 }
 
-fn j_bool(c: &Ctx<'_>, v: &Value) -> Result<bool, OptionError> {
+pub(super) fn j_bool(c: &Ctx<'_>, v: &Value) -> Result<bool, OptionError> {
     v.as_bool().ok_or_else(|| c.fail("must be a boolean"))
 }
 
-fn j_str<'v>(c: &Ctx<'_>, v: &'v Value) -> Result<&'v str, OptionError> {
+pub(super) fn j_str<'v>(c: &Ctx<'_>, v: &'v Value) -> Result<&'v str, OptionError> {
     v.as_str().ok_or_else(|| c.fail("must be a string"))
 }
 
-fn j_float(c: &Ctx<'_>, v: &Value) -> Result<f64, OptionError> {
+pub(super) fn j_float(c: &Ctx<'_>, v: &Value) -> Result<f64, OptionError> {
     v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| c.fail("must be a finite number"))
 }
 
-fn j_int(c: &Ctx<'_>, v: &Value, max: u64) -> Result<u64, OptionError> {
+pub(super) fn j_int(c: &Ctx<'_>, v: &Value, max: u64) -> Result<u64, OptionError> {
     let n = match v.as_u64() {
         Some(n) => n,
         None => {
@@ -253,7 +254,7 @@ fn j_gravity(c: &Ctx<'_>, v: &Value) -> Result<Gravity, OptionError> {
     }
 }
 
-fn j_extend(c: &Ctx<'_>, v: &Value) -> Result<Extend, OptionError> {
+pub(super) fn j_extend(c: &Ctx<'_>, v: &Value) -> Result<Extend, OptionError> {
     let m = j_obj(c, v, &["extend", "gravity"])?;
     Ok(Extend {
         extend: j_bool(&c.sub("extend"), m.get("extend").unwrap_or(&Value::Null))?,

@@ -8,7 +8,12 @@
 //! by the test vectors and the other SDKs). Every validation error is an [`OptionError`] naming
 //! the option (`option`, the JSON key) and the exact sub-path (`path`, e.g. `resize.width`).
 
+mod extra;
 mod json;
+mod names;
+
+pub use extra::{Filename, ResizingAlgorithm, Zoom, SKIP_FORMATS};
+pub use names::{lookup_url_name, OPTION_NAMES};
 
 use std::fmt;
 
@@ -362,49 +367,22 @@ pub struct Options {
     pub strip_metadata: Option<bool>,
     pub trim: Option<Trim>,
     pub width: Option<u32>,
-}
-
-/// `(JSON key, short name, every accepted URL name)` in the canonical order of SPEC §5.1.
-pub const OPTION_NAMES: [(&str, &str, &[&str]); 30] = [
-    ("auto_rotate", "ar", &["ar", "auto_rotate"]),
-    ("background", "bg", &["bg", "background"]),
-    ("blur", "bl", &["bl", "blur"]),
-    ("cachebuster", "cb", &["cb", "cachebuster"]),
-    ("crop", "c", &["c", "crop"]),
-    ("dpr", "dpr", &["dpr"]),
-    ("enlarge", "el", &["el", "enlarge"]),
-    ("expires", "exp", &["exp", "expires"]),
-    ("extend", "ex", &["ex", "extend"]),
-    ("flip", "fl", &["fl", "flip"]),
-    ("format", "f", &["f", "format", "ext"]),
-    ("format_quality", "fq", &["fq", "format_quality"]),
-    ("gravity", "g", &["g", "gravity"]),
-    ("height", "h", &["h", "height"]),
-    ("keep_copyright", "kcr", &["kcr", "keep_copyright"]),
-    ("max_bytes", "mb", &["mb", "max_bytes"]),
-    ("min_height", "mh", &["mh", "min-height"]),
-    ("min_width", "mw", &["mw", "min-width"]),
-    ("padding", "pd", &["pd", "padding"]),
-    ("preset", "pr", &["pr", "preset"]),
-    ("quality", "q", &["q", "quality"]),
-    ("resize", "rs", &["rs", "resize"]),
-    ("resizing_type", "rt", &["rt", "resizing_type"]),
-    ("rotate", "rot", &["rot", "rotate"]),
-    ("sharpen", "sh", &["sh", "sharpen"]),
-    ("size", "s", &["s", "size"]),
-    ("strip_color_profile", "scp", &["scp", "strip_color_profile"]),
-    ("strip_metadata", "sm", &["sm", "strip_metadata"]),
-    ("trim", "t", &["t", "trim"]),
-    ("width", "w", &["w", "width"]),
-];
-
-/// The canonical slot (index into [`OPTION_NAMES`]) and short name of a URL option name.
-pub fn lookup_url_name(name: &str) -> Option<(usize, &'static str)> {
-    OPTION_NAMES
-        .iter()
-        .enumerate()
-        .find(|(_, (_, _, names))| names.contains(&name))
-        .map(|(i, (_, short, _))| (i, *short))
+    // imgproxy's further options (issue #20; `extra.rs`).
+    pub enforce_thumbnail: Option<bool>,
+    pub extend_aspect_ratio: Option<Extend>,
+    pub filename: Option<Filename>,
+    pub max_animation_frame_resolution: Option<f64>,
+    pub max_animation_frames: Option<u32>,
+    pub max_result_dimension: Option<u32>,
+    pub max_src_file_size: Option<u64>,
+    pub max_src_resolution: Option<f64>,
+    /// 0 is omitted.
+    pub pixelate: Option<u32>,
+    pub raw: Option<bool>,
+    pub resizing_algorithm: Option<ResizingAlgorithm>,
+    pub return_attachment: Option<bool>,
+    pub skip_processing: Option<Vec<String>>,
+    pub zoom: Option<Zoom>,
 }
 
 /// Canonical number formatting (SPEC §5.4): shortest round-trip decimal, never an exponent,
@@ -435,11 +413,11 @@ pub(crate) fn parse_decimal(s: &str) -> Option<f64> {
 }
 
 /// Joins arguments with `:` and strips trailing empty ones (imgproxy-node's `.replace(/:+$/, "")`).
-fn join(args: &[String]) -> String {
+pub(super) fn join(args: &[String]) -> String {
     args.join(":").trim_end_matches(':').to_string()
 }
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     option: &'a str,
     path: String,
 }
@@ -507,7 +485,7 @@ fn gravity_args(c: &Ctx<'_>, g: &Gravity, allow_smart: bool) -> Result<String, O
     })
 }
 
-fn extend_args(c: &Ctx<'_>, e: &Extend) -> Result<String, OptionError> {
+pub(super) fn extend_args(c: &Ctx<'_>, e: &Extend) -> Result<String, OptionError> {
     Ok(join(&[b(e.extend), opt(e.gravity.as_ref(), |g| gravity_args(&c.sub("gravity"), g, false))?]))
 }
 
@@ -679,6 +657,9 @@ impl Options {
             push("trim", Some(seg));
         }
         push("width", nonzero_u(self.width.map(u64::from), "w"));
+        extra::segments(self, &mut push)?;
+        // Stable: the options above are already in order, this file's take their slots.
+        out.sort_by_key(|(slot, _)| *slot);
         Ok(out)
     }
 
@@ -741,7 +722,7 @@ mod tests {
         let e = ser(json!({"format_quality": [{"format": "auto", "quality": 5}]})).unwrap_err();
         assert_eq!(e.path, "format_quality.0.format");
         for (v, key) in [
-            (json!({"zoom": 1}), "zoom"),
+            (json!({"zoomx": 1}), "zoomx"),
             (json!({"dpr": 0}), "dpr"),
             (json!({"resize": {}}), "resize"),
             (json!({"size": {}}), "size"),
@@ -773,7 +754,9 @@ mod tests {
         for bad in ["up", "sm:1", "fp:1", "no:1:2:3", "no:x"] {
             assert!(bad.parse::<Gravity>().is_err(), "{bad}");
         }
-        assert_eq!(lookup_url_name("min-width"), Some((17, "mw")));
-        assert_eq!(lookup_url_name("zoom"), None);
+        assert_eq!(lookup_url_name("min-width"), Some((25, "mw")));
+        assert_eq!(lookup_url_name("zoom"), Some((43, "z")));
+        assert_eq!(lookup_url_name("sp"), Some((38, "skp")));
+        assert_eq!(lookup_url_name("zoomx"), None);
     }
 }
