@@ -80,7 +80,7 @@ describe("option validation names the option", () => {
 
 test("option table and alias table agree", () => {
   const shorts = OPTION_TABLE.map(([, s]) => s);
-  assert.deepEqual(shorts, ["ar", "bg", "bl", "cb", "c", "dpr", "el", "exp", "ex", "fl", "f", "fq", "g", "h", "kcr", "mb", "mh", "mw", "pd", "pr", "q", "rs", "rt", "rot", "sh", "s", "scp", "sm", "t", "w"]);
+  assert.deepEqual(shorts, ["ar", "bg", "bl", "cb", "c", "dpr", "el", "exp", "ex", "fl", "f", "fq", "g", "h", "kcr", "mb", "mh", "mw", "pd", "pr", "q", "rs", "rt", "rot", "sh", "s", "scp", "sm", "t", "wm", "w"]);
   for (const [key, short] of OPTION_TABLE) assert.equal(OPTION_ALIASES[short], key);
   assert.equal(OPTION_ALIASES["min-width"], "min_width");
   assert.equal(OPTION_ALIASES.ext, "format");

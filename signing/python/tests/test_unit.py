@@ -100,7 +100,7 @@ def test_integral_floats_are_accepted_for_ints():
 
 def test_option_table_matches_js_order_and_aliases():
     assert [s for _, s, _ in OPTION_TABLE] == ["ar", "bg", "bl", "cb", "c", "dpr", "el", "exp", "ex", "fl", "f", "fq", "g", "h",
-                                               "kcr", "mb", "mh", "mw", "pd", "pr", "q", "rs", "rt", "rot", "sh", "s", "scp", "sm", "t", "w"]
+                                               "kcr", "mb", "mh", "mw", "pd", "pr", "q", "rs", "rt", "rot", "sh", "s", "scp", "sm", "t", "wm", "w"]
     for key, short, _ in OPTION_TABLE:
         assert OPTION_ALIASES[short] == key
     assert OPTION_ALIASES["min-width"] == "min_width"

@@ -145,6 +145,7 @@ impl Options {
                         equal_ver: j_field(m, "equal_ver", |v| j_bool(&c.sub("equal_ver"), v))?,
                     })
                 }
+                "watermark" => o.watermark = Some(Watermark::from_json(val)?),
                 "width" => o.width = Some(j_u32(&c, val)?),
                 other => return Err(OptionError::top(other, format!("is not an option (unknown key \"{other}\")"))),
             }
@@ -153,7 +154,7 @@ impl Options {
     }
 }
 
-fn check_keys(c: &Ctx<'_>, m: &Map<String, Value>, allowed: &[&str]) -> Result<(), OptionError> {
+pub(super) fn check_keys(c: &Ctx<'_>, m: &Map<String, Value>, allowed: &[&str]) -> Result<(), OptionError> {
     for k in m.keys() {
         if !allowed.contains(&k.as_str()) {
             return Err(c.fail(format!("has unknown field \"{k}\" (allowed: {})", allowed.join(", "))));
@@ -169,7 +170,7 @@ fn j_obj<'v>(c: &Ctx<'_>, v: &'v Value, allowed: &[&str]) -> Result<&'v Map<Stri
 }
 
 /// An optional field: absent or `null` → `None`.
-fn j_field<T>(
+pub(super) fn j_field<T>(
     m: &Map<String, Value>,
     k: &str,
     f: impl FnOnce(&Value) -> Result<T, OptionError>,
@@ -184,11 +185,11 @@ fn j_bool(c: &Ctx<'_>, v: &Value) -> Result<bool, OptionError> {
     v.as_bool().ok_or_else(|| c.fail("must be a boolean"))
 }
 
-fn j_str<'v>(c: &Ctx<'_>, v: &'v Value) -> Result<&'v str, OptionError> {
+pub(super) fn j_str<'v>(c: &Ctx<'_>, v: &'v Value) -> Result<&'v str, OptionError> {
     v.as_str().ok_or_else(|| c.fail("must be a string"))
 }
 
-fn j_float(c: &Ctx<'_>, v: &Value) -> Result<f64, OptionError> {
+pub(super) fn j_float(c: &Ctx<'_>, v: &Value) -> Result<f64, OptionError> {
     v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| c.fail("must be a finite number"))
 }
 

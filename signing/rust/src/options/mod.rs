@@ -9,6 +9,9 @@
 //! the option (`option`, the JSON key) and the exact sub-path (`path`, e.g. `resize.width`).
 
 mod json;
+mod watermark;
+
+pub use watermark::{Watermark, WatermarkPosition};
 
 use std::fmt;
 
@@ -361,11 +364,13 @@ pub struct Options {
     pub strip_color_profile: Option<bool>,
     pub strip_metadata: Option<bool>,
     pub trim: Option<Trim>,
+    /// `wm` (the server's configured watermark image).
+    pub watermark: Option<Watermark>,
     pub width: Option<u32>,
 }
 
 /// `(JSON key, short name, every accepted URL name)` in the canonical order of SPEC §5.1.
-pub const OPTION_NAMES: [(&str, &str, &[&str]); 30] = [
+pub const OPTION_NAMES: [(&str, &str, &[&str]); 31] = [
     ("auto_rotate", "ar", &["ar", "auto_rotate"]),
     ("background", "bg", &["bg", "background"]),
     ("blur", "bl", &["bl", "blur"]),
@@ -395,6 +400,7 @@ pub const OPTION_NAMES: [(&str, &str, &[&str]); 30] = [
     ("strip_color_profile", "scp", &["scp", "strip_color_profile"]),
     ("strip_metadata", "sm", &["sm", "strip_metadata"]),
     ("trim", "t", &["t", "trim"]),
+    ("watermark", "wm", &["wm", "watermark"]),
     ("width", "w", &["w", "width"]),
 ];
 
@@ -677,6 +683,9 @@ impl Options {
                 opt(t.equal_ver, |x| Ok(b(x)))?,
             ]);
             push("trim", Some(seg));
+        }
+        if let Some(w) = &self.watermark {
+            push("watermark", Some(w.segment()?));
         }
         push("width", nonzero_u(self.width.map(u64::from), "w"));
         Ok(out)
