@@ -148,6 +148,7 @@ pub fn apply(o: &mut Options, seg: &str, presets: &Presets, depth: u8) -> Result
                 apply_preset(o, name, p, body, presets, depth)?;
             }
         }
+        "watermark" => o.watermark = super::watermark::parse(name, a, o.watermark)?,
         _ => return Err(OptionError::Unknown(name.to_string())),
     }
     Ok(())

@@ -185,6 +185,8 @@ pub struct Options {
     pub max_bytes: Option<u64>,
     pub cachebuster: Option<String>,
     pub expires: Option<i64>,
+    /// `wm` (src/options/watermark.rs); `None`: no watermark.
+    pub watermark: Option<Watermark>,
 }
 
 impl Default for Options {
@@ -218,15 +220,18 @@ impl Default for Options {
             max_bytes: None,
             cachebuster: None,
             expires: None,
+            watermark: None,
         }
     }
 }
 
 mod apply;
 mod args;
+mod watermark;
 
 pub use apply::apply;
 pub use args::MAX_DIMENSION;
+pub use watermark::{Watermark, WatermarkPosition};
 
 /// Named presets from the configuration.
 #[derive(Clone, Debug, Default)]
