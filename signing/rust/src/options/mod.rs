@@ -9,7 +9,11 @@
 //! the option (`option`, the JSON key) and the exact sub-path (`path`, e.g. `resize.width`).
 
 mod json;
+mod number;
 mod watermark;
+
+pub use number::format_number;
+pub(crate) use number::parse_decimal;
 
 pub use watermark::{Watermark, WatermarkPosition};
 
@@ -413,33 +417,6 @@ pub fn lookup_url_name(name: &str) -> Option<(usize, &'static str)> {
         .map(|(i, (_, short, _))| (i, *short))
 }
 
-/// Canonical number formatting (SPEC §5.4): shortest round-trip decimal, never an exponent,
-/// `-0` → `0`. `None` for NaN and infinities.
-pub fn format_number(x: f64) -> Option<String> {
-    if !x.is_finite() {
-        return None;
-    }
-    if x == 0.0 {
-        return Some("0".into());
-    }
-    Some(format!("{x}"))
-}
-
-/// `-?([0-9]+(\.[0-9]*)?|\.[0-9]+)` → f64 (SPEC §4 float).
-pub(crate) fn parse_decimal(s: &str) -> Option<f64> {
-    let body = s.strip_prefix('-').unwrap_or(s);
-    let (int, frac) = match body.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (body, None),
-    };
-    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-    let ok = digits(int) && frac.is_none_or(digits) && (!int.is_empty() || frac.is_some_and(|f| !f.is_empty()));
-    if !ok {
-        return None;
-    }
-    s.parse::<f64>().ok().filter(|v| v.is_finite())
-}
-
 /// Joins arguments with `:` and strips trailing empty ones (imgproxy-node's `.replace(/:+$/, "")`).
 fn join(args: &[String]) -> String {
     args.join(":").trim_end_matches(':').to_string()
@@ -684,9 +661,7 @@ impl Options {
             ]);
             push("trim", Some(seg));
         }
-        if let Some(w) = &self.watermark {
-            push("watermark", Some(w.segment()?));
-        }
+        push("watermark", self.watermark.as_ref().map(Watermark::segment).transpose()?);
         push("width", nonzero_u(self.width.map(u64::from), "w"));
         Ok(out)
     }
