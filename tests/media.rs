@@ -47,7 +47,7 @@ async fn watermark_placement_opacity_scale_and_replicate_on_pixels() {
     s.put("grey.png", &base);
     // (options, pixels that must be red, pixels that must stay grey)
     type Px = &'static [(u32, u32)];
-    let cases: [(&str, Px, Px); 10] = [
+    let cases: [(&str, Px, Px); 12] = [
         ("wm:1:nowe/f:png", &[(0, 0), (19, 9)], &[(20, 5), (25, 15), (190, 95)]),
         ("wm:1:soea/f:png", &[(180, 90), (199, 99)], &[(179, 95), (5, 5)]),
         // Centre: left = (200 - 20 + 1) / 2 = 90, top = (100 - 10 + 1) / 2 = 45.
@@ -62,6 +62,10 @@ async fn watermark_placement_opacity_scale_and_replicate_on_pixels() {
         ("wm:1:re/f:png", &[(0, 0), (105, 55), (199, 99)], &[]),
         // Tiles 40×20 with the mark at (10, 5) in each.
         ("wm:1:re:20:10/f:png", &[(10, 5), (29, 14), (50, 25)], &[(2, 2), (35, 10), (45, 22)]),
+        // Partly outside (negative offsets): the visible part is blended.
+        ("wm:1:nowe:-10:-5/f:png", &[(0, 0), (9, 4)], &[(10, 2), (5, 5)]),
+        // Larger than the image (scale 2 fits it into 400×200): it covers everything.
+        ("wm:1:ce:0:0:2/f:png", &[(0, 0), (100, 50), (199, 99)], &[]),
         // Opacity 0 is no watermark at all.
         ("wm:0:nowe/f:png", &[], &[(0, 0), (100, 50)]),
     ];

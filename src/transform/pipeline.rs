@@ -170,6 +170,8 @@ fn render_inner(
     let (img, watermarked) = match (&o.watermark, &req.watermark) {
         (Some(w), Some(wm)) if !animated => {
             let opacity = w.opacity * enc.watermark_opacity;
+            // In memory first: blending over the lazy shrink-on-load image re-reads the source.
+            let img = materialise(&img, deadline)?;
             (super::watermark::apply(img, wm, w, opacity, o.dpr.unwrap_or(1.0)).map_err(fail)?, true)
         }
         _ => (img, false),
