@@ -240,3 +240,39 @@ async fn encrypted_sources_round_trip_and_refusals() {
     .await;
     assert!(body["message"].as_str().unwrap().contains("IMAGO_SOURCE_URL_ENCRYPTION_KEY"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watermark_and_fallback_from_source_urls_load_once() {
+    let (base, mark) = base_and_mark();
+    // Imago sources, fetched through the source layer on first use.
+    let s = start(&["earth_anim.gif"], |c| {
+        c.watermark_url = Some("local:///aux/wm.png".into());
+        c.fallback_image_url = Some("local:///aux/fallback.png".into());
+    })
+    .await;
+    s.put("grey.png", &base);
+    // Not there yet: the watermark's own fetch error; no fallback (the request's error stands).
+    assert_error(s.get(&s.url("wm:1/f:png", "local:///grey.png", None)).await, 404, "source-not-found").await;
+    assert_error(s.get(&s.url("w:10", "local:///missing.png", None)).await, 404, "source-not-found").await;
+    s.put("aux/wm.png", &mark);
+    s.put("aux/fallback.png", &base);
+    let img = get_png(&s, "wm:1:nowe/f:png").await;
+    assert!(near(&img, 0, 0, RED, 2), "{:?}", img.get_pixel(0, 0));
+    let r = s.get(&s.url("w:10/f:png", "local:///missing.png", None)).await;
+    assert_eq!((r.status().as_u16(), header(&r, "fallback-image")), (200, Some("1")));
+    assert_eq!(decode(&r.bytes().await.unwrap()).dimensions(), (10, 5));
+    // Kept for the life of the process: removing the files changes nothing.
+    std::fs::remove_file(s.root.join("aux/wm.png")).unwrap();
+    std::fs::remove_file(s.root.join("aux/fallback.png")).unwrap();
+    let img = get_png(&s, "wm:1:soea/f:png").await;
+    assert!(near(&img, 199, 99, RED, 2), "{:?}", img.get_pixel(199, 99));
+    let r = s.get(&s.url("w:12/f:png", "local:///missing.png", None)).await;
+    assert_eq!(header(&r, "fallback-image"), Some("1"));
+    // Animations are served without the watermark (stills only), still animated.
+    let r = s.get(&s.url("wm:1/w:100", "local:///earth_anim.gif", Some("gif"))).await;
+    assert_eq!(r.status(), 200);
+    let gif = r.bytes().await.unwrap();
+    let frames = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(gif.to_vec())).unwrap();
+    use image::AnimationDecoder;
+    assert!(frames.into_frames().count() > 1);
+}
