@@ -62,7 +62,7 @@ fn req(width: u32, format: FormatChoice, quality: Quality) -> RenderRequest {
     o.width = width;
     o.format = format;
     o.quality = quality;
-    RenderRequest { options: o, accept: AcceptClass::Avif, save_data: false }
+    RenderRequest { options: o, accept: AcceptClass::Avif, save_data: false, watermark: None }
 }
 
 /// CPU seconds (user + system, all threads) this process has used.

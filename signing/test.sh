@@ -38,7 +38,7 @@ echo "== imago-signing (Python) =="
   fi
   stamp=.venv/.imago-signing-installed
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install --disable-pip-version-check -q -e '.[test]'
+    .venv/bin/python -m pip install --disable-pip-version-check -q -e '.[test,encrypt]'
     touch "$stamp"
   fi
   if [ "$prepare" -eq 0 ]; then

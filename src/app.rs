@@ -60,6 +60,8 @@ pub struct AppState {
     pub purger: Arc<crate::purge::Purger>,
     /// Deletions shared with the other replicas (`None`: `IMAGO_DELETE_SYNC_MS=0`).
     pub tombstones: Option<Arc<crate::purge::Tombstones>>,
+    /// The watermark and the fallback image (src/auxiliary.rs).
+    pub aux: crate::auxiliary::Auxiliary,
 }
 
 impl AppState {
@@ -67,6 +69,7 @@ impl AppState {
         crate::transform::init(cfg.raw.vips_concurrency)?;
         let r = &cfg.raw;
         let enc = EncodeSettings::from_config(r);
+        let aux = crate::auxiliary::Auxiliary::new(&cfg.media, &enc)?;
         let metrics = Metrics::new();
         metrics.workers.set(cfg.workers as i64);
         let storage = Storage::new(&cfg)?;
@@ -121,6 +124,7 @@ impl AppState {
             events,
             purger,
             tombstones,
+            aux,
             cfg: Arc::new(cfg),
         })
     }
@@ -142,6 +146,7 @@ impl AppState {
             shutting_down: &self.shutting_down,
             analytics: self.analytics.enabled(),
             uploads: &self.uploads,
+            aux: &self.aux,
         }
     }
 

@@ -74,6 +74,8 @@ pub const CODES: &[(&str, &[u16])] = &[
     ("upload-rejected", &[409]),
     ("upload-pending-expired", &[409]),
     ("image-deleted", &[410]),
+    // Encrypted source URLs (`/enc/`).
+    ("invalid-encrypted-source", &[400]),
 ];
 
 /// Every error a request can end in.

@@ -50,6 +50,8 @@ pub struct Flow<'a> {
     /// Upload lifecycle: an upload key is served only once `ready` ([`crate::upload::state`]).
     /// The tenant owning an upload key (for the `Surrogate-Key` / `Cache-Tag` of a variant).
     pub uploads: &'a crate::upload::Uploads,
+    /// The watermark and the fallback image.
+    pub aux: &'a crate::auxiliary::Auxiliary,
 }
 
 fn unix_now() -> i64 {
@@ -86,7 +88,7 @@ pub fn prepare(
     f: &Flow<'_>,
     draft: &mut Draft,
 ) -> Result<Prepared, Error> {
-    let split = crate::url::split(req.uri().path())?;
+    let split = crate::url::split_with(req.uri().path(), f.cfg.media.source_cipher.as_ref())?;
     crate::signature::check(&split, &f.cfg.verifier, f.cfg.raw.allow_insecure)?;
     let opts = options::parse(&split.options, split.extension.as_deref(), f.presets)?;
     // imgproxy refuses security options unless the server allows them (403).
@@ -196,7 +198,13 @@ pub async fn serve(
     // future is not part of every request's future (moving it cost more than the hit itself).
     let (variant, outcome) = match f.cache.get(&p.key).await {
         Some(v) => (v, Outcome::Hit),
-        None => Box::pin(miss(f, p)).await?,
+        None => match Box::pin(miss(f, p)).await {
+            Ok(made) => made,
+            Err(e) if FALLBACK_CODES.contains(&e.code()) && f.aux.has_fallback() => {
+                return Box::pin(fallback(f, p, &headers, start, draft, e)).await;
+            }
+            Err(e) => return Err(e),
+        },
     };
     record_image(f.metrics, neg, Some(&variant), outcome);
     draft.outcome(Some(&variant), outcome);
@@ -208,9 +216,77 @@ pub async fn serve(
 /// A variant the cache does not hold: made once, however many requests wait for it.
 pub async fn miss(f: &Flow<'_>, p: &Prepared) -> Result<(Arc<Variant>, Outcome), Error> {
     let neg = &p.neg;
-    let render_req = RenderRequest { options: neg.options.clone(), accept: neg.accept, save_data: neg.save_data };
+    let watermark = if neg.options.watermark.is_some() { f.aux.watermark(f.sources).await? } else { None };
+    let render_req =
+        RenderRequest { options: neg.options.clone(), accept: neg.accept, save_data: neg.save_data, watermark };
     let make = make_variant(f, p.src.clone(), p.image, render_req);
     f.cache.get_or_make(p.key, make).await.map_err(|e| unshare(&e))
+}
+
+/// The errors a fallback image replaces (IMAGO_FALLBACK_IMAGE_*): the source is missing,
+/// unreachable or broken. Never a bad signature, option or URL, a limit, a deleted image or an
+/// overload: those answer their own error.
+pub const FALLBACK_CODES: [&str; 6] = [
+    "source-not-found",
+    "upstream-error",
+    "upstream-timeout",
+    "storage-unavailable",
+    "invalid-image",
+    "unsupported-format",
+];
+
+/// The cache key source of fallback variants: no source URL can produce it (sources are parsed
+/// before they are keyed).
+const FALLBACK_SOURCE: &str = "\0imago:fallback";
+
+/// The fallback image, processed with the request's options (as imgproxy): its variants are
+/// cached per option set like any other, but the response is `IMAGO_FALLBACK_IMAGE_HTTP_CODE`,
+/// short-lived (`IMAGO_FALLBACK_IMAGE_TTL`, never `immutable`), without ETag or
+/// Last-Modified (a revalidation must not keep the fallback once the source exists), and says
+/// what it is: `Fallback-Image: 1` (imgproxy's header) and `Imago-Fallback-Reason: {code}`.
+async fn fallback(
+    f: &Flow<'_>,
+    p: &Prepared,
+    headers: &respond::CacheHeaders<'_>,
+    start: Instant,
+    draft: &mut Draft,
+    err: Error,
+) -> Result<HttpResponse, Error> {
+    let Some(bytes) = f.aux.fallback(f.sources).await else { return Err(err) };
+    let code = err.code();
+    let status = match f.cfg.media.fallback_status {
+        0 => actix_web::ResponseError::status_code(&err),
+        s => actix_web::http::StatusCode::from_u16(s).map_err(|e| Error::Internal(e.to_string()))?,
+    };
+    tracing::warn!(error = %err, code, "the source failed: serving the fallback image");
+    let neg = &p.neg;
+    let key = cache::key(FALLBACK_SOURCE, neg);
+    let watermark = if neg.options.watermark.is_some() { f.aux.watermark(f.sources).await? } else { None };
+    let render_req =
+        RenderRequest { options: neg.options.clone(), accept: neg.accept, save_data: neg.save_data, watermark };
+    let make = async {
+        let admission = f.workers.admit().map_err(|r| shed(f, r))?;
+        let fetched = source::Fetched { bytes, last_modified: None };
+        render_fetched(f, admission, &fetched, 0.0, p.image, render_req).await
+    };
+    let (variant, outcome) = match f.cache.get(&key).await {
+        Some(v) => (v, Outcome::Hit),
+        None => f.cache.get_or_make(key, make).await.map_err(|e| unshare(&e))?,
+    };
+    record_image(f.metrics, neg, Some(&variant), outcome);
+    draft.outcome(Some(&variant), outcome);
+    let total = start.elapsed().as_secs_f64() * 1000.0;
+    let mut r = respond::image(&variant, headers, f.respond, outcome, 0.0, total);
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.remove(header::ETAG);
+    h.remove(header::LAST_MODIFIED);
+    let ttl = f.cfg.media.fallback_ttl;
+    let cc = if ttl == 0 { "no-store".to_string() } else { format!("public, max-age={ttl}") };
+    h.insert(header::CACHE_CONTROL, header::HeaderValue::from_str(&cc).map_err(|e| Error::Internal(e.to_string()))?);
+    h.insert(HeaderName::from_static("fallback-image"), header::HeaderValue::from_static("1"));
+    h.insert(HeaderName::from_static("imago-fallback-reason"), header::HeaderValue::from_static(code));
+    Ok(r)
 }
 
 /// Errors come back shared from the coalescing cache; rebuild an owned one with the same status,
@@ -245,6 +321,18 @@ pub async fn make_variant(
     let admission = f.workers.admit().map_err(|r| shed(f, r))?;
     let t = Instant::now();
     let (fetched, fetch_s) = fetch_source(f, &src, &req, t).await?;
+    render_fetched(f, admission, &fetched, fetch_s, image, req).await
+}
+
+/// The transform of fetched bytes on the admitted worker slot, as a cacheable [`Variant`].
+async fn render_fetched(
+    f: &Flow<'_>,
+    admission: crate::transform::Admission,
+    fetched: &source::Fetched,
+    fetch_s: f64,
+    image: cache::ImageId,
+    req: RenderRequest,
+) -> Result<Variant, Error> {
     let enc = f.enc.clone();
     let bytes = fetched.bytes.clone();
     f.metrics.queue_depth.set(f.workers.stats.waiting.load(Ordering::Relaxed) as i64);

@@ -12,6 +12,7 @@
 //!   `Accept` and Client Hints) → [`cache`] (key, variant cache, request memo) → [`source`]
 //!   (fetch the original) → [`transform`] (the pipeline; the only user of the libvips adapter
 //!   `vips`) → [`respond`] (cache headers, ETag, `Vary`);
+//! * [`auxiliary`]: the watermark and the fallback image, loaded once;
 //! * services beside the flow: [`upload`] (tickets, embedded uploads), [`analytics`] (events and
 //!   reports), [`auth`] (API keys), [`quota`] (upload quotas, per replica or fleet-wide); bytes live behind [`storage`] (the local root and
 //!   the one object-store client), which [`source`], [`upload`] and [`analytics`] share;
@@ -21,6 +22,7 @@
 pub mod analytics;
 pub mod app;
 pub mod auth;
+pub mod auxiliary;
 pub mod cache;
 pub mod config;
 pub mod error;

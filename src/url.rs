@@ -12,6 +12,7 @@ use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
+use imago_signing::SourceCipher;
 
 /// Why a path could not be split.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -30,6 +31,10 @@ pub enum UrlError {
     BadPercentEncoding,
     #[error("`{0}` is not an output extension (jpg, png, webp, avif, gif)")]
     BadExtension(String),
+    /// An `/enc/` source that does not decrypt (wrong key, tampered, truncated, bad padding, not
+    /// UTF-8: one error, so nothing tells a padding failure apart), or no key is configured.
+    #[error("the encrypted source cannot be decrypted{}", if *.0 { "" } else { ": no IMAGO_SOURCE_URL_ENCRYPTION_KEY is configured" })]
+    Encrypted(bool),
 }
 
 impl UrlError {
@@ -43,6 +48,7 @@ impl UrlError {
             | UrlError::BadUtf8
             | UrlError::BadPercentEncoding
             | UrlError::BadExtension(_) => "invalid-source",
+            UrlError::Encrypted(_) => "invalid-encrypted-source",
         }
     }
 }
@@ -83,8 +89,17 @@ pub struct SplitPath<'a> {
 }
 
 /// Splits a raw (not percent-decoded) request path. Fails only when the path has no signature
-/// segment or is too long; source errors are in [`SplitPath::source_error`].
+/// segment or is too long; source errors are in [`SplitPath::source_error`]. An `/enc/` source
+/// is an error here (no key): see [`split_with`].
 pub fn split(path: &str) -> Result<SplitPath<'_>, UrlError> {
+    split_with(path, None)
+}
+
+/// [`split`], decrypting an `/enc/{base64url(IV ‖ AES-CBC(source))}` source (SPEC §3.4) with
+/// `cipher` (`IMAGO_SOURCE_URL_ENCRYPTION_KEY`). A source that does not decrypt is a deferred
+/// [`UrlError::Encrypted`], reported only after the signature passed: an unsigned client never
+/// learns whether its ciphertext decrypted (no padding oracle).
+pub fn split_with<'a>(path: &'a str, cipher: Option<&SourceCipher>) -> Result<SplitPath<'a>, UrlError> {
     if path.len() > MAX_PATH_LEN {
         return Err(UrlError::TooLong(path.len()));
     }
@@ -105,7 +120,7 @@ pub fn split(path: &str) -> Result<SplitPath<'_>, UrlError> {
         remaining = next;
     }
     let mut out = SplitPath { signature, signed, options, source: String::new(), extension: None, source_error: None };
-    match remaining.map(parse_source).unwrap_or(Err(UrlError::MissingSource)) {
+    match remaining.map(|r| parse_source(r, cipher)).unwrap_or(Err(UrlError::MissingSource)) {
         Ok((source, extension)) => {
             out.source = source;
             out.extension = extension;
@@ -126,7 +141,16 @@ impl SplitPath<'_> {
 }
 
 /// Parses the source part (everything from the first non-option segment on).
-fn parse_source(part: &str) -> Result<(String, Option<String>), UrlError> {
+fn parse_source(part: &str, cipher: Option<&SourceCipher>) -> Result<(String, Option<String>), UrlError> {
+    if let Some(enc) = part.strip_prefix("enc/").or(if part == "enc" { Some("") } else { None }) {
+        let (bytes, ext) = base64_part(enc)?;
+        let cipher = cipher.ok_or(UrlError::Encrypted(false))?;
+        let source = cipher.decrypt(&bytes).map_err(|_| UrlError::Encrypted(true))?;
+        if source.is_empty() {
+            return Err(UrlError::MissingSource);
+        }
+        return Ok((source, checked_extension(ext.as_deref())?));
+    }
     if let Some(src) = part.strip_prefix("plain/").or(if part == "plain" { Some("") } else { None }) {
         let (src, ext) = match src.rfind('@') {
             Some(i) => (&src[..i], Some(&src[i + 1..])),
@@ -142,19 +166,23 @@ fn parse_source(part: &str) -> Result<(String, Option<String>), UrlError> {
         }
         return Ok((decoded, checked_extension(ext)?));
     }
-    // base64: the chunks joined without separators.
+    let (bytes, ext) = base64_part(part)?;
+    let source = String::from_utf8(bytes).map_err(|_| UrlError::BadUtf8)?;
+    Ok((source, checked_extension(ext.as_deref())?))
+}
+
+/// A base64url part (`/`-chunks joined without separators) and its `.ext`.
+fn base64_part(part: &str) -> Result<(Vec<u8>, Option<String>), UrlError> {
     let joined: String = part.split('/').collect();
     let (b64, ext) = match joined.rfind('.') {
-        Some(i) => (&joined[..i], Some(&joined[i + 1..])),
+        Some(i) => (&joined[..i], Some(joined[i + 1..].to_string())),
         None => (joined.as_str(), None),
     };
     let b64 = b64.trim_end_matches('=');
     if b64.is_empty() {
         return Err(UrlError::MissingSource);
     }
-    let bytes = B64.decode(b64).map_err(|_| UrlError::BadBase64)?;
-    let source = String::from_utf8(bytes).map_err(|_| UrlError::BadUtf8)?;
-    Ok((source, checked_extension(ext)?))
+    Ok((B64.decode(b64).map_err(|_| UrlError::BadBase64)?, ext))
 }
 
 fn checked_extension(e: Option<&str>) -> Result<Option<String>, UrlError> {
@@ -244,6 +272,35 @@ mod tests {
         // An empty signature splits; the signature check refuses it.
         let s = split("//w:1/plain/local:///x").unwrap();
         assert_eq!((s.signature, s.signed), ("", "/w:1/plain/local:///x"));
+    }
+
+    #[test]
+    fn encrypted_sources() {
+        let c = SourceCipher::from_hex(&"1f".repeat(32)).unwrap();
+        let enc = URL_SAFE_NO_PAD.encode(c.encrypt("local:///a b.jpg"));
+        let p = format!("/sig/w:10/enc/{enc}.webp");
+        let s = split_with(&p, Some(&c)).unwrap();
+        assert_eq!(
+            (s.source.as_str(), s.extension.as_deref(), s.source_error.clone()),
+            ("local:///a b.jpg", Some("webp"), None)
+        );
+        assert_eq!(s.options, vec!["w:10"]);
+        // Chunked, like base64.
+        let (a, b) = enc.split_at(7);
+        assert_eq!(split_with(&format!("/sig/enc/{a}/{b}"), Some(&c)).unwrap().source, "local:///a b.jpg");
+        // No key, another key, a flipped bit, a cut: one deferred error.
+        assert_eq!(source_err(&p), UrlError::Encrypted(false));
+        let other = SourceCipher::from_hex(&"2e".repeat(32)).unwrap();
+        let mut bytes = c.encrypt("local:///a b.jpg");
+        bytes[20] ^= 4;
+        let tampered = format!("/sig/enc/{}", URL_SAFE_NO_PAD.encode(&bytes));
+        for (path, key) in [(&p, &other), (&tampered, &c)] {
+            let e = split_with(path, Some(key)).unwrap().source_error;
+            assert_eq!(e, Some(UrlError::Encrypted(true)), "{path}");
+        }
+        let cut = format!("/sig/enc/{}", &enc[..enc.len() - 4]);
+        assert_eq!(split_with(&cut, Some(&c)).unwrap().source_error, Some(UrlError::Encrypted(true)));
+        assert_eq!(UrlError::Encrypted(true).code(), "invalid-encrypted-source");
     }
 
     #[test]

@@ -221,12 +221,14 @@ async fn secrets_never_reach_logs_help_or_errors() {
     let salt = "5a17a1b2c3d4e5f60718293a4b5c6d7e";
     let api_key = "api-secret-9f8e7d6c5b4a";
     let s3_secret = "s3-secret-0a1b2c3d4e5f";
-    let secrets = [key, salt, api_key, s3_secret];
+    let enc_key = "e7c0de11e7c0de11e7c0de11e7c0de11e7c0de11e7c0de11e7c0de11e7c0de11";
+    let secrets = [key, salt, api_key, s3_secret, enc_key];
     let env = [
         ("IMAGO_KEY", key),
         ("IMAGO_SALT", salt),
         ("IMAGO_API_KEYS", api_key),
         ("IMAGO_S3_SECRET_ACCESS_KEY", s3_secret),
+        ("IMAGO_SOURCE_URL_ENCRYPTION_KEY", enc_key),
         ("IMAGO_LOG_FORMAT", "json"),
         ("RUST_LOG", "debug"),
     ];
@@ -263,6 +265,11 @@ async fn secrets_never_reach_logs_help_or_errors() {
     let mut e = serve(dir.path(), &[&env[..], &[("IMAGO_KEY", not_hex.as_str())]].concat());
     assert_eq!(e.exit_within(15).await.and_then(|s| s.code()), Some(2), "{}", e.log());
     leaks("a bad key's error", &e.log());
+    // A source-URL encryption key of the wrong size: refused at start, never quoted.
+    let mut e = serve(dir.path(), &[&env[..], &[("IMAGO_SOURCE_URL_ENCRYPTION_KEY", &enc_key[..40])]].concat());
+    assert_eq!(e.exit_within(15).await.and_then(|s| s.code()), Some(2), "{}", e.log());
+    assert!(e.log().contains("IMAGO_SOURCE_URL_ENCRYPTION_KEY"), "{}", e.log());
+    assert!(!e.log().contains(&enc_key[..40]), "{}", e.log());
     std::fs::write(dir.path().join("imago.toml"), "key = 5566778899\nsalt = \"00\"\n").unwrap();
     let toml = dir.path().join("imago.toml");
     let mut e = serve(dir.path(), &[("IMAGO_CONFIG", toml.to_str().unwrap())]);

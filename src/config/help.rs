@@ -373,6 +373,48 @@ pub const SETTINGS: &[Setting] = &[
         default: "(required with Varnish URLs)",
         help: "X-Imago-Purge-Token the edge's VCL expects (16+ printable chars)",
     },
+    Setting {
+        env: "IMAGO_WATERMARK_PATH",
+        default: "(none)",
+        help: "watermark image file for `wm:` (read and decoded at start; one of _PATH/_DATA/_URL; none: `wm:` is ignored, as imgproxy)",
+    },
+    Setting { env: "IMAGO_WATERMARK_DATA", default: "(none)", help: "watermark image as base64 (decoded at start)" },
+    Setting {
+        env: "IMAGO_WATERMARK_URL",
+        default: "(none)",
+        help: "watermark as an imago source (http(s)://, s3://, local:///): fetched through the source layer on first use, kept for the process's life (never refreshed)",
+    },
+    Setting {
+        env: "IMAGO_WATERMARK_OPACITY",
+        default: "1",
+        help: "0-1, multiplies every `wm:` opacity (imgproxy's IMGPROXY_WATERMARK_OPACITY)",
+    },
+    Setting {
+        env: "IMAGO_FALLBACK_IMAGE_PATH",
+        default: "(none)",
+        help: "image served, processed with the request's options, when the source is missing, unreachable or undecodable (never for bad signatures or options)",
+    },
+    Setting { env: "IMAGO_FALLBACK_IMAGE_DATA", default: "(none)", help: "fallback image as base64" },
+    Setting {
+        env: "IMAGO_FALLBACK_IMAGE_URL",
+        default: "(none)",
+        help: "fallback image as an imago source: fetched on first use, kept for the process's life",
+    },
+    Setting {
+        env: "IMAGO_FALLBACK_IMAGE_HTTP_CODE",
+        default: "200",
+        help: "status of a fallback response; 0 = the status of the error it replaces",
+    },
+    Setting {
+        env: "IMAGO_FALLBACK_IMAGE_TTL",
+        default: "60",
+        help: "Cache-Control max-age (s) of a fallback response, never immutable (0: no-store)",
+    },
+    Setting {
+        env: "IMAGO_SOURCE_URL_ENCRYPTION_KEY",
+        default: "(none)",
+        help: "hex AES key (16, 24 or 32 bytes) decrypting `/enc/` sources (imgproxy's scheme; SPEC §3.4); a secret, never logged",
+    },
 ];
 
 /// The help text listing every setting.

@@ -8,6 +8,7 @@ mod console;
 mod container;
 mod events;
 mod help;
+mod media;
 mod quota;
 mod raw;
 mod sections;
@@ -19,6 +20,7 @@ pub use console::console_enabled;
 pub use container::{cgroup_memory_limit, CgroupLimit, MemoryLimit, CGROUP_ROOT, CGROUP_SHARE_PERCENT};
 pub use events::{EventSettings, MAX_BACKOFF};
 pub use help::{settings_help, Setting, SETTINGS};
+pub use media::{AuxSource, MediaSettings};
 pub use quota::{redact_url, OnStoreError, QuotaLimits, QuotaScope, QuotaSettings, QuotaStore};
 pub use raw::{List, NumList, RawConfig};
 pub use sections::{clean_prefix, s3_mode, AnalyticsSettings, Codec, UploadSettings, CODEC_EXTS};
@@ -117,6 +119,8 @@ pub struct Config {
     pub memory_limit: MemoryLimit,
     /// Whether `/console` is served (`IMAGO_CONSOLE`, [`console_enabled`]).
     pub console: bool,
+    /// Watermark, fallback image and the `/enc/` source key, typed and checked.
+    pub media: MediaSettings,
 }
 
 fn read_secret_file(setting: &'static str, path: &Path) -> Result<String, ConfigError> {
@@ -187,6 +191,16 @@ impl RawConfig {
         r.webhook_secrets = red(&r.webhook_secrets);
         if r.purge_token.is_some() {
             r.purge_token = Some("[redacted]".into());
+        }
+        if r.source_url_encryption_key.is_some() {
+            r.source_url_encryption_key = Some("[redacted]".into());
+        }
+        // Not secret, but long: the size is enough in a log line.
+        for data in [&mut r.watermark_data, &mut r.fallback_image_data].into_iter().flatten() {
+            *data = format!("[{} base64 characters]", data.len());
+        }
+        for url in [&mut r.watermark_url, &mut r.fallback_image_url].into_iter().flatten() {
+            *url = without_userinfo(url);
         }
         // Webhook paths and queries often carry a token: only the origin is logged.
         let urls: Vec<String> = r
@@ -373,6 +387,7 @@ impl RawConfig {
         let memory_limit = MemoryLimit::detect(self.memory_limit_mb);
         let analytics = AnalyticsSettings::from_raw(&self).map_err(|(s, m)| invalid(s, m))?;
         let events = EventSettings::from_raw(&self).map_err(|(s, m)| invalid(s, m))?;
+        let media = MediaSettings::from_raw(&self).map_err(|(s, m)| invalid(s, m))?;
         let allowed_hosts = self.allowed_hosts.strings().into_iter().map(|h| h.to_ascii_lowercase()).collect();
         let s3 = match &self.s3_endpoint {
             None => None,
@@ -412,6 +427,7 @@ impl RawConfig {
             analytics,
             events,
             memory_limit,
+            media,
         })
     }
 }
@@ -562,12 +578,21 @@ mod tests {
             s3_endpoint: Some("https://AKID:s3pass@s3.example.com:9000/x?y=1".into()),
             public_url: Some("https://cdn.example.com".into()),
             source_proxy: Some("http://proxyuser:proxypass@10.0.0.1:3128".into()),
+            source_url_encryption_key: Some("5ec0de".repeat(10) + "5ec0"),
+            watermark_url: Some("https://wmuser:wmpass@cdn.example.com/wm.png".into()),
             ..with_keys()
         };
         let config = format!("{:?}", with_keys().validate(false).unwrap());
         assert!(!config.contains("aa11") && !config.contains("bb22"), "{config}");
+        let media = RawConfig {
+            source_url_encryption_key: raw.source_url_encryption_key.clone(),
+            watermark_url: raw.watermark_url.clone(),
+            ..with_keys()
+        };
+        let config = format!("{:?}", media.validate(false).unwrap());
+        assert!(!config.contains("5ec0de") && !config.contains("wmpass"), "{config}");
         for text in [format!("{raw:?}"), format!("{:?}", raw.redacted())] {
-            for secret in ["aa11", "bb22", "topsecret", "s3pass", "AKID:", "proxypass"] {
+            for secret in ["aa11", "bb22", "topsecret", "s3pass", "AKID:", "proxypass", "5ec0de", "wmpass"] {
                 assert!(!text.contains(secret), "{secret} in {text}");
             }
             assert!(text.contains("https://[redacted]@s3.example.com:9000/x?y=1"), "{text}");

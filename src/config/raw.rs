@@ -328,6 +328,18 @@ pub struct RawConfig {
     pub purge_varnish_urls: List,
     #[serde(deserialize_with = "opt_secret")]
     pub purge_token: Option<String>,
+    // Watermark, fallback image, encrypted sources (src/config/media.rs; imgproxy's names).
+    pub watermark_path: Option<PathBuf>,
+    pub watermark_url: Option<String>,
+    pub watermark_data: Option<String>,
+    pub watermark_opacity: f64,
+    pub fallback_image_path: Option<PathBuf>,
+    pub fallback_image_url: Option<String>,
+    pub fallback_image_data: Option<String>,
+    pub fallback_image_http_code: u16,
+    pub fallback_image_ttl: u64,
+    #[serde(deserialize_with = "opt_secret")]
+    pub source_url_encryption_key: Option<String>,
 }
 
 impl Default for RawConfig {
@@ -447,6 +459,16 @@ impl Default for RawConfig {
             delete_sync_ms: 1000,
             purge_varnish_urls: List::default(),
             purge_token: None,
+            watermark_path: None,
+            watermark_url: None,
+            watermark_data: None,
+            watermark_opacity: 1.0,
+            fallback_image_path: None,
+            fallback_image_url: None,
+            fallback_image_data: None,
+            fallback_image_http_code: 200,
+            fallback_image_ttl: 60,
+            source_url_encryption_key: None,
         }
     }
 }

@@ -46,11 +46,26 @@ const STRING_SETTINGS: &[&str] = &[
     "purge_varnish_urls",
     "purge_token",
     "console",
+    "watermark_path",
+    "watermark_url",
+    "watermark_data",
+    "fallback_image_path",
+    "fallback_image_url",
+    "fallback_image_data",
+    "source_url_encryption_key",
 ];
 
 /// Settings whose values are secrets: an error about them must not quote the value.
-const SECRETS: &[&str] =
-    &["key", "salt", "api_keys", "s3_secret_access_key", "s3_access_key_id", "webhook_secrets", "purge_token"];
+const SECRETS: &[&str] = &[
+    "key",
+    "salt",
+    "api_keys",
+    "s3_secret_access_key",
+    "s3_access_key_id",
+    "webhook_secrets",
+    "purge_token",
+    "source_url_encryption_key",
+];
 
 /// Lists that also take TOML numbers (`width_ladder = [100, 200]`).
 const NUMBER_LISTS: &[&str] = &["width_ladder"];

@@ -150,6 +150,7 @@ pub fn apply(o: &mut Options, seg: &str, presets: &Presets, depth: u8) -> Result
         }
         k if super::extra::apply(&mut o.extra, k, name, a)? => {}
         k if super::security::apply(&mut o.security, k, name, a)? => {}
+        "watermark" => o.watermark = super::watermark::parse(name, a, o.watermark)?,
         _ => return Err(OptionError::Unknown(name.to_string())),
     }
     Ok(())

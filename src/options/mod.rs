@@ -199,6 +199,8 @@ pub struct Options {
     pub extra: Extra,
     /// Per-URL security limits ([`security`]).
     pub security: SecurityLimits,
+    /// `wm` (src/options/watermark.rs); `None`: no watermark.
+    pub watermark: Option<Watermark>,
 }
 
 impl Default for Options {
@@ -234,6 +236,7 @@ impl Default for Options {
             expires: None,
             extra: Extra::default(),
             security: SecurityLimits::default(),
+            watermark: None,
         }
     }
 }
@@ -242,11 +245,13 @@ mod apply;
 mod args;
 pub mod extra;
 pub mod security;
+mod watermark;
 
 pub use apply::apply;
 pub use args::MAX_DIMENSION;
 pub use extra::{content_disposition, Extra, ResizingAlgorithm};
 pub use security::SecurityLimits;
+pub use watermark::{Watermark, WatermarkPosition};
 
 /// Named presets from the configuration.
 #[derive(Clone, Debug, Default)]

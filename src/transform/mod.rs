@@ -23,6 +23,7 @@ mod pipeline;
 mod plan;
 mod quality;
 mod reference;
+mod watermark;
 mod workers;
 
 pub use error::TransformError;
@@ -38,6 +39,7 @@ pub use reference::{
     reference_pixels, reference_thumbnail, reference_variant, sample_scores, score_encoded, ColourPath, ResizeKernel,
     Variant,
 };
+pub use watermark::WatermarkImage;
 pub use workers::{rss_bytes, Admission, PoolStats, Rejected, Workers};
 
 /// Bumped whenever output for the same URL could change; part of every ETag and cache key.
@@ -79,6 +81,8 @@ pub struct EncodeSettings {
     pub auto_quality_target: f64,
     /// Most trial encodes per image.
     pub auto_quality_trials: u8,
+    /// `IMAGO_WATERMARK_OPACITY`: multiplies the opacity of every `wm:`.
+    pub watermark_opacity: f64,
 }
 
 impl EncodeSettings {
@@ -103,6 +107,7 @@ impl EncodeSettings {
             auto_quality: r.auto_quality,
             auto_quality_target: r.auto_quality_target,
             auto_quality_trials: r.auto_quality_trials,
+            watermark_opacity: r.watermark_opacity,
         }
     }
 }
@@ -114,6 +119,9 @@ pub struct RenderRequest {
     pub options: Options,
     pub accept: AcceptClass,
     pub save_data: bool,
+    /// The configured watermark, for a request with `wm:` (none: `wm:` is ignored, as imgproxy).
+    #[serde(skip)]
+    pub watermark: Option<std::sync::Arc<WatermarkImage>>,
 }
 
 /// What the source turned out to be (header only).
@@ -198,6 +206,7 @@ mod testutil {
             options: parse(&segs, ext, &Presets::default()).unwrap(),
             accept: AcceptClass::Legacy,
             save_data: false,
+            watermark: None,
         }
     }
 }

@@ -179,6 +179,16 @@ fn render_inner(
     let img = to_8bit_srgb(img).map_err(fail)?;
     let img = if animated { img } else { apply_geometry(img, &geo, o, format, deadline)? };
     let img = finish_alpha(img, o, format).map_err(fail)?;
+    // The watermark, last (on stills: animations are served without it).
+    let (img, watermarked) = match (&o.watermark, &req.watermark) {
+        (Some(w), Some(wm)) if !animated => {
+            let opacity = w.opacity * enc.watermark_opacity;
+            // In memory first: blending over the lazy shrink-on-load image re-reads the source.
+            let img = materialise(&img, deadline)?;
+            (super::watermark::apply(img, wm, w, opacity, o.dpr.unwrap_or(1.0)).map_err(fail)?, true)
+        }
+        _ => (img, false),
+    };
     let img = strip(img, o).map_err(fail)?;
     let img = materialise(&img, deadline)?;
     check_deadline(deadline, t0)?;
@@ -208,7 +218,7 @@ fn render_inner(
     drop(encode_span);
     let mut out =
         Rendered { bytes, format, width, height, quality, source: info.clone(), original: false, decode_ms, encode_ms };
-    if original_acceptable(buf, &info, o, req, &geo, animated_src) && out.bytes.len() >= buf.len() {
+    if !watermarked && original_acceptable(buf, &info, o, req, &geo, animated_src) && out.bytes.len() >= buf.len() {
         if let Some(f) = Format::parse(info.format) {
             out.bytes = buf.to_vec();
             out.format = f;

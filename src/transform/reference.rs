@@ -120,7 +120,12 @@ pub fn reference_variant(buf: &[u8], width: u32, format: Format, q: u8, v: Varia
 pub fn reference_pixels(buf: &[u8], width: u32, enc: &EncodeSettings) -> Result<(Vec<u8>, u32, u32), String> {
     // The same pipeline as every variant, encoded losslessly.
     let opts = Options { width, format: crate::options::FormatChoice::Explicit(Format::Png), ..Options::default() };
-    let req = RenderRequest { options: opts, accept: crate::negotiate::AcceptClass::Legacy, save_data: false };
+    let req = RenderRequest {
+        options: opts,
+        accept: crate::negotiate::AcceptClass::Legacy,
+        save_data: false,
+        watermark: None,
+    };
     let png = render(buf, &req, enc).map_err(|e| e.to_string())?;
     // A local, not a tail-expression temporary: the image must be dropped before `png`.
     let img = Img::from_buffer(&png.bytes, "")?;
@@ -148,7 +153,12 @@ pub fn sample_scores(
     enc: &EncodeSettings,
 ) -> Result<Vec<(u8, f64)>, String> {
     let opts = Options { width, format: crate::options::FormatChoice::Explicit(Format::Png), ..Options::default() };
-    let req = RenderRequest { options: opts, accept: crate::negotiate::AcceptClass::Legacy, save_data: false };
+    let req = RenderRequest {
+        options: opts,
+        accept: crate::negotiate::AcceptClass::Legacy,
+        save_data: false,
+        watermark: None,
+    };
     let png = render(buf, &req, enc).map_err(|e| e.to_string())?;
     let img = Img::from_buffer(&png.bytes, "")?;
     let s = match sample(&img)? {

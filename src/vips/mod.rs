@@ -22,6 +22,7 @@ use std::sync::{Mutex, OnceLock};
 
 use libvips::bindings as b;
 
+mod composite;
 mod deadline;
 mod header;
 mod image;

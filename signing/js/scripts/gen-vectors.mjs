@@ -6,11 +6,11 @@
 // independent of the SDK's WebCrypto path). It then cross-checks every case
 // against @imgproxy/imgproxy-node (cases flagged imgproxy_node) and against
 // the SDK, and refuses to write the file on any mismatch.
-import { createHmac } from "node:crypto";
+import { createCipheriv, createHmac } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { generateImageUrl } from "@imgproxy/imgproxy-node";
-import { buildPath, parsePath, ImagoParseError } from "../dist/index.js";
+import { buildPath, parsePath, ImagoParseError, ImagoSigner } from "../dist/index.js";
 
 const OUT = fileURLToPath(new URL("../../test-vectors.json", import.meta.url));
 const LADDER = [16, 32, 48, 64, 96, 128, 256, 384, 640, 750, 828, 1080, 1200, 1920, 2048, 3840];
@@ -47,6 +47,10 @@ const HTTP = "https://example.com/images/cat.jpg";
 
 // [name, options, hand-written canonical options path (no leading '/'), extra]
 const BUILD = [
+  ["watermark opacity only", { watermark: { opacity: 0.5 } }, "wm:0.5", { imgproxy_node: true }],
+  ["watermark position and offsets", { watermark: { opacity: 1, position: "soea", x_offset: 10, y_offset: 20 } }, "wm:1:soea:10:20", { imgproxy_node: true }],
+  ["watermark replicate with spacing and scale", { watermark: { opacity: 0.3, position: "re", x_offset: 0.1, y_offset: -5, scale: 0.25 }, width: 400 }, "wm:0.3:re:0.1:-5:0.25/w:400", { imgproxy_node: true }],
+  ["watermark scale without position keeps inner empty args", { watermark: { opacity: 0.8, scale: 0.5 } }, "wm:0.8::::0.5", { encoding: "plain", imgproxy_node: true }],
   ["no options, plain", {}, "", { encoding: "plain", imgproxy_node: true }],
   ["no options, base64", {}, "", { source: HTTP, imgproxy_node: true }],
   ["width", { width: 300 }, "w:300", { imgproxy_node: true }],
@@ -321,6 +325,13 @@ const invalid = [
   I("max_result_dimension too large", `/mrd:70000/${P}`, "invalid-option", "mrd"),
   I("max_animation_frame_resolution not a number", `/mafr:x/${P}`, "invalid-option", "mafr"),
   I("expired URL", `/exp:1/${P}`, "url-expired", undefined, 410),
+  I("watermark opacity above 1", `/wm:1.5/${P}`, "invalid-option", "wm"),
+  I("watermark without opacity", `/wm::ce/${P}`, "invalid-option", "wm"),
+  I("watermark unknown position", `/watermark:1:up/${P}`, "invalid-option", "watermark"),
+  I("watermark chessboard is imgproxy Pro", `/wm:1:ch/${P}`, "invalid-option", "wm"),
+  I("watermark offset not a number", `/wm:1:ce:x/${P}`, "invalid-option", "wm"),
+  I("watermark negative scale", `/wm:1:ce:0:0:-1/${P}`, "invalid-option", "wm"),
+  I("watermark too many arguments", `/wm:1:ce:0:0:1:9/${P}`, "invalid-option", "wm"),
 ];
 
 // Cross-check invalid vectors against the SDK reference parser.
@@ -366,6 +377,53 @@ const srcset = SS.map((v) => {
   if (!srcset[0].expected.startsWith(`${BASE}/${sign(K, S, p)}${p} 16w, `)) errors.push("srcset hand check failed");
 }
 
+// Encrypted sources (SPEC §3.4): node:crypto, independent of the SDK's WebCrypto path.
+const ENC_KEY = "1eb5b0e971ad7f45324c1bb15c947cb207c43152fa5c6c7f35c4f36e0c18e0f1"; // imgproxy docs' key
+function ivFor(keyHex, source) {
+  const kIv = createHmac("sha256", Buffer.from(keyHex, "hex")).update("imago source-url IV").digest();
+  return createHmac("sha256", kIv).update(Buffer.from(source, "utf8")).digest().subarray(0, 16);
+}
+function encrypt(keyHex, source, iv) {
+  const c = createCipheriv(`aes-${keyHex.length * 4}-cbc`, Buffer.from(keyHex, "hex"), iv);
+  return Buffer.concat([iv, c.update(Buffer.from(source, "utf8")), c.final()]).toString("base64url");
+}
+const ENC = [
+  { name: "imgproxy documented example (given IV)", encryption_key: ENC_KEY, source: "http://example.com/images/curiosity.jpg", options: { resize: { resizing_type: "fit", width: 300, height: 300 } }, iv: "a79563a2b35d86cee6451c3c800f535a", published: "p5VjorNdhs7mRRw8gA9TWoRlGci3l1kuzqN43UQlRaRIQ0qtBKW3qFABIsx-ZRz_cVc8iVTYbhsNsxNBL1BHaQ" },
+  { name: "derived IV, AES-256, watermark, extension", encryption_key: ENC_KEY, source: SRC, options: { width: 300, watermark: { opacity: 0.5, position: "soea" } }, extension: "png" },
+  { name: "derived IV, AES-128, chunked", encryption_key: "000102030405060708090a0b0c0d0e0f", source: "s3://bucket/private/key.jpg", options: { height: 100 }, chunk_size: 16 },
+  { name: "derived IV, AES-192, no options", encryption_key: "000102030405060708090a0b0c0d0e0f1011121314151617", source: HTTP, options: {} },
+  { name: "non-ASCII source", encryption_key: ENC_KEY, source: "local:///фото/кот.jpg", options: { width: 64 } },
+];
+const encrypted = [];
+for (const v of ENC) {
+  const iv = v.iv ? Buffer.from(v.iv, "hex") : ivFor(v.encryption_key, v.source);
+  let b = encrypt(v.encryption_key, v.source, iv);
+  if (v.published && b !== v.published) errors.push(`imgproxy published encryption mismatch: ${b}`);
+  if (v.chunk_size) b = b.match(new RegExp(`.{1,${v.chunk_size}}`, "g")).join("/");
+  const optPath = buildPath(SRC, v.options, {}).split("/").slice(1, -1).join("/");
+  const expected_path = (optPath ? `/${optPath}` : "") + `/enc/${b}${v.extension ? "." + v.extension : ""}`;
+  const c = { name: v.name, key: K, salt: S, encryption_key: v.encryption_key, source: v.source, options: v.options };
+  if (v.iv) c.iv = v.iv;
+  if (v.extension) c.extension = v.extension;
+  if (v.chunk_size) c.chunk_size = v.chunk_size;
+  c.expected_iv = iv.toString("hex");
+  c.expected_path = expected_path;
+  c.expected_url_path = `/${sign(K, S, expected_path)}${expected_path}`;
+  // imgproxy-node knows AES-256 only, never chunks nor adds an extension to an encrypted source,
+  // and encrypts non-ASCII sources wrongly (it re-encodes the UTF-8 bytes as Latin-1 first).
+  c.imgproxy_node = !v.chunk_size && !v.extension && v.encryption_key.length === 64 && /^[\x00-\x7f]*$/.test(v.source);
+  if (!v.iv) {
+    const sdk = await new ImagoSigner({ key: K, salt: S, sourceEncryptionKey: v.encryption_key }).path(v.source, v.options, { encoding: "encrypted", extension: v.extension, chunkSize: v.chunk_size });
+    if (sdk !== c.expected_url_path) errors.push(`SDK encryption mismatch in "${v.name}":\n  spec ${c.expected_url_path}\n  sdk  ${sdk}`);
+  }
+  if (c.imgproxy_node) {
+    const ipn = generateImageUrl({ endpoint: "https://h", url: { value: v.source, displayAs: "encrypted" }, options: v.options, key: K, salt: S, encryptKey: v.encryption_key, encryptIV: c.expected_iv });
+    const want = `https://h${c.expected_url_path}`;
+    if (ipn !== want) errors.push(`imgproxy-node encryption mismatch in "${v.name}":\n  spec ${want}\n  ipn  ${ipn}`);
+  }
+  encrypted.push(c);
+}
+
 const sizes = [
   { name: "breakpoints sorted ascending, default last", breakpoints: [{ max_width: 1024, size: "50vw" }, { max_width: 640, size: "100vw" }], default: "33vw", expected: "(max-width: 640px) 100vw, (max-width: 1024px) 50vw, 33vw" },
   { name: "numeric sizes are px", breakpoints: [{ max_width: 480, size: 320 }], default: 800, expected: "(max-width: 480px) 320px, 800px" },
@@ -377,6 +435,6 @@ if (errors.length) {
   console.error(errors.join("\n"));
   process.exit(1);
 }
-const doc = { version: 1, ladder: LADDER, sign: sign_, verify, build, invalid, srcset, sizes };
+const doc = { version: 1, ladder: LADDER, sign: sign_, verify, build, invalid, srcset, sizes, encrypted };
 writeFileSync(OUT, JSON.stringify(doc, null, 2) + "\n");
 console.log(`wrote ${OUT}: sign=${sign_.length} verify=${verify.length} build=${build.length} invalid=${invalid.length} srcset=${srcset.length} sizes=${sizes.length}`);

@@ -1,13 +1,15 @@
 export { ImagoError, ImagoOptionError, ImagoParseError, ImagoApiError, ImagoUploadError } from "./errors.js";
 export type { ImagoUrlErrorCode } from "./errors.js";
 export * from "./types.js";
-export { serializeOptions, serializeOptionSegments, OPTION_TABLE, FORMATS, CONCRETE_FORMATS, RESIZING_TYPES, COMPASS_GRAVITY, RESIZING_ALGORITHMS, SKIP_FORMATS } from "./options.js";
+export { serializeOptions, serializeOptionSegments, OPTION_TABLE, FORMATS, CONCRETE_FORMATS, RESIZING_TYPES, COMPASS_GRAVITY, RESIZING_ALGORITHMS, SKIP_FORMATS, WATERMARK_POSITIONS } from "./options.js";
 export { encodeSource, isValidSource } from "./source.js";
 export type { SourceOptions } from "./source.js";
 export { formatNumber, percentEncode, base64UrlEncode } from "./encoding.js";
 export { buildPath, withExpiry, splitUrlPath } from "./path.js";
 export type { PathOptions } from "./path.js";
 export { ImagoSigner, resolveConfig } from "./signer.js";
+export { encryptSource, encryptedSourcePart, IV_KEY_LABEL } from "./encrypt.js";
+export type { EncryptedSourceOptions } from "./encrypt.js";
 export type { KeyPair, SignerConfig, VerifyOptions, ResolvedConfig } from "./signer.js";
 export { ImageUrlBuilder } from "./builder.js";
 export type { SignerLike } from "./builder.js";

@@ -10,6 +10,7 @@ export const ROTATIONS = [0, 90, 180, 270] as const;
 export const RESIZING_ALGORITHMS = ["nearest", "linear", "cubic", "lanczos2", "lanczos3"] as const;
 export const SKIP_FORMATS = ["jpg", "jpeg", "png", "webp", "gif", "avif", "heic", "tiff", "jxl", "bmp", "ico", "svg"] as const;
 const B64URL_RE = /^[A-Za-z0-9_-]+$/;
+export const WATERMARK_POSITIONS = ["ce", "no", "so", "ea", "we", "noea", "nowe", "soea", "sowe", "re"] as const;
 const NAME_RE = /^[A-Za-z0-9._~-]+$/;
 const HEX_COLOR_RE = /^(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$/;
 
@@ -247,6 +248,18 @@ export const OPTION_TABLE: ReadonlyArray<readonly [OptionKey, string, Serializer
       opt(v.color, (x) => hexColor(sub(c, "color"), x)),
       opt(v.equal_hor, (x) => bool(sub(c, "equal_hor"), x)),
       opt(v.equal_ver, (x) => bool(sub(c, "equal_ver"), x)),
+    ]);
+  }],
+  ["watermark", "wm", (c, v) => {
+    if (!isObject(v)) fail(c, "must be an object {opacity, position?, x_offset?, y_offset?, scale?}");
+    checkKeys(c, v, ["opacity", "position", "x_offset", "y_offset", "scale"]);
+    return join([
+      "wm",
+      formatNumber(num(sub(c, "opacity"), v.opacity, { min: 0, max: 1 })),
+      opt(v.position, (x) => oneOf(sub(c, "position"), x, WATERMARK_POSITIONS)),
+      opt(v.x_offset, (x) => formatNumber(num(sub(c, "x_offset"), x))),
+      opt(v.y_offset, (x) => formatNumber(num(sub(c, "y_offset"), x))),
+      opt(v.scale, (x) => formatNumber(num(sub(c, "scale"), x, { min: 0 }))),
     ]);
   }],
   ["width", "w", scalar("w", (c, v) => int(c, v))],

@@ -1,6 +1,6 @@
 import { ImagoParseError } from "./errors.js";
 import { base64UrlDecode, percentDecode, utf8Decode } from "./encoding.js";
-import { CONCRETE_FORMATS, COMPASS_GRAVITY, FORMATS, RESIZING_ALGORITHMS, RESIZING_TYPES, SKIP_FORMATS } from "./options.js";
+import { CONCRETE_FORMATS, COMPASS_GRAVITY, FORMATS, RESIZING_ALGORITHMS, RESIZING_TYPES, SKIP_FORMATS, WATERMARK_POSITIONS } from "./options.js";
 import { isValidSource } from "./source.js";
 import type { Extend, Extension, Gravity, ImagoOptions, OptionKey, SourceEncoding } from "./types.js";
 
@@ -35,6 +35,7 @@ export const OPTION_ALIASES: Readonly<Record<string, OptionKey>> = {
   scp: "strip_color_profile", strip_color_profile: "strip_color_profile",
   sm: "strip_metadata", strip_metadata: "strip_metadata",
   t: "trim", trim: "trim",
+  wm: "watermark", watermark: "watermark",
   w: "width", width: "width",
   eth: "enforce_thumbnail", enforce_thumbnail: "enforce_thumbnail",
   exar: "extend_aspect_ratio", extend_aspect_ratio: "extend_aspect_ratio", extend_ar: "extend_aspect_ratio",
@@ -242,6 +243,18 @@ const PARSERS: Record<OptionKey, ArgParser> = {
     if (present(a[2])) t.equal_hor = pBool(a[2], "equal_hor");
     if (present(a[3])) t.equal_ver = pBool(a[3], "equal_ver");
     return t;
+  },
+  watermark: (a) => {
+    maxArgs(a, 5);
+    const w: Record<string, unknown> = { opacity: pFloat(a[0], "opacity", (n) => n >= 0 && n <= 1) };
+    if (present(a[1])) {
+      if (!(WATERMARK_POSITIONS as readonly string[]).includes(a[1]!)) bad(`position must be one of ${WATERMARK_POSITIONS.join(", ")}`);
+      w.position = a[1];
+    }
+    if (present(a[2])) w.x_offset = pFloat(a[2], "x_offset");
+    if (present(a[3])) w.y_offset = pFloat(a[3], "y_offset");
+    if (present(a[4])) w.scale = pFloat(a[4], "scale", (n) => n >= 0);
+    return w;
   },
   width: (a) => pInt(single(a), "width"),
   enforce_thumbnail: (a) => pBool(single(a), "value"),

@@ -4,6 +4,8 @@ import { concatBytes, encodeSignature, hmacSha256, importHmacKey, timingSafeEqua
 import { buildPath, splitUrlPath, withExpiry, type PathOptions } from "./path.js";
 import { assembleSrcset, srcsetWidths, type SrcsetOptions } from "./srcset.js";
 import { ImageUrlBuilder } from "./builder.js";
+import { encryptedSourcePart } from "./encrypt.js";
+import { serializeOptionSegments } from "./options.js";
 import type { ImagoOptions } from "./types.js";
 
 export type { PathOptions } from "./path.js";
@@ -35,6 +37,11 @@ export interface SignerConfig {
    * cache keys rather than permission).
    */
   insecureAllowBrowser?: boolean;
+  /**
+   * hex AES key of the server's `IMAGO_SOURCE_URL_ENCRYPTION_KEY`: with `encoding: "encrypted"`
+   * the source is put in the path as `/enc/…` (SPEC §3.4), unreadable from the URL.
+   */
+  sourceEncryptionKey?: string;
 }
 
 export interface VerifyOptions {
@@ -47,6 +54,7 @@ export interface ResolvedConfig {
   signatureSize: number;
   baseUrl: string;
   insecure: boolean;
+  sourceEncryptionKey?: string;
 }
 
 /** A browser page (or a DOM-emulating test environment): both `window` and `document` exist. */
@@ -86,6 +94,7 @@ export function resolveConfig(cfg: SignerConfig): ResolvedConfig {
     signatureSize: size,
     baseUrl: (cfg.baseUrl ?? "").replace(/\/+$/, ""),
     insecure,
+    ...(cfg.sourceEncryptionKey !== undefined ? { sourceEncryptionKey: cfg.sourceEncryptionKey } : {}),
   };
 }
 
@@ -123,6 +132,13 @@ export class ImagoSigner {
 
   /** Signed path for a source + options. */
   async path(source: string, options?: ImagoOptions | null, po: PathOptions = {}): Promise<string> {
+    if (po.encoding === "encrypted") {
+      const key = this.config.sourceEncryptionKey;
+      if (key === undefined) throw new ImagoOptionError("sourceEncryptionKey", 'encoding "encrypted" needs sourceEncryptionKey in the signer config');
+      const segs = serializeOptionSegments(withExpiry(options ?? undefined, po));
+      segs.push(await encryptedSourcePart(source, key, { extension: po.extension, chunkSize: po.chunkSize }));
+      return this.signPath("/" + segs.join("/"));
+    }
     return this.signPath(buildPath(source, options, po));
   }
 

@@ -33,7 +33,10 @@ export function encodeSource(source: string, opts: SourceOptions = {}): string {
     }
     return `plain/${percentEncode(source)}${ext ? `@${ext}` : ""}`;
   }
-  if (encoding !== "base64") throw new ImagoOptionError("encoding", 'encoding must be "plain" or "base64"');
+  if (encoding === "encrypted") {
+    throw new ImagoOptionError("encoding", "encrypted sources are built by the async ImagoSigner with sourceEncryptionKey");
+  }
+  if (encoding !== "base64") throw new ImagoOptionError("encoding", 'encoding must be "plain", "base64" or "encrypted"');
   let enc = base64UrlEncode(utf8(source));
   const n = opts.chunkSize;
   if (n !== undefined && n !== null) {

@@ -50,6 +50,19 @@ export interface TrimOptions {
   equal_ver?: boolean;
 }
 
+/** `wm`: the server's configured watermark (SPEC §4). */
+export interface WatermarkOptions {
+  /** 0–1 (times the server's IMAGO_WATERMARK_OPACITY); 0 = no watermark. */
+  opacity: number;
+  /** ce (default), no, so, ea, we, noea, nowe, soea, sowe, or re (tiled). */
+  position?: "ce" | "no" | "so" | "ea" | "we" | "noea" | "nowe" | "soea" | "sowe" | "re";
+  /** |v| ≥ 1: pixels; |v| < 1: a fraction of the image; with `re`, the spacing of the tiles. */
+  x_offset?: number;
+  y_offset?: number;
+  /** Size relative to the result (0: the watermark's own size). */
+  scale?: number;
+}
+
 export type Padding = number | { top?: number; right?: number; bottom?: number; left?: number };
 
 export interface Flip {
@@ -115,6 +128,7 @@ export interface ImagoOptions {
   strip_color_profile?: boolean;
   strip_metadata?: boolean;
   trim?: TrimOptions;
+  watermark?: WatermarkOptions;
   width?: number;
   // imgproxy's further options (issue #20).
   enforce_thumbnail?: boolean;
@@ -138,4 +152,5 @@ export interface ImagoOptions {
 }
 
 export type OptionKey = keyof ImagoOptions;
-export type SourceEncoding = "plain" | "base64";
+/** `encrypted`: `/enc/…` (SPEC §3.4), async `ImagoSigner` with `sourceEncryptionKey` only. */
+export type SourceEncoding = "plain" | "base64" | "encrypted";

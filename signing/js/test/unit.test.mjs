@@ -83,7 +83,7 @@ test("option table and alias table agree", () => {
   assert.deepEqual(shorts, [
     "ar", "bg", "bl", "cb", "c", "dpr", "eth", "el", "exp", "ex", "exar", "fn", "fl", "f", "fq", "g", "h", "kcr", "mafr", "maf",
     "mb", "mrd", "msfs", "msr", "mh", "mw", "pd", "pix", "pr", "q", "raw", "rs", "ra", "rt", "att", "rot", "sh", "s", "skp", "scp",
-    "sm", "t", "w", "z",
+    "sm", "t", "wm", "w", "z",
   ]);
   for (const [key, short] of OPTION_TABLE) assert.equal(OPTION_ALIASES[short], key);
   assert.equal(OPTION_ALIASES["min-width"], "min_width");

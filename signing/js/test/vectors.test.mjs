@@ -1,6 +1,6 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { ImagoSigner, ImagoParseError, buildPath, parsePath, sizes, srcsetWidths, LADDER } from "../dist/index.js";
+import { ImagoSigner, ImagoParseError, encryptSource, encryptedSourcePart, buildPath, parsePath, sizes, srcsetWidths, LADDER } from "../dist/index.js";
 import { ImagoSignerSync } from "../dist/node.js";
 import { vectors, cfgOf, poOf } from "./helpers.mjs";
 
@@ -14,7 +14,7 @@ test("vector file has the promised shape and counts", () => {
   assert.ok(vectors.sign.some((v) => v.signature === "oKfUtW34Dvo2BGQehJFR4Nr0_rIjOtdtzJ3QFsUcXH8"));
   // Every option key is exercised by some build case.
   const keys = new Set(vectors.build.flatMap((c) => Object.keys(c.options)));
-  for (const k of ["auto_rotate", "background", "blur", "cachebuster", "crop", "dpr", "enlarge", "expires", "extend", "flip", "format", "format_quality", "gravity", "height", "keep_copyright", "max_bytes", "min_height", "min_width", "padding", "preset", "quality", "resize", "resizing_type", "rotate", "sharpen", "size", "strip_color_profile", "strip_metadata", "trim", "width"]) {
+  for (const k of ["auto_rotate", "background", "blur", "cachebuster", "crop", "dpr", "enlarge", "expires", "extend", "flip", "format", "format_quality", "gravity", "height", "keep_copyright", "max_bytes", "min_height", "min_width", "padding", "preset", "quality", "resize", "resizing_type", "rotate", "sharpen", "size", "strip_color_profile", "strip_metadata", "trim", "watermark", "width"]) {
     assert.ok(keys.has(k), `build vectors cover ${k}`);
   }
 });
@@ -39,6 +39,23 @@ describe("verify vectors", () => {
     });
     test(`sync: ${v.name}`, () => {
       assert.equal(new ImagoSignerSync(cfg).verify(v.url_path, vo), v.valid);
+    });
+  }
+});
+
+describe("encrypted vectors (SPEC §3.4, WebCrypto AES-CBC)", () => {
+  assert.ok(vectors.encrypted.length >= 4);
+  for (const v of vectors.encrypted) {
+    test(v.name, async () => {
+      const iv = v.iv ? Uint8Array.from(Buffer.from(v.iv, "hex")) : undefined;
+      const data = await encryptSource(v.source, v.encryption_key, iv);
+      assert.equal(Buffer.from(data.subarray(0, 16)).toString("hex"), v.expected_iv);
+      const part = await encryptedSourcePart(v.source, v.encryption_key, { extension: v.extension, chunkSize: v.chunk_size, iv });
+      assert.ok(v.expected_path.endsWith("/" + part), part);
+      if (!v.iv) {
+        const signer = new ImagoSigner({ key: v.key, salt: v.salt, sourceEncryptionKey: v.encryption_key });
+        assert.equal(await signer.path(v.source, v.options, { encoding: "encrypted", extension: v.extension, chunkSize: v.chunk_size }), v.expected_url_path);
+      }
     });
   }
 });

@@ -102,7 +102,7 @@ def test_option_table_matches_js_order_and_aliases():
     assert [s for _, s, _ in OPTION_TABLE] == ["ar", "bg", "bl", "cb", "c", "dpr", "eth", "el", "exp", "ex", "exar", "fn", "fl",
                                                "f", "fq", "g", "h", "kcr", "mafr", "maf", "mb", "mrd", "msfs", "msr", "mh",
                                                "mw", "pd", "pix", "pr", "q", "raw", "rs", "ra", "rt", "att", "rot", "sh", "s",
-                                               "skp", "scp", "sm", "t", "w", "z"]
+                                               "skp", "scp", "sm", "t", "wm", "w", "z"]
     for key, short, _ in OPTION_TABLE:
         assert OPTION_ALIASES[short] == key
     assert OPTION_ALIASES["min-width"] == "min_width"

@@ -17,7 +17,8 @@ def test_vector_file_shape():
     assert len(VECTORS["build"]) >= 25
     assert len(VECTORS["invalid"]) >= 20
     keys = {k for c in VECTORS["build"] for k in c["options"]}
-    assert len(keys) == 44, sorted(keys)
+    assert len(keys) == 45, sorted(keys)
+    assert len(VECTORS["encrypted"]) >= 4
 
 
 @pytest.mark.parametrize("v", VECTORS["sign"], ids=ids(VECTORS["sign"]))
@@ -45,6 +46,24 @@ def test_build(v):
     assert (p.source, p.encoding, p.extension) == (v["source"], v["encoding"], v.get("extension"))
     rebuilt = build_path(p.source, p.options, encoding=p.encoding, extension=p.extension, chunk_size=v.get("chunk_size"))
     assert rebuilt == v["expected_path"]
+
+
+@pytest.mark.parametrize("v", VECTORS["encrypted"], ids=ids(VECTORS["encrypted"]))
+def test_encrypted(v):
+    # AES is not in the standard library: the optional `cryptography` extra builds /enc/ paths.
+    pytest.importorskip("cryptography")
+    from imago_signing import encrypt_source, encrypted_source_part
+
+    iv = bytes.fromhex(v["iv"]) if "iv" in v else None
+    data = encrypt_source(v["source"], v["encryption_key"], iv)
+    assert data[:16].hex() == v["expected_iv"]
+    part = encrypted_source_part(v["source"], v["encryption_key"], extension=v.get("extension"),
+                                 chunk_size=v.get("chunk_size"), iv=iv)
+    assert v["expected_path"].endswith("/" + part)
+    if iv is None:
+        signer = ImagoSigner(v["key"], v["salt"], source_encryption_key=v["encryption_key"])
+        kw = {k: v[k] for k in ("extension", "chunk_size") if k in v}
+        assert signer.path(v["source"], v["options"], encoding="encrypted", **kw) == v["expected_url_path"]
 
 
 @pytest.mark.parametrize("v", VECTORS["invalid"], ids=ids(VECTORS["invalid"]))

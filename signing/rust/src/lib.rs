@@ -16,14 +16,18 @@ use subtle::ConstantTimeEq;
 pub mod builder;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod encrypt;
 pub mod options;
 pub mod srcset;
 pub mod webhook;
 
-pub use builder::{build_path, encode_source, is_valid_source, BuildError, SourceEncoding, UrlBuilder};
+pub use builder::{
+    build_path, encode_encrypted_source, encode_source, is_valid_source, BuildError, SourceEncoding, UrlBuilder,
+};
+pub use encrypt::{EncryptError, SourceCipher};
 pub use options::{
     Background, Compass, Crop, Extend, Filename, Flip, Format, FormatQuality, Gravity, OptionError, Options, Padding,
-    Quality, Resize, ResizingAlgorithm, ResizingType, Size, Trim, Zoom,
+    Quality, Resize, ResizingAlgorithm, ResizingType, Size, Trim, Watermark, WatermarkPosition, Zoom,
 };
 pub use srcset::{sizes, srcset_widths, Breakpoint, CssSize, SrcsetOptions, LADDER};
 

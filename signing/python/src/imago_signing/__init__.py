@@ -17,6 +17,7 @@ from .options import (
     serialize_options,
 )
 from .parse import OPTION_ALIASES, ParsedPath, parse_option_segment, parse_path
+from .encrypt import IV_KEY_LABEL, encrypt_source, encrypted_source_part
 from .signer import ImagoSigner, build_path, split_url_path, with_expiry
 from .source import encode_source, is_valid_source
 from .srcset import LADDER, assemble_srcset, sizes, srcset_widths
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 SPEC_VERSION = 1
 
 __all__ = [
+    "encrypt_source", "encrypted_source_part", "IV_KEY_LABEL",
     "ImagoSigner", "ImageUrlBuilder", "build_path", "split_url_path", "with_expiry",
     "serialize_options", "serialize_option_segments", "encode_source", "is_valid_source",
     "parse_path", "parse_option_segment", "ParsedPath", "OPTION_ALIASES", "OPTION_TABLE",

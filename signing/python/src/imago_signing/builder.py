@@ -171,6 +171,15 @@ class ImageUrlBuilder:
             return self._with(trim=dict(threshold))
         return self._with(trim=_compact(threshold=threshold, color=color, equal_hor=equal_hor, equal_ver=equal_ver))
 
+    def watermark(self, opacity: Union[Num, Mapping[str, Any]], position: Optional[str] = None, *,
+                  x_offset: Optional[Num] = None, y_offset: Optional[Num] = None,
+                  scale: Optional[Num] = None) -> "ImageUrlBuilder":
+        """``wm:`` the server's watermark (``IMAGO_WATERMARK_*``)."""
+        if isinstance(opacity, Mapping):
+            return self._with(watermark=dict(opacity))
+        return self._with(watermark=_compact(opacity=opacity, position=position, x_offset=x_offset,
+                                             y_offset=y_offset, scale=scale))
+
     def width(self, px: int) -> "ImageUrlBuilder":
         return self._with(width=px)
 

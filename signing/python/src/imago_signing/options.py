@@ -308,6 +308,23 @@ def _zoom(c: _Ctx, v: Any) -> str:
     return f"z:{_float(c.sub('zoom_x'), v.get('zoom_x'), gt=0)}:{_float(c.sub('zoom_y'), v.get('zoom_y'), gt=0)}"
 
 
+WATERMARK_POSITIONS = ("ce", "no", "so", "ea", "we", "noea", "nowe", "soea", "sowe", "re")
+
+
+def _watermark(c: _Ctx, v: Any) -> str:
+    if not _is_obj(v):
+        raise c.fail("must be an object {opacity, position?, x_offset?, y_offset?, scale?}")
+    _check_keys(c, v, ["opacity", "position", "x_offset", "y_offset", "scale"])
+    return _join([
+        "wm",
+        _float(c.sub("opacity"), v.get("opacity"), min=0, max=1),
+        _opt(v.get("position"), lambda x: _one_of(c.sub("position"), x, WATERMARK_POSITIONS)),
+        _opt(v.get("x_offset"), lambda x: _float(c.sub("x_offset"), x)),
+        _opt(v.get("y_offset"), lambda x: _float(c.sub("y_offset"), x)),
+        _opt(v.get("scale"), lambda x: _float(c.sub("scale"), x, min=0)),
+    ])
+
+
 Serializer = Callable[[_Ctx, Any], Optional[str]]
 
 #: Canonical order (SPEC §5.1) = imgproxy-js-core's alphabetical module order: (JSON key, short name, serializer)
@@ -354,6 +371,7 @@ OPTION_TABLE: Tuple[Tuple[str, str, Serializer], ...] = (
     ("strip_color_profile", "scp", lambda c, v: f"scp:{_bool(c, v)}"),
     ("strip_metadata", "sm", lambda c, v: f"sm:{_bool(c, v)}"),
     ("trim", "t", _trim),
+    ("watermark", "wm", _watermark),
     ("width", "w", _scalar("w", lambda c, v: _int(c, v))),
     ("zoom", "z", _zoom),
 )

@@ -43,6 +43,7 @@ OPTION_ALIASES: Dict[str, str] = {
     "scp": "strip_color_profile", "strip_color_profile": "strip_color_profile",
     "sm": "strip_metadata", "strip_metadata": "strip_metadata",
     "t": "trim", "trim": "trim",
+    "wm": "watermark", "watermark": "watermark",
     "w": "width", "width": "width",
     "eth": "enforce_thumbnail", "enforce_thumbnail": "enforce_thumbnail",
     "exar": "extend_aspect_ratio", "extend_aspect_ratio": "extend_aspect_ratio", "extend_ar": "extend_aspect_ratio",
@@ -293,6 +294,22 @@ def _zoom(a: List[str]) -> Any:
     return {"zoom_x": x, "zoom_y": _p_float(a[1], "zoom", lambda n: n > 0)}
 
 
+def _watermark(a: List[str]) -> Any:
+    from .options import WATERMARK_POSITIONS
+
+    _max_args(a, 5)
+    w: Dict[str, Any] = {"opacity": _p_float(a[0], "opacity", lambda n: 0 <= n <= 1)}
+    if _present(_get(a, 1)):
+        w["position"] = _one_of(a[1], WATERMARK_POSITIONS, "position")
+    if _present(_get(a, 2)):
+        w["x_offset"] = _p_float(a[2], "x_offset")
+    if _present(_get(a, 3)):
+        w["y_offset"] = _p_float(a[3], "y_offset")
+    if _present(_get(a, 4)):
+        w["scale"] = _p_float(a[4], "scale", lambda n: n >= 0)
+    return w
+
+
 _PARSERS: Dict[str, Callable[[List[str]], Any]] = {
     "auto_rotate": lambda a: _p_bool(_single(a), "value"),
     "background": _background,
@@ -323,6 +340,7 @@ _PARSERS: Dict[str, Callable[[List[str]], Any]] = {
     "strip_color_profile": lambda a: _p_bool(_single(a), "value"),
     "strip_metadata": lambda a: _p_bool(_single(a), "value"),
     "trim": _trim,
+    "watermark": _watermark,
     "width": lambda a: _p_int(_single(a), "width"),
     "enforce_thumbnail": lambda a: _p_bool(_single(a), "value"),
     "extend_aspect_ratio": _extend,

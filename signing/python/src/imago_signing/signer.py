@@ -81,7 +81,8 @@ class ImagoSigner:
 
     def __init__(self, key: Optional[str] = None, salt: Optional[str] = None, *,
                  pairs: Optional[Sequence[KeyPair]] = None, signature_size: int = 32,
-                 base_url: str = "", insecure: bool = False) -> None:
+                 base_url: str = "", insecure: bool = False,
+                 source_encryption_key: Optional[str] = None) -> None:
         if pairs is not None:
             if key is not None or salt is not None:
                 raise ImagoOptionError("pairs", "give either key/salt or pairs, not both")
@@ -102,6 +103,9 @@ class ImagoSigner:
         self.signature_size = signature_size
         self.base_url = (base_url or "").rstrip("/")
         self.insecure = insecure
+        #: hex key of the server's IMAGO_SOURCE_URL_ENCRYPTION_KEY: ``encoding="encrypted"`` builds
+        #: ``/enc/…`` sources (SPEC §3.4; needs the optional ``cryptography`` package).
+        self.source_encryption_key = source_encryption_key
 
     def _sign_with(self, index: int, path: str) -> str:
         key, salt = self.pairs[index]
@@ -122,6 +126,19 @@ class ImagoSigner:
 
     def path(self, source: str, options: Optional[Mapping[str, Any]] = None, **path_opts: Any) -> str:
         """Signed path. ``path_opts``: encoding, extension, chunk_size, expires, expires_in."""
+        if path_opts.get("encoding") == "encrypted":
+            from .encrypt import encrypted_source_part
+
+            if self.source_encryption_key is None:
+                raise ImagoOptionError("source_encryption_key", 'encoding "encrypted" needs source_encryption_key')
+            opts = dict(path_opts)
+            opts.pop("encoding")
+            ext, chunk = opts.pop("extension", None), opts.pop("chunk_size", None)
+            segs = serialize_option_segments(with_expiry(options, opts.pop("expires", None), opts.pop("expires_in", None)))
+            if opts:
+                raise ImagoOptionError(next(iter(opts)), f"unknown path option {next(iter(opts))!r}")
+            segs.append(encrypted_source_part(source, self.source_encryption_key, extension=ext, chunk_size=chunk))
+            return self.sign_path("/" + "/".join(segs))
         return self.sign_path(build_path(source, options, **path_opts))
 
     def url(self, source: str, options: Optional[Mapping[str, Any]] = None, **path_opts: Any) -> str:

@@ -28,8 +28,10 @@ def encode_source(source: str, *, encoding: str = "base64", extension: Optional[
         if chunk_size is not None:
             raise ImagoOptionError("chunk_size", "chunk_size only applies to base64 sources")
         return f"plain/{percent_encode(source)}" + (f"@{extension}" if extension else "")
+    if encoding == "encrypted":
+        raise ImagoOptionError("encoding", "encrypted sources are built by ImagoSigner with source_encryption_key")
     if encoding != "base64":
-        raise ImagoOptionError("encoding", 'encoding must be "plain" or "base64"')
+        raise ImagoOptionError("encoding", 'encoding must be "plain", "base64" or "encrypted"')
     enc = b64url_encode(source.encode("utf-8"))
     if chunk_size is not None:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:

@@ -145,6 +145,7 @@ impl Options {
                         equal_ver: j_field(m, "equal_ver", |v| j_bool(&c.sub("equal_ver"), v))?,
                     })
                 }
+                "watermark" => o.watermark = Some(Watermark::from_json(val)?),
                 "width" => o.width = Some(j_u32(&c, val)?),
                 k if super::extra::from_json(&mut o, k, &c, val)? => {}
                 other => return Err(OptionError::top(other, format!("is not an option (unknown key \"{other}\")"))),
@@ -154,7 +155,7 @@ impl Options {
     }
 }
 
-fn check_keys(c: &Ctx<'_>, m: &Map<String, Value>, allowed: &[&str]) -> Result<(), OptionError> {
+pub(super) fn check_keys(c: &Ctx<'_>, m: &Map<String, Value>, allowed: &[&str]) -> Result<(), OptionError> {
     for k in m.keys() {
         if !allowed.contains(&k.as_str()) {
             return Err(c.fail(format!("has unknown field \"{k}\" (allowed: {})", allowed.join(", "))));

@@ -11,9 +11,14 @@
 mod extra;
 mod json;
 mod names;
+mod number;
+mod watermark;
 
 pub use extra::{Filename, ResizingAlgorithm, Zoom, SKIP_FORMATS};
 pub use names::{lookup_url_name, OPTION_NAMES};
+pub use number::format_number;
+pub(crate) use number::parse_decimal;
+pub use watermark::{Watermark, WatermarkPosition};
 
 use std::fmt;
 
@@ -366,6 +371,8 @@ pub struct Options {
     pub strip_color_profile: Option<bool>,
     pub strip_metadata: Option<bool>,
     pub trim: Option<Trim>,
+    /// `wm` (the server's configured watermark image).
+    pub watermark: Option<Watermark>,
     pub width: Option<u32>,
     // imgproxy's further options (issue #20; `extra.rs`).
     pub enforce_thumbnail: Option<bool>,
@@ -383,33 +390,6 @@ pub struct Options {
     pub return_attachment: Option<bool>,
     pub skip_processing: Option<Vec<String>>,
     pub zoom: Option<Zoom>,
-}
-
-/// Canonical number formatting (SPEC §5.4): shortest round-trip decimal, never an exponent,
-/// `-0` → `0`. `None` for NaN and infinities.
-pub fn format_number(x: f64) -> Option<String> {
-    if !x.is_finite() {
-        return None;
-    }
-    if x == 0.0 {
-        return Some("0".into());
-    }
-    Some(format!("{x}"))
-}
-
-/// `-?([0-9]+(\.[0-9]*)?|\.[0-9]+)` → f64 (SPEC §4 float).
-pub(crate) fn parse_decimal(s: &str) -> Option<f64> {
-    let body = s.strip_prefix('-').unwrap_or(s);
-    let (int, frac) = match body.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (body, None),
-    };
-    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-    let ok = digits(int) && frac.is_none_or(digits) && (!int.is_empty() || frac.is_some_and(|f| !f.is_empty()));
-    if !ok {
-        return None;
-    }
-    s.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
 /// Joins arguments with `:` and strips trailing empty ones (imgproxy-node's `.replace(/:+$/, "")`).
@@ -656,6 +636,7 @@ impl Options {
             ]);
             push("trim", Some(seg));
         }
+        push("watermark", self.watermark.as_ref().map(Watermark::segment).transpose()?);
         push("width", nonzero_u(self.width.map(u64::from), "w"));
         extra::segments(self, &mut push)?;
         // Stable: the options above are already in order, this file's take their slots.

@@ -1,7 +1,7 @@
 //! The option vocabulary: one table for the server and the SDKs (SPEC §4, §5.1).
 
 /// `(JSON key, short name, every accepted URL name)` in the canonical order of SPEC §5.1.
-pub const OPTION_NAMES: [(&str, &str, &[&str]); 44] = [
+pub const OPTION_NAMES: [(&str, &str, &[&str]); 45] = [
     ("auto_rotate", "ar", &["ar", "auto_rotate"]),
     ("background", "bg", &["bg", "background"]),
     ("blur", "bl", &["bl", "blur"]),
@@ -44,6 +44,7 @@ pub const OPTION_NAMES: [(&str, &str, &[&str]); 44] = [
     ("strip_color_profile", "scp", &["scp", "strip_color_profile"]),
     ("strip_metadata", "sm", &["sm", "strip_metadata"]),
     ("trim", "t", &["t", "trim"]),
+    ("watermark", "wm", &["wm", "watermark"]),
     ("width", "w", &["w", "width"]),
     ("zoom", "z", &["z", "zoom"]),
 ];
