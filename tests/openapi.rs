@@ -519,6 +519,29 @@ async fn embedded_store_answers_as_described() {
     expect(&a, 200, None, "list in key order");
     let a = rec.api(&s, "GET", "/v1/images", &[], &format!("/v1/images?order=key&cursor={cursor}")).await;
     expect(&a, 400, Some("invalid-request"), "a newest-first cursor in key order");
+
+    // Signed URLs for the console (POST /v1/sign).
+    let listed = rec.api(&s, "GET", "/v1/images", &[], "/v1/images?limit=1").await;
+    let image_key = listed.json()["items"][0]["key"].as_str().expect("an image").to_string();
+    let sign = format!("{b}/v1/sign");
+    let body = json!({"key": image_key, "options": {"width": 400, "format": "auto"},
+        "srcset": {"widths": [200, 400]}, "sizes": {"breakpoints": [{"max_width": 640, "size": "100vw"}], "default": 400}});
+    let a = rec.call("POST", "/v1/sign", &[], &sign, &[("Authorization", auth.as_str())], Body::Json(body), true).await;
+    expect(&a, 200, None, "sign");
+    let a = rec
+        .call(
+            "POST",
+            "/v1/sign",
+            &[],
+            &sign,
+            &[("Authorization", auth.as_str())],
+            Body::Json(json!({"key": image_key, "nope": 1})),
+            false,
+        )
+        .await;
+    expect(&a, 400, Some("invalid-request"), "sign with an unknown field");
+    let a = rec.call("POST", "/v1/sign", &[], &sign, &[], Body::Json(json!({"key": image_key})), false).await;
+    expect(&a, 401, Some("unauthorized"), "sign without key");
     let a = rec
         .call(
             "GET",
