@@ -324,6 +324,7 @@ impl RawConfig {
             ("IMAGO_AVIF_QUALITY", self.avif_quality),
             ("IMAGO_PNG_QUALITY", self.png_quality),
             ("IMAGO_GIF_QUALITY", self.gif_quality),
+            ("IMAGO_JXL_QUALITY", self.jxl_quality),
         ] {
             if !(1..=100).contains(&q) {
                 return Err(invalid(name, "quality must be 1-100"));
@@ -331,6 +332,9 @@ impl RawConfig {
         }
         if self.avif_effort > 9 {
             return Err(invalid("IMAGO_AVIF_EFFORT", "must be 0-9"));
+        }
+        if !(1..=9).contains(&self.jxl_effort) {
+            return Err(invalid("IMAGO_JXL_EFFORT", "must be 1-9"));
         }
         if self.webp_effort > 6 {
             return Err(invalid("IMAGO_WEBP_EFFORT", "must be 0-6"));

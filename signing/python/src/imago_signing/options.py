@@ -21,8 +21,8 @@ __all__ = [
 
 COMPASS_GRAVITY = ("no", "so", "ea", "we", "noea", "nowe", "soea", "sowe", "ce")
 RESIZING_TYPES = ("fit", "fill", "fill-down", "force", "auto")
-FORMATS = ("jpg", "png", "webp", "avif", "gif", "auto")
-CONCRETE_FORMATS = ("jpg", "png", "webp", "avif", "gif")
+FORMATS = ("jpg", "png", "webp", "avif", "gif", "auto", "jxl")
+CONCRETE_FORMATS = ("jpg", "png", "webp", "avif", "gif", "jxl")
 ROTATIONS = (0, 90, 180, 270)
 _NAME_RE = re.compile(r"[A-Za-z0-9._~-]+")
 _HEX_COLOR_RE = re.compile(r"[0-9a-fA-F]{3}|[0-9a-fA-F]{6}")
