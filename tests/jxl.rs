@@ -127,3 +127,23 @@ async fn jpeg_xl_never_carries_gps_or_exif() {
     let b = s.get(&s.url("w:400/sm:0", "local:///gps.jpg", Some("jpg"))).await.bytes().await.unwrap();
     assert!(contains(&b, b"Exif") && contains(&b, b"GPS"));
 }
+
+#[test]
+fn jxl_effort_outside_libvips_range_is_refused() {
+    // libvips 8.14's jxlsave takes effort 3-9; 1 or 2 would be ignored with a GLib warning and
+    // encode at its default 7 (several times slower), so the configuration refuses them.
+    let raw = || imago::config::RawConfig {
+        key: imago::config::List::from_strs(&[KEY]),
+        salt: imago::config::List::from_strs(&[SALT]),
+        ..Default::default()
+    };
+    for bad in [0u8, 1, 2, 10] {
+        let e = imago::config::RawConfig { jxl_effort: bad, ..raw() }.validate(false).unwrap_err().to_string();
+        assert!(e.contains("IMAGO_JXL_EFFORT"), "{bad}: {e}");
+    }
+    for good in [3u8, 4, 9] {
+        assert!(imago::config::RawConfig { jxl_effort: good, ..raw() }.validate(false).is_ok(), "{good}");
+    }
+    let e = imago::config::RawConfig { jxl_quality: 0, ..raw() }.validate(false).unwrap_err().to_string();
+    assert!(e.contains("IMAGO_JXL_QUALITY"), "{e}");
+}

@@ -139,7 +139,7 @@ pub const SETTINGS: &[Setting] = &[
         default: "70",
         help: "default JPEG XL quality (70 scores as AVIF 60 does, SSIMULACRA2 ~70)",
     },
-    Setting { env: "IMAGO_JXL_EFFORT", default: "4", help: "JPEG XL (libjxl) effort 1-9" },
+    Setting { env: "IMAGO_JXL_EFFORT", default: "4", help: "JPEG XL (libjxl) effort 3-9" },
     Setting {
         env: "IMAGO_ENABLE_JXL",
         default: "true",

@@ -333,8 +333,9 @@ impl RawConfig {
         if self.avif_effort > 9 {
             return Err(invalid("IMAGO_AVIF_EFFORT", "must be 0-9"));
         }
-        if !(1..=9).contains(&self.jxl_effort) {
-            return Err(invalid("IMAGO_JXL_EFFORT", "must be 1-9"));
+        // libvips 8.14's jxlsave takes 3-9; below that it warns and silently uses its default (7).
+        if !(3..=9).contains(&self.jxl_effort) {
+            return Err(invalid("IMAGO_JXL_EFFORT", "must be 3-9"));
         }
         if self.webp_effort > 6 {
             return Err(invalid("IMAGO_WEBP_EFFORT", "must be 0-6"));

@@ -67,7 +67,7 @@ pub struct EncodeSettings {
     pub enable_avif: bool,
     pub enable_webp: bool,
     pub jxl_quality: u8,
-    /// libjxl effort 1-9 (libvips' `effort`).
+    /// libjxl effort 3-9 (libvips 8.14's `effort` range).
     pub jxl_effort: u8,
     pub enable_jxl: bool,
     pub save_data_quality_step: u8,
