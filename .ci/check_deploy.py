@@ -15,6 +15,7 @@ read-only root, probes, drain timing).
     check_deploy.py promql   docker/grafana/dashboards/imago.json OUT_RULES_FILE
     check_deploy.py dockerfile docker/Dockerfile
     check_deploy.py vcl-ladder src/config/raw.rs docker/varnish/default.vcl docker/varnish/lb.vcl
+    check_deploy.py vcl-accept src/negotiate.rs docker/varnish/default.vcl docker/varnish/lb.vcl
     check_deploy.py aws      docs/aws/*.json
 
 Exit status 0 when every check passes, 1 otherwise; each problem is printed.
@@ -351,6 +352,137 @@ def check_vcl_ladder(src_config: Path, vcls: list[Path]) -> int:
     return 1 if problems else 0
 
 
+def origin_chain(negotiate_rs: str) -> list[tuple[list[str], str]] | None:
+    """AcceptClass::from_accept's if/else chain as [(media types that must all be listed, class)],
+    the last entry ([], fallback). None when its shape is not the one this parser reads."""
+    body = re.search(r"fn from_accept\(.*?\n    \}\n", negotiate_rs, re.S)
+    if not body:
+        return None
+    chain = []
+    for cond, cls in re.findall(r"(?:\bif|else if) (.*?) \{\s*AcceptClass::(\w+)", body.group(0), re.S):
+        terms = [t.strip() for t in cond.split("&&")]
+        mimes = [re.fullmatch(r'has\("([^"]+)"\)', t) for t in terms]
+        if not all(mimes):
+            return None
+        chain.append(([m.group(1) for m in mimes], cls))
+    last = re.search(r"\} else \{\s*AcceptClass::(\w+)\s*\}\s*\}\s*$", body.group(0))
+    if not chain or not last:
+        return None
+    chain.append(([], last.group(1)))
+    return chain
+
+
+def origin_has(accept: str, mime: str) -> bool:
+    """negotiate.rs' `has`: a list element is `mime` (any case) without a q (any case) of 0 or
+    less."""
+    for part in accept.split(","):
+        params = part.split(";")
+        q_zero = False
+        for p in params[1:]:
+            p = p.strip()
+            if p[:2].lower() == "q=":
+                try:
+                    q_zero = q_zero or float(p[2:].strip()) <= 0.0
+                except ValueError:
+                    pass
+        if params[0].strip().lower() == mime.lower() and not q_zero:
+            return True
+    return False
+
+
+def origin_class(chain: list[tuple[list[str], str]], accept: str) -> str:
+    return next(cls for mimes, cls in chain if all(origin_has(accept, m) for m in mimes))
+
+
+def vcl_chain(vcl: str) -> list[tuple[list[str], str]]:
+    """The VCL's Accept normalisation: [(regexes that must all match, value set)]; the last
+    entry ([], value) is its `else`."""
+    block = re.search(r"\n    if \(req\.http\.Accept ~.*?\n    \}\n", vcl, re.S)
+    if not block:
+        return []
+    chain = []
+    for cond, value in re.findall(r"(?:if|elsif) \((.*?)\) \{\s*set req\.http\.Accept = \"([^\"]*)\";",
+                                  block.group(0), re.S):
+        chain.append((re.findall(r'req\.http\.Accept ~ "([^"]*)"', cond), value))
+    last = re.search(r"\} else \{\s*set req\.http\.Accept = \"([^\"]*)\";\s*\}\n$", block.group(0))
+    if last:
+        chain.append(([], last.group(1)))
+    return chain
+
+
+def vcl_normalise(chain: list[tuple[list[str], str]], accept: str) -> str:
+    for regexes, value in chain:
+        if all(re.search(r, accept) for r in regexes):
+            return value
+    return accept
+
+
+# Real browsers' image Accept headers, and edge cases of the media-type and q=0 rules.
+ACCEPTS = [
+    "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",  # Chromium
+    "image/jxl,image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",  # Chromium + JPEG XL
+    "image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,image/svg+xml,"
+    "image/*;q=0.8,*/*;q=0.5",  # Safari 17
+    "image/webp,image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5",  # Safari 15
+    "image/avif,image/webp,*/*",  # Firefox
+    "image/png,image/*;q=0.8,*/*;q=0.5",
+    "",
+    "*/*",
+    "image/jxl",
+    "image/jxl,image/webp",
+    "IMAGE/JXL , Image/AVIF",
+    "image/jxl;q=0,image/avif",
+    "image/jxl;q=0.0,image/avif,image/webp",
+    "image/jxl;q=.0,image/avif",
+    "image/jxl;q=0.5,image/avif;q=0.1",
+    "image/jxl; q=0 ,image/avif",
+    "image/jxl,image/avif;q=0",
+    "image/jxlx,image/avif",
+    "image/avif;q=0, image/webp",
+    "text/html,image/jxl;level=1;q=0.9,image/avif",
+    "image/jxl,image/avif;q=0,image/webp",
+    "image/avif; q=0,image/webp",  # was avif at the edge, webp at the origin
+    "image/avif;Q=0,image/webp",  # was webp at the edge, avif at the origin
+]
+
+
+def check_vcl_accept(negotiate_rs: Path, vcls: list[Path]) -> int:
+    """The edge's Accept normalisation agrees with the origin's classes (AcceptClass): for each
+    Accept above and random mixes of media types and q values, the value the VCL sets classifies
+    at the origin exactly as the raw header does, and each class has its own VCL value."""
+    chain = origin_chain(negotiate_rs.read_text())
+    if chain is None:
+        print("  AcceptClass::from_accept not found in its expected shape: update this parser")
+        return 1
+    import random
+
+    rng = random.Random(20)
+    parts = ["image/jxl", "image/avif", "image/webp", "IMAGE/JXL", "image/png", "image/*", "*/*", "image/jxl-x"]
+    qs = ["", ";q=0", ";q=0.0", ";q=.0", ";q=0.5", ";q=1", "; q=0 ", ";level=1;q=0", ";Q=0", "; q=0.5"]
+    accepts = ACCEPTS + [
+        ",".join(rng.choice(parts) + rng.choice(qs) for _ in range(rng.randint(1, 5))) for _ in range(500)
+    ]
+    classes = [cls for _, cls in chain]
+    for vcl in vcls:
+        vchain = vcl_chain(vcl.read_text())
+        if not vchain:
+            fail(f"{vcl.name}: no Accept normalisation chain found")
+            continue
+        values = {}
+        for accept in accepts:
+            origin, edge = origin_class(chain, accept), vcl_normalise(vchain, accept)
+            got = origin_class(chain, edge)
+            if got != origin:
+                fail(f"{vcl.name}: Accept {accept!r} -> {edge!r} is class {got} at the origin, the raw header {origin}")
+                break
+            values.setdefault(origin, set()).add(edge)
+        missing = [c for c in classes if c not in values]
+        expect(not missing, f"{vcl.name}: the Accept cases never reach origin classes {missing}")
+        expect(all(len(v) == 1 for v in values.values()), f"{vcl.name}: a class has several edge values {values}")
+    print(f"  origin classes {classes}, {len(accepts)} Accept headers")
+    return 1 if problems else 0
+
+
 # --------------------------------------------------------------------------- aws policies
 def actions_of(stmt: dict) -> list[str]:
     a = stmt.get("Action", [])
@@ -402,6 +534,8 @@ def main(argv: list[str]) -> int:
         write_promql_rules(args[0], args[1])
     elif cmd == "vcl-ladder":
         return check_vcl_ladder(args[0], args[1:])
+    elif cmd == "vcl-accept":
+        return check_vcl_accept(args[0], args[1:])
     elif cmd == "dockerfile":
         check_dockerfile(args[0])
     elif cmd == "aws":

@@ -253,6 +253,15 @@ ladder_result() {
   return "$ladder_rc"
 }
 run_check "VCL width ladder / DPR cap match src/config/raw.rs" ladder_result
+# The edge's Accept classes (JPEG XL + AVIF, AVIF, WebP, legacy) must be the origin's.
+accept_rc=0
+python3 .ci/check_deploy.py vcl-accept src/negotiate.rs docker/varnish/default.vcl docker/varnish/lb.vcl \
+  >"$TMP/accept.log" 2>&1 || accept_rc=$?
+accept_result() {
+  cat "$TMP/accept.log"
+  return "$accept_rc"
+}
+run_check "VCL Accept classes match src/negotiate.rs (AcceptClass)" accept_result
 
 if have varnishd; then
   vcl_compile() { # varnishd -C prints the generated C on stderr; keep only errors

@@ -37,9 +37,11 @@ const PHOTOS: [&str; 8] = [
     "gps.jpg",
     "cmyk.jpg",
 ];
-const FORMATS: [Format; 3] = [Format::Jpeg, Format::Webp, Format::Avif];
+const FORMATS: [Format; 4] = [Format::Jpeg, Format::Webp, Format::Avif, Format::Jxl];
 /// Formats whose `q:auto` is measured explicitly (AVIF is the negotiated `f:auto` row).
-const EXPLICIT: [Format; 2] = [Format::Jpeg, Format::Webp];
+const EXPLICIT: [Format; 3] = [Format::Jpeg, Format::Webp, Format::Jxl];
+/// Scores at which JPEG XL's bytes are compared with the other formats', per photo.
+const EQUAL_AT: [f64; 3] = [60.0, 70.0, 80.0];
 const QS: [u8; 8] = [25, 35, 45, 55, 65, 75, 85, 95];
 
 fn enc() -> EncodeSettings {
@@ -230,6 +232,8 @@ fn main() {
     let mut pairs: Vec<Pair> = Vec::new();
     let mut autos: Vec<Auto> = EXPLICIT.iter().map(|_| Auto::default()).collect();
     let mut negotiated = Auto::default();
+    // CPU seconds of each fixed-quality render (format, q, width, seconds); empty with cached points.
+    let mut point_cpu: Vec<(Format, u8, u32, f64)> = Vec::new();
     if let Ok(path) = std::env::var("IMAGO_BENCH_CALIBRATE") {
         // The sample's score at each fixed quality, per pair (same numbering as the points).
         let mut text = String::new();
@@ -285,7 +289,9 @@ fn main() {
                     let mut points = Vec::new();
                     for format in FORMATS {
                         for q in QS {
+                            let c0 = cpu_seconds();
                             let r = render(FormatChoice::Explicit(format), Quality::Fixed(q));
+                            point_cpu.push((format, q, width, cpu_seconds() - c0));
                             points.push((format, q, r.bytes.len() as f64, score(&r.bytes)));
                         }
                     }
@@ -341,5 +347,93 @@ fn main() {
             println!("  {name:<11} {fname:<10} {}", cells.join("  "));
         }
     }
+    jxl_report(&pairs, &point_cpu);
     println!("elapsed {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+/// Bytes of `format` on one pair at `score`, interpolated on its fixed-quality points.
+fn bytes_at(p: &Pair, format: Format, score: f64) -> Option<f64> {
+    let pts: Vec<(f64, f64)> = p.points.iter().filter(|x| x.0 == format).map(|x| (x.3, x.2)).collect();
+    interp(&pts, score)
+}
+
+/// JPEG XL against AVIF, WebP and JPEG: bytes at equal SSIMULACRA2 per photo × width and over the
+/// corpus, and the render CPU per image at the quality that reaches a mean score of 70.
+fn jxl_report(pairs: &[Pair], point_cpu: &[(Format, u8, u32, f64)]) {
+    let others = [Format::Avif, Format::Webp, Format::Jpeg];
+    println!("\nJPEG XL bytes at equal SSIMULACRA2 (per pair: JXL bytes, then JXL / other at the same score):");
+    let names: Vec<String> = PHOTOS.iter().flat_map(|p| [format!("{p} w:800"), format!("{p} w:400")]).collect();
+    for score in EQUAL_AT {
+        let mut logs = vec![Vec::new(); others.len()];
+        let mut totals = vec![(0.0, 0.0); others.len()];
+        for (p, name) in pairs.iter().zip(&names) {
+            let Some(j) = bytes_at(p, Format::Jxl, score) else {
+                println!("  score {score:.0} {name:<34} JXL off its curve");
+                continue;
+            };
+            let cells: Vec<String> = others
+                .iter()
+                .enumerate()
+                .map(|(k, f)| match bytes_at(p, *f, score) {
+                    Some(b) => {
+                        logs[k].push((j / b).ln());
+                        totals[k].0 += j;
+                        totals[k].1 += b;
+                        format!("{} {:.3}x", f.name(), j / b)
+                    }
+                    None => format!("{} off", f.name()),
+                })
+                .collect();
+            println!("  score {score:.0} {name:<34} {:>7.0} B  {}", j, cells.join("  "));
+        }
+        let cells: Vec<String> = others
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| !logs[*k].is_empty())
+            .map(|(k, f)| {
+                let geo = (logs[k].iter().sum::<f64>() / logs[k].len() as f64).exp();
+                format!(
+                    "{} {:.3}x (geo mean) {:.3}x (total, {} pairs)",
+                    f.name(),
+                    geo,
+                    totals[k].0 / totals[k].1,
+                    logs[k].len()
+                )
+            })
+            .collect();
+        println!("  score {score:.0} MEAN: {}", cells.join("  "));
+    }
+    if point_cpu.is_empty() {
+        println!("(render CPU per image needs uncached points: unset IMAGO_BENCH_POINTS or remove its file)");
+        return;
+    }
+    let all: Vec<&Pair> = pairs.iter().collect();
+    println!("\nrender CPU per image (decode + resize + encode, libvips concurrency 1) at a mean score of 70:");
+    for width in [800u32, 400] {
+        let set: Vec<&Pair> = pairs.iter().filter(|p| p.width == width).collect();
+        let set = if set.is_empty() { all.clone() } else { set };
+        let mut avif_ms = None;
+        for format in [Format::Avif, Format::Jxl, Format::Webp, Format::Jpeg] {
+            let c = curve(&set, format);
+            let ms: Vec<(f64, f64)> = c
+                .iter()
+                .zip(QS)
+                .map(|(p, q)| {
+                    let v: Vec<f64> =
+                        point_cpu.iter().filter(|x| x.0 == format && x.1 == q && x.2 == width).map(|x| x.3).collect();
+                    (p.mean, v.iter().sum::<f64>() * 1e3 / v.len().max(1) as f64)
+                })
+                .collect();
+            let Some(at70) = interp(&ms, 70.0) else { continue };
+            let q70 = interp(&c.iter().zip(QS).map(|(p, q)| (p.mean, q as f64)).collect::<Vec<_>>(), 70.0);
+            let avif = *avif_ms.get_or_insert(at70);
+            println!(
+                "  w:{width:<4} {:<5} {at70:>6.1} ms ({:.2}x AVIF) at q{:.0}; per q: {}",
+                format.name(),
+                at70 / avif,
+                q70.unwrap_or(0.0),
+                ms.iter().zip(QS).map(|((_, m), q)| format!("q{q}:{m:.0}")).collect::<Vec<_>>().join(" ")
+            );
+        }
+    }
 }

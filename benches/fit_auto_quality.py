@@ -16,7 +16,7 @@ import sys
 from collections import defaultdict
 
 QS = [25, 35, 45, 55, 65, 75, 85, 95]
-RANGE = {"avif": (25, 80), "jpeg": (35, 92), "webp": (35, 92)}
+RANGE = {"avif": (25, 80), "jpeg": (35, 92), "webp": (35, 92), "jxl": (35, 92)}
 
 
 def interp(x, xs, ys):
@@ -46,7 +46,7 @@ def main():
     for line in open(sys.argv[2]):
         i, f, q, s = line.split()
         sample[(int(i), f)][int(q)] = float(s)
-    for f in ["jpeg", "webp", "avif"]:
+    for f in ["jpeg", "webp", "avif", "jxl"]:
         pairs = sorted(i for (i, g) in full if g == f)
         score = lambda i, q: interp(q, QS, [full[(i, f)][x][1] for x in QS])
         size = lambda i, q: math.exp(interp(q, QS, [math.log(full[(i, f)][x][0]) for x in QS]))

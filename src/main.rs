@@ -55,7 +55,7 @@ struct SignArgs {
     resize: Option<String>,
     #[arg(long, short = 'q')]
     quality: Option<String>,
-    /// Output format (jpg, png, webp, avif, gif, auto); put in the path as the extension.
+    /// Output format (jpg, png, webp, avif, gif, jxl, auto); put in the path as the extension.
     #[arg(long, short = 'f')]
     format: Option<String>,
     #[arg(long)]

@@ -19,6 +19,9 @@ use crate::options::{FormatChoice, Options, Quality};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum AcceptClass {
+    /// JPEG XL *and* AVIF (and so WebP): Chromium with JPEG XL, Safari 17+. A client listing
+    /// JPEG XL without AVIF is classed by the rest of its list (no such browser ships).
+    Jxl,
     /// AVIF (and WebP: every AVIF browser decodes WebP).
     Avif,
     Webp,
@@ -34,12 +37,16 @@ impl AcceptClass {
                 let m = it.next().unwrap_or("").trim();
                 let q_zero = it.any(|p| {
                     let p = p.trim();
-                    p.strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()).is_some_and(|q| q <= 0.0)
+                    // Parameter names are case-insensitive (RFC 9110), as in the edge's VCL.
+                    let q = p.get(..2).filter(|n| n.eq_ignore_ascii_case("q=")).and_then(|_| p.get(2..));
+                    q.and_then(|q| q.trim().parse::<f32>().ok()).is_some_and(|q| q <= 0.0)
                 });
                 m.eq_ignore_ascii_case(mime) && !q_zero
             })
         };
-        if has("image/avif") {
+        if has("image/avif") && has("image/jxl") {
+            AcceptClass::Jxl
+        } else if has("image/avif") {
             AcceptClass::Avif
         } else if has("image/webp") {
             AcceptClass::Webp
@@ -49,10 +56,19 @@ impl AcceptClass {
     }
     pub fn name(self) -> &'static str {
         match self {
+            AcceptClass::Jxl => "jxl",
             AcceptClass::Avif => "avif",
             AcceptClass::Webp => "webp",
             AcceptClass::Legacy => "legacy",
         }
+    }
+    /// The client takes AVIF.
+    pub fn avif(self) -> bool {
+        matches!(self, AcceptClass::Jxl | AcceptClass::Avif)
+    }
+    /// The client takes WebP.
+    pub fn webp(self) -> bool {
+        self != AcceptClass::Legacy
     }
 }
 
@@ -302,6 +318,31 @@ mod tests {
         assert_eq!(AcceptClass::from_accept(old), AcceptClass::Legacy);
         assert_eq!(AcceptClass::from_accept("image/avif;q=0, image/webp"), AcceptClass::Webp);
         assert_eq!(AcceptClass::from_accept(""), AcceptClass::Legacy);
+    }
+
+    #[test]
+    fn jxl_class_needs_jxl_and_avif() {
+        let chromium_jxl = "image/jxl,image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+        let safari17 = "image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,\
+                        image/svg+xml,image/*;q=0.8,*/*;q=0.5";
+        assert_eq!(AcceptClass::from_accept(chromium_jxl), AcceptClass::Jxl);
+        assert_eq!(AcceptClass::from_accept(safari17), AcceptClass::Jxl);
+        assert_eq!(AcceptClass::from_accept("IMAGE/JXL , image/AVIF"), AcceptClass::Jxl);
+        // JPEG XL alone does not promise AVIF (and WebP): classed by the rest of the list.
+        assert_eq!(AcceptClass::from_accept("image/jxl,image/webp"), AcceptClass::Webp);
+        assert_eq!(AcceptClass::from_accept("image/jxl"), AcceptClass::Legacy);
+        assert_eq!(AcceptClass::from_accept("image/jxl;q=0,image/avif"), AcceptClass::Avif);
+        assert_eq!(AcceptClass::from_accept("image/jxl,image/avif;q=0,image/webp"), AcceptClass::Webp);
+        assert_eq!(AcceptClass::Jxl.name(), "jxl");
+        assert!(AcceptClass::Jxl.avif() && AcceptClass::Jxl.webp());
+    }
+
+    #[test]
+    fn q_parameter_name_is_case_insensitive_like_the_edge() {
+        // RFC 9110 parameter names are case-insensitive; the VCL's `(?i)` regex already read
+        // `Q=0` as a refusal, so the origin must too (.ci/check_deploy.py vcl-accept).
+        assert_eq!(AcceptClass::from_accept("image/avif;Q=0,image/webp"), AcceptClass::Webp);
+        assert_eq!(AcceptClass::from_accept("image/avif; Q=0.0 ,image/webp"), AcceptClass::Webp);
     }
 
     #[test]

@@ -121,6 +121,7 @@ pub fn image(
                 crate::options::Format::Webp => "inline; filename=\"image.webp\"",
                 crate::options::Format::Avif => "inline; filename=\"image.avif\"",
                 crate::options::Format::Gif => "inline; filename=\"image.gif\"",
+                crate::options::Format::Jxl => "inline; filename=\"image.jxl\"",
             }),
             HeaderValue::from_str(&httpdate::fmt_http_date(v.last_modified))
                 .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT")),

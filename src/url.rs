@@ -29,7 +29,7 @@ pub enum UrlError {
     BadUtf8,
     #[error("the source is not correctly percent-encoded")]
     BadPercentEncoding,
-    #[error("`{0}` is not an output extension (jpg, png, webp, avif, gif)")]
+    #[error("`{0}` is not an output extension (jpg, png, webp, avif, gif, jxl)")]
     BadExtension(String),
     /// An `/enc/` source that does not decrypt (wrong key, tampered, truncated, bad padding, not
     /// UTF-8: one error, so nothing tells a padding failure apart), or no key is configured.
@@ -57,8 +57,8 @@ impl UrlError {
 pub const MAX_PATH_LEN: usize = 8192;
 
 /// Extensions accepted after `@`/`.` (compared lower-cased). SPEC §3.3 lists `jpg png webp avif
-/// gif`; imago also takes `jpeg` and `auto` (negotiated, like `f:auto`; `imago sign --format auto`).
-pub const EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "webp", "avif", "gif", "auto"];
+/// gif jxl`; imago also takes `jpeg` and `auto` (negotiated, like `f:auto`; `imago sign --format auto`).
+pub const EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "webp", "avif", "gif", "auto", "jxl"];
 
 /// base64url without padding; like Go's `RawURLEncoding` (imgproxy) it ignores non-zero
 /// trailing bits.

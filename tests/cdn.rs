@@ -105,6 +105,22 @@ async fn varnish_serves_repeats_and_keeps_accept_variants_apart() {
     assert_eq!((e.1.as_str(), e.2.as_str()), ("image/webp", "HIT"));
     assert_eq!(origin_hits(), hits + 1);
     assert_eq!(s.transforms(), 2);
+    // Issue #20: Chromium with JPEG XL (and Safari 17) is a fourth class: its own variant, JPEG
+    // XL, a hit for either browser's Accept; Chrome's AVIF variant is still a hit.
+    let chromium_jxl = "image/jxl,image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+    let safari17 = "image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,\
+                    image/svg+xml,image/*;q=0.8,*/*;q=0.5";
+    let f = get(chromium_jxl).await;
+    assert_eq!((f.1.as_str(), f.2.as_str()), ("image/jxl", "MISS"));
+    let g = get(safari17).await;
+    assert_eq!((g.1.as_str(), g.2.as_str()), ("image/jxl", "HIT"));
+    assert_eq!(g.3, f.3);
+    let h = get(chrome).await;
+    assert_eq!((h.1.as_str(), h.2.as_str()), ("image/avif", "HIT"));
+    // `; q=0` with a space refuses AVIF at the edge as at the origin (it used to be kept as AVIF).
+    let i = get("image/avif; q=0,image/webp").await;
+    assert_eq!((i.1.as_str(), i.2.as_str()), ("image/webp", "HIT"));
+    assert_eq!(origin_hits(), hits + 2);
 }
 
 /// Issue #16: the edge's normalisation of the hint headers (DPR, Width, Viewport-Width) maps

@@ -9,6 +9,9 @@
 //! - `<img width=400 src=…w:400…>`: a CSS width, so the DPR hint still applies (400/800/1200;
 //!   400 when the page sends no hints).
 //!
+//! JPEG XL (issue #20, `tests/browser/jxl-test.mjs`): an `f:auto` image is JPEG XL for Chromium's
+//! Accept with `image/jxl` (and AVIF), never without it, and decodes at its width; `f:jxl` decodes.
+//!
 //! Needs node, chromium, `tests/browser/node_modules` and `signing/js/dist` (scripts/test.sh
 //! installs and builds them). Without them the test prints why and passes, except under `CI=true`.
 
@@ -111,4 +114,64 @@ async fn chromium_gets_the_chosen_srcset_candidate_and_dpr_scaled_css_widths() {
         }
     }
     assert!(wrong.is_empty(), "served widths:\n{}", wrong.join("\n"));
+}
+
+/// Issue #20: JPEG XL is served to a Chromium whose Accept lists it (its own Accept, and its own
+/// with `image/jxl` put in), never to one whose Accept does not, and it decodes in Chromium with
+/// the right naturalWidth; an explicit `f:jxl` decodes too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_gets_jpeg_xl_only_when_its_accept_lists_it() {
+    if let Some(why) = missing_prerequisite() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("browser test prerequisite missing: {why}");
+        }
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    // Fixed qualities: q:auto's trial encodes are slow in a debug build and not tested here.
+    let s = start(&["nasa_large.jpg"], |c| c.auto_quality = false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    let cfg = json!({
+        "chromium": chromium().unwrap(),
+        "auto_url": s.url("w:400/f:auto", "local:///nasa_large.jpg", None),
+        "jxl_url": s.url("w:400/f:jxl", "local:///nasa_large.jpg", None),
+        "timeout_ms": 60000,
+    });
+    std::fs::write(&config, cfg.to_string()).unwrap();
+    let script = root().join("tests/browser/jxl-test.mjs");
+    let child = tokio::process::Command::new("node").arg(&script).arg(&config).kill_on_drop(true).output();
+    let out = tokio::time::timeout(Duration::from_secs(300), child).await.expect("browser test timed out").unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let results: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert_eq!(results.len(), 4, "stdout: {stdout}\nstderr: {stderr}");
+    let lists_jxl = |r: &Value| {
+        r["accept"].as_str().unwrap().split(',').any(|p| p.split(';').next().unwrap().trim() == "image/jxl")
+    };
+    for r in &results {
+        println!("{r}");
+        assert_eq!(r["ok"], true, "{r}\nstderr: {stderr}");
+        assert_eq!(r["status"], 200, "{r}");
+        assert_eq!(r["natural_width"], 400, "decoded in Chromium at the requested width: {r}");
+        let ct = r["content_type"].as_str().unwrap();
+        match r["case"].as_str().unwrap() {
+            "real" => {
+                // Debian's Chromium 156 lists image/jxl (and image/avif) in its image Accept.
+                assert!(lists_jxl(r), "Chromium's own Accept lacks image/jxl: {r}");
+                assert_eq!(ct, "image/jxl", "{r}");
+                assert!(r["vary"].as_str().unwrap().contains("Accept"), "{r}");
+            }
+            "with_jxl" => {
+                assert!(lists_jxl(r), "{r}");
+                assert_eq!(ct, "image/jxl", "{r}");
+            }
+            "without" => {
+                assert!(!lists_jxl(r), "{r}");
+                assert_eq!(ct, "image/avif", "never JPEG XL without image/jxl in Accept: {r}");
+            }
+            "explicit" => assert_eq!(ct, "image/jxl", "{r}"),
+            other => panic!("unknown case {other}"),
+        }
+    }
 }

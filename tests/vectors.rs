@@ -97,6 +97,7 @@ async fn assert_image(resp: reqwest::Response, what: &str) {
     let body = resp.bytes().await.unwrap();
     match ct.as_str() {
         "image/avif" => assert!(avif_dimensions(&body).is_some_and(|(w, h)| w > 0 && h > 0), "{what}"),
+        "image/jxl" => assert!(jxl_dimensions(&body).is_some_and(|(w, h)| w > 0 && h > 0), "{what}"),
         "image/jpeg" | "image/png" | "image/webp" | "image/gif" => {
             let img = decode(&body);
             assert!(img.width() > 0 && img.height() > 0, "{what}");

@@ -202,13 +202,17 @@ sub imago_recv {
     unset req.http.Cookie;
     unset req.http.Authorization;
 
-    # Accept -> one of three values, classified as the origin does: "image/avif" if
-    # a list element is the media type image/avif (any case) without q=0, else
-    # "image/webp" likewise, else "legacy". Browsers send dozens of distinct Accept
-    # strings; after this there are at most three variants per URL and hints.
-    if (req.http.Accept ~ "(?i)(^|,)\s*image/avif\s*(;\s*(?!q=(0+(\.0*)?|\.0+)\s*(;|,|$))[^;,]*)*(,|$)") {
+    # Accept -> one of four values, classified as the origin does (src/negotiate.rs,
+    # AcceptClass; .ci/check_deploy.py vcl-accept checks the two agree): "image/jxl,image/avif"
+    # if list elements are the media types image/jxl and image/avif (any case) without q=0,
+    # else "image/avif" likewise, else "image/webp", else "legacy". Browsers send dozens of
+    # distinct Accept strings; after this there are at most four variants per URL and hints.
+    if (req.http.Accept ~ "(?i)(^|,)\s*image/jxl\s*(;(?!\s*q=(0+(\.0*)?|\.0+)\s*(;|,|$))[^;,]*)*(,|$)" &&
+        req.http.Accept ~ "(?i)(^|,)\s*image/avif\s*(;(?!\s*q=(0+(\.0*)?|\.0+)\s*(;|,|$))[^;,]*)*(,|$)") {
+        set req.http.Accept = "image/jxl,image/avif";
+    } elsif (req.http.Accept ~ "(?i)(^|,)\s*image/avif\s*(;(?!\s*q=(0+(\.0*)?|\.0+)\s*(;|,|$))[^;,]*)*(,|$)") {
         set req.http.Accept = "image/avif";
-    } elsif (req.http.Accept ~ "(?i)(^|,)\s*image/webp\s*(;\s*(?!q=(0+(\.0*)?|\.0+)\s*(;|,|$))[^;,]*)*(,|$)") {
+    } elsif (req.http.Accept ~ "(?i)(^|,)\s*image/webp\s*(;(?!\s*q=(0+(\.0*)?|\.0+)\s*(;|,|$))[^;,]*)*(,|$)") {
         set req.http.Accept = "image/webp";
     } else {
         set req.http.Accept = "legacy";

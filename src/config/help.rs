@@ -140,6 +140,17 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "IMAGO_ENABLE_AVIF", default: "true", help: "negotiate AVIF for clients that accept it" },
     Setting { env: "IMAGO_ENABLE_WEBP", default: "true", help: "negotiate WebP for clients that accept it" },
     Setting {
+        env: "IMAGO_JXL_QUALITY",
+        default: "70",
+        help: "default JPEG XL quality (70 scores as AVIF 60 does, SSIMULACRA2 ~70)",
+    },
+    Setting { env: "IMAGO_JXL_EFFORT", default: "4", help: "JPEG XL (libjxl) effort 3-9" },
+    Setting {
+        env: "IMAGO_ENABLE_JXL",
+        default: "true",
+        help: "negotiate JPEG XL for clients that accept it and AVIF (preferred to AVIF)",
+    },
+    Setting {
         env: "IMAGO_AUTO_QUALITY",
         default: "true",
         help: "perceptual auto quality (q:auto) by default with f:auto",

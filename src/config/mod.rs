@@ -342,6 +342,7 @@ impl RawConfig {
             ("IMAGO_AVIF_QUALITY", self.avif_quality),
             ("IMAGO_PNG_QUALITY", self.png_quality),
             ("IMAGO_GIF_QUALITY", self.gif_quality),
+            ("IMAGO_JXL_QUALITY", self.jxl_quality),
         ] {
             if !(1..=100).contains(&q) {
                 return Err(invalid(name, "quality must be 1-100"));
@@ -349,6 +350,10 @@ impl RawConfig {
         }
         if self.avif_effort > 9 {
             return Err(invalid("IMAGO_AVIF_EFFORT", "must be 0-9"));
+        }
+        // libvips 8.14's jxlsave takes 3-9; below that it warns and silently uses its default (7).
+        if !(3..=9).contains(&self.jxl_effort) {
+            return Err(invalid("IMAGO_JXL_EFFORT", "must be 3-9"));
         }
         if self.webp_effort > 6 {
             return Err(invalid("IMAGO_WEBP_EFFORT", "must be 0-6"));

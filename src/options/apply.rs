@@ -102,10 +102,10 @@ pub fn apply(o: &mut Options, seg: &str, presets: &Presets, depth: u8) -> Result
             }
             for pair in a.chunks(2) {
                 let f = match pair[0] {
-                    "jpg" | "png" | "webp" | "avif" | "gif" => Format::parse(pair[0]),
+                    "jpg" | "png" | "webp" | "avif" | "gif" | "jxl" => Format::parse(pair[0]),
                     _ => None,
                 }
-                .ok_or_else(|| bad(name, format!("`{}` is not a format (jpg, png, webp, avif, gif)", pair[0])))?;
+                .ok_or_else(|| bad(name, format!("`{}` is not a format (jpg, png, webp, avif, gif, jxl)", pair[0])))?;
                 let q = parse_u32(name, pair[1], 100)?;
                 if q == 0 {
                     o.format_quality.remove(&f);
@@ -118,7 +118,7 @@ pub fn apply(o: &mut Options, seg: &str, presets: &Presets, depth: u8) -> Result
             o.format = match single(name, a)? {
                 "auto" => FormatChoice::Auto,
                 s => FormatChoice::Explicit(Format::parse(s).ok_or_else(|| {
-                    bad(name, format!("`{s}` is not an output format (jpg, png, webp, avif, gif, auto)"))
+                    bad(name, format!("`{s}` is not an output format (jpg, png, webp, avif, gif, jxl, auto)"))
                 })?),
             };
         }

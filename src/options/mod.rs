@@ -89,6 +89,8 @@ pub enum Format {
     Webp,
     Avif,
     Gif,
+    /// JPEG XL (libvips jxlsave; still images only on libvips 8.14).
+    Jxl,
 }
 
 impl Format {
@@ -99,6 +101,7 @@ impl Format {
             "webp" => Format::Webp,
             "avif" => Format::Avif,
             "gif" => Format::Gif,
+            "jxl" => Format::Jxl,
             _ => return None,
         })
     }
@@ -109,6 +112,7 @@ impl Format {
             Format::Webp => "webp",
             Format::Avif => "avif",
             Format::Gif => "gif",
+            Format::Jxl => "jxl",
         }
     }
     pub fn mime(self) -> &'static str {
@@ -118,6 +122,7 @@ impl Format {
             Format::Webp => "image/webp",
             Format::Avif => "image/avif",
             Format::Gif => "image/gif",
+            Format::Jxl => "image/jxl",
         }
     }
     pub fn supports_alpha(self) -> bool {
@@ -286,7 +291,7 @@ pub fn parse(segments: &[&str], extension: Option<&str>, presets: &Presets) -> R
             FormatChoice::Auto
         } else {
             FormatChoice::Explicit(Format::parse(ext).ok_or_else(|| {
-                bad("extension", format!("`{ext}` is not an output format (jpg, png, webp, avif, gif, auto)"))
+                bad("extension", format!("`{ext}` is not an output format (jpg, png, webp, avif, gif, jxl, auto)"))
             })?)
         };
     }

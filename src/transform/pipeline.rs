@@ -208,7 +208,10 @@ fn render_inner(
         encode(&img, format, quality, enc, o)?
     };
     if let Some(max) = o.max_bytes {
-        while bytes.len() as u64 > max && quality > 10 && matches!(format, Format::Jpeg | Format::Webp | Format::Avif) {
+        while bytes.len() as u64 > max
+            && quality > 10
+            && matches!(format, Format::Jpeg | Format::Webp | Format::Avif | Format::Jxl)
+        {
             check_deadline(deadline, t0)?;
             quality = quality.saturating_sub(10).max(10);
             bytes = encode(&img, format, quality, enc, o)?;
@@ -321,7 +324,8 @@ fn original_acceptable(
         FormatChoice::Auto | FormatChoice::Unset => match info.format {
             "jpeg" | "png" | "gif" => true,
             "webp" => req.accept != AcceptClass::Legacy,
-            "avif" => req.accept == AcceptClass::Avif,
+            "avif" => req.accept.avif(),
+            "jxl" => req.accept == AcceptClass::Jxl,
             _ => false,
         },
     };

@@ -15,8 +15,10 @@ pub fn choose_format(
     alpha: bool,
     animated: bool,
 ) -> Format {
-    let avif = enc.enable_avif && accept == AcceptClass::Avif;
-    let webp = enc.enable_webp && matches!(accept, AcceptClass::Avif | AcceptClass::Webp);
+    let avif = enc.enable_avif && accept.avif();
+    let webp = enc.enable_webp && accept.webp();
+    // JPEG XL only for stills: libvips 8.14's jxlsave writes one frame.
+    let jxl = enc.enable_jxl && accept == AcceptClass::Jxl;
     match choice {
         FormatChoice::Explicit(f) => f,
         FormatChoice::Unset | FormatChoice::Auto => {
@@ -26,6 +28,8 @@ pub fn choose_format(
                 } else {
                     Format::Gif
                 }
+            } else if jxl {
+                Format::Jxl
             } else if avif {
                 Format::Avif
             } else if webp {
@@ -54,8 +58,9 @@ pub fn quality_for(format: Format, o: &Options, enc: &EncodeSettings, save_data:
         Format::Avif => enc.avif_quality,
         Format::Png => enc.png_quality,
         Format::Gif => enc.gif_quality,
+        Format::Jxl => enc.jxl_quality,
     };
-    if save_data && matches!(format, Format::Jpeg | Format::Webp | Format::Avif) {
+    if save_data && matches!(format, Format::Jpeg | Format::Webp | Format::Avif | Format::Jxl) {
         q.saturating_sub(enc.save_data_quality_step).max(10)
     } else {
         q
@@ -64,7 +69,7 @@ pub fn quality_for(format: Format, o: &Options, enc: &EncodeSettings, save_data:
 
 /// True when this request's quality is chosen perceptually.
 pub fn wants_auto_quality(o: &Options, format: Format, enc: &EncodeSettings) -> bool {
-    if !matches!(format, Format::Jpeg | Format::Webp | Format::Avif) {
+    if !matches!(format, Format::Jpeg | Format::Webp | Format::Avif | Format::Jxl) {
         return false;
     }
     match o.quality {
@@ -106,6 +111,7 @@ pub fn auto_quality_prior(format: Format) -> Prior {
     match format {
         Format::Avif => Prior { q70: 59.0, gain: 1.2, lenience: 3.5 },
         Format::Webp => Prior { q70: 73.0, gain: 0.9, lenience: 0.25 },
+        Format::Jxl => Prior { q70: 69.0, gain: 1.0, lenience: 3.0 },
         _ => Prior { q70: 65.0, gain: 0.6, lenience: 3.25 },
     }
 }
@@ -340,6 +346,9 @@ fn saver(format: Format, q: u8, enc: &EncodeSettings, o: &Options) -> String {
             }
         }
         Format::Gif => format!(".gif[strip={strip}]"),
+        // libvips 8.14's jxlsave writes the pixels and the ICC profile only (no EXIF, XMP or
+        // GPS, whatever `strip` says), and one frame.
+        Format::Jxl => format!(".jxl[Q={q},effort={},strip={strip}]", enc.jxl_effort),
     }
 }
 
@@ -442,6 +451,25 @@ mod tests {
         );
         let no_avif = EncodeSettings { enable_avif: false, ..enc() };
         assert_eq!(choose_format(auto, AcceptClass::Avif, &no_avif, false, false), Format::Webp);
+    }
+
+    #[test]
+    fn jxl_negotiation_prefers_jxl_for_stills_only() {
+        let e = enc();
+        let auto = FormatChoice::Auto;
+        assert_eq!(choose_format(auto, AcceptClass::Jxl, &e, false, false), Format::Jxl);
+        assert_eq!(choose_format(FormatChoice::Unset, AcceptClass::Jxl, &e, true, false), Format::Jxl);
+        // libvips 8.14's jxlsave writes one frame: animations stay WebP.
+        assert_eq!(choose_format(auto, AcceptClass::Jxl, &e, false, true), Format::Webp);
+        let no_jxl = EncodeSettings { enable_jxl: false, ..enc() };
+        assert_eq!(choose_format(auto, AcceptClass::Jxl, &no_jxl, false, false), Format::Avif);
+        let no_avif = EncodeSettings { enable_avif: false, ..no_jxl };
+        assert_eq!(choose_format(auto, AcceptClass::Jxl, &no_avif, false, false), Format::Webp);
+        assert_eq!(quality_for(Format::Jxl, &opts(""), &e, false), 70);
+        assert_eq!(quality_for(Format::Jxl, &opts(""), &e, true), 55);
+        assert_eq!(quality_for(Format::Jxl, &opts("fq:jxl:80"), &e, false), 80);
+        assert!(wants_auto_quality(&opts("f:auto"), Format::Jxl, &e));
+        assert!(wants_auto_quality(&opts("f:jxl/q:auto"), Format::Jxl, &e));
     }
 
     #[test]

@@ -168,6 +168,19 @@ pub fn avif_dimensions(b: &[u8]) -> Option<(u32, u32)> {
     Some((w, h))
 }
 
+/// Width and height of a JPEG XL, decoded by libvips (jxlload) after checking the signature (a
+/// bare codestream `FF 0A` or the ISOBMFF container); None when it is not a decodable JPEG XL.
+pub fn jxl_dimensions(b: &[u8]) -> Option<(u32, u32)> {
+    let container = [0, 0, 0, 0x0C, b'J', b'X', b'L', b' ', 0x0D, 0x0A, 0x87, 0x0A];
+    if !(b.starts_with(&[0xFF, 0x0A]) || b.starts_with(&container)) {
+        return None;
+    }
+    imago::transform::init(1).ok()?;
+    let enc = imago::transform::EncodeSettings::from_config(&RawConfig::default());
+    let info = imago::transform::probe(b, &enc).ok()?;
+    (info.format == "jxl").then_some((info.width, info.height))
+}
+
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }

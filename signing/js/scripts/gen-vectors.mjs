@@ -169,6 +169,9 @@ const BUILD = [
     "dpr:2/eth:t/exar:f/fn:a.b/mrd:4000/pix:4/q:70/raw:f/ra:cubic/att:f/skp:webp/w:100/z:2",
     { encoding: "plain" },
   ],
+  // JPEG XL output (issue #20).
+  ["format jxl with its own quality", { width: 300, format: "jxl", format_quality: [{ format: "jxl", quality: 70 }] }, "f:jxl/fq:jxl:70/w:300", {}],
+  ["plain with extension jxl", { width: 100 }, "w:100", { encoding: "plain", extension: "jxl" }],
 ];
 
 const errors = [];
@@ -332,6 +335,7 @@ const invalid = [
   I("watermark offset not a number", `/wm:1:ce:x/${P}`, "invalid-option", "wm"),
   I("watermark negative scale", `/wm:1:ce:0:0:-1/${P}`, "invalid-option", "wm"),
   I("watermark too many arguments", `/wm:1:ce:0:0:1:9/${P}`, "invalid-option", "wm"),
+  I("format_quality jxl quality above 100", `/fq:jxl:101/${P}`, "invalid-option", "fq"),
 ];
 
 // Cross-check invalid vectors against the SDK reference parser.

@@ -4,8 +4,8 @@ import type { ImagoOptions, OptionKey } from "./types.js";
 
 export const COMPASS_GRAVITY = ["no", "so", "ea", "we", "noea", "nowe", "soea", "sowe", "ce"] as const;
 export const RESIZING_TYPES = ["fit", "fill", "fill-down", "force", "auto"] as const;
-export const FORMATS = ["jpg", "png", "webp", "avif", "gif", "auto"] as const;
-export const CONCRETE_FORMATS = ["jpg", "png", "webp", "avif", "gif"] as const;
+export const FORMATS = ["jpg", "png", "webp", "avif", "gif", "auto", "jxl"] as const;
+export const CONCRETE_FORMATS = ["jpg", "png", "webp", "avif", "gif", "jxl"] as const;
 export const ROTATIONS = [0, 90, 180, 270] as const;
 export const RESIZING_ALGORITHMS = ["nearest", "linear", "cubic", "lanczos2", "lanczos3"] as const;
 export const SKIP_FORMATS = ["jpg", "jpeg", "png", "webp", "gif", "avif", "heic", "tiff", "jxl", "bmp", "ico", "svg"] as const;

@@ -11,7 +11,7 @@ export type ExtendGravity = CompassGravity | FocusPointGravity;
 
 export type ResizingType = "fit" | "fill" | "fill-down" | "force" | "auto";
 /** Output formats; `auto` is an imago extension (negotiated from Accept). */
-export type Format = "jpg" | "png" | "webp" | "avif" | "gif" | "auto";
+export type Format = "jpg" | "png" | "webp" | "avif" | "gif" | "auto" | "jxl";
 export type ConcreteFormat = Exclude<Format, "auto">;
 /** Extensions usable as `@ext` / `.ext` suffix. */
 export type Extension = ConcreteFormat;

@@ -26,7 +26,7 @@ pub const PLAIN_SOURCE: &AsciiSet =
 
 /// Extensions accepted by [`UrlBuilder::extension`] (SPEC §3.3). `auto` is an imago extension the
 /// imago server also accepts (negotiated, like `f:auto`).
-pub const EXTENSIONS: [&str; 6] = ["jpg", "png", "webp", "avif", "gif", "auto"];
+pub const EXTENSIONS: [&str; 7] = ["jpg", "png", "webp", "avif", "gif", "auto", "jxl"];
 
 /// Errors building a URL.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -41,7 +41,7 @@ pub enum BuildError {
     EmptySource,
     #[error("invalid source: {0}")]
     InvalidSource(String),
-    #[error("extension `{0}` is not one of jpg, png, webp, avif, gif, auto")]
+    #[error("extension `{0}` is not one of jpg, png, webp, avif, gif, auto, jxl")]
     InvalidExtension(String),
     #[error("chunk size must be at least 1")]
     InvalidChunkSize,

@@ -23,8 +23,8 @@ __all__ = [
 
 COMPASS_GRAVITY = ("no", "so", "ea", "we", "noea", "nowe", "soea", "sowe", "ce")
 RESIZING_TYPES = ("fit", "fill", "fill-down", "force", "auto")
-FORMATS = ("jpg", "png", "webp", "avif", "gif", "auto")
-CONCRETE_FORMATS = ("jpg", "png", "webp", "avif", "gif")
+FORMATS = ("jpg", "png", "webp", "avif", "gif", "auto", "jxl")
+CONCRETE_FORMATS = ("jpg", "png", "webp", "avif", "gif", "jxl")
 ROTATIONS = (0, 90, 180, 270)
 RESIZING_ALGORITHMS = ("nearest", "linear", "cubic", "lanczos2", "lanczos3")
 #: imgproxy's image type names (``skip_processing``).

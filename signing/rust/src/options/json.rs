@@ -58,7 +58,7 @@ impl Options {
                     o.format = Some(
                         j_str(&c, val)?
                             .parse()
-                            .map_err(|_| c.fail("must be one of jpg, png, webp, avif, gif, auto"))?,
+                            .map_err(|_| c.fail("must be one of jpg, png, webp, avif, gif, jxl, auto"))?,
                     )
                 }
                 "format_quality" => {
@@ -70,7 +70,7 @@ impl Options {
                         let fc = ec.sub("format");
                         let format: Format = j_str(&fc, m.get("format").unwrap_or(&Value::Null))?
                             .parse()
-                            .map_err(|_| fc.fail("must be one of jpg, png, webp, avif, gif"))?;
+                            .map_err(|_| fc.fail("must be one of jpg, png, webp, avif, gif, jxl"))?;
                         let quality = j_int(&ec.sub("quality"), m.get("quality").unwrap_or(&Value::Null), 100)? as u8;
                         v.push(FormatQuality { format, quality });
                     }

@@ -213,19 +213,15 @@ pub enum Format {
     Avif,
     Gif,
     Auto,
+    /// JPEG XL.
+    Jxl,
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [Format::Jpg, Format::Png, Format::Webp, Format::Avif, Format::Gif, Format::Auto];
+    pub const ALL: [Format; 7] = [Self::Jpg, Self::Png, Self::Webp, Self::Avif, Self::Gif, Self::Auto, Self::Jxl];
     pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Jpg => "jpg",
-            Format::Png => "png",
-            Format::Webp => "webp",
-            Format::Avif => "avif",
-            Format::Gif => "gif",
-            Format::Auto => "auto",
-        }
+        // In declaration order (the discriminant indexes it).
+        ["jpg", "png", "webp", "avif", "gif", "auto", "jxl"][self as usize]
     }
 }
 
@@ -235,7 +231,7 @@ impl std::str::FromStr for Format {
         Format::ALL
             .into_iter()
             .find(|f| f.as_str() == s)
-            .ok_or_else(|| OptionError::top("format", "must be one of jpg, png, webp, avif, gif, auto"))
+            .ok_or_else(|| OptionError::top("format", "must be one of jpg, png, webp, avif, gif, jxl, auto"))
     }
 }
 string_values!(Format);
@@ -544,7 +540,7 @@ impl Options {
             for (i, p) in fq.iter().enumerate() {
                 let ec = c.sub(&i.to_string());
                 if p.format == Format::Auto {
-                    return Err(ec.sub("format").fail("must be one of jpg, png, webp, avif, gif"));
+                    return Err(ec.sub("format").fail("must be one of jpg, png, webp, avif, gif, jxl"));
                 }
                 if p.quality > 100 {
                     return Err(ec.sub("quality").fail("must be <= 100"));
