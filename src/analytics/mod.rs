@@ -24,10 +24,13 @@
 
 pub mod buffer;
 pub mod cli;
+pub mod edge;
 pub mod html;
+pub mod import;
 pub mod json;
 pub mod record;
 pub mod report;
+pub mod rollup;
 pub mod store;
 pub mod writer;
 
@@ -229,6 +232,7 @@ impl Analytics {
             spare: Vec::new(),
             codec: s.codec,
             retention: store::Retention { max_age: s.retention_age, max_bytes: s.max_bytes },
+            rollup_retention: store::Retention { max_age: s.rollup_retention_age, max_bytes: s.rollup_max_bytes },
         };
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
