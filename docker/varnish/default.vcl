@@ -181,7 +181,7 @@ sub imago_recv {
 
     # Request id: made here for every request (a client's X-Request-Id is replaced, so that
     # no client can make two requests share one), forwarded to the origin with a miss or pass,
-    # returned to the client, and logged by varnishncsa (docs/analytics.md). The origin's
+    # and logged by varnishncsa (docs/analytics.md); not returned to clients (imago_deliver). The origin's
     # analytics event of a forwarded request carries the same id, which is how
     # `imago analytics` counts a miss once: as the edge's view.
     set req.http.X-Request-Id = "edge-" + server.identity + "-" + std.integer(time = now) + "-" + req.xid;
@@ -358,8 +358,10 @@ sub imago_deliver {
     # need not see image ids or tenant names.
     unset resp.http.Surrogate-Key;
     unset resp.http.Cache-Tag;
-    # This request's id (a cached object carries the id of the request that fetched it).
-    set resp.http.X-Request-Id = req.http.X-Request-Id;
+    # Request ids stay between the edge, the origin and their logs: the edge's id carries a
+    # sequence number (it would tell one client how many requests others made), and a cached
+    # object carries the id of the request that fetched it.
+    unset resp.http.X-Request-Id;
     if (obj.hits > 0) {
         set resp.http.X-Cache = "HIT";
     } else {
