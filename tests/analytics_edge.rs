@@ -186,8 +186,6 @@ async fn edge_hits_and_origin_misses_are_counted_once_through_real_varnish() {
     assert!(forwarded.is_some_and(|e| e.cache.as_deref() == Some("miss")), "{miss} vs {origin_events:?}");
 
     let log_s = log.to_str().unwrap();
-    let an_s = analytics.to_str().unwrap();
-    let _ = an_s;
     for round in 0..2 {
         let (ok, out, err) =
             imago(&analytics, &["analytics", "import", "--format", "varnish", "--edge", "varnish", log_s]);
@@ -390,7 +388,7 @@ fn follow_mode_reads_a_growing_rotated_log_and_writes_on_sigterm() {
         )
     };
     std::fs::write(&log, format!("{}\n{}\n", line(0, "hit"), line(1, "miss"))).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imago"))
+    let child = Command::new(env!("CARGO_BIN_EXE_imago"))
         .args(["analytics", "import", "--follow", "--from-start", "--flush-secs", "1", "--edge", "t"])
         .arg(&log)
         .env("IMAGO_ANALYTICS_DIR", &analytics)
@@ -436,4 +434,28 @@ fn follow_mode_reads_a_growing_rotated_log_and_writes_on_sigterm() {
     let mut keys: Vec<String> = events_in(&analytics).into_iter().filter_map(|e| e.key).collect();
     keys.sort();
     assert_eq!(keys, ["f0.jpg", "f1.jpg", "f2.jpg", "f3.jpg", "f4.jpg"]);
+}
+
+/// A generated month (720 hours), measured, not asserted: speed is for benchmarks
+/// (`cargo bench --bench analytics` prints the release figures). Run with `--ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn a_month_report_from_rollups_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let end: jiff::Timestamp = "2026-03-31T00:00:00Z".parse().unwrap();
+    let t = std::time::Instant::now();
+    let n = generate(dir.path(), end, 720, 400, 5000);
+    println!("generated {n} events in {:.1} s", t.elapsed().as_secs_f64());
+    let store = Store::Local { dir: dir.path().to_path_buf() };
+    let range = Range { from: end.checked_sub(jiff::SignedDuration::from_hours(720)).unwrap(), to: end };
+    let now = end.checked_add(jiff::SignedDuration::from_hours(1)).unwrap();
+    let t = std::time::Instant::now();
+    let made = rollup::build_report(&store, range, None, now).await.unwrap();
+    println!("first report (making 720 rollups): {:.2} s", t.elapsed().as_secs_f64());
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let r = rollup::build_report(&store, range, None, now).await.unwrap();
+        println!("report from rollups: {:.3} s (debug build)", t.elapsed().as_secs_f64());
+        assert_eq!((r.requests, r.rollup_hours), (made.requests, 720));
+    }
 }

@@ -14,13 +14,14 @@
 //! `request_id` is on an edge line that went to the origin (`miss`, `pass`, `pipe`; those lines
 //! are in the edge's `-fwd-` files of the same or the previous hour) is not a second view.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::report::{self, Aggregator, Filter, Hour, Range, Report};
+use super::report::{self, Aggregator, Filter, Range, Report};
 use super::store::{self, Store, ROLLUP_FILE};
 
 /// An hour is rolled up this long after it ends (edge logs and the origin's last flush land
@@ -31,25 +32,48 @@ pub const CATCH_UP_EVERY: Duration = Duration::from_secs(300);
 /// Largest rollup file read.
 const MAX_ROLLUP_BYTES: u64 = 256 * 1024 * 1024;
 
+fn zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn zero_f(n: &f64) -> bool {
+    *n == 0.0
+}
+
 /// One row of a rollup (see the module docs and docs/analytics.md for the columns of each `dim`).
+/// Zero counts are left out of the file (SQL reads them as NULL, which `sum` skips). Read rows
+/// borrow their strings from the file's text.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Row {
+pub struct Row<'a> {
     /// Start of the hour, RFC 3339 UTC.
-    pub hour: String,
-    pub dim: String,
-    /// The dimension's value (`null` on the `total` row; the bucket index on `latency` rows).
-    pub value: Option<String>,
+    #[serde(borrow)]
+    pub hour: Cow<'a, str>,
+    #[serde(borrow)]
+    pub dim: Cow<'a, str>,
+    /// The dimension's value (absent on the `total` row; the bucket index on `latency` rows).
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Cow<'a, str>>,
     pub requests: u64,
+    #[serde(skip_serializing_if = "zero")]
     pub bytes: u64,
+    #[serde(skip_serializing_if = "zero")]
     pub edge_hits: u64,
+    #[serde(skip_serializing_if = "zero")]
     pub errors: u64,
+    #[serde(skip_serializing_if = "zero")]
     pub image_bytes: u64,
+    #[serde(skip_serializing_if = "zero")]
     pub original_bytes: u64,
+    #[serde(skip_serializing_if = "zero")]
     pub save_data: u64,
+    #[serde(skip_serializing_if = "zero_f")]
     pub latency_sum_ms: f64,
+    #[serde(skip_serializing_if = "zero")]
     pub files: u64,
+    #[serde(skip_serializing_if = "zero")]
     pub bad_lines: u64,
+    #[serde(skip_serializing_if = "zero")]
     pub origin_behind_edge: u64,
 }
 
@@ -73,12 +97,12 @@ pub fn name_of(h: i64) -> String {
 }
 
 /// The rows of an aggregate of one hour.
-pub fn rows_of(a: &Aggregator, h: i64) -> Vec<Row> {
+pub fn rows_of(a: &Aggregator, h: i64) -> Vec<Row<'static>> {
     let hour = hour_text(h);
-    let row = |dim: &str, value: Option<String>, requests: u64| Row {
-        hour: hour.clone(),
-        dim: dim.into(),
-        value,
+    let row = |dim: &'static str, value: Option<String>, requests: u64| Row {
+        hour: Cow::Owned(hour.clone()),
+        dim: Cow::Borrowed(dim),
+        value: value.map(Cow::Owned),
         requests,
         ..Row::default()
     };
@@ -125,8 +149,12 @@ pub fn rows_of(a: &Aggregator, h: i64) -> Vec<Row> {
 }
 
 fn add_to(m: &mut std::collections::HashMap<String, (u64, u64, u64)>, r: &Row) {
-    let Some(k) = &r.value else { return };
-    let e = m.entry(k.clone()).or_default();
+    let Some(k) = r.value.as_deref() else { return };
+    // Looked up by the borrowed key: a String is made only for a new one.
+    let e = match m.get_mut(k) {
+        Some(e) => e,
+        None => m.entry(k.to_string()).or_default(),
+    };
     e.0 += r.requests;
     e.1 += r.bytes;
     e.2 += r.edge_hits;
@@ -136,9 +164,13 @@ fn add_to(m: &mut std::collections::HashMap<String, (u64, u64, u64)>, r: &Row) {
 pub fn add_rows(a: &mut Aggregator, rows: &[Row]) {
     for r in rows {
         let v = r.value.as_deref().unwrap_or("");
-        let count =
-            |m: &mut std::collections::BTreeMap<String, u64>| *m.entry(v.to_string()).or_default() += r.requests;
-        match r.dim.as_str() {
+        let count = |m: &mut std::collections::BTreeMap<String, u64>| match m.get_mut(v) {
+            Some(n) => *n += r.requests,
+            None => {
+                m.insert(v.to_string(), r.requests);
+            }
+        };
+        match r.dim.as_ref() {
             "total" => {
                 a.requests += r.requests;
                 a.errors += r.errors;
@@ -151,7 +183,7 @@ pub fn add_rows(a: &mut Aggregator, rows: &[Row]) {
                 a.bad_lines += r.bad_lines;
                 a.origin_behind_edge += r.origin_behind_edge;
                 if let Ok(t) = r.hour.parse::<Timestamp>() {
-                    let h = a.per_hour.entry(t.as_second().div_euclid(3600)).or_insert_with(Hour::default);
+                    let h = a.per_hour.entry(t.as_second().div_euclid(3600)).or_default();
                     h.requests += r.requests;
                     h.errors += r.errors;
                     h.bytes += r.bytes;
@@ -192,11 +224,51 @@ pub fn encode(rows: &[Row]) -> Result<Vec<u8>, String> {
     enc.finish()
 }
 
+/// Adds the rows of a rollup file's text, one line at a time (a line that is not a row is
+/// skipped and counted in `bad_lines`, as in event files).
+pub fn add_text(a: &mut Aggregator, text: &str) {
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<Row>(line) {
+            Ok(row) => add_rows(a, std::slice::from_ref(&row)),
+            Err(_) => a.bad_lines += 1,
+        }
+    }
+}
+
+/// Adds the rollup of hour `h` to `a` (decompressed, parsed and merged on a blocking thread).
+/// `Err` when the file cannot be read or is not zstd (then `a` is unchanged).
+pub async fn read_into(store: &Store, h: i64, a: Aggregator) -> (Aggregator, Result<(), String>) {
+    let bytes = match store.rollups().get(&name_of(h), MAX_ROLLUP_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return (a, Err(e)),
+    };
+    let range = a.range;
+    let done = tokio::task::spawn_blocking(move || {
+        let mut a = a;
+        match store::decode(&bytes, MAX_ROLLUP_BYTES) {
+            Ok(text) => {
+                add_text(&mut a, &text);
+                (a, Ok(()))
+            }
+            Err(e) => (a, Err(e)),
+        }
+    })
+    .await;
+    done.unwrap_or_else(|e| (Aggregator::new(range), Err(e.to_string())))
+}
+
 /// Reads the rollup of hour `h`.
-pub async fn read(store: &Store, h: i64) -> Result<Vec<Row>, String> {
+pub async fn read(store: &Store, h: i64) -> Result<Vec<Row<'static>>, String> {
     let bytes = store.rollups().get(&name_of(h), MAX_ROLLUP_BYTES).await?;
     let text = store::decode(&bytes, MAX_ROLLUP_BYTES)?;
-    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).map_err(|e| e.to_string())).collect()
+    let owned = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let r: Row = serde_json::from_str(l).map_err(|e| e.to_string())?;
+            Ok(Row { hour: owned(r.hour), dim: owned(r.dim), value: r.value.map(owned), ..r })
+        })
+        .collect()
 }
 
 /// The hours in `[from, to)` that have a rollup.
@@ -235,7 +307,7 @@ pub async fn aggregate_hour(store: &Store, h: i64) -> Result<Option<Aggregator>,
 }
 
 /// Makes and writes the rollup of hour `h`; returns its rows (`None`: no events that hour).
-pub async fn make(store: &Store, h: i64) -> Result<Option<Vec<Row>>, String> {
+pub async fn make(store: &Store, h: i64) -> Result<Option<Vec<Row<'static>>>, String> {
     let Some(a) = aggregate_hour(store, h).await? else { return Ok(None) };
     let rows = rows_of(&a, h);
     let body = encode(&rows)?;
@@ -292,8 +364,13 @@ pub async fn build_report(
                 continue;
             }
             let rows = if have.contains(&h) {
-                match read(store, h).await {
-                    Ok(rows) => Some(rows),
+                let (back, read) = read_into(store, h, a).await;
+                a = back;
+                match read {
+                    Ok(()) => {
+                        a.rollup_hours += 1;
+                        continue;
+                    }
                     Err(e) => {
                         tracing::warn!(hour = h, error = %e, "analytics: unreadable rollup, remaking it");
                         make(store, h).await?
@@ -376,11 +453,17 @@ mod tests {
         }
         let rows = rows_of(&direct, h);
         let body = encode(&rows).unwrap();
-        let back: Vec<Row> =
-            store::decode(&body, 1 << 20).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let text = store::decode(&body, 1 << 20).unwrap();
+        let back: Vec<Row> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(back, rows);
         let mut merged = Aggregator::new(range);
         add_rows(&mut merged, &back);
+        let mut streamed = Aggregator::new(range);
+        add_text(&mut streamed, &format!("{text}not a row\n"));
+        let mut streamed = streamed.finish("s");
+        assert_eq!(streamed.bad_lines, 1);
+        streamed.bad_lines = 0;
+        streamed.generated_at.clear();
         let (mut want, mut got) = (direct.finish("s"), merged.finish("s"));
         // Three views (the origin's event of the edge miss is not a second one).
         assert_eq!((want.requests, want.origin_behind_edge), (3, 1));
@@ -391,6 +474,9 @@ mod tests {
         want.generated_at.clear();
         got.generated_at.clear();
         assert_eq!(got, want);
+        assert_eq!(streamed, want);
+        // Zero counts are left out of the file.
+        assert!(!text.contains("\"errors\":0"), "{text}");
     }
 
     #[test]
