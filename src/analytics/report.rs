@@ -347,6 +347,62 @@ impl Aggregator {
         Ok(())
     }
 
+    /// Adds another aggregate of the same range (one read in parallel).
+    pub fn merge(&mut self, o: Aggregator) {
+        fn maps(a: &mut BTreeMap<String, u64>, b: BTreeMap<String, u64>) {
+            for (k, v) in b {
+                *a.entry(k).or_default() += v;
+            }
+        }
+        fn tops(a: &mut HashMap<String, (u64, u64, u64)>, b: HashMap<String, (u64, u64, u64)>) {
+            for (k, (r, by, h)) in b {
+                let e = a.entry(k).or_default();
+                e.0 += r;
+                e.1 += by;
+                e.2 += h;
+            }
+        }
+        self.files += o.files;
+        self.bad_lines += o.bad_lines;
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.save_data += o.save_data;
+        self.bytes_served += o.bytes_served;
+        self.image_bytes += o.image_bytes;
+        self.original_bytes += o.original_bytes;
+        self.origin_behind_edge += o.origin_behind_edge;
+        self.rollup_hours += o.rollup_hours;
+        self.raw_hours += o.raw_hours;
+        for (a, b) in [
+            (&mut self.status, o.status),
+            (&mut self.formats, o.formats),
+            (&mut self.source_formats, o.source_formats),
+            (&mut self.negotiation, o.negotiation),
+            (&mut self.devices, o.devices),
+            (&mut self.dpr, o.dpr),
+            (&mut self.widths, o.widths),
+            (&mut self.cache, o.cache),
+            (&mut self.edge, o.edge),
+        ] {
+            maps(a, b);
+        }
+        tops(&mut self.images, o.images);
+        tops(&mut self.referrers, o.referrers);
+        tops(&mut self.variants, o.variants);
+        for (a, b) in self.latency.counts.iter_mut().zip(o.latency.counts) {
+            *a += b;
+        }
+        self.latency.n += o.latency.n;
+        self.latency.sum += o.latency.sum;
+        for (h, x) in o.per_hour {
+            let e = self.per_hour.entry(h).or_default();
+            e.requests += x.requests;
+            e.errors += x.errors;
+            e.bytes += x.bytes;
+        }
+        self.edge_ids.extend(o.edge_ids);
+    }
+
     /// Counts only the events `filter` keeps.
     pub fn with_filter(mut self, filter: Option<Filter>) -> Aggregator {
         self.filter = filter;

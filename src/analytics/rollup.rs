@@ -29,6 +29,8 @@ use super::store::{self, Store, ROLLUP_FILE};
 pub const GRACE_SECS: i64 = 600;
 /// How often the writer task rolls up the hours that closed.
 pub const CATCH_UP_EVERY: Duration = Duration::from_secs(300);
+/// Most rollups read at once by a report.
+const READ_LANES: usize = 4;
 /// Largest rollup file read.
 const MAX_ROLLUP_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -356,6 +358,7 @@ pub async fn build_report(
         raw.extend(first..=last);
     } else {
         let have = rolled_up(store, hour_start(first), hour_start(last + 1)).await?;
+        let mut to_read: Vec<i64> = Vec::new();
         for h in first..=last {
             let whole = h * 3600 >= range.from.as_second() && (h + 1) * 3600 <= range.to.as_second();
             let closed = (h + 1) * 3600 <= now.as_second() - GRACE_SECS;
@@ -363,20 +366,11 @@ pub async fn build_report(
                 raw.push(h);
                 continue;
             }
-            let rows = if have.contains(&h) {
-                let (back, read) = read_into(store, h, a).await;
-                a = back;
-                match read {
-                    Ok(()) => {
-                        a.rollup_hours += 1;
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::warn!(hour = h, error = %e, "analytics: unreadable rollup, remaking it");
-                        make(store, h).await?
-                    }
-                }
-            } else {
+            if have.contains(&h) {
+                to_read.push(h);
+                continue;
+            }
+            let rows = {
                 match aggregate_hour(store, h).await? {
                     None => None,
                     Some(ha) => {
@@ -397,6 +391,38 @@ pub async fn build_report(
             if let Some(rows) = rows {
                 add_rows(&mut a, &rows);
                 a.rollup_hours += 1;
+            }
+        }
+        // The existing rollups, in parallel lanes (each decompresses and parses on a blocking
+        // thread), merged; one that cannot be read is remade.
+        let lanes = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, READ_LANES);
+        let per_lane = to_read.len().div_ceil(lanes).max(1);
+        let mut tasks = Vec::new();
+        for chunk in to_read.chunks(per_lane) {
+            let (store, chunk) = (store.clone(), chunk.to_vec());
+            tasks.push(tokio::spawn(async move {
+                let mut part = Aggregator::new(range);
+                let mut failed = Vec::new();
+                for h in chunk {
+                    let (back, read) = read_into(&store, h, part).await;
+                    part = back;
+                    match read {
+                        Ok(()) => part.rollup_hours += 1,
+                        Err(e) => failed.push((h, e)),
+                    }
+                }
+                (part, failed)
+            }));
+        }
+        for t in tasks {
+            let (part, failed) = t.await.map_err(|e| e.to_string())?;
+            a.merge(part);
+            for (h, e) in failed {
+                tracing::warn!(hour = h, error = %e, "analytics: unreadable rollup, remaking it");
+                if let Some(rows) = make(store, h).await? {
+                    add_rows(&mut a, &rows);
+                    a.rollup_hours += 1;
+                }
             }
         }
     }
