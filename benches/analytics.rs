@@ -10,6 +10,12 @@
 //! which is steadier than throughput on a small machine where the load generator competes for
 //! the same cores.
 //!
+//! Then (issue #21) the report over a generated month: 30 days of edge lines and origin events
+//! (`IMAGO_BENCH_MONTH_EVENTS_PER_HOUR` edge lines per hour, default 2000, over 5000 images),
+//! timed from raw events, while making the hourly rollups (the first report), and from the
+//! rollups (the median of 5): the last must answer within a second.
+//! `IMAGO_BENCH_REPORT_ONLY=1` runs only that part.
+//!
 //! Run: `make bench` or `cargo bench -p imago --bench analytics`. Environment:
 //! `IMAGO_BENCH_SECS` per round (default 2), `IMAGO_BENCH_ROUNDS` per mode (default 9),
 //! `IMAGO_BENCH_CONCURRENCY` connections (default 16).
@@ -21,6 +27,66 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imago_signing::{KeyPair, Signer, UrlBuilder};
+
+#[allow(dead_code)]
+#[path = "../tests/analytics_support/month.rs"]
+mod month;
+
+/// The report of a generated month: from raw events, making the rollups, and from the rollups.
+fn month_report() {
+    use imago::analytics::{report, rollup, Event, Store};
+    let per_hour = std::env::var("IMAGO_BENCH_MONTH_EVENTS_PER_HOUR").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let dir = tempfile::tempdir().unwrap();
+    let end: jiff::Timestamp = "2026-03-31T00:00:00Z".parse().unwrap();
+    let t = Instant::now();
+    let lines = month::generate(dir.path(), end, 30 * 24, per_hour, 5000);
+    let bytes = walk_bytes(dir.path());
+    println!(
+        "month: {lines} events ({per_hour} edge lines/hour over 5000 images), {:.1} MB in 720 hours, generated in {:.1} s",
+        bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+    let store = Store::Local { dir: dir.path().to_path_buf() };
+    let range = report::Range { from: end.checked_sub(jiff::SignedDuration::from_hours(30 * 24)).unwrap(), to: end };
+    let now = end.checked_add(jiff::SignedDuration::from_hours(1)).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let all: report::Filter = std::sync::Arc::new(|_: &Event| true);
+    let t = Instant::now();
+    let raw = rt.block_on(rollup::build_report(&store, range, Some(all), now)).unwrap();
+    println!(
+        "report from raw events: {:.2} s ({} requests, {} files)",
+        t.elapsed().as_secs_f64(),
+        raw.requests,
+        raw.files
+    );
+    let t = Instant::now();
+    let made = rt.block_on(rollup::build_report(&store, range, None, now)).unwrap();
+    println!("first report, making 720 rollups: {:.2} s", t.elapsed().as_secs_f64());
+    let rollup_bytes = walk_bytes(&dir.path().join("rollups"));
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let r = rt.block_on(rollup::build_report(&store, range, None, now)).unwrap();
+        times.push(t.elapsed().as_secs_f64());
+        assert_eq!((r.requests, r.rollup_hours), (made.requests, 720));
+    }
+    let best = times.iter().cloned().fold(f64::MAX, f64::min);
+    let med = median(&mut times);
+    println!(
+        "report from rollups: median {:.3} s, best {best:.3} s ({:.1} MB of rollups; bound 1 s: {})",
+        med,
+        rollup_bytes as f64 / 1e6,
+        if med < 1.0 { "met" } else { "MISSED" }
+    );
+    assert_eq!(made.requests, raw.requests);
+}
+
+fn walk_bytes(p: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+    rd.flatten()
+        .map(|e| if e.path().is_dir() { walk_bytes(&e.path()) } else { e.metadata().map(|m| m.len()).unwrap_or(0) })
+        .sum()
+}
 
 struct Server {
     child: Child,
@@ -120,6 +186,10 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() {
+    month_report();
+    if std::env::var("IMAGO_BENCH_REPORT_ONLY").is_ok_and(|v| v == "1") {
+        return;
+    }
     let env_num = |n: &str, d: f64| std::env::var(n).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
     let secs = env_num("IMAGO_BENCH_SECS", 2.0);
     let rounds = env_num("IMAGO_BENCH_ROUNDS", 9.0) as usize;

@@ -213,6 +213,13 @@ sub imago_recv {
     # Never trust client-supplied copies of our own debug header.
     unset req.http.X-Cache;
 
+    # Request id: made here for every request (a client's X-Request-Id is replaced, so that
+    # no client can make two requests share one), forwarded to the origin with a miss or pass,
+    # and logged by varnishncsa (docs/analytics.md); not returned to clients (imago_deliver). The origin's
+    # analytics event of a forwarded request carries the same id, which is how
+    # `imago analytics` counts a miss once: as the edge's view.
+    set req.http.X-Request-Id = "edge-" + server.identity + "-" + std.integer(time = now) + "-" + req.xid;
+
     # Uploads (POST /v1/uploads, PUT /v1/uploads/{key}) and every other method:
     # straight to the origin, request body streamed, nothing cached.
     if (req.method != "GET" && req.method != "HEAD") {
@@ -389,6 +396,10 @@ sub imago_deliver {
     # need not see image ids or tenant names.
     unset resp.http.Surrogate-Key;
     unset resp.http.Cache-Tag;
+    # Request ids stay between the edge, the origin and their logs: the edge's id carries a
+    # sequence number (it would tell one client how many requests others made), and a cached
+    # object carries the id of the request that fetched it.
+    unset resp.http.X-Request-Id;
     if (obj.hits > 0) {
         set resp.http.X-Cache = "HIT";
     } else {

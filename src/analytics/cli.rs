@@ -25,6 +25,21 @@ pub struct AnalyticsArgs {
     /// Also write the HTML report (charts, self-contained) to this file.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    #[command(subcommand)]
+    pub cmd: Option<AnalyticsCmd>,
+}
+
+/// `imago analytics` subcommands (none: the report).
+#[derive(clap::Subcommand, Debug)]
+pub enum AnalyticsCmd {
+    /// Import an edge's access log (Varnish, CloudFront, Cloudflare, Fastly) into the event store
+    /// (docs/analytics.md: formats and mappings).
+    Import(super::import::ImportArgs),
+    /// Roll up the closed hours of the last --hours hours that have events and no rollup.
+    Rollup {
+        #[arg(long, default_value_t = 48, value_parser = clap::value_parser!(i64).range(1..=24 * 366))]
+        hours: i64,
+    },
 }
 
 /// A short text summary.
@@ -60,6 +75,15 @@ pub fn text(r: &Report) -> String {
     let _ = writeln!(s, "  dpr             {}", mix(&r.dpr));
     let _ = writeln!(s, "  widths          {}", mix(&r.widths));
     let _ = writeln!(s, "  cache           {}", mix(&r.cache));
+    if !r.edge.is_empty() {
+        let _ = writeln!(
+            s,
+            "  edge            {} (hit ratio {}; {} origin events of forwarded requests)",
+            mix(&r.edge),
+            pct(r.edge_hit_ratio),
+            num(r.origin_behind_edge)
+        );
+    }
     let _ = writeln!(s, "  status          {}", mix(&r.status));
     if !r.top_images_by_requests.is_empty() {
         let _ = writeln!(s, "  top images by requests:");
@@ -87,10 +111,6 @@ pub fn run(raw: RawConfig, a: AnalyticsArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e.to_string()),
     };
-    let range = match report::range(a.from.as_deref(), a.to.as_deref(), jiff::Timestamp::now()) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
     let store = match Store::from_config(&cfg) {
         Ok(s) => s,
         Err(e) => return fail(e),
@@ -98,6 +118,46 @@ pub fn run(raw: RawConfig, a: AnalyticsArgs) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => return fail(e.to_string()),
+    };
+    match &a.cmd {
+        Some(AnalyticsCmd::Import(i)) => {
+            let done = rt.block_on(async {
+                if i.follow {
+                    super::import::follow(&store, i).await
+                } else {
+                    super::import::batch(&store, i).await
+                }
+            });
+            return match done {
+                Ok(n) => {
+                    println!(
+                        "imported {} event(s) from {} line(s) ({} not views, {} unreadable) into {} file(s) in {}",
+                        n.events,
+                        n.lines,
+                        n.skipped,
+                        n.bad_lines,
+                        n.files,
+                        store.describe()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            };
+        }
+        Some(AnalyticsCmd::Rollup { hours }) => {
+            return match rt.block_on(super::rollup::catch_up(&store, jiff::Timestamp::now(), *hours)) {
+                Ok(n) => {
+                    println!("rolled up {n} hour(s) in {}", store.describe());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            };
+        }
+        None => {}
+    }
+    let range = match report::range(a.from.as_deref(), a.to.as_deref(), jiff::Timestamp::now()) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
     };
     let rep = match rt.block_on(report::build(&store, range, None)) {
         Ok(r) => r,

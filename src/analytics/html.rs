@@ -449,7 +449,12 @@ mod tests {
     #[test]
     fn page_is_self_contained_and_escaped() {
         let mut r = Report { requests: 3, ..Default::default() };
-        r.top_images_by_requests.push(Top { key: "<script>alert(1)</script>.jpg".into(), requests: 3, bytes: 10 });
+        r.top_images_by_requests.push(Top {
+            key: "<script>alert(1)</script>.jpg".into(),
+            requests: 3,
+            bytes: 10,
+            edge_hits: 0,
+        });
         r.formats.insert("webp".into(), 3);
         r.per_hour.push(Hour { hour: "2025-03-01T10:00:00Z".into(), requests: 3, errors: 1, bytes: 10 });
         let html = render(&r);

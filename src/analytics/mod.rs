@@ -24,10 +24,13 @@
 
 pub mod buffer;
 pub mod cli;
+pub mod edge;
 pub mod html;
+pub mod import;
 pub mod json;
 pub mod record;
 pub mod report;
+pub mod rollup;
 pub mod store;
 pub mod writer;
 
@@ -229,22 +232,9 @@ impl Analytics {
             spare: Vec::new(),
             codec: s.codec,
             retention: store::Retention { max_age: s.retention_age, max_bytes: s.max_bytes },
+            rollup_retention: store::Retention { max_age: s.rollup_retention_age, max_bytes: s.rollup_max_bytes },
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => {
-                h.spawn(writer.run());
-            }
-            Err(_) => {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| format!("analytics runtime: {e}"))?;
-                std::thread::Builder::new()
-                    .name("imago-analytics".into())
-                    .spawn(move || rt.block_on(writer.run()))
-                    .map_err(|e| format!("analytics thread: {e}"))?;
-            }
-        }
+        crate::telemetry::spawn_background("imago-analytics", writer.run())?;
         Ok(Analytics { shared: Some(shared), stopped: AtomicBool::new(false), metrics_server: Mutex::new(None) })
     }
 

@@ -69,6 +69,11 @@ pub struct Event {
     /// `ts` is the minute, `bytes` the sum and `latency_ms` the mean. Absent (`null`) in files
     /// written before it existed: count those lines as 1.
     pub requests: Option<u64>,
+    /// Set on lines imported from an edge's log (`imago analytics import`): what the edge did,
+    /// `hit` (served from its cache), `miss` or `pass` (forwarded to the origin, whose own event
+    /// shares `request_id`), `synth`, `pipe`. Absent on the origin's own events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edge: Option<Str>,
 }
 
 /// Result of a flush.

@@ -5,7 +5,7 @@
 //! the unique count), not with the number of events. Latency percentiles come from a log-scale
 //! histogram with 1 % wide buckets.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -85,11 +85,16 @@ pub fn range(from: Option<&str>, to: Option<&str>, now: Timestamp) -> Result<Ran
 }
 
 /// Log-scale latency histogram: bucket i holds values in [0.01 ms · 1.01^i, 0.01 ms · 1.01^(i+1)).
+///
+/// Fixed log buckets rather than a sketch crate: merging two histograms (hourly rollups into a
+/// report) is exact addition, the relative error is bounded (1 %) whatever the distribution, the
+/// state is a plain list of (bucket, count) rows that SQL engines read, and there is no
+/// dependency to keep.
 #[derive(Clone, Debug)]
-struct Histogram {
-    counts: Vec<u64>,
-    n: u64,
-    sum: f64,
+pub(super) struct Histogram {
+    pub(super) counts: Vec<u64>,
+    pub(super) n: u64,
+    pub(super) sum: f64,
 }
 
 const H_MIN: f64 = 0.01;
@@ -97,7 +102,7 @@ const H_GROWTH: f64 = 1.01;
 const H_BUCKETS: usize = 2000;
 
 impl Histogram {
-    fn new() -> Histogram {
+    pub(super) fn new() -> Histogram {
         Histogram { counts: vec![0; H_BUCKETS], n: 0, sum: 0.0 }
     }
     #[cfg(test)]
@@ -138,6 +143,9 @@ pub struct Top {
     pub key: String,
     pub requests: u64,
     pub bytes: u64,
+    /// Of `requests`, those an edge served from its cache (imported edge logs).
+    #[serde(default)]
+    pub edge_hits: u64,
 }
 
 /// One hour of traffic.
@@ -206,6 +214,26 @@ pub struct Report {
     pub top_referrers: Vec<Top>,
     /// Every hour of the range, oldest first.
     pub per_hour: Vec<Hour>,
+    /// Views an edge logged (imported with `imago analytics import`), by what it did: `hit`,
+    /// `miss`, `pass`, `synth`, `pipe`.
+    #[serde(default)]
+    pub edge: BTreeMap<String, u64>,
+    /// edge hits / edge views.
+    #[serde(default)]
+    pub edge_hit_ratio: Option<f64>,
+    /// Origin events of requests an edge forwarded (same request id as an edge line): counted
+    /// once, as the edge's view; their origin facts (`cache`, timings) still count.
+    #[serde(default)]
+    pub origin_behind_edge: u64,
+    /// Variants (the resolved options, or the URL's options for edge views) by requests.
+    #[serde(default)]
+    pub top_variants: Vec<Top>,
+    /// Hours read from their rollup, and hours read from raw events (the current hour, a
+    /// partial hour at either end of the range, or a tenant's report).
+    #[serde(default)]
+    pub rollup_hours: u64,
+    #[serde(default)]
+    pub raw_hours: u64,
 }
 
 /// Which events a report counts (a non-admin key's: its tenant's images).
@@ -213,28 +241,35 @@ pub type Filter = std::sync::Arc<dyn Fn(&Event) -> bool + Send + Sync>;
 
 /// Streaming aggregation over events.
 pub struct Aggregator {
-    range: Range,
+    pub(super) range: Range,
     filter: Option<Filter>,
-    files: u64,
-    bad_lines: u64,
-    requests: u64,
-    errors: u64,
-    status: BTreeMap<String, u64>,
-    images: HashMap<String, (u64, u64)>,
-    referrers: HashMap<String, (u64, u64)>,
-    formats: BTreeMap<String, u64>,
-    source_formats: BTreeMap<String, u64>,
-    negotiation: BTreeMap<String, u64>,
-    devices: BTreeMap<String, u64>,
-    dpr: BTreeMap<String, u64>,
-    widths: BTreeMap<String, u64>,
-    save_data: u64,
-    cache: BTreeMap<String, u64>,
-    bytes_served: u64,
-    image_bytes: u64,
-    original_bytes: u64,
-    latency: Histogram,
-    per_hour: BTreeMap<i64, Hour>,
+    /// Request ids an edge forwarded to the origin (see `Report::origin_behind_edge`).
+    pub(super) edge_ids: HashSet<String>,
+    pub(super) edge: BTreeMap<String, u64>,
+    pub(super) origin_behind_edge: u64,
+    pub(super) variants: HashMap<String, (u64, u64, u64)>,
+    pub(super) rollup_hours: u64,
+    pub(super) raw_hours: u64,
+    pub(super) files: u64,
+    pub(super) bad_lines: u64,
+    pub(super) requests: u64,
+    pub(super) errors: u64,
+    pub(super) status: BTreeMap<String, u64>,
+    pub(super) images: HashMap<String, (u64, u64, u64)>,
+    pub(super) referrers: HashMap<String, (u64, u64, u64)>,
+    pub(super) formats: BTreeMap<String, u64>,
+    pub(super) source_formats: BTreeMap<String, u64>,
+    pub(super) negotiation: BTreeMap<String, u64>,
+    pub(super) devices: BTreeMap<String, u64>,
+    pub(super) dpr: BTreeMap<String, u64>,
+    pub(super) widths: BTreeMap<String, u64>,
+    pub(super) save_data: u64,
+    pub(super) cache: BTreeMap<String, u64>,
+    pub(super) bytes_served: u64,
+    pub(super) image_bytes: u64,
+    pub(super) original_bytes: u64,
+    pub(super) latency: Histogram,
+    pub(super) per_hour: BTreeMap<i64, Hour>,
 }
 
 fn bump(m: &mut BTreeMap<String, u64>, k: &str) {
@@ -249,8 +284,9 @@ fn bump_by(m: &mut BTreeMap<String, u64>, k: &str, n: u64) {
     }
 }
 
-fn top(m: &HashMap<String, (u64, u64)>, by_bytes: bool) -> Vec<Top> {
-    let mut v: Vec<Top> = m.iter().map(|(k, (r, b))| Top { key: k.clone(), requests: *r, bytes: *b }).collect();
+fn top(m: &HashMap<String, (u64, u64, u64)>, by_bytes: bool) -> Vec<Top> {
+    let mut v: Vec<Top> =
+        m.iter().map(|(k, (r, b, h))| Top { key: k.clone(), requests: *r, bytes: *b, edge_hits: *h }).collect();
     if by_bytes {
         v.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.requests.cmp(&a.requests)).then(a.key.cmp(&b.key)));
     } else {
@@ -269,6 +305,12 @@ impl Aggregator {
         Aggregator {
             range,
             filter: None,
+            edge_ids: HashSet::new(),
+            edge: BTreeMap::new(),
+            origin_behind_edge: 0,
+            variants: HashMap::new(),
+            rollup_hours: 0,
+            raw_hours: 0,
             files: 0,
             bad_lines: 0,
             requests: 0,
@@ -305,6 +347,62 @@ impl Aggregator {
         Ok(())
     }
 
+    /// Adds another aggregate of the same range (one read in parallel).
+    pub fn merge(&mut self, o: Aggregator) {
+        fn maps(a: &mut BTreeMap<String, u64>, b: BTreeMap<String, u64>) {
+            for (k, v) in b {
+                *a.entry(k).or_default() += v;
+            }
+        }
+        fn tops(a: &mut HashMap<String, (u64, u64, u64)>, b: HashMap<String, (u64, u64, u64)>) {
+            for (k, (r, by, h)) in b {
+                let e = a.entry(k).or_default();
+                e.0 += r;
+                e.1 += by;
+                e.2 += h;
+            }
+        }
+        self.files += o.files;
+        self.bad_lines += o.bad_lines;
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.save_data += o.save_data;
+        self.bytes_served += o.bytes_served;
+        self.image_bytes += o.image_bytes;
+        self.original_bytes += o.original_bytes;
+        self.origin_behind_edge += o.origin_behind_edge;
+        self.rollup_hours += o.rollup_hours;
+        self.raw_hours += o.raw_hours;
+        for (a, b) in [
+            (&mut self.status, o.status),
+            (&mut self.formats, o.formats),
+            (&mut self.source_formats, o.source_formats),
+            (&mut self.negotiation, o.negotiation),
+            (&mut self.devices, o.devices),
+            (&mut self.dpr, o.dpr),
+            (&mut self.widths, o.widths),
+            (&mut self.cache, o.cache),
+            (&mut self.edge, o.edge),
+        ] {
+            maps(a, b);
+        }
+        tops(&mut self.images, o.images);
+        tops(&mut self.referrers, o.referrers);
+        tops(&mut self.variants, o.variants);
+        for (a, b) in self.latency.counts.iter_mut().zip(o.latency.counts) {
+            *a += b;
+        }
+        self.latency.n += o.latency.n;
+        self.latency.sum += o.latency.sum;
+        for (h, x) in o.per_hour {
+            let e = self.per_hour.entry(h).or_default();
+            e.requests += x.requests;
+            e.errors += x.errors;
+            e.bytes += x.bytes;
+        }
+        self.edge_ids.extend(o.edge_ids);
+    }
+
     /// Counts only the events `filter` keeps.
     pub fn with_filter(mut self, filter: Option<Filter>) -> Aggregator {
         self.filter = filter;
@@ -324,6 +422,24 @@ impl Aggregator {
         if ts < self.range.from || ts >= self.range.to {
             return;
         }
+        // The origin's event of a request an edge forwarded: the edge's line is the view.
+        if e.edge.is_none() && e.request_id.as_ref().is_some_and(|id| self.edge_ids.contains(id)) {
+            self.origin_behind_edge += 1;
+            if let Some(c) = &e.cache {
+                bump(&mut self.cache, c);
+            }
+            return;
+        }
+        let edge_hit = u64::from(e.edge.as_deref() == Some("hit"));
+        if let Some(h) = &e.edge {
+            bump(&mut self.edge, h);
+        }
+        if let Some(v) = &e.variant {
+            let entry = self.variants.entry(v.clone()).or_default();
+            entry.0 += 1;
+            entry.1 += e.bytes;
+            entry.2 += edge_hit;
+        }
         // A line of refused requests stands for `requests` of them (older lines have none: 1).
         let n = e.requests.unwrap_or(1);
         self.requests += n;
@@ -337,11 +453,13 @@ impl Aggregator {
             let entry = self.images.entry(k.clone()).or_default();
             entry.0 += 1;
             entry.1 += e.bytes;
+            entry.2 += edge_hit;
         }
         if let Some(r) = &e.referrer_host {
             let entry = self.referrers.entry(r.clone()).or_default();
             entry.0 += 1;
             entry.1 += e.bytes;
+            entry.2 += edge_hit;
         }
         if let Some(f) = &e.format {
             bump(&mut self.formats, f);
@@ -437,14 +555,24 @@ impl Aggregator {
             },
             top_referrers: top(&self.referrers, false),
             per_hour,
+            edge_hit_ratio: ratio(self.edge.get("hit").copied().unwrap_or(0), self.edge.values().sum()),
+            edge: self.edge,
+            origin_behind_edge: self.origin_behind_edge,
+            top_variants: top(&self.variants, false),
+            rollup_hours: self.rollup_hours,
+            raw_hours: self.raw_hours,
         }
     }
 }
 
-/// Reads every file overlapping the range and summarises it.
+/// The report of a range: hourly rollups where they exist (or can be made: closed hours), raw
+/// events for the rest (see [`super::rollup::build_report`]).
 pub async fn build(store: &Store, range: Range, filter: Option<Filter>) -> Result<Report, String> {
-    let names = store.list(range.from, range.to).await?;
-    let mut agg = Aggregator::new(range).with_filter(filter);
+    super::rollup::build_report(store, range, filter, Timestamp::now()).await
+}
+
+/// Adds the events of the files `names` (skipping files that vanished or cannot be read).
+pub(super) async fn add_files(store: &Store, mut agg: Aggregator, names: Vec<String>) -> Result<Aggregator, String> {
     for name in names {
         let bytes = match store.get(&name, MAX_FILE_BYTES).await {
             Ok(b) => b,
@@ -463,7 +591,20 @@ pub async fn build(store: &Store, range: Range, filter: Option<Filter>) -> Resul
         .await
         .map_err(|e| e.to_string())?;
     }
-    Ok(agg.finish(&store.describe()))
+    Ok(agg)
+}
+
+/// The request ids in the edge's files of forwarded requests (`names`).
+pub(super) async fn edge_ids(store: &Store, names: &[String], into: &mut HashSet<String>) {
+    for name in names {
+        let Ok(bytes) = store.get(name, MAX_FILE_BYTES).await else { continue };
+        let Ok(text) = store::decode(&bytes, MAX_FILE_BYTES) else { continue };
+        for line in text.lines() {
+            if let Ok(e) = serde_json::from_str::<Event>(line) {
+                into.extend(e.request_id);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -525,7 +666,7 @@ mod tests {
         assert_eq!(rep.errors, 1);
         assert_eq!(rep.bad_lines, 1);
         assert_eq!(rep.unique_images, 3);
-        assert_eq!(rep.top_images_by_requests[0], Top { key: "a.jpg".into(), requests: 9, bytes: 900 });
+        assert_eq!(rep.top_images_by_requests[0], Top { key: "a.jpg".into(), requests: 9, bytes: 900, edge_hits: 0 });
         assert_eq!(rep.top_images_by_bytes[0].key, "b.jpg");
         assert_eq!(rep.image_bytes_served, 900 + 5000);
         assert_eq!(rep.original_bytes, 9000 + 2000);

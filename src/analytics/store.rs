@@ -19,10 +19,16 @@ pub const S3_PREFIX: &str = "analytics/";
 /// Extensions of event files (zstd, gzip).
 pub use crate::config::CODEC_EXTS as EXTS;
 
-/// Whether a file name is an event file (temp files start with a dot and end in `.tmp`).
+/// Whether a file name is an event file or an hourly rollup (temp files start with a dot and
+/// end in `.tmp`).
 pub fn is_event_file(name: &str) -> bool {
-    EXTS.iter().any(|e| name.ends_with(e))
+    EXTS.iter().any(|e| name.ends_with(e)) || name.ends_with(ROLLUP_FILE)
 }
+
+/// The directory (S3: the prefix under `analytics/`) of the hourly rollups.
+pub const ROLLUP_DIR: &str = "rollups";
+/// The name of an hour's rollup file (in `rollups/dt=…/hour=…/`).
+pub const ROLLUP_FILE: &str = "rollup.json.zst";
 
 pub use crate::config::Codec;
 
@@ -78,8 +84,14 @@ fn content_type(name: &str) -> &'static str {
 /// An event file store.
 #[derive(Clone)]
 pub enum Store {
-    Local { dir: PathBuf },
-    S3 { bucket: Bucket },
+    Local {
+        dir: PathBuf,
+    },
+    /// `prefix`: [`S3_PREFIX`], or `analytics/rollups/` for the rollups.
+    S3 {
+        bucket: Bucket,
+        prefix: String,
+    },
 }
 
 impl std::fmt::Debug for Store {
@@ -206,9 +218,42 @@ impl Store {
         match (s3, &cfg.raw.s3_bucket) {
             (Some(s3), Some(name)) => {
                 let bucket = s3.bucket(name).map_err(|e| format!("analytics {e}"))?;
-                Ok(Store::S3 { bucket })
+                Ok(Store::S3 { bucket, prefix: S3_PREFIX.into() })
             }
             _ => Ok(Store::Local { dir: cfg.raw.analytics_dir.clone() }),
+        }
+    }
+
+    /// The store of the hourly rollups: `rollups/` under the same directory or prefix, with the
+    /// same `dt=…/hour=…/` layout.
+    pub fn rollups(&self) -> Store {
+        match self {
+            Store::Local { dir } => Store::Local { dir: dir.join(ROLLUP_DIR) },
+            Store::S3 { bucket, prefix } => {
+                Store::S3 { bucket: bucket.clone(), prefix: format!("{prefix}{ROLLUP_DIR}/") }
+            }
+        }
+    }
+
+    /// Removes one file (a file already gone is fine).
+    pub async fn remove(&self, name: &str) -> Result<(), String> {
+        if name.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+            return Err(format!("bad file name {name}"));
+        }
+        match self {
+            Store::Local { dir } => {
+                let p = dir.join(name);
+                tokio::task::spawn_blocking(move || match local::remove_file(&p) {
+                    Ok(()) | Err(StorageError::NotFound) => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
+            Store::S3 { bucket, prefix } => {
+                let key = format!("{prefix}{name}");
+                bucket.delete(&key).await.map_err(|e| s3_err(&format!("DELETE {key}"), e))
+            }
         }
     }
 
@@ -216,7 +261,7 @@ impl Store {
     pub fn describe(&self) -> String {
         match self {
             Store::Local { dir } => dir.display().to_string(),
-            Store::S3 { bucket } => format!("s3://{}/{S3_PREFIX}", bucket.name()),
+            Store::S3 { bucket, prefix } => format!("s3://{}/{prefix}", bucket.name()),
         }
     }
 
@@ -229,8 +274,8 @@ impl Store {
                     .await
                     .map_err(|e| e.to_string())?
             }
-            Store::S3 { bucket } => {
-                let key = format!("{S3_PREFIX}{name}");
+            Store::S3 { bucket, prefix } => {
+                let key = format!("{prefix}{name}");
                 bucket.put(&key, content_type(name), body).await.map_err(|e| s3_err(&format!("PUT {key}"), e))
             }
         }
@@ -244,13 +289,13 @@ impl Store {
                 let dir = dir.clone();
                 tokio::task::spawn_blocking(move || list_local(&dir, &parts)).await.map_err(|e| e.to_string())?
             }
-            Store::S3 { bucket } => {
+            Store::S3 { bucket, prefix } => {
                 let mut out = Vec::new();
                 for (day, hours) in &parts {
-                    let prefix = format!("{S3_PREFIX}{day}/");
-                    let keys = bucket.list(&prefix).await.map_err(|e| s3_err(&format!("list {prefix}"), e))?;
+                    let day_prefix = format!("{prefix}{day}/");
+                    let keys = bucket.list(&day_prefix).await.map_err(|e| s3_err(&format!("list {day_prefix}"), e))?;
                     for key in keys {
-                        let Some(rel) = key.strip_prefix(S3_PREFIX) else { continue };
+                        let Some(rel) = key.strip_prefix(prefix.as_str()) else { continue };
                         let hour_ok = rel.split('/').nth(1).is_some_and(|h| hours.iter().any(|x| x == h));
                         if hour_ok && is_event_file(rel) {
                             out.push(rel.to_string());
@@ -275,8 +320,8 @@ impl Store {
                     .await
                     .map_err(|e| e.to_string())?
             }
-            Store::S3 { bucket } => {
-                let key = format!("{S3_PREFIX}{name}");
+            Store::S3 { bucket, prefix } => {
+                let key = format!("{prefix}{name}");
                 match bucket.get(&key, limit).await {
                     Ok(o) => Ok(o.bytes.to_vec()),
                     Err(StorageError::TooLarge { limit }) => Err(format!("{key} is larger than {limit} bytes")),
@@ -359,14 +404,12 @@ impl Store {
                 let dir = dir.clone();
                 tokio::task::spawn_blocking(move || inventory_local(&dir)).await.map_err(|e| e.to_string())?
             }
-            Store::S3 { bucket } => {
-                let keys = bucket
-                    .list_sized(S3_PREFIX, Some(page))
-                    .await
-                    .map_err(|e| s3_err(&format!("list {S3_PREFIX}"), e))?;
+            Store::S3 { bucket, prefix } => {
+                let keys =
+                    bucket.list_sized(prefix, Some(page)).await.map_err(|e| s3_err(&format!("list {prefix}"), e))?;
                 Ok(keys
                     .into_iter()
-                    .filter_map(|(k, size)| Some((k.strip_prefix(S3_PREFIX)?.to_string(), size)))
+                    .filter_map(|(k, size)| Some((k.strip_prefix(prefix.as_str())?.to_string(), size)))
                     .filter(|(k, _)| partition_start(k).is_some() && is_event_file(k))
                     .collect())
             }
@@ -402,8 +445,8 @@ impl Store {
                     .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())?;
                 }
-                Store::S3 { bucket } => {
-                    let key = format!("{S3_PREFIX}{name}");
+                Store::S3 { bucket, prefix } => {
+                    let key = format!("{prefix}{name}");
                     bucket.delete(&key).await.map_err(|e| s3_err(&format!("DELETE {key}"), e))?;
                 }
             }

@@ -163,6 +163,8 @@ pub struct Writer {
     pub codec: store::Codec,
     /// Applied at start and every [`PRUNE_EVERY`].
     pub retention: store::Retention,
+    /// The same for the hourly rollups.
+    pub rollup_retention: store::Retention,
 }
 
 /// How often the writer applies retention (and once at start).
@@ -172,10 +174,20 @@ impl Writer {
     pub async fn run(mut self) {
         let mut next = tokio::time::Instant::now() + self.every;
         let mut next_prune = tokio::time::Instant::now();
+        let mut next_rollup = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= next_prune {
                 self.prune().await;
                 next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
+            }
+            if tokio::time::Instant::now() >= next_rollup {
+                // The hours that closed (every replica tries; the files are the same).
+                match super::rollup::catch_up(&self.store, jiff::Timestamp::now(), 3).await {
+                    Ok(n) if n > 0 => tracing::info!(hours = n, "analytics: rolled up closed hours"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "analytics: rollup failed, will retry"),
+                }
+                next_rollup = tokio::time::Instant::now() + super::rollup::CATCH_UP_EVERY;
             }
             let reply = tokio::select! {
                 _ = tokio::time::sleep_until(next) => None,
@@ -221,6 +233,13 @@ impl Writer {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "analytics: retention failed, will retry"),
+        }
+        match self.store.rollups().prune(&self.rollup_retention, jiff::Timestamp::now(), store::LIST_PAGE).await {
+            Ok(p) if p.files > 0 => {
+                tracing::info!(files = p.files, bytes = p.bytes, "analytics: retention removed old rollups")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "analytics: rollup retention failed, will retry"),
         }
     }
 

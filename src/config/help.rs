@@ -343,6 +343,16 @@ pub const SETTINGS: &[Setting] = &[
         help: "event files beyond this total are removed, oldest first; the current hour is kept (0: no cap)",
     },
     Setting {
+        env: "IMAGO_ANALYTICS_ROLLUP_RETENTION_DAYS",
+        default: "400",
+        help: "hourly rollups (rollups/ next to the events) of hours older than this are removed (0: keep forever)",
+    },
+    Setting {
+        env: "IMAGO_ANALYTICS_ROLLUP_MAX_MB",
+        default: "1024",
+        help: "hourly rollups beyond this total are removed, oldest first (0: no cap)",
+    },
+    Setting {
         env: "IMAGO_WEBHOOK_URLS",
         default: "(none: no events)",
         help: "endpoints sent upload.completed, upload.rejected, image.deleted, image.restored and image.purged (signed POSTs from a durable outbox; trusted operator config)",

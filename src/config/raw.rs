@@ -320,6 +320,8 @@ pub struct RawConfig {
     pub analytics_report_max_days: u64,
     pub analytics_retention_days: u64,
     pub analytics_max_mb: u64,
+    pub analytics_rollup_retention_days: u64,
+    pub analytics_rollup_max_mb: u64,
     // Events and edge purges (src/events/, src/purge.rs).
     pub webhook_urls: List,
     pub webhook_secrets: List,
@@ -456,6 +458,8 @@ impl Default for RawConfig {
             analytics_report_max_days: 92,
             analytics_retention_days: 92,
             analytics_max_mb: 10_240,
+            analytics_rollup_retention_days: 400,
+            analytics_rollup_max_mb: 1024,
             webhook_urls: List::default(),
             webhook_secrets: List::default(),
             webhook_timeout_ms: 5000,

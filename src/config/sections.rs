@@ -199,6 +199,9 @@ pub struct AnalyticsSettings {
     pub retention_age: Option<Duration>,
     /// Beyond this many bytes of event files the oldest are removed (`None`: no cap).
     pub max_bytes: Option<u64>,
+    /// The same two limits for the hourly rollups.
+    pub rollup_retention_age: Option<Duration>,
+    pub rollup_max_bytes: Option<u64>,
     pub metrics_bind: Option<SocketAddr>,
     pub codec: Codec,
 }
@@ -269,6 +272,12 @@ impl AnalyticsSettings {
         if r.analytics_max_mb > 1 << 30 {
             return Err(("IMAGO_ANALYTICS_MAX_MB", "must be 0 (no cap) to 1073741824".into()));
         }
+        if r.analytics_rollup_retention_days > 36_600 {
+            return Err(("IMAGO_ANALYTICS_ROLLUP_RETENTION_DAYS", "must be 0 (keep forever) to 36600".into()));
+        }
+        if r.analytics_rollup_max_mb > 1 << 30 {
+            return Err(("IMAGO_ANALYTICS_ROLLUP_MAX_MB", "must be 0 (no cap) to 1073741824".into()));
+        }
         let codec = Codec::parse(&r.analytics_compression)
             .ok_or(("IMAGO_ANALYTICS_COMPRESSION", format!("`{}` is not zstd or gzip", r.analytics_compression)))?;
         if r.analytics_dir.as_os_str().is_empty() {
@@ -297,6 +306,9 @@ impl AnalyticsSettings {
             retention_age: (r.analytics_retention_days > 0)
                 .then(|| Duration::from_secs(r.analytics_retention_days * 86_400)),
             max_bytes: (r.analytics_max_mb > 0).then_some(r.analytics_max_mb << 20),
+            rollup_retention_age: (r.analytics_rollup_retention_days > 0)
+                .then(|| Duration::from_secs(r.analytics_rollup_retention_days * 86_400)),
+            rollup_max_bytes: (r.analytics_rollup_max_mb > 0).then_some(r.analytics_rollup_max_mb << 20),
             metrics_bind,
             codec,
         })

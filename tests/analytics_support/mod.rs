@@ -2,6 +2,8 @@
 //! readers (DuckDB, prometheus_client; `tests/report/prepare.sh`), headless Chromium, metrics.
 #![allow(dead_code)]
 
+pub mod month;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
