@@ -58,8 +58,10 @@ async fn delete(s: &TestServer, key: &str, image: &str) -> reqwest::Response {
     s.client.delete(format!("{}/v1/images/{image}", s.base)).bearer_auth(key).send().await.unwrap()
 }
 
+/// `GET /v1/images` in key order: it lists uploads that were never completed too (S3 mode), and
+/// these tests are about who sees what, not about completion (newest-first: tests/uploads_trash.rs).
 async fn list(s: &TestServer, key: &str, query: &str) -> reqwest::Response {
-    s.client.get(format!("{}/v1/images?{query}", s.base)).bearer_auth(key).send().await.unwrap()
+    s.client.get(format!("{}/v1/images?order=key&{query}", s.base)).bearer_auth(key).send().await.unwrap()
 }
 
 /// Every key a listing shows, following the cursor (`limit` per page).

@@ -69,7 +69,7 @@ function validateTicket(t) {
     headers: o.headers ?? {}
   };
 }
-async function apiAnswer(res) {
+async function apiAnswer(res, notJson = "the response is not JSON") {
   const text = await res.text();
   let json;
   try {
@@ -85,7 +85,7 @@ async function apiAnswer(res) {
       typeof e.message === "string" ? e.message : text || res.statusText || `HTTP ${res.status}`
     );
   }
-  if (json === void 0) throw new ImagoApiError(res.status, "invalid-response", "the response is not JSON");
+  if (json === void 0) throw new ImagoApiError(res.status, "invalid-response", notJson);
   return json;
 }
 async function completeUpload(ticket, opts = {}) {
@@ -119,23 +119,7 @@ async function requestUpload(baseUrl, apiKey, body, opts = {}) {
   };
   if (opts.signal) init.signal = opts.signal;
   const res = await f(`${baseUrl.replace(/\/+$/, "")}/v1/uploads`, init);
-  const text = await res.text();
-  let json;
-  try {
-    json = text ? JSON.parse(text) : void 0;
-  } catch {
-    json = void 0;
-  }
-  if (!res.ok) {
-    const e = json ?? {};
-    throw new ImagoApiError(
-      res.status,
-      typeof e.code === "string" ? e.code : `http-${res.status}`,
-      typeof e.message === "string" ? e.message : text || res.statusText || `HTTP ${res.status}`
-    );
-  }
-  if (json === void 0) throw new ImagoApiError(res.status, "invalid-response", "upload ticket response is not JSON");
-  return validateTicket(json);
+  return validateTicket(await apiAnswer(res, "upload ticket response is not JSON"));
 }
 function abortError() {
   if (typeof DOMException === "function") return new DOMException("upload aborted", "AbortError");
