@@ -52,6 +52,17 @@ pub async fn send(
     body: Vec<u8>,
     content_type_override: Option<&str>,
 ) -> reqwest::Response {
+    try_send(client, t, body, content_type_override).await.unwrap()
+}
+
+/// [`send`], with a transport error returned (a store that refuses a request may answer and
+/// close before it has read the whole body: the client then sees a broken pipe).
+pub async fn try_send(
+    client: &reqwest::Client,
+    t: &Value,
+    body: Vec<u8>,
+    content_type_override: Option<&str>,
+) -> reqwest::Result<reqwest::Response> {
     let url = t["url"].as_str().unwrap();
     match t["method"].as_str().unwrap() {
         "PUT" => {
@@ -61,7 +72,7 @@ pub async fn send(
                 let v = if k.eq_ignore_ascii_case("content-type") { content_type_override.unwrap_or(v) } else { v };
                 r = r.header(k.as_str(), v);
             }
-            r.body(body).send().await.unwrap()
+            r.body(body).send().await
         }
         "POST" => {
             let fields: Vec<(String, String)> = t["fields"]
@@ -77,7 +88,7 @@ pub async fn send(
                     }
                 })
                 .collect();
-            post_form(client, url, &fields, &body).await
+            try_post_form(client, url, &fields, &body).await
         }
         m => panic!("method {m}"),
     }
@@ -109,8 +120,18 @@ pub async fn post_form(
     fields: &[(String, String)],
     file: &[u8],
 ) -> reqwest::Response {
+    try_post_form(client, url, fields, file).await.unwrap()
+}
+
+/// [`post_form`], with a transport error returned (see [`try_send`]).
+pub async fn try_post_form(
+    client: &reqwest::Client,
+    url: &str,
+    fields: &[(String, String)],
+    file: &[u8],
+) -> reqwest::Result<reqwest::Response> {
     let (ct, body) = multipart(fields, file);
-    client.post(url).header("content-type", ct).body(body).send().await.unwrap()
+    client.post(url).header("content-type", ct).body(body).send().await
 }
 
 /// Every file under `root` (relative paths, sorted), `.incoming/` included; not the lifecycle
