@@ -212,6 +212,20 @@ mod tests {
     }
 
     #[test]
+    fn enforce_thumbnail_decodes_the_embedded_heif_thumbnail() {
+        init(1).unwrap();
+        // A HEIC with a 64x42 thumbnail (tests/fixtures/README.md): with eth the source is the
+        // thumbnail, so `w:100` without enlarge stays at its 64 px; without eth it is 100 px.
+        let heic = fixture("eth_thumbnail.heic");
+        let thumb = render(&heic, &req("w:100/eth:1", Some("png")), &enc()).unwrap();
+        assert_eq!((thumb.width, thumb.height), (64, 42));
+        let primary = render(&heic, &req("w:100", Some("png")), &enc()).unwrap();
+        assert_eq!((primary.width, primary.height), (100, 67));
+        let off = render(&heic, &req("w:100/eth:0", Some("png")), &enc()).unwrap();
+        assert_eq!(off.bytes, primary.bytes);
+    }
+
+    #[test]
     fn security_options_lower_limits_with_the_same_errors() {
         init(1).unwrap();
         let src = fixture("orientation/Landscape_1.jpg"); // 1800×1200 = 2.16 MP
