@@ -732,7 +732,7 @@ mod tests {
             assert!(bad.parse::<Gravity>().is_err(), "{bad}");
         }
         assert_eq!(lookup_url_name("min-width"), Some((25, "mw")));
-        assert_eq!(lookup_url_name("zoom"), Some((43, "z")));
+        assert_eq!(lookup_url_name("zoom"), Some((44, "z")));
         assert_eq!(lookup_url_name("sp"), Some((38, "skp")));
         assert_eq!(lookup_url_name("zoomx"), None);
     }
